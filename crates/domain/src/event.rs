@@ -1,0 +1,155 @@
+//! Contract events as the domain sees them: already validated, already translated from
+//! whatever the provider sent. The wire shapes (versions, JSON) live in the `contract`
+//! crate; this is what the trigger matrix is applied to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::order::{Lines, OrderSpec};
+use crate::stock::StockKey;
+use crate::types::{
+    DisputeId, EventId, Money, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
+};
+
+/// How a payment event names its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderLookup {
+    /// By the merchant's order reference.
+    OrderRef(OrderRef),
+    /// By a provider's payment reference attached to the order (an iPint invoice id, a
+    /// Stripe PaymentIntent id).
+    PaymentRef { provider: Provider, payment_ref: PaymentRef },
+}
+
+/// Whether the provider asks before capturing (and waits for the answer) or only tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationMode {
+    /// The provider asks synchronously (PortOne's inventory confirmation): a shortfall is
+    /// a declined answer, recorded as a no-op.
+    Confirmation,
+    /// The provider only notifies (Stripe, Adyen): a shortfall is an exception, so the
+    /// payment can be cancelled before capture.
+    Notification,
+}
+
+/// What a payment event says about the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub order: OrderLookup,
+    /// The amount the provider reports, when it reports one; compared with the order.
+    pub amount: Option<Money>,
+}
+
+/// The outcome of a closed chargeback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargebackOutcome {
+    Won,
+    Lost,
+}
+
+/// What an inspection decided for the returned units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InspectionOutcome {
+    /// `returned → available`.
+    Restock,
+    /// `returned → written_off`.
+    WriteOff,
+}
+
+/// Every contract event kind the trigger matrix knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EventKind {
+    /// The merchant registers (or re-registers) an order.
+    OrderRegistered { spec: OrderSpec, payment_refs: Vec<(Provider, PaymentRef)> },
+    /// The merchant attaches a provider's payment reference to an order.
+    PaymentRefAttached { order_ref: OrderRef, provider: Provider, payment_ref: PaymentRef },
+    /// `available → reserved`.
+    PaymentAuthorized { payment: Payment, mode: AuthorizationMode },
+    /// `reserved → sold`, or `available → sold`.
+    PaymentCaptured { payment: Payment },
+    /// `reserved → available`.
+    PaymentVoided { payment: Payment },
+    /// A provider status with no stock effect (pending, initiated, payment failed but
+    /// retryable, an unknown status): recorded on the order's history.
+    PaymentNoted { payment: Payment, status: String },
+    /// Emitted by stockledger after the reservation TTL: `reserved → available`.
+    ReservationExpired { order_ref: OrderRef, reservation: EventId },
+    /// Recorded for reconciliation; no stock effect.
+    PaymentSettled { payment: Payment },
+    /// Money back is not goods back: recorded, no stock effect.
+    PaymentRefunded { payment: Payment },
+    /// Opens a `chargeback_review` exception; no restock.
+    ChargebackOpened { payment: Payment, dispute_id: DisputeId, deadline: Option<Timestamp> },
+    /// Recorded; closes the matching `chargeback_review`.
+    ChargebackClosed { payment: Payment, dispute_id: DisputeId, outcome: ChargebackOutcome },
+    /// `sold → returned` for the lines received.
+    ReturnReceived { order_ref: OrderRef, reference: ReturnRef, lines: Lines },
+    /// `returned → available` or `returned → written_off`.
+    ReturnInspected { reference: ReturnRef, outcome: InspectionOutcome, lines: Lines },
+    /// `external → available`.
+    StockReceived { key: StockKey, quantity: Quantity, reference: String },
+    /// Between `external` and `available`, either way (`delta` non-zero).
+    StockCorrected { key: StockKey, delta: i64, reason: String, evidence: String, approved_by: String },
+}
+
+impl EventKind {
+    /// The contract name of the kind (`payment.captured`, …), stable across versions.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::OrderRegistered { .. } => "order.registered",
+            EventKind::PaymentRefAttached { .. } => "order.payment_ref_attached",
+            EventKind::PaymentAuthorized { .. } => "payment.authorized",
+            EventKind::PaymentCaptured { .. } => "payment.captured",
+            EventKind::PaymentVoided { .. } => "payment.voided",
+            EventKind::PaymentNoted { .. } => "payment.noted",
+            EventKind::ReservationExpired { .. } => "reservation.expired",
+            EventKind::PaymentSettled { .. } => "payment.settled",
+            EventKind::PaymentRefunded { .. } => "payment.refunded",
+            EventKind::ChargebackOpened { .. } => "chargeback.opened",
+            EventKind::ChargebackClosed { .. } => "chargeback.closed",
+            EventKind::ReturnReceived { .. } => "return.received",
+            EventKind::ReturnInspected { .. } => "return.inspected",
+            EventKind::StockReceived { .. } => "stock.received",
+            EventKind::StockCorrected { .. } => "stock.corrected",
+        }
+    }
+
+    /// The payment this event is about, for payment and chargeback events.
+    pub fn payment(&self) -> Option<&Payment> {
+        match self {
+            EventKind::PaymentAuthorized { payment, .. }
+            | EventKind::PaymentCaptured { payment }
+            | EventKind::PaymentVoided { payment }
+            | EventKind::PaymentNoted { payment, .. }
+            | EventKind::PaymentSettled { payment }
+            | EventKind::PaymentRefunded { payment }
+            | EventKind::ChargebackOpened { payment, .. }
+            | EventKind::ChargebackClosed { payment, .. } => Some(payment),
+            _ => None,
+        }
+    }
+}
+
+/// One contract event: an id born at the edge, the time the edge recorded it, and what
+/// it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    /// When the ingress (or the emitting process) recorded the event. Used for the
+    /// unknown-order hold and as the reservation time; never a reading of the clock here.
+    pub recorded_at: Timestamp,
+    pub kind: EventKind,
+}
+
+/// One delivery of an event to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event: Event,
+    /// True when an operator asked to apply this event again after fixing the cause of its
+    /// exception. Only an open exception is re-decided; a final outcome never changes.
+    pub operator_retry: bool,
+}

@@ -1,0 +1,36 @@
+//! # domain: the trigger matrix, pure
+//!
+//! Everything stockledger decides about stock lives here, with no I/O, no clock and no
+//! async: validated newtypes ([`types`]), buckets and movements ([`stock`]), orders
+//! ([`order`]), contract events ([`event`]), outcomes ([`outcome`]), the matrix itself
+//! ([`matrix::decide`]) and an in-memory [`State`] that the property tests drive through
+//! every ordering of events.
+//!
+//! The adapters (HTTP, NATS, SQL) translate to and from these types at the edges. A store
+//! loads the part of the state one event touches, calls [`decide`], and persists the
+//! [`Resolution`] it gets back; it never decides anything itself.
+
+pub mod event;
+pub mod matrix;
+pub mod order;
+pub mod outcome;
+pub mod state;
+pub mod stock;
+pub mod types;
+
+pub use event::{
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, InspectionOutcome,
+    OrderLookup, Payment,
+};
+pub use matrix::{Context, decide};
+pub use order::{Line, Lines, Order, OrderSpec, OrderState, ReturnRecord};
+pub use outcome::{
+    Chargeback, DeclineReason, Decision, ExceptionReason, NoOpReason, Outcome, RefusalReason,
+    Resolution,
+};
+pub use state::State;
+pub use stock::{Balance, Bucket, Movement, StockKey};
+pub use types::{
+    Currency, DisputeId, EventId, InvalidValue, Location, Money, OrderRef, PaymentRef, Provider,
+    Quantity, ReturnRef, Sku, Timestamp,
+};

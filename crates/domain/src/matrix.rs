@@ -1,0 +1,481 @@
+//! The trigger matrix (`shared/spec/trigger-matrix.md`) as one pure function:
+//! [`decide`] takes the state, one delivery and the time, and says what happens. Every
+//! branch here is a cell of the matrix; the data-driven tests in `tests/matrix.rs` have one
+//! case per cell.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::event::{
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, InspectionOutcome, Payment,
+};
+use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
+use crate::outcome::{
+    Chargeback, DeclineReason, Decision, ExceptionReason, NoOpReason, Outcome, RefusalReason,
+    Resolution,
+};
+use crate::state::State;
+use crate::stock::{Balance, Bucket, Movement, StockKey};
+use crate::types::{
+    DisputeId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
+};
+
+/// What the matrix needs to know besides the state: the time and the limits. Passed in,
+/// never read from a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// The time of processing.
+    pub now: Timestamp,
+    /// How long an event for an unregistered order is deferred before it becomes an
+    /// `unknown_order` exception (`STOCKLEDGER_UNKNOWN_ORDER_HOLD`).
+    pub unknown_order_hold: Duration,
+}
+
+/// Decides what one delivery does. Pure: the same state, delivery and context always give
+/// the same decision.
+pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
+    let event = &delivery.event;
+    let prior = state.outcomes.get(&event.id);
+    let retrying = match prior {
+        None => false,
+        Some(Outcome::Exception { .. }) if delivery.operator_retry => true,
+        Some(_) => return Decision::Duplicate,
+    };
+    // An operator retry is a deliberate "try now": the unknown-order hold is over.
+    let hold_until = if retrying { event.recorded_at } else { event.recorded_at.plus(ctx.unknown_order_hold) };
+    let mut resolution = match decide_fresh(state, event, ctx.now, hold_until) {
+        Fresh::Defer(until) => return Decision::Defer { until },
+        Fresh::Record(r) => r,
+    };
+    if retrying {
+        if let (Some(Outcome::Exception { reason: old, .. }), Outcome::Exception { reason: new, .. }) =
+            (prior, &resolution.outcome)
+        {
+            if old.code() == new.code() {
+                return Decision::StillException;
+            }
+        }
+        resolution.replaces_exception = true;
+    }
+    Decision::Record(Box::new(resolution))
+}
+
+enum Fresh {
+    Defer(Timestamp),
+    Record(Resolution),
+}
+
+fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timestamp) -> Fresh {
+    let r = match &event.kind {
+        EventKind::OrderRegistered { spec, payment_refs } => register(state, spec, payment_refs),
+        EventKind::PaymentRefAttached { order_ref, provider, payment_ref } => {
+            attach(state, order_ref, provider, payment_ref)
+        }
+        EventKind::StockReceived { key, quantity, .. } => {
+            let mut moves = Moves::new(state);
+            moves.push(key, Bucket::External, Bucket::Available, *quantity);
+            moves.finish(None)
+        }
+        EventKind::StockCorrected { key, delta, reason, evidence, approved_by } => {
+            correct(state, key, *delta, [reason, evidence, approved_by])
+        }
+        EventKind::ReturnReceived { order_ref, reference, lines } => {
+            receive_return(state, order_ref, reference, lines)
+        }
+        EventKind::ReturnInspected { reference, outcome, lines } => {
+            inspect(state, reference, *outcome, lines)
+        }
+        EventKind::ReservationExpired { order_ref, reservation } => {
+            match state.orders.get(order_ref) {
+                Some(o) if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) => {
+                    release(state, o)
+                }
+                Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
+                None => noop(None, NoOpReason::ReservationNotActive),
+            }
+        }
+        kind => match kind.payment() {
+            Some(payment) => return payment_event(state, event, payment, now, hold_until),
+            None => noop(None, NoOpReason::ProviderStatusRecorded),
+        },
+    };
+    Fresh::Record(r)
+}
+
+/// Payment and chargeback events: find the order (or hold, or raise `unknown_order`),
+/// then apply the row of the matrix for the event's kind and the order's state.
+fn payment_event(
+    state: &State,
+    event: &Event,
+    payment: &Payment,
+    now: Timestamp,
+    hold_until: Timestamp,
+) -> Fresh {
+    let Some(order) = state.resolve_order(&payment.order) else {
+        if let EventKind::PaymentAuthorized { mode: AuthorizationMode::Confirmation, .. } = event.kind {
+            return Fresh::Record(noop(None, NoOpReason::Declined(DeclineReason::UnknownOrder)));
+        }
+        if now < hold_until {
+            return Fresh::Defer(hold_until);
+        }
+        let detail = format!("no registered order for {:?}", payment.order);
+        return Fresh::Record(exception(None, ExceptionReason::UnknownOrder, detail));
+    };
+    let r = match &event.kind {
+        EventKind::PaymentAuthorized { mode, .. } => authorize(state, event, order, payment, *mode),
+        EventKind::PaymentCaptured { .. } => capture(state, order, payment),
+        EventKind::PaymentVoided { .. } => void(state, order),
+        EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
+        EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
+        EventKind::ChargebackOpened { dispute_id, deadline, .. } => {
+            open_chargeback(state, event, order, dispute_id, *deadline)
+        }
+        EventKind::ChargebackClosed { dispute_id, outcome, .. } => {
+            close_chargeback(state, order, dispute_id, *outcome)
+        }
+        _ => noop(Some(order), NoOpReason::ProviderStatusRecorded),
+    };
+    Fresh::Record(r)
+}
+
+fn authorize(state: &State, event: &Event, order: &Order, payment: &Payment, mode: AuthorizationMode) -> Resolution {
+    match order.state {
+        OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
+        OrderState::Sold | OrderState::Released => {
+            return noop(Some(order), NoOpReason::StaleAuthorization);
+        }
+        OrderState::Registered => {}
+    }
+    if let Some(detail) = amount_mismatch(order, payment) {
+        return match mode {
+            AuthorizationMode::Confirmation => {
+                noop(Some(order), NoOpReason::Declined(DeclineReason::AmountMismatch))
+            }
+            AuthorizationMode::Notification => {
+                exception(Some(order), ExceptionReason::AmountMismatch, detail)
+            }
+        };
+    }
+    let mut moves = Moves::new(state);
+    if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Available, Bucket::Reserved) {
+        return match mode {
+            AuthorizationMode::Confirmation => {
+                noop(Some(order), NoOpReason::Declined(DeclineReason::InsufficientInventory))
+            }
+            AuthorizationMode::Notification => {
+                exception(Some(order), ExceptionReason::InsufficientAtAuthorization, short)
+            }
+        };
+    }
+    let mut after = order.clone();
+    after.state = OrderState::Reserved;
+    after.stock_moved = true;
+    after.reserved_by = Some(event.id);
+    after.reserved_at = Some(event.recorded_at);
+    moves.finish(Some(after))
+}
+
+fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
+    if order.state == OrderState::Sold {
+        return noop(Some(order), NoOpReason::AlreadySold);
+    }
+    if let Some(detail) = amount_mismatch(order, payment) {
+        return exception(Some(order), ExceptionReason::AmountMismatch, detail);
+    }
+    let from = if order.state == OrderState::Reserved { Bucket::Reserved } else { Bucket::Available };
+    let mut moves = Moves::new(state);
+    if let Err(short) = moves.all_lines(&order.spec.lines, from, Bucket::Sold) {
+        return exception(Some(order), ExceptionReason::Oversold, short);
+    }
+    let mut after = order.clone();
+    after.state = OrderState::Sold;
+    after.stock_moved = true;
+    after.reserved_by = None;
+    after.reserved_at = None;
+    moves.finish(Some(after))
+}
+
+fn void(state: &State, order: &Order) -> Resolution {
+    match order.state {
+        OrderState::Registered => noop(Some(order), NoOpReason::NothingReserved),
+        OrderState::Released => noop(Some(order), NoOpReason::AlreadyReleased),
+        OrderState::Sold => exception(
+            Some(order),
+            ExceptionReason::VoidAfterCapture,
+            format!("order {} was already sold when the void arrived", order.spec.order_ref),
+        ),
+        OrderState::Reserved => release(state, order),
+    }
+}
+
+/// `reserved → available` for every line, and the order becomes `released`.
+fn release(state: &State, order: &Order) -> Resolution {
+    let mut moves = Moves::new(state);
+    if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Reserved, Bucket::Available) {
+        // A reserved order always holds its lines; reaching this is a broken invariant.
+        panic!("reserved order {} does not hold its reservation: {short}", order.spec.order_ref);
+    }
+    let mut after = order.clone();
+    after.state = OrderState::Released;
+    after.reserved_by = None;
+    after.reserved_at = None;
+    moves.finish(Some(after))
+}
+
+fn open_chargeback(
+    state: &State,
+    event: &Event,
+    order: &Order,
+    dispute_id: &DisputeId,
+    deadline: Option<Timestamp>,
+) -> Resolution {
+    if let Some(cb) = state.chargebacks.get(dispute_id) {
+        if cb.closed.is_none() && cb.opened_by.is_some() {
+            return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
+        }
+    }
+    let detail = format!("dispute {dispute_id} opened on order {}", order.spec.order_ref);
+    let mut r = exception(Some(order), ExceptionReason::ChargebackReview { deadline }, detail);
+    r.chargeback = Some(Chargeback {
+        dispute_id: dispute_id.clone(),
+        order_ref: order.spec.order_ref.clone(),
+        opened_by: Some(event.id),
+        closed: None,
+    });
+    r
+}
+
+fn close_chargeback(
+    state: &State,
+    order: &Order,
+    dispute_id: &DisputeId,
+    outcome: ChargebackOutcome,
+) -> Resolution {
+    let opened_by = state.chargebacks.get(dispute_id).and_then(|cb| cb.opened_by);
+    let mut r = noop(Some(order), NoOpReason::ChargebackClosed(outcome));
+    r.chargeback = Some(Chargeback {
+        dispute_id: dispute_id.clone(),
+        order_ref: order.spec.order_ref.clone(),
+        opened_by,
+        closed: Some(outcome),
+    });
+    r
+}
+
+fn register(state: &State, spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) -> Resolution {
+    let order_ref = &spec.order_ref;
+    let mut new_refs = Vec::new();
+    for (provider, payment_ref) in refs {
+        match state.payment_refs.get(&(provider.clone(), payment_ref.clone())) {
+            Some(owner) if owner == order_ref => {}
+            Some(_) => return refused(state.orders.get(order_ref), RefusalReason::PaymentRefInUse),
+            None => new_refs.push((provider.clone(), payment_ref.clone(), order_ref.clone())),
+        }
+    }
+    let (reason, order) = match state.orders.get(order_ref) {
+        None => (NoOpReason::OrderRegistered, Some(Order::new(spec.clone()))),
+        Some(existing) if existing.spec.same_as(spec) => (NoOpReason::OrderUnchanged, None),
+        Some(existing) if existing.stock_moved => {
+            return refused(Some(existing), RefusalReason::OrderChangedAfterStockMoved);
+        }
+        Some(existing) => {
+            let mut after = existing.clone();
+            after.spec = spec.clone();
+            (NoOpReason::OrderUpdated, Some(after))
+        }
+    };
+    let mut r = noop(None, reason);
+    r.order_ref = Some(order_ref.clone());
+    r.order = order;
+    r.payment_refs = new_refs;
+    r
+}
+
+fn attach(state: &State, order_ref: &OrderRef, provider: &Provider, payment_ref: &PaymentRef) -> Resolution {
+    let Some(order) = state.orders.get(order_ref) else {
+        return refused(None, RefusalReason::UnknownOrder);
+    };
+    match state.payment_refs.get(&(provider.clone(), payment_ref.clone())) {
+        Some(owner) if owner == order_ref => noop(Some(order), NoOpReason::PaymentRefUnchanged),
+        Some(_) => refused(Some(order), RefusalReason::PaymentRefInUse),
+        None => {
+            let mut r = noop(Some(order), NoOpReason::PaymentRefAttached);
+            r.payment_refs = vec![(provider.clone(), payment_ref.clone(), order_ref.clone())];
+            r
+        }
+    }
+}
+
+fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) -> Resolution {
+    if approval.iter().any(|s| s.trim().is_empty()) {
+        return refused(None, RefusalReason::CorrectionUnapproved);
+    }
+    let Ok(quantity) = Quantity::new(delta.unsigned_abs()) else {
+        return refused(None, RefusalReason::InvalidQuantity);
+    };
+    let (from, to) = if delta > 0 {
+        (Bucket::External, Bucket::Available)
+    } else {
+        (Bucket::Available, Bucket::External)
+    };
+    let mut moves = Moves::new(state);
+    if !moves.push(key, from, to, quantity) {
+        return refused(None, RefusalReason::CorrectionWouldGoNegative);
+    }
+    moves.finish(None)
+}
+
+fn receive_return(state: &State, order_ref: &OrderRef, reference: &ReturnRef, lines: &Lines) -> Resolution {
+    let Some(order) = state.orders.get(order_ref) else {
+        return refused(None, RefusalReason::UnknownOrder);
+    };
+    if state.returns.contains_key(reference) {
+        return refused(Some(order), RefusalReason::ReturnReferenceInUse);
+    }
+    if order.state != OrderState::Sold {
+        return refused(Some(order), RefusalReason::ReturnOfUnsoldOrder);
+    }
+    let mut after = order.clone();
+    for (key, q) in lines.iter() {
+        let sold = order.spec.lines.get(key).map_or(0, Quantity::get);
+        let already = order.returned.get(key).copied().unwrap_or(0);
+        if already + q.get() > sold {
+            return refused(Some(order), RefusalReason::ReturnExceedsSold);
+        }
+        after.returned.insert(key.clone(), already + q.get());
+    }
+    let mut moves = Moves::new(state);
+    if moves.all_lines(lines, Bucket::Sold, Bucket::Returned).is_err() {
+        return refused(Some(order), RefusalReason::ReturnExceedsSold);
+    }
+    let awaiting = lines.iter().map(|(k, q)| (k.clone(), q.get())).collect();
+    let mut r = moves.finish(Some(after));
+    r.return_record = Some(ReturnRecord {
+        reference: reference.clone(),
+        order_ref: order_ref.clone(),
+        awaiting_inspection: awaiting,
+    });
+    r
+}
+
+fn inspect(state: &State, reference: &ReturnRef, outcome: InspectionOutcome, lines: &Lines) -> Resolution {
+    let Some(ret) = state.returns.get(reference) else {
+        return refused(None, RefusalReason::UnknownReturn);
+    };
+    let order = state.orders.get(&ret.order_ref);
+    let mut after = ret.clone();
+    for (key, q) in lines.iter() {
+        let waiting = ret.awaiting_inspection.get(key).copied().unwrap_or(0);
+        if q.get() > waiting {
+            return refused(order, RefusalReason::InspectionExceedsReturned);
+        }
+        after.awaiting_inspection.insert(key.clone(), waiting - q.get());
+    }
+    let to = match outcome {
+        InspectionOutcome::Restock => Bucket::Available,
+        InspectionOutcome::WriteOff => Bucket::WrittenOff,
+    };
+    let mut moves = Moves::new(state);
+    if moves.all_lines(lines, Bucket::Returned, to).is_err() {
+        return refused(order, RefusalReason::InspectionExceedsReturned);
+    }
+    let mut r = moves.finish(None);
+    r.order_ref = Some(ret.order_ref.clone());
+    r.return_record = Some(after);
+    r
+}
+
+/// The evidence, in words, when the provider's amount differs from the order's.
+fn amount_mismatch(order: &Order, payment: &Payment) -> Option<String> {
+    let paid = payment.amount.as_ref()?;
+    if paid.same_as(&order.spec.amount) {
+        return None;
+    }
+    Some(format!(
+        "order {} is {} {}, provider reported {} {}",
+        order.spec.order_ref,
+        order.spec.amount.amount,
+        order.spec.amount.currency.as_str(),
+        paid.amount,
+        paid.currency.as_str()
+    ))
+}
+
+fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
+    Resolution {
+        outcome,
+        order_ref: order.map(|o| o.spec.order_ref.clone()),
+        balances: Vec::new(),
+        order: None,
+        payment_refs: Vec::new(),
+        return_record: None,
+        chargeback: None,
+        replaces_exception: false,
+    }
+}
+
+fn noop(order: Option<&Order>, reason: NoOpReason) -> Resolution {
+    base(order, Outcome::NoOp { reason })
+}
+
+fn refused(order: Option<&Order>, reason: RefusalReason) -> Resolution {
+    noop(order, NoOpReason::Refused(reason))
+}
+
+fn exception(order: Option<&Order>, reason: ExceptionReason, detail: String) -> Resolution {
+    base(order, Outcome::Exception { reason, detail })
+}
+
+/// Movements being planned for one event, checked against balances that already include
+/// the earlier movements of the same event.
+struct Moves<'a> {
+    state: &'a State,
+    scratch: BTreeMap<StockKey, Balance>,
+    movements: Vec<Movement>,
+}
+
+impl<'a> Moves<'a> {
+    fn new(state: &'a State) -> Self {
+        Self { state, scratch: BTreeMap::new(), movements: Vec::new() }
+    }
+
+    fn balance(&mut self, key: &StockKey) -> &mut Balance {
+        let state = self.state;
+        self.scratch.entry(key.clone()).or_insert_with(|| state.balance(key))
+    }
+
+    /// Plans one movement; false (and nothing planned) when `from` would go negative.
+    fn push(&mut self, key: &StockKey, from: Bucket, to: Bucket, quantity: Quantity) -> bool {
+        let balance = self.balance(key);
+        if !balance.can_take(from, quantity) {
+            return false;
+        }
+        let m = Movement { key: key.clone(), from, to, quantity, seq: balance.seq + 1 };
+        balance.apply(&m);
+        self.movements.push(m);
+        true
+    }
+
+    /// Plans every line or none: on a shortfall, names the first short line.
+    fn all_lines(&mut self, lines: &Lines, from: Bucket, to: Bucket) -> Result<(), String> {
+        for (key, q) in lines.iter() {
+            let have = self.balance(key).get(from);
+            if have < q.as_i64() {
+                return Err(format!("{key}: needs {} {from}, has {have}", q.get()));
+            }
+        }
+        for (key, q) in lines.iter() {
+            let planned = self.push(key, from, to, q);
+            assert!(planned, "line {key} checked but could not move");
+        }
+        Ok(())
+    }
+
+    fn finish(self, order: Option<Order>) -> Resolution {
+        let outcome = Outcome::Moved { movements: self.movements };
+        let mut r = base(order.as_ref(), outcome);
+        r.balances = self.scratch.into_iter().collect();
+        r.order = order;
+        r
+    }
+}

@@ -1,0 +1,191 @@
+//! What the trigger matrix decides for one event: the outcome that is recorded against the
+//! event id (movements, a no-op with its reason, or an exception), and the after-images of
+//! everything the event changed, so that a store can persist a decision without knowing
+//! any rule.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::ChargebackOutcome;
+use crate::order::{Order, ReturnRecord};
+use crate::stock::{Balance, Movement, StockKey};
+use crate::types::{DisputeId, EventId, OrderRef, PaymentRef, Provider, Timestamp};
+
+/// Why a synchronous authorization question was answered "no".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    InsufficientInventory,
+    UnknownOrder,
+    AmountMismatch,
+}
+
+/// Why a merchant or operator command was refused (the API answers 409, or 404 for an
+/// unknown order or return).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    OrderChangedAfterStockMoved,
+    PaymentRefInUse,
+    UnknownOrder,
+    UnknownReturn,
+    ReturnOfUnsoldOrder,
+    ReturnExceedsSold,
+    ReturnReferenceInUse,
+    InspectionExceedsReturned,
+    CorrectionWouldGoNegative,
+    /// A correction without a reason, evidence or approver.
+    CorrectionUnapproved,
+    /// A quantity of zero or beyond the limit.
+    InvalidQuantity,
+}
+
+/// Why a processed event moved nothing, on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "code", content = "detail")]
+pub enum NoOpReason {
+    OrderRegistered,
+    OrderUnchanged,
+    OrderUpdated,
+    PaymentRefAttached,
+    PaymentRefUnchanged,
+    /// A second authorization for an order already reserved.
+    AlreadyReserved,
+    /// A second capture (for example `charge.captured` after `payment_intent.succeeded`).
+    AlreadySold,
+    /// A void or expiry for an order already released.
+    AlreadyReleased,
+    /// A void for an order that never reserved anything.
+    NothingReserved,
+    /// An authorization after the order was sold or released: it never re-reserves.
+    StaleAuthorization,
+    /// An expiry for a reservation that is no longer the order's current one.
+    ReservationNotActive,
+    ProviderStatusRecorded,
+    SettlementRecorded,
+    /// Money back is not goods back.
+    RefundRecorded,
+    /// A second opening of a dispute that is already open.
+    ChargebackAlreadyOpen,
+    ChargebackClosed(ChargebackOutcome),
+    /// A synchronous authorization answered "no"; nothing reserved.
+    Declined(DeclineReason),
+    /// A merchant or operator command refused; nothing changed.
+    Refused(RefusalReason),
+}
+
+/// Why an event waits for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "code")]
+pub enum ExceptionReason {
+    /// Money taken, no stock.
+    Oversold,
+    /// A void arrived after the order was sold.
+    VoidAfterCapture,
+    /// A notified authorization could not reserve every line.
+    InsufficientAtAuthorization,
+    /// The provider's amount or currency differs from the registered order.
+    AmountMismatch,
+    /// A chargeback opened; review it before its deadline.
+    ChargebackReview { deadline: Option<Timestamp> },
+    /// The order was not registered within the unknown-order hold.
+    UnknownOrder,
+    /// The event lacks a field the trigger matrix needs.
+    MissingFields,
+    /// The message could not be decoded at all.
+    Undecodable,
+    /// The message has a schema version this release does not know.
+    UnknownSchemaVersion,
+    /// A provider callback that could not be verified with the provider.
+    Unverifiable,
+}
+
+impl ExceptionReason {
+    /// The stable reason code used in the exception queue and the docs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExceptionReason::Oversold => "oversold",
+            ExceptionReason::VoidAfterCapture => "void_after_capture",
+            ExceptionReason::InsufficientAtAuthorization => "insufficient_at_authorization",
+            ExceptionReason::AmountMismatch => "amount_mismatch",
+            ExceptionReason::ChargebackReview { .. } => "chargeback_review",
+            ExceptionReason::UnknownOrder => "unknown_order",
+            ExceptionReason::MissingFields => "missing_fields",
+            ExceptionReason::Undecodable => "undecodable",
+            ExceptionReason::UnknownSchemaVersion => "unknown_schema_version",
+            ExceptionReason::Unverifiable => "unverifiable",
+        }
+    }
+}
+
+/// The one outcome recorded against a processed event id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// One ledger transaction: these movements, all or none.
+    Moved { movements: Vec<Movement> },
+    /// Deliberately nothing.
+    NoOp { reason: NoOpReason },
+    /// Waits for a person; `detail` is the evidence in words.
+    Exception { reason: ExceptionReason, detail: String },
+}
+
+impl Outcome {
+    /// True for an exception: an outcome that is not final until an operator acts.
+    pub fn is_exception(&self) -> bool {
+        matches!(self, Outcome::Exception { .. })
+    }
+    /// A short stable label: `moved`, `noop` or `exception`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Moved { .. } => "moved",
+            Outcome::NoOp { .. } => "noop",
+            Outcome::Exception { .. } => "exception",
+        }
+    }
+}
+
+/// The state of a dispute as the ledger tracks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chargeback {
+    pub dispute_id: DisputeId,
+    pub order_ref: OrderRef,
+    /// The `chargeback.opened` event whose exception this dispute's closing resolves.
+    pub opened_by: Option<EventId>,
+    pub closed: Option<ChargebackOutcome>,
+}
+
+/// Everything one recorded event changes. A store persists this as-is, in one transaction:
+/// the outcome under the event id, the movements as entries, and the after-images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub outcome: Outcome,
+    /// The order the event was applied to, if it names one that exists.
+    pub order_ref: Option<OrderRef>,
+    /// New balances of every (SKU, location) moved, after the movements.
+    pub balances: Vec<(StockKey, Balance)>,
+    /// The order after the event, when the event changed it.
+    pub order: Option<Order>,
+    /// Payment references newly attached to an order.
+    pub payment_refs: Vec<(Provider, PaymentRef, OrderRef)>,
+    /// The return after the event, when the event changed it.
+    pub return_record: Option<ReturnRecord>,
+    /// The dispute after the event, for chargeback events.
+    pub chargeback: Option<Chargeback>,
+    /// True when this resolution replaces an open exception of the same event (an operator
+    /// retry that succeeded); the store finalizes the event's outcome.
+    pub replaces_exception: bool,
+}
+
+/// What to do with one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The event id already has an outcome: acknowledge, change nothing.
+    Duplicate,
+    /// An operator retry whose exception still stands: nothing changes.
+    StillException,
+    /// The event names an order not registered yet and the hold has not run out: do not
+    /// record anything; deliver again later.
+    Defer { until: Timestamp },
+    /// Record this.
+    Record(Box<Resolution>),
+}

@@ -1,0 +1,75 @@
+//! The ledger's state as the trigger matrix sees it, in memory. The property tests drive
+//! the whole ledger through this type; the SQL store loads just the part of it one event
+//! touches, asks [`crate::decide`], and persists the [`Resolution`] the same way
+//! [`State::apply`] does here.
+
+use std::collections::BTreeMap;
+
+use crate::event::{Delivery, OrderLookup};
+use crate::matrix::{Context, decide};
+use crate::order::{Order, ReturnRecord};
+use crate::outcome::{Chargeback, Decision, Outcome, Resolution};
+use crate::stock::{Balance, StockKey};
+use crate::types::{DisputeId, EventId, OrderRef, PaymentRef, Provider, ReturnRef};
+
+/// Balances, orders, returns, disputes and the outcome of every processed event. A store
+/// may fill only the entries one event needs: a missing balance is all zeros, a missing
+/// order is an unregistered one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub balances: BTreeMap<StockKey, Balance>,
+    pub orders: BTreeMap<OrderRef, Order>,
+    pub payment_refs: BTreeMap<(Provider, PaymentRef), OrderRef>,
+    pub returns: BTreeMap<ReturnRef, ReturnRecord>,
+    pub chargebacks: BTreeMap<DisputeId, Chargeback>,
+    pub outcomes: BTreeMap<EventId, Outcome>,
+}
+
+impl State {
+    /// The balance of one (SKU, location); zeros when nothing was ever recorded.
+    pub fn balance(&self, key: &StockKey) -> Balance {
+        self.balances.get(key).copied().unwrap_or_default()
+    }
+
+    /// The order a payment event names, if it is registered.
+    pub fn resolve_order(&self, lookup: &OrderLookup) -> Option<&Order> {
+        let order_ref = match lookup {
+            OrderLookup::OrderRef(r) => r,
+            OrderLookup::PaymentRef { provider, payment_ref } => {
+                self.payment_refs.get(&(provider.clone(), payment_ref.clone()))?
+            }
+        };
+        self.orders.get(order_ref)
+    }
+
+    /// Records a resolution: the outcome under the event id and every after-image.
+    pub fn apply(&mut self, event_id: EventId, r: &Resolution) {
+        for (key, balance) in &r.balances {
+            assert!(balance.is_valid(), "invalid balance for {key}: {balance:?}");
+            self.balances.insert(key.clone(), *balance);
+        }
+        if let Some(order) = &r.order {
+            self.orders.insert(order.spec.order_ref.clone(), order.clone());
+        }
+        for (provider, payment_ref, order_ref) in &r.payment_refs {
+            self.payment_refs
+                .insert((provider.clone(), payment_ref.clone()), order_ref.clone());
+        }
+        if let Some(ret) = &r.return_record {
+            self.returns.insert(ret.reference.clone(), ret.clone());
+        }
+        if let Some(cb) = &r.chargeback {
+            self.chargebacks.insert(cb.dispute_id.clone(), cb.clone());
+        }
+        self.outcomes.insert(event_id, r.outcome.clone());
+    }
+
+    /// Decides one delivery and applies what was decided. Returns the decision.
+    pub fn step(&mut self, delivery: &Delivery, ctx: &Context) -> Decision {
+        let decision = decide(self, delivery, ctx);
+        if let Decision::Record(r) = &decision {
+            self.apply(delivery.event.id, r);
+        }
+        decision
+    }
+}
