@@ -14,6 +14,7 @@ pub mod event;
 pub mod matrix;
 pub mod order;
 pub mod outcome;
+mod pairs;
 pub mod state;
 pub mod stock;
 pub mod types;

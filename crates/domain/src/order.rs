@@ -21,7 +21,7 @@ pub struct Line {
 
 /// Lines merged by (SKU, location): two lines for the same pair become one with the sum.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lines(BTreeMap<StockKey, Quantity>);
+pub struct Lines(#[serde(with = "crate::pairs")] BTreeMap<StockKey, Quantity>);
 
 /// Why a set of lines was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +126,7 @@ pub struct Order {
     /// the expiry sweeper releases it after the reservation TTL.
     pub reserved_at: Option<Timestamp>,
     /// Units of each line already received back through returns.
+    #[serde(with = "crate::pairs")]
     pub returned: BTreeMap<StockKey, u64>,
 }
 
@@ -149,5 +150,6 @@ pub struct ReturnRecord {
     pub reference: ReturnRef,
     pub order_ref: OrderRef,
     /// Units of each (SKU, location) received and not yet inspected.
+    #[serde(with = "crate::pairs")]
     pub awaiting_inspection: BTreeMap<StockKey, u64>,
 }

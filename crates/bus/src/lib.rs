@@ -1,0 +1,220 @@
+//! # bus: stockledger on NATS JetStream
+//!
+//! The only crate that knows async-nats. It names every stream and subject
+//! ([`subjects`]), creates streams and consumers idempotently at start, and publishes with
+//! `Nats-Msg-Id` set to the event id and the publish acknowledgement awaited within a
+//! bound. A publish that is not acknowledged in time is an error the caller turns into a
+//! 503 (ingress) or a retry (sweeper): "accepted" always means "durably in JetStream".
+
+pub mod subjects;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+pub use async_nats::jetstream::consumer::PullConsumer;
+pub use async_nats::jetstream::{AckKind, Message};
+pub use async_nats::{Client, Subscriber};
+pub use subjects::{LEDGER_CONSUMER, Namespace};
+
+/// The header that marks a message re-published by an operator to retry an exception.
+pub const OPERATOR_RETRY_HEADER: &str = "Stockledger-Operator-Retry";
+
+/// Errors callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// NATS did not answer in time or is not connected: nothing was accepted; retry later.
+    #[error("NATS unavailable: {0}")]
+    Unavailable(String),
+    /// NATS answered no (stream missing, payload too large, bad configuration).
+    #[error("NATS refused: {0}")]
+    Refused(String),
+}
+
+/// Connection and publishing settings, each with a documented default.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// `STOCKLEDGER_NATS_URL`.
+    pub url: String,
+    /// `STOCKLEDGER_NATS_NAMESPACE`: prefix of every stream and subject.
+    pub namespace: Namespace,
+    /// `STOCKLEDGER_PUBLISH_TIMEOUT`: how long a publish waits for JetStream's ack.
+    pub publish_timeout: Duration,
+    /// `STOCKLEDGER_DUPLICATE_WINDOW`: JetStream's `Nats-Msg-Id` window. The ledger
+    /// deduplicates by event id forever; this window only saves work.
+    pub duplicate_window: Duration,
+    /// How long the first connection attempt may take.
+    pub connect_timeout: Duration,
+}
+
+impl BusConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            namespace: Namespace::default(),
+            publish_timeout: Duration::from_secs(3),
+            duplicate_window: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Limits of the ledger's durable consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerLimits {
+    /// `STOCKLEDGER_ACK_WAIT`: how long a delivered message may stay unacknowledged.
+    pub ack_wait: Duration,
+    /// `STOCKLEDGER_MAX_DELIVER`: deliveries before JetStream gives up on a message (it
+    /// then goes to the dead-letter stream). Deferred events (unknown order) use deliveries
+    /// too, so this is sized for the unknown-order hold.
+    pub max_deliver: i64,
+    /// Redelivery delays after an ack timeout (a crashed or stuck consumer).
+    pub backoff: Vec<Duration>,
+    /// `STOCKLEDGER_MAX_ACK_PENDING`: messages in flight across all ledger processes.
+    pub max_ack_pending: i64,
+}
+
+impl Default for ConsumerLimits {
+    fn default() -> Self {
+        Self {
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 100,
+            backoff: vec![Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(60)],
+            max_ack_pending: 4096,
+        }
+    }
+}
+
+/// What JetStream said about a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The stream sequence of the message (the original one for a duplicate).
+    pub stream_seq: u64,
+    /// True when JetStream had already stored a message with this id.
+    pub duplicate: bool,
+}
+
+/// A connection to NATS with JetStream, scoped to one namespace.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    config: BusConfig,
+}
+
+impl Bus {
+    /// Connects. Fails if NATS cannot be reached within the connect timeout.
+    pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(config.connect_timeout)
+            .event_callback(|ev| async move { tracing::info!(event = %ev, "nats connection event") })
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let js = jetstream::ContextBuilder::new().timeout(config.publish_timeout).build(client.clone());
+        Ok(Bus { client, js, config })
+    }
+
+    /// The core NATS client (decision announcements are plain publish/subscribe).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The namespace of every name this bus uses.
+    pub fn namespace(&self) -> &Namespace {
+        &self.config.namespace
+    }
+
+    /// The JetStream context, for the few tools that manage streams directly.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Creates the events stream if missing, or updates it to this release's settings.
+    /// Safe to call from every process at every start.
+    pub async fn ensure_streams(&self) -> Result<(), BusError> {
+        let ns = &self.config.namespace;
+        let config = stream::Config {
+            name: ns.events_stream(),
+            subjects: vec![ns.events_wildcard()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: self.config.duplicate_window,
+            allow_direct: true,
+            ..Default::default()
+        };
+        self.js.create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
+    /// at most the publish timeout. Only an `Ok` means the event is durably stored.
+    pub async fn publish_event(&self, subject: String, msg_id: &str, payload: Bytes, extra: Option<HeaderMap>) -> Result<Published, BusError> {
+        let mut msg = jetstream::message::PublishMessage::build().payload(payload);
+        if let Some(h) = extra {
+            msg = msg.headers(h);
+        }
+        let msg = msg.message_id(msg_id);
+        let publish = async {
+            let ack = self.js.send_publish(subject, msg).await?;
+            ack.await
+        };
+        match tokio::time::timeout(self.config.publish_timeout, publish).await {
+            Err(_) => Err(BusError::Unavailable("publish not acknowledged in time".into())),
+            Ok(Err(e)) => Err(classify_publish(e)),
+            Ok(Ok(ack)) => Ok(Published { stream_seq: ack.sequence, duplicate: ack.duplicate }),
+        }
+    }
+
+    /// The ledger's durable pull consumer on the events stream, created or updated.
+    pub async fn ledger_consumer(&self, limits: &ConsumerLimits) -> Result<PullConsumer, BusError> {
+        let ns = &self.config.namespace;
+        let stream = self.js.get_stream(ns.events_stream()).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(LEDGER_CONSUMER.to_owned()),
+            filter_subject: ns.events_wildcard(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: limits.ack_wait,
+            max_deliver: limits.max_deliver,
+            backoff: limits.backoff.clone(),
+            max_ack_pending: limits.max_ack_pending,
+            ..Default::default()
+        };
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    /// Announces a decision on core NATS (not stored: waiters that miss it read the ledger).
+    pub async fn announce(&self, subject: String, payload: Bytes) -> Result<(), BusError> {
+        self.client.publish(subject, payload).await.map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    /// Subscribes to a core NATS subject (decision announcements).
+    pub async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
+        self.client.subscribe(subject).await.map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    /// Waits until everything published on this connection has reached the server.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+}
+
+fn classify_publish(e: jetstream::context::PublishError) -> BusError {
+    use jetstream::context::PublishErrorKind as K;
+    match e.kind() {
+        K::TimedOut | K::BrokenPipe | K::MaxAckPending => BusError::Unavailable(e.to_string()),
+        _ => BusError::Refused(e.to_string()),
+    }
+}
+
+/// True when the message was re-published by an operator to retry its exception.
+pub fn is_operator_retry(msg: &Message) -> bool {
+    msg.headers.as_ref().and_then(|h| h.get(OPERATOR_RETRY_HEADER)).is_some()
+}

@@ -1,0 +1,127 @@
+//! Applying a batch of deliveries in one SQL transaction. Per event: load the state it
+//! touches, decide with the domain, persist. A conflict with another writer (a sequence
+//! number already taken, a serialization failure) rolls the whole batch back and retries
+//! it; nothing is ever overwritten.
+
+use std::time::Duration;
+
+use domain::{Context, Decision, Delivery, Event, Outcome, Timestamp};
+use sqlx::AnyConnection;
+
+use crate::persist::{self, Record};
+use crate::{Backend, CONFLICT_RETRIES_MAX, Store, StoreError, load};
+
+/// One message to apply: the decoded event and its raw envelope (kept as evidence).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub event: Event,
+    /// The envelope as received (JSON text), stored with the outcome.
+    pub envelope: String,
+    /// True when an operator asked to apply the event again (see `domain::Delivery`).
+    pub operator_retry: bool,
+    /// The JetStream stream sequence the message came from, when it came from one.
+    pub stream_seq: Option<u64>,
+}
+
+/// What happened to one delivery of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Recorded with this outcome.
+    Recorded(Outcome),
+    /// The event id already had a final outcome (or an open exception): nothing changed.
+    Duplicate,
+    /// An operator retry whose exception still stands: nothing changed.
+    StillException,
+    /// The order is not registered yet: nothing recorded; deliver again after `until`.
+    Deferred { until: Timestamp },
+}
+
+/// The result of a batch, one entry per delivery in order.
+#[derive(Debug, Clone)]
+pub struct BatchReport {
+    pub results: Vec<Applied>,
+    /// Transactions started (1 when there was no conflict).
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Applies `batch` in one transaction, in order, and commits. Returns after the commit
+    /// is durable; only then may the caller acknowledge the messages.
+    pub async fn apply_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<BatchReport, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_batch(batch, ctx).await {
+                Ok(results) => return Ok(BatchReport { results, attempts }),
+                Err(e) if is_conflict(&e) && attempts < CONFLICT_RETRIES_MAX => {
+                    tracing::debug!(attempts, error = %e, "ledger batch conflicted; retrying");
+                    backoff(attempts).await;
+                }
+                Err(e) if is_conflict(&e) => return Err(StoreError::Conflict),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            results.push(apply_one(&mut tx, incoming, ctx).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+async fn apply_one(conn: &mut AnyConnection, incoming: &Incoming, ctx: &Context) -> Result<Applied, StoreError> {
+    let state = load::state_for(conn, &incoming.event).await?;
+    let delivery = Delivery { event: incoming.event.clone(), operator_retry: incoming.operator_retry };
+    match domain::decide(&state, &delivery, ctx) {
+        Decision::Duplicate | Decision::StillException => {
+            sqlx::query("UPDATE processed_events SET duplicates = duplicates + 1 WHERE event_id = $1")
+                .bind(incoming.event.id.to_string())
+                .execute(&mut *conn)
+                .await?;
+            Ok(if incoming.operator_retry && state.outcomes.get(&incoming.event.id).is_some_and(Outcome::is_exception) {
+                Applied::StillException
+            } else {
+                Applied::Duplicate
+            })
+        }
+        Decision::Defer { until } => Ok(Applied::Deferred { until }),
+        Decision::Record(resolution) => {
+            let rec = Record {
+                event: &incoming.event,
+                envelope: &incoming.envelope,
+                stream_seq: incoming.stream_seq,
+                before: &state,
+                resolution: &resolution,
+                now: ctx.now.0,
+            };
+            persist::record(conn, &rec).await?;
+            Ok(Applied::Recorded(resolution.outcome.clone()))
+        }
+    }
+}
+
+/// True for errors that mean "another writer got there first": retry the batch.
+pub(crate) fn is_conflict(e: &StoreError) -> bool {
+    match e {
+        StoreError::Conflict => true,
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.is_unique_violation()
+                || matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517"))
+        }
+        _ => false,
+    }
+}
+
+/// A short pause between conflicting attempts, growing with the attempt number.
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(8)) * 5)).await;
+}

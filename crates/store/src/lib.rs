@@ -1,0 +1,162 @@
+//! # store: the stock ledger in SQL
+//!
+//! One narrow interface, [`Store`], over SQLite (the embedded default, WAL with
+//! `synchronous = FULL`) and PostgreSQL (production, `SERIALIZABLE` transactions). Both
+//! run the same SQL through sqlx's `Any` driver: the schema holds only TEXT and BIGINT
+//! (ids and JSON as text, times as Unix milliseconds), so one code path serves both and one
+//! conformance suite (`tests/conformance.rs`) runs against both.
+//!
+//! The store never decides anything: [`Store::apply_batch`] loads the part of the state each
+//! event touches, asks [`domain::decide`], and persists the [`domain::Resolution`] exactly.
+//! Constraints in the schema (unique `(sku, location, seq)`, unique processed `event_id`,
+//! non-negative buckets) hold the rules even against a bug in this crate.
+
+mod apply;
+mod load;
+mod persist;
+mod read;
+mod verify;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use apply::{Applied, BatchReport, Incoming};
+pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
+pub use verify::{VerifyProblem, VerifyReport};
+
+/// The most attempts [`Store::apply_batch`] makes when a transaction conflicts with another
+/// writer (a sequence already taken, a serialization failure).
+pub const CONFLICT_RETRIES_MAX: u32 = 16;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors callers branch on: a conflict is retried by the store itself and only surfaces
+/// when retries run out; `Unavailable` is transient (the caller retries later); the rest
+/// are permanent.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database url (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    #[error("write conflict persisted after {CONFLICT_RETRIES_MAX} attempts")]
+    Conflict,
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("stored data is not what this release expects: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed (database down, conflict storm).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            e => StoreError::Database(e),
+        }
+    }
+}
+
+/// Connection settings with their defaults.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size (`STOCKLEDGER_DB_POOL_MAX`). SQLite serializes writers anyway.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection (`STOCKLEDGER_DB_ACQUIRE_TIMEOUT`).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The ledger database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, applies the durability settings, and runs the migrations.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let connect = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Durability (shared/spec/durability.md): an acked message's commit
+                        // must survive power loss, so FULL, not NORMAL.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for tests and tools that need raw SQL (`stockctl`).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// True when the database answers (`/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

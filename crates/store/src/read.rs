@@ -1,0 +1,271 @@
+//! Read queries for the merchant API, the operator CLI and the tests: balances, entries,
+//! orders with their event history, outcomes, the exception queue, and reservations due
+//! for expiry. Also the one write that has no event to decide: recording a message that
+//! could not be decoded at all.
+
+use domain::{Balance, EventId, ExceptionReason, Order, OrderRef, Outcome, Sku, StockKey, Timestamp};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::load::{self, balance_from_row};
+use crate::{Store, StoreError};
+
+/// The most rows one list query returns.
+pub const LIST_LIMIT_MAX: i64 = 1000;
+
+/// One ledger entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryRow {
+    pub sku: String,
+    pub location: String,
+    pub seq: i64,
+    pub from: String,
+    pub to: String,
+    pub quantity: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub recorded_at: i64,
+}
+
+/// One processed event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessedRow {
+    pub event_id: String,
+    pub kind: String,
+    pub order_ref: Option<String>,
+    /// `moved`, `noop` or `exception`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub processed_at: i64,
+    pub duplicates: i64,
+}
+
+/// One event in an order's history.
+pub type OrderEventRow = ProcessedRow;
+
+/// One row of the exception queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExceptionRow {
+    pub id: String,
+    pub event_id: String,
+    pub reason: String,
+    pub state: String,
+    pub detail: String,
+    pub order_ref: Option<String>,
+    pub deadline: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub resolution: Option<String>,
+}
+
+fn processed_from_row(row: &AnyRow) -> Result<ProcessedRow, StoreError> {
+    Ok(ProcessedRow {
+        event_id: row.try_get("event_id")?,
+        kind: row.try_get("kind")?,
+        order_ref: row.try_get("order_ref")?,
+        outcome: row.try_get("outcome")?,
+        reason: row.try_get("reason")?,
+        processed_at: row.try_get("processed_at")?,
+        duplicates: row.try_get("duplicates")?,
+    })
+}
+
+fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, StoreError> {
+    Ok(ExceptionRow {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        reason: row.try_get("reason")?,
+        state: row.try_get("state")?,
+        detail: row.try_get("detail")?,
+        order_ref: row.try_get("order_ref")?,
+        deadline: row.try_get("deadline")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        resolution: row.try_get("resolution")?,
+    })
+}
+
+const PROCESSED_COLUMNS: &str = "event_id, kind, order_ref, outcome, reason, processed_at, duplicates";
+
+impl Store {
+    /// The balance of one (SKU, location); zeros when nothing was recorded.
+    pub async fn balance(&self, key: &StockKey) -> Result<Balance, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load::load_balance(&mut conn, key).await
+    }
+
+    /// Balances of one SKU at every location, ordered by location.
+    pub async fn balances_for_sku(&self, sku: &Sku) -> Result<Vec<(String, Balance)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT location, available, reserved, sold, returned, written_off, external, seq FROM balances \
+             WHERE sku = $1 ORDER BY location",
+        )
+        .bind(sku.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("location")?, balance_from_row(r)?))).collect()
+    }
+
+    /// Every balance, ordered by (SKU, location). For tests and `stockctl`.
+    pub async fn all_balances(&self) -> Result<Vec<(String, String, Balance)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sku, location, available, reserved, sold, returned, written_off, external, seq FROM balances \
+             ORDER BY sku, location",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("sku")?, r.try_get("location")?, balance_from_row(r)?))).collect()
+    }
+
+    /// Entries of one (SKU, location) after `after_seq`, in sequence, at most `limit`.
+    pub async fn entries(&self, key: &StockKey, after_seq: i64, limit: i64) -> Result<Vec<EntryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at FROM ledger_entries \
+             WHERE sku = $1 AND location = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(key.sku.as_str())
+        .bind(key.location.as_str())
+        .bind(after_seq)
+        .bind(limit.clamp(1, LIST_LIMIT_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EntryRow {
+                    sku: r.try_get("sku")?,
+                    location: r.try_get("location")?,
+                    seq: r.try_get("seq")?,
+                    from: r.try_get("from_bucket")?,
+                    to: r.try_get("to_bucket")?,
+                    quantity: r.try_get("quantity")?,
+                    event_id: r.try_get("event_id")?,
+                    kind: r.try_get("kind")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// An order as the ledger knows it.
+    pub async fn order(&self, order_ref: &OrderRef) -> Result<Option<Order>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load::load_order(&mut conn, order_ref).await
+    }
+
+    /// Every event applied to an order, in processing order, with its outcome.
+    pub async fn order_events(&self, order_ref: &OrderRef) -> Result<Vec<OrderEventRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE order_ref = $1 ORDER BY processed_at, event_id LIMIT {LIST_LIMIT_MAX}"
+        )))
+        .bind(order_ref.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(processed_from_row).collect()
+    }
+
+    /// The recorded outcome of one event, if it was processed.
+    pub async fn outcome(&self, id: EventId) -> Result<Option<Outcome>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load::prior_outcome(&mut conn, id).await
+    }
+
+    /// The processed-event row of one event id.
+    pub async fn processed(&self, event_id: &str) -> Result<Option<ProcessedRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE event_id = $1"
+        )))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(processed_from_row).transpose()
+    }
+
+    /// Counts of processed events by outcome label (`moved`, `noop`, `exception`).
+    pub async fn outcome_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT outcome, COUNT(*) AS n FROM processed_events GROUP BY outcome ORDER BY outcome")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?))).collect()
+    }
+
+    /// Exceptions, newest first, optionally only those in `state`.
+    pub async fn exceptions(&self, state: Option<&str>) -> Result<Vec<ExceptionRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, event_id, reason, state, detail, order_ref, deadline, created_at, updated_at, resolution \
+             FROM exceptions WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, id LIMIT {LIST_LIMIT_MAX}"
+        )))
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(exception_from_row).collect()
+    }
+
+    /// Reservations made at or before `cutoff` that still hold stock: `(order, the event
+    /// that made the reservation)`, oldest first, at most `limit`.
+    pub async fn reservations_due(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND reserved_at <= $1 \
+             ORDER BY reserved_at LIMIT $2",
+        )
+        .bind(cutoff.0)
+        .bind(limit.clamp(1, LIST_LIMIT_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let order = OrderRef::parse(r.try_get::<String, _>("order_ref")?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let by: Option<String> = r.try_get("reserved_by")?;
+                let by = by
+                    .and_then(|s| s.parse::<EventId>().ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("order {order} reserved without reserved_by")))?;
+                Ok((order, by))
+            })
+            .collect()
+    }
+
+    /// Records a message that could not become an event (undecodable, unknown schema
+    /// version, missing fields) as an exception with its raw bytes. `id` identifies the
+    /// message (its event id if it had one, else `stream:<seq>`). Idempotent.
+    pub async fn record_unprocessable(
+        &self,
+        id: &str,
+        reason: &ExceptionReason,
+        detail: &str,
+        raw: &[u8],
+        stream_seq: Option<u64>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // PostgreSQL text cannot hold NUL or invalid UTF-8: such messages are kept as hex.
+        let hex = || raw.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let (raw_text, envelope) = match std::str::from_utf8(raw) {
+            Ok(s) if !s.contains('\0') => (json!({"raw_utf8": s}), s.to_owned()),
+            _ => (json!({"raw_hex": hex()}), format!("hex:{}", hex())),
+        };
+        let outcome = Outcome::Exception { reason: reason.clone(), detail: detail.to_owned() };
+        let outcome_json = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let evidence = json!({"message": raw_text, "stream_seq": stream_seq}).to_string();
+        let seq = stream_seq.and_then(|s| i64::try_from(s).ok());
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO processed_events (event_id, kind, outcome, reason, outcome_json, envelope, stream_seq, processed_at) \
+             VALUES ($1, 'unknown', 'exception', $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(id).bind(reason.code()).bind(&outcome_json).bind(envelope).bind(seq).bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, created_at, updated_at) \
+                 VALUES ($1, $1, $2, 'open', $3, $4, $5, $5) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(id).bind(reason.code()).bind(detail).bind(evidence).bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Rebuilding the ledger from its entries: every balance recomputed from the movements,
+//! every sequence checked for gaps, every entry tied to a processed event whose outcome is
+//! `moved`. `stockctl ledger verify` prints the report.
+
+use std::collections::BTreeMap;
+
+use domain::{Balance, Bucket};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::load::balance_from_row;
+use crate::{Store, StoreError};
+
+/// One thing `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum VerifyProblem {
+    /// The stored balance differs from the sum of the entries.
+    BalanceMismatch { sku: String, location: String, stored: Balance, from_entries: Balance },
+    /// Entries exist but no balance row does (or the reverse).
+    MissingBalance { sku: String, location: String },
+    /// The sequence jumps: `expected` was next, `found` came.
+    SequenceGap { sku: String, location: String, expected: i64, found: i64 },
+    /// An entry names a bucket this release does not know.
+    UnknownBucket { sku: String, location: String, seq: i64, bucket: String },
+    /// An entry whose event has no `moved` outcome.
+    OrphanEntry { sku: String, location: String, seq: i64, event_id: String },
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub balances: u64,
+    pub processed_events: u64,
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+type Key = (String, String);
+
+impl Store {
+    /// Recomputes every balance from entries and checks sequences and outcomes.
+    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        let mut recomputed: BTreeMap<Key, (Balance, i64)> = BTreeMap::new();
+        let rows = sqlx::query(
+            "SELECT e.sku, e.location, e.seq, e.from_bucket, e.to_bucket, e.quantity, e.event_id, p.outcome \
+             FROM ledger_entries e LEFT JOIN processed_events p ON p.event_id = e.event_id \
+             ORDER BY e.sku, e.location, e.seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            report.entries += 1;
+            let (sku, location): Key = (row.try_get("sku")?, row.try_get("location")?);
+            let seq: i64 = row.try_get("seq")?;
+            let quantity: i64 = row.try_get("quantity")?;
+            let outcome: Option<String> = row.try_get("outcome")?;
+            if outcome.as_deref() != Some("moved") {
+                let event_id = row.try_get("event_id")?;
+                report.problems.push(VerifyProblem::OrphanEntry { sku: sku.clone(), location: location.clone(), seq, event_id });
+            }
+            let slot = recomputed.entry((sku.clone(), location.clone())).or_insert((Balance::default(), 0));
+            if seq != slot.1 + 1 {
+                report.problems.push(VerifyProblem::SequenceGap { sku: sku.clone(), location: location.clone(), expected: slot.1 + 1, found: seq });
+            }
+            slot.1 = seq;
+            for (col, sign) in [("from_bucket", -1), ("to_bucket", 1)] {
+                let name: String = row.try_get(col)?;
+                let Some(bucket) = Bucket::parse(&name) else {
+                    report.problems.push(VerifyProblem::UnknownBucket { sku: sku.clone(), location: location.clone(), seq, bucket: name });
+                    continue;
+                };
+                add(&mut slot.0, bucket, sign * quantity);
+            }
+            slot.0.seq = u64::try_from(seq).unwrap_or(0);
+        }
+        let stored = sqlx::query(
+            "SELECT sku, location, available, reserved, sold, returned, written_off, external, seq FROM balances",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for row in &stored {
+            report.balances += 1;
+            let key: Key = (row.try_get("sku")?, row.try_get("location")?);
+            let balance = balance_from_row(row)?;
+            match recomputed.get(&key) {
+                Some((from_entries, _)) if *from_entries == balance => {}
+                Some((from_entries, _)) => report.problems.push(VerifyProblem::BalanceMismatch {
+                    sku: key.0.clone(), location: key.1.clone(), stored: balance, from_entries: *from_entries,
+                }),
+                None => report.problems.push(VerifyProblem::MissingBalance { sku: key.0.clone(), location: key.1.clone() }),
+            }
+            seen.insert(key);
+        }
+        for key in recomputed.keys().filter(|k| !seen.contains(*k)) {
+            report.problems.push(VerifyProblem::MissingBalance { sku: key.0.clone(), location: key.1.clone() });
+        }
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM processed_events").fetch_one(&self.pool).await?.try_get(0)?;
+        report.processed_events = u64::try_from(n).unwrap_or(0);
+        Ok(report)
+    }
+}
+
+fn add(b: &mut Balance, bucket: Bucket, delta: i64) {
+    let slot = match bucket {
+        Bucket::Available => &mut b.available,
+        Bucket::Reserved => &mut b.reserved,
+        Bucket::Sold => &mut b.sold,
+        Bucket::Returned => &mut b.returned,
+        Bucket::WrittenOff => &mut b.written_off,
+        Bucket::External => &mut b.external,
+    };
+    *slot += delta;
+}
