@@ -1,0 +1,250 @@
+//! # config: every setting, its default, read once
+//!
+//! All stockledger processes and `stockctl` read their configuration here, from
+//! environment variables, at start. Each variable is named, has a default, and is listed in
+//! the README's configuration table; a value that does not parse stops the process at
+//! start with a message naming the variable. Secrets are wrapped in [`Secret`], whose
+//! `Debug` never shows the value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A value that must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A variable whose value could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {message} (got {value:?})")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub message: String,
+}
+
+/// Every setting of every process. Fields are documented with their variable and default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STOCKLEDGER_HTTP_ADDR`, default `127.0.0.1:8080`.
+    pub http_addr: String,
+    /// `STOCKLEDGER_NATS_URL`, default `nats://127.0.0.1:4222`.
+    pub nats_url: String,
+    /// `STOCKLEDGER_NATS_NAMESPACE`, default `stockledger`: prefix of every stream and subject.
+    pub nats_namespace: String,
+    /// `STOCKLEDGER_DATABASE_URL`, default `sqlite://./data/stockledger.db`.
+    pub database_url: String,
+    /// `STOCKLEDGER_API_TOKEN`: the merchant API bearer token; no default.
+    pub api_token: Option<Secret>,
+    /// `STOCKLEDGER_PORTONE_SECRET_KEY`: unset means the PortOne webhook answers 401.
+    pub portone_secret_key: Option<Secret>,
+    /// `STOCKLEDGER_PORTONE_KEY`: unset means any `portone_key` is accepted.
+    pub portone_key: Option<String>,
+    /// `STOCKLEDGER_PORTONE_ALLOWED_IPS`: comma-separated addresses or CIDRs; unset: any.
+    pub portone_allowed_ips: Vec<String>,
+    /// `STOCKLEDGER_TRUSTED_PROXIES`: comma-separated addresses or CIDRs; unset: none.
+    pub trusted_proxies: Vec<String>,
+    /// `STOCKLEDGER_STRIPE_WEBHOOK_SECRET`: comma-separated during rotation; unset: 401.
+    pub stripe_webhook_secrets: Vec<Secret>,
+    /// `STOCKLEDGER_ADYEN_HMAC_KEY`: hex; comma-separated during rotation; unset: 401.
+    pub adyen_hmac_keys: Vec<Secret>,
+    /// `STOCKLEDGER_IPINT_API_URL`, default `https://api.ipint.io:8003`.
+    pub ipint_api_url: String,
+    /// `STOCKLEDGER_IPINT_API_KEY`.
+    pub ipint_api_key: Option<Secret>,
+    /// `STOCKLEDGER_IPINT_API_SECRET`.
+    pub ipint_api_secret: Option<Secret>,
+    /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
+    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
+    pub unknown_order_hold: Duration,
+    /// `STOCKLEDGER_CONFIRMATION_DEADLINE`, default `8s`.
+    pub confirmation_deadline: Duration,
+    /// `STOCKLEDGER_MAX_BODY_BYTES`, default `262144`.
+    pub max_body_bytes: usize,
+    /// `STOCKLEDGER_REQUEST_TIMEOUT`, default `10s`: the whole of one HTTP request.
+    pub request_timeout: Duration,
+    /// `STOCKLEDGER_PUBLISH_TIMEOUT`, default `3s`: wait for JetStream's publish ack.
+    pub publish_timeout: Duration,
+    /// `STOCKLEDGER_FETCH_BATCH_MAX`, default `256`: events per ledger transaction.
+    pub fetch_batch_max: usize,
+    /// `STOCKLEDGER_ACK_WAIT`, default `30s`.
+    pub ack_wait: Duration,
+    /// `STOCKLEDGER_MAX_DELIVER`, default `100`.
+    pub max_deliver: i64,
+    /// `STOCKLEDGER_MAX_ACK_PENDING`, default `4096`.
+    pub max_ack_pending: i64,
+    /// `STOCKLEDGER_SWEEP_INTERVAL`, default `30s`: how often expired reservations are sought.
+    pub sweep_interval: Duration,
+    /// `STOCKLEDGER_SWEEP_BATCH_MAX`, default `500`: expiries published per sweep.
+    pub sweep_batch_max: usize,
+    /// `STOCKLEDGER_DB_POOL_MAX`, default `8`.
+    pub db_pool_max: u32,
+    /// `STOCKLEDGER_SHUTDOWN_GRACE`, default `10s`: time to finish in-flight work on stop.
+    pub shutdown_grace: Duration,
+}
+
+/// Hard bounds on the limits: configuration outside them is refused at start.
+pub const MAX_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub const FETCH_BATCH_MAX_MAX: usize = 4096;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads from a map (tests).
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    /// Reads with any lookup function.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let r = Reader { get: &get };
+        let cfg = Config {
+            http_addr: r.string("STOCKLEDGER_HTTP_ADDR", "127.0.0.1:8080"),
+            nats_url: r.string("STOCKLEDGER_NATS_URL", "nats://127.0.0.1:4222"),
+            nats_namespace: r.string("STOCKLEDGER_NATS_NAMESPACE", "stockledger"),
+            database_url: r.string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
+            api_token: r.secret("STOCKLEDGER_API_TOKEN"),
+            portone_secret_key: r.secret("STOCKLEDGER_PORTONE_SECRET_KEY"),
+            portone_key: r.optional("STOCKLEDGER_PORTONE_KEY"),
+            portone_allowed_ips: r.list("STOCKLEDGER_PORTONE_ALLOWED_IPS"),
+            trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
+            stripe_webhook_secrets: r.list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET").into_iter().map(Secret).collect(),
+            adyen_hmac_keys: r.list("STOCKLEDGER_ADYEN_HMAC_KEY").into_iter().map(Secret).collect(),
+            ipint_api_url: r.string("STOCKLEDGER_IPINT_API_URL", "https://api.ipint.io:8003"),
+            ipint_api_key: r.secret("STOCKLEDGER_IPINT_API_KEY"),
+            ipint_api_secret: r.secret("STOCKLEDGER_IPINT_API_SECRET"),
+            reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
+            unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
+            confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
+            max_body_bytes: r.number("STOCKLEDGER_MAX_BODY_BYTES", 262_144, 1, MAX_BODY_BYTES_MAX)?,
+            request_timeout: r.duration("STOCKLEDGER_REQUEST_TIMEOUT", "10s")?,
+            publish_timeout: r.duration("STOCKLEDGER_PUBLISH_TIMEOUT", "3s")?,
+            fetch_batch_max: r.number("STOCKLEDGER_FETCH_BATCH_MAX", 256, 1, FETCH_BATCH_MAX_MAX)?,
+            ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
+            max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
+            max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
+            sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
+            sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
+            db_pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
+            shutdown_grace: r.duration("STOCKLEDGER_SHUTDOWN_GRACE", "10s")?,
+        };
+        Ok(cfg)
+    }
+}
+
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    fn optional(&self, var: &str) -> Option<String> {
+        (self.get)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+    fn string(&self, var: &str, default: &str) -> String {
+        self.optional(var).unwrap_or_else(|| default.to_owned())
+    }
+    fn secret(&self, var: &str) -> Option<Secret> {
+        self.optional(var).map(Secret)
+    }
+    fn list(&self, var: &str) -> Vec<String> {
+        self.optional(var)
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+    fn duration(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        let value = self.string(var, default);
+        parse_duration(&value).ok_or_else(|| ConfigError {
+            var,
+            value,
+            message: "expected a duration such as 500ms, 8s, 10m, 2h or 7d".into(),
+        })
+    }
+    fn number<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(value) = self.optional(var) else { return Ok(default) };
+        match value.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(ConfigError { var, value, message: format!("expected a whole number from {min} to {max}") }),
+        }
+    }
+}
+
+/// Parses `500ms`, `8s`, `10m`, `2h`, `7d` (a whole number and a unit).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.http_addr, "127.0.0.1:8080");
+        assert_eq!(c.reservation_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.unknown_order_hold, Duration::from_secs(600));
+        assert_eq!(c.confirmation_deadline, Duration::from_secs(8));
+        assert_eq!(c.max_body_bytes, 262_144);
+        assert!(c.api_token.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let map = HashMap::from([("STOCKLEDGER_RESERVATION_TTL".to_owned(), "soon".to_owned())]);
+        let e = Config::from_map(&map).unwrap_err();
+        assert_eq!(e.var, "STOCKLEDGER_RESERVATION_TTL");
+        let map = HashMap::from([("STOCKLEDGER_MAX_BODY_BYTES".to_owned(), "0".to_owned())]);
+        assert_eq!(Config::from_map(&map).unwrap_err().var, "STOCKLEDGER_MAX_BODY_BYTES");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let map = HashMap::from([("STOCKLEDGER_API_TOKEN".to_owned(), "tok-123".to_owned())]);
+        let c = Config::from_map(&map).unwrap();
+        assert!(!format!("{c:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! A small, strict JSON object reader shared by the provider parsers.
+//!
+//! It keeps each top-level value of an object as raw JSON text (`serde_json::value::RawValue`), so
+//! a parser can read a number's exact text (PortOne's float `amount`), and every type error names
+//! the field by its dotted path. Duplicate keys are rejected: two readers of the same body must
+//! never disagree about which value counts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::Error;
+
+/// The members of one JSON object, values kept as raw text borrowed from the input.
+struct RawMap<'a>(BTreeMap<String, &'a RawValue>);
+
+impl<'de> Deserialize<'de> for RawMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = RawMap<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    if out.contains_key(&key) {
+                        return Err(A::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    out.insert(key, value);
+                }
+                Ok(RawMap(out))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+/// A parsed JSON object with its dotted path, for field-naming errors.
+pub(crate) struct Obj<'a> {
+    path: String,
+    fields: BTreeMap<String, &'a RawValue>,
+}
+
+impl<'a> Obj<'a> {
+    /// Parses a whole request body, which must be one JSON object.
+    pub(crate) fn parse_body(raw: &'a [u8]) -> Result<Self, Error> {
+        let map: RawMap<'a> =
+            serde_json::from_slice(raw).map_err(|e| Error::malformed("body", e.to_string()))?;
+        Ok(Obj {
+            path: String::new(),
+            fields: map.0,
+        })
+    }
+
+    /// Parses `text` (the raw text of a nested value) as an object at `path`.
+    fn parse_nested(text: &'a str, path: String) -> Result<Self, Error> {
+        match serde_json::from_str::<RawMap<'a>>(text) {
+            Ok(map) => Ok(Obj {
+                path,
+                fields: map.0,
+            }),
+            Err(e) => Err(Error::malformed(path, format!("expected an object: {e}"))),
+        }
+    }
+
+    /// The dotted path of member `key`.
+    pub(crate) fn path_of(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{}", self.path, key)
+        }
+    }
+
+    /// The raw text of member `key`, `None` when absent or `null`.
+    pub(crate) fn raw(&self, key: &str) -> Option<&'a str> {
+        let text = self.fields.get(key)?.get();
+        if text == "null" { None } else { Some(text) }
+    }
+
+    /// An optional string member (`null` and absent both give `None`).
+    pub(crate) fn opt_str(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str::<String>(text)
+                .map(Some)
+                .map_err(|_| Error::malformed(self.path_of(key), "expected a string")),
+        }
+    }
+
+    /// An optional string member defaulting to the empty string.
+    pub(crate) fn str_or_empty(&self, key: &str) -> Result<String, Error> {
+        Ok(self.opt_str(key)?.unwrap_or_default())
+    }
+
+    /// A required, non-empty string member.
+    pub(crate) fn req_str(&self, key: &str) -> Result<String, Error> {
+        match self.opt_str(key)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            Some(_) => Err(Error::malformed(self.path_of(key), "must not be empty")),
+            None => Err(Error::malformed(self.path_of(key), "missing")),
+        }
+    }
+
+    /// An optional integer member (must be a JSON integer that fits `i64`).
+    pub(crate) fn opt_i64(&self, key: &str) -> Result<Option<i64>, Error> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str::<i64>(text)
+                .map(Some)
+                .map_err(|_| Error::malformed(self.path_of(key), "expected an integer")),
+        }
+    }
+
+    /// An optional boolean member.
+    pub(crate) fn opt_bool(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str::<bool>(text)
+                .map(Some)
+                .map_err(|_| Error::malformed(self.path_of(key), "expected a boolean")),
+        }
+    }
+
+    /// The exact text of a JSON-number member, `None` when absent or `null`.
+    pub(crate) fn opt_number_text(&self, key: &str) -> Result<Option<&'a str>, Error> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(text) if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+                Ok(Some(text))
+            }
+            Some(_) => Err(Error::malformed(self.path_of(key), "expected a number")),
+        }
+    }
+
+    /// An optional nested object member.
+    pub(crate) fn opt_obj(&self, key: &str) -> Result<Option<Obj<'a>>, Error> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(text) => Obj::parse_nested(text, self.path_of(key)).map(Some),
+        }
+    }
+
+    /// A required nested object member.
+    pub(crate) fn req_obj(&self, key: &str) -> Result<Obj<'a>, Error> {
+        self.opt_obj(key)?
+            .ok_or_else(|| Error::malformed(self.path_of(key), "missing"))
+    }
+
+    /// A required array member whose elements are all objects.
+    pub(crate) fn req_obj_array(&self, key: &str) -> Result<Vec<Obj<'a>>, Error> {
+        let path = self.path_of(key);
+        let text = self
+            .raw(key)
+            .ok_or_else(|| Error::malformed(path.clone(), "missing"))?;
+        let items: Vec<&'a RawValue> = serde_json::from_str(text)
+            .map_err(|_| Error::malformed(path.clone(), "expected an array"))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| Obj::parse_nested(item.get(), format!("{path}[{i}]")))
+            .collect()
+    }
+
+    /// All members whose value is a JSON string, as owned pairs (other value types are skipped).
+    pub(crate) fn string_members(&self) -> BTreeMap<String, String> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| {
+                serde_json::from_str::<String>(v.get())
+                    .ok()
+                    .map(|s| (k.clone(), s))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_duplicate_keys() {
+        let err = Obj::parse_body(br#"{"a":"1","a":"2"}"#).err();
+        assert!(matches!(err, Some(Error::Malformed { field, .. }) if field == "body"));
+    }
+
+    #[test]
+    fn names_nested_paths() {
+        let obj = Obj::parse_body(br#"{"a":{"b":[{"c":5}]}}"#).ok();
+        let obj = obj.and_then(|o| o.opt_obj("a").ok().flatten());
+        let items = obj.map(|a| a.req_obj_array("b"));
+        let Some(Ok(items)) = items else {
+            panic!("expected items")
+        };
+        let err = items[0].opt_str("c").err();
+        assert!(matches!(err, Some(Error::Malformed { field, .. }) if field == "a.b[0].c"));
+    }
+
+    #[test]
+    fn raw_values_exclude_surrounding_whitespace() {
+        let obj = Obj::parse_body(b" { \"n\" :\t 500 \n, \"z\" :  null } ");
+        let Ok(obj) = obj else { panic!("parse") };
+        assert_eq!(obj.opt_number_text("n").ok().flatten(), Some("500"));
+        assert_eq!(obj.raw("z"), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut body = String::from("{\"a\":");
+        body.push_str(&"[".repeat(100_000));
+        assert!(Obj::parse_body(body.as_bytes()).is_err());
+    }
+}
