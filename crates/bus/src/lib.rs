@@ -218,3 +218,18 @@ fn classify_publish(e: jetstream::context::PublishError) -> BusError {
 pub fn is_operator_retry(msg: &Message) -> bool {
     msg.headers.as_ref().and_then(|h| h.get(OPERATOR_RETRY_HEADER)).is_some()
 }
+
+/// What the ledger announces on [`Namespace::decision_subject`] after committing the
+/// outcome of an event, so that a synchronous caller (PortOne's inventory confirmation, the
+/// merchant API) can answer without polling the database. Not stored: a waiter subscribes
+/// before publishing, and reads the ledger once if the announcement may have been missed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DecisionNotice {
+    /// The event id (UUID text).
+    pub event_id: String,
+    /// `moved`, `noop` or `exception`.
+    pub outcome: String,
+    /// The reason code for a no-op or an exception (`declined:insufficient_inventory`,
+    /// `refused:return_exceeds_sold`, `oversold`, …).
+    pub reason: Option<String>,
+}

@@ -1,0 +1,162 @@
+//! Version 1 of the contract event envelope and its payloads.
+//!
+//! A released version is never edited: not a field renamed, not a rule loosened or
+//! tightened. A change is a new module (`v2`) beside this one, plus an upcaster from v1 to
+//! v2 so that every v1 event already stored or in flight keeps decoding. The golden
+//! examples under `schemas/v1/examples/` pin this module's shape forever.
+//!
+//! Objects are closed: a field v1 does not define is refused, because a new field means a
+//! new version.
+
+mod domain;
+mod payload;
+mod read;
+
+use ::domain::{Event, EventId, EventKind, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+pub use self::domain::IDENTITY_LEN_MAX;
+pub use self::payload::{
+    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, InspectionOutcome,
+    KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
+    PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
+    ReturnReceived, StockCorrected, StockReceived,
+};
+pub(crate) use self::read::envelope as read_envelope;
+use crate::error::ContractError;
+use crate::wire_time;
+
+/// This module's version number, written in every envelope it encodes.
+pub const VERSION: u32 = 1;
+
+/// Who sent the event and the delivery identity it is deduplicated by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Source {
+    /// The provider or producer: `portone`, `stripe`, `merchant`, `operator`, `stockledger`.
+    pub provider: String,
+    /// The dedupe key of the delivery (`portone:ord_1:Success:200`); the event id is
+    /// derived from it.
+    pub identity: String,
+}
+
+/// A v1 contract event envelope.
+///
+/// `schema`, `version`, `event_id` and `kind` are not stored: they are constants of the
+/// version, derived from `source.identity`, and decided by the payload's variant, so an
+/// envelope cannot disagree with itself. They are written by [`Envelope::to_json`] and
+/// checked by [`crate::decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// When the provider says the thing happened.
+    pub occurred_at: Timestamp,
+    /// When the ingress (or the emitting process) recorded the event.
+    pub recorded_at: Timestamp,
+    /// Who sent it, and the identity it is deduplicated by.
+    pub source: Source,
+    /// `sha256:<hex>` of the provider's raw payload, or `None` when there was none
+    /// (merchant API, operator, stockledger's own events).
+    pub raw_digest: Option<String>,
+    /// What the event says.
+    pub payload: Payload,
+}
+
+/// The envelope as written: borrowed, in the field order of the documentation.
+#[derive(Serialize)]
+struct Wire<'a> {
+    schema: &'static str,
+    version: u32,
+    event_id: String,
+    kind: &'static str,
+    #[serde(serialize_with = "wire_time::serialize")]
+    occurred_at: Timestamp,
+    #[serde(serialize_with = "wire_time::serialize")]
+    recorded_at: Timestamp,
+    source: &'a Source,
+    raw_digest: &'a Option<String>,
+    payload: &'a Payload,
+}
+
+/// `sha256:` and the lowercase hex SHA-256 of `raw`.
+pub fn raw_digest(raw: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(raw)))
+}
+
+impl Envelope {
+    /// The envelope of a domain event kind. The event id follows from `source.identity`;
+    /// `raw` is the provider's payload, if any, of which only the digest is kept.
+    pub fn new(
+        kind: &EventKind,
+        source: Source,
+        occurred_at: Timestamp,
+        recorded_at: Timestamp,
+        raw: Option<&[u8]>,
+    ) -> Envelope {
+        Envelope {
+            occurred_at,
+            recorded_at,
+            source,
+            raw_digest: raw.map(raw_digest),
+            payload: Payload::from_domain(kind),
+        }
+    }
+
+    /// The event id: derived from `source.identity`, never chosen.
+    pub fn event_id(&self) -> EventId {
+        EventId::from_dedupe_key(&self.source.identity)
+    }
+
+    /// The contract name of the kind (`payment.captured`, …).
+    pub fn kind_name(&self) -> &'static str {
+        self.payload.kind_name()
+    }
+
+    /// The envelope as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs of strings and integers into a Vec cannot fail: no map
+        // has non-string keys and no Serialize impl here returns an error.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The domain event this envelope says, or the first field that breaks a rule. This
+    /// is the full check [`crate::decode`] runs; call it on envelopes built by hand.
+    pub fn to_domain(&self) -> Result<Event, ContractError> {
+        self::domain::check_source(&self.source.provider, &self.source.identity)?;
+        if let Some(d) = &self.raw_digest {
+            self::domain::check_raw_digest(d)?;
+        }
+        Ok(Event {
+            id: self.event_id(),
+            recorded_at: self.recorded_at,
+            kind: self.payload.to_domain()?,
+        })
+    }
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            schema: crate::SCHEMA,
+            version: VERSION,
+            event_id: self.event_id().as_uuid().hyphenated().to_string(),
+            kind: self.kind_name(),
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: &self.source,
+            raw_digest: &self.raw_digest,
+            payload: &self.payload,
+        }
+        .serialize(s)
+    }
+}
+
+/// Deserializing goes through [`crate::decode_value`]: the same checks as
+/// [`crate::decode`], so serde users cannot skip them.
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        crate::decode_value(&value)
+            .map(|(e, _)| e)
+            .map_err(serde::de::Error::custom)
+    }
+}
