@@ -24,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use apply::{Applied, BatchReport, Incoming};
+pub use persist::reason_code;
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
 pub use verify::{VerifyProblem, VerifyReport};
 

@@ -1,0 +1,221 @@
+//! The consumer loop: pull a batch, decode, apply in one transaction, then acknowledge.
+//!
+//! The order of those steps is the durability argument (`shared/spec/durability.md`): a
+//! message is acknowledged only after the transaction that records its outcome has
+//! committed, so a crash anywhere before the ack means redelivery, and redelivery meets the
+//! unique processed event id, so it is a recorded duplicate, never a second movement.
+
+use std::time::Duration;
+
+use bus::{AckKind, Bus, DecisionNotice, Message};
+use contract::DecodeError;
+use domain::{Context, ExceptionReason, Timestamp};
+use futures::{FutureExt, StreamExt};
+use store::{Applied, Incoming, Store};
+use tokio::sync::watch;
+
+use crate::{LedgerError, LedgerSettings, now};
+
+/// The longest delay before a deferred event (unknown order) is delivered again.
+pub const DEFER_DELAY_MAX: Duration = Duration::from_secs(60);
+/// The delay before a message is retried after a transient failure (database down).
+pub const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// What happened to one message, for counting and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchSummary {
+    pub recorded: usize,
+    pub duplicates: usize,
+    pub deferred: usize,
+    /// Messages that can never become an event: recorded as exceptions and terminated.
+    pub unprocessable: usize,
+    /// Messages left for redelivery after a transient failure.
+    pub retried: usize,
+}
+
+/// How a message leaves the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Its outcome is committed: acknowledge.
+    Done,
+    /// Deliver again after this delay (deferred event, or a transient failure).
+    Later(Duration),
+    /// It can never be processed and its exception is recorded: terminate.
+    Terminate,
+}
+
+/// Pulls and applies batches until `stop` turns true.
+pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, mut stop: watch::Receiver<bool>) -> Result<(), LedgerError> {
+    let consumer = bus.ledger_consumer(&settings.consumer).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(settings.fetch_batch_max)
+        .messages()
+        .await
+        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+    tracing::info!(batch_max = settings.fetch_batch_max, "ledger consumer started");
+    loop {
+        let first = tokio::select! {
+            _ = stop.changed() => break,
+            m = messages.next() => m,
+        };
+        let first = match first {
+            None => break,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // Missed heartbeats during a NATS restart are not fatal: the stream resumes.
+                tracing::warn!(error = %e, "pull stream error");
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < settings.fetch_batch_max {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => batch.push(m),
+                Some(Some(Err(e))) => tracing::warn!(error = %e, "pull stream error"),
+                _ => break,
+            }
+        }
+        let summary = process_batch(&bus, &store, &settings, &batch).await;
+        tracing::debug!(?summary, size = batch.len(), "batch done");
+    }
+    tracing::info!("ledger consumer stopped");
+    Ok(())
+}
+
+/// Applies one batch of messages and settles each: ack, nak with a delay, or term.
+pub async fn process_batch(bus: &Bus, store: &Store, settings: &LedgerSettings, batch: &[Message]) -> BatchSummary {
+    let now = now();
+    let ctx = Context { now, unknown_order_hold: settings.unknown_order_hold };
+    let mut summary = BatchSummary::default();
+    let mut incomings = Vec::with_capacity(batch.len());
+    let mut owners = Vec::with_capacity(batch.len());
+    for msg in batch {
+        let stream_seq = msg.info().ok().map(|i| i.stream_sequence);
+        match contract::decode_event(&msg.payload) {
+            Ok((_, event)) => {
+                incomings.push(Incoming {
+                    event,
+                    envelope: String::from_utf8_lossy(&msg.payload).into_owned(),
+                    operator_retry: bus::is_operator_retry(msg),
+                    stream_seq,
+                });
+                owners.push(msg);
+            }
+            Err(e) => {
+                let d = unprocessable(store, msg, &e, stream_seq, now).await;
+                match d {
+                    Disposition::Terminate => summary.unprocessable += 1,
+                    _ => summary.retried += 1,
+                }
+                settle(msg, d).await;
+            }
+        }
+    }
+    if incomings.is_empty() {
+        return summary;
+    }
+    let results = match store.apply_batch(&incomings, &ctx).await {
+        Ok(report) => report.results.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) if incomings.len() > 1 && !e.is_transient() => {
+            // One event poisons the batch: apply one by one so the others go through.
+            tracing::warn!(error = %e, "batch failed; isolating");
+            let mut one_by_one = Vec::with_capacity(incomings.len());
+            for incoming in &incomings {
+                let r = store.apply_batch(std::slice::from_ref(incoming), &ctx).await;
+                one_by_one.push(r.map(|mut rep| rep.results.remove(0)));
+            }
+            one_by_one
+        }
+        Err(e) => incomings.iter().map(|_| Err(clone_error(&e))).collect(),
+    };
+    for ((msg, incoming), result) in owners.into_iter().zip(&incomings).zip(results) {
+        let d = match result {
+            Ok(applied) => {
+                announce(bus, incoming, &applied).await;
+                match applied {
+                    Applied::Recorded(_) => summary.recorded += 1,
+                    Applied::Duplicate | Applied::StillException => summary.duplicates += 1,
+                    Applied::Deferred { .. } => summary.deferred += 1,
+                }
+                disposition(&applied, msg, now)
+            }
+            Err(e) => {
+                tracing::error!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
+                summary.retried += 1;
+                Disposition::Later(TRANSIENT_RETRY_DELAY)
+            }
+        };
+        settle(msg, d).await;
+    }
+    summary
+}
+
+fn clone_error(e: &store::StoreError) -> store::StoreError {
+    store::StoreError::Corrupt(e.to_string())
+}
+
+fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition {
+    match applied {
+        Applied::Recorded(_) | Applied::Duplicate | Applied::StillException => Disposition::Done,
+        Applied::Deferred { until } => {
+            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 16);
+            let backoff = Duration::from_secs(1u64 << (delivered - 1).min(6));
+            let remaining = Duration::from_millis(u64::try_from(until.0 - now.0).unwrap_or(0));
+            Disposition::Later(backoff.min(remaining).min(DEFER_DELAY_MAX).max(Duration::from_millis(100)))
+        }
+    }
+}
+
+/// Records a message that cannot become an event, with its raw bytes, as an exception.
+async fn unprocessable(store: &Store, msg: &Message, e: &DecodeError, stream_seq: Option<u64>, now: Timestamp) -> Disposition {
+    let (reason, detail) = match e {
+        DecodeError::Undecodable { message } => (ExceptionReason::Undecodable, message.clone()),
+        DecodeError::UnknownVersion { version } => {
+            (ExceptionReason::UnknownSchemaVersion, format!("schema version {version} is not known to this release"))
+        }
+        DecodeError::Invalid { field, message } => (ExceptionReason::MissingFields, format!("{field}: {message}")),
+    };
+    let id = match stream_seq {
+        Some(seq) => format!("{}:{seq}", msg.info().map(|i| i.stream.to_owned()).unwrap_or_default()),
+        None => format!("subject:{}", msg.subject),
+    };
+    match store.record_unprocessable(&id, &reason, &detail, &msg.payload, stream_seq, now).await {
+        Ok(()) => {
+            tracing::warn!(%id, reason = reason.code(), "unprocessable message recorded as an exception");
+            Disposition::Terminate
+        }
+        Err(e) => {
+            tracing::error!(%id, error = %e, "could not record an unprocessable message; will retry");
+            Disposition::Later(TRANSIENT_RETRY_DELAY)
+        }
+    }
+}
+
+async fn settle(msg: &Message, d: Disposition) {
+    let result = match d {
+        Disposition::Done => msg.ack().await,
+        Disposition::Later(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
+        Disposition::Terminate => msg.ack_with(AckKind::Term).await,
+    };
+    if let Err(e) = result {
+        // A lost ack means a redelivery, which the ledger deduplicates.
+        tracing::warn!(error = %e, "could not settle message");
+    }
+}
+
+/// Tells synchronous waiters (the ingress) what was decided. Best effort: a waiter that
+/// misses it reads the ledger.
+async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
+    let Applied::Recorded(outcome) = applied else { return };
+    let notice = DecisionNotice {
+        event_id: incoming.event.id.to_string(),
+        outcome: outcome.label().to_owned(),
+        reason: store::reason_code(outcome),
+    };
+    let Ok(payload) = serde_json::to_vec(&notice) else { return };
+    let subject = bus.namespace().decision_subject(&notice.event_id);
+    if let Err(e) = bus.announce(subject, payload.into()).await {
+        tracing::debug!(error = %e, "decision announcement not sent");
+    }
+}

@@ -1,0 +1,105 @@
+//! # ledger: from JetStream to the stock ledger, exactly once
+//!
+//! The ledger process runs two loops:
+//! - the **consumer** ([`consumer`]): pulls contract events from the durable `ledger`
+//!   consumer, applies each fetched batch in one SQL transaction through the store, and only
+//!   after the commit acknowledges the messages and announces the decisions;
+//! - the **sweeper** ([`sweeper`]): publishes `reservation.expired` for reservations older
+//!   than the TTL, with a deterministic event id, so any number of sweepers release a
+//!   reservation once.
+//!
+//! Failures are classified once ([`consumer::Disposition`]): a message that can never
+//! become an event is recorded as an exception with its raw bytes and terminated; a
+//! transient failure (database down) is retried with a delay; an event for an order not
+//! registered yet is redelivered with backoff until the unknown-order hold runs out.
+
+pub mod consumer;
+pub mod sweeper;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bus::{Bus, ConsumerLimits};
+use domain::Timestamp;
+use store::Store;
+
+/// Settings of the ledger process, each from one documented variable.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Events per SQL transaction at most (`STOCKLEDGER_FETCH_BATCH_MAX`).
+    pub fetch_batch_max: usize,
+    /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`.
+    pub unknown_order_hold: Duration,
+    /// `STOCKLEDGER_RESERVATION_TTL`.
+    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_SWEEP_INTERVAL`; `None` disables the sweeper in this process.
+    pub sweep_interval: Option<Duration>,
+    /// `STOCKLEDGER_SWEEP_BATCH_MAX`.
+    pub sweep_batch_max: usize,
+    /// The durable consumer's limits.
+    pub consumer: ConsumerLimits,
+    /// `STOCKLEDGER_SHUTDOWN_GRACE`: how long the in-flight batch may take on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl LedgerSettings {
+    /// Settings from the process configuration.
+    pub fn from_config(c: &config::Config) -> Self {
+        Self {
+            fetch_batch_max: c.fetch_batch_max,
+            unknown_order_hold: c.unknown_order_hold,
+            reservation_ttl: c.reservation_ttl,
+            sweep_interval: Some(c.sweep_interval),
+            sweep_batch_max: c.sweep_batch_max,
+            consumer: ConsumerLimits {
+                ack_wait: c.ack_wait,
+                max_deliver: c.max_deliver,
+                max_ack_pending: c.max_ack_pending,
+                ..ConsumerLimits::default()
+            },
+            shutdown_grace: c.shutdown_grace,
+        }
+    }
+}
+
+/// Errors that stop the ledger process.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Runs the consumer (and the sweeper, when enabled) until `shutdown` completes, then
+/// finishes the batch in flight and returns.
+pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: impl Future<Output = ()>) -> Result<(), LedgerError> {
+    bus.ensure_streams().await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = settings.sweep_interval.map(|interval| {
+        let (bus, store, settings, stop) = (bus.clone(), store.clone(), settings.clone(), stop_rx.clone());
+        tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
+    });
+    let consumer = consumer::run(bus, store, settings, stop_rx);
+    tokio::pin!(consumer);
+    tokio::select! {
+        result = &mut consumer => {
+            let _ = stop_tx.send(true);
+            result?;
+        }
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            consumer.await?;
+        }
+    }
+    if let Some(handle) = sweeper {
+        let _ = handle.await;
+    }
+    Ok(())
+}
+
+/// The current time as the domain sees it. The one place the ledger reads the clock.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
