@@ -21,12 +21,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::Executor;
 
 pub use apply::{Applied, BatchReport, Incoming};
 pub use persist::reason_code;
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
 pub use verify::{VerifyProblem, VerifyReport};
+/// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate
+/// depends on sqlx directly.
+pub use sqlx;
+pub use sqlx::AnyPool;
 
 /// The most attempts [`Store::apply_batch`] makes when a transaction conflicts with another
 /// writer (a sequence already taken, a serialization failure).

@@ -190,6 +190,23 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?))).collect()
     }
 
+    /// How many processed events of `kind` (and `outcome`, when given) there are.
+    pub async fn count_processed(&self, kind: &str, outcome: Option<&str>) -> Result<i64, StoreError> {
+        let n = sqlx::query("SELECT COUNT(*) FROM processed_events WHERE kind = $1 AND ($2 IS NULL OR outcome = $2)")
+            .bind(kind)
+            .bind(outcome)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n)
+    }
+
+    /// How many orders are in `state` (`registered`, `reserved`, `sold`, `released`).
+    pub async fn count_orders(&self, state: &str) -> Result<i64, StoreError> {
+        let n = sqlx::query("SELECT COUNT(*) FROM orders WHERE state = $1").bind(state).fetch_one(&self.pool).await?.try_get(0)?;
+        Ok(n)
+    }
+
     /// Exceptions, newest first, optionally only those in `state`.
     pub async fn exceptions(&self, state: Option<&str>) -> Result<Vec<ExceptionRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -1,0 +1,150 @@
+//! # e2e: the one harness for end-to-end tests and the benchmark
+//!
+//! A [`Harness`] is one isolated stockledger: a unique NATS namespace (streams and
+//! subjects of its own on the shared test server), a fresh database (SQLite or PostgreSQL),
+//! and ledger processes started and killed at will as tasks. Tests in `tests/` drive it;
+//! so does the benchmark in `benches/`. [`workload`] makes realistic, deterministic
+//! histories.
+
+pub mod workload;
+
+use std::time::{Duration, Instant};
+
+use bus::{Bus, BusConfig, ConsumerLimits, Namespace};
+use contract::{Envelope, Source};
+use domain::{Event, Timestamp};
+use ledger::LedgerSettings;
+use store::{Store, StoreOptions};
+use testkit::{Backend, TestDatabase};
+use tokio::task::JoinHandle;
+
+/// One isolated stockledger for a test.
+pub struct Harness {
+    pub bus: Bus,
+    pub store: Store,
+    pub db: TestDatabase,
+    pub nats_url: String,
+}
+
+/// A ledger process running as a task.
+pub struct LedgerTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), ledger::LedgerError>>,
+}
+
+impl LedgerTask {
+    /// Stops gracefully: the batch in flight finishes and is acknowledged.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
+
+    /// Kills it: the task is dropped wherever it is, mid-batch or between commit and ack.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+/// Settings for tests: short ack wait so a killed consumer's messages come back quickly,
+/// no sweeper unless a test starts one.
+pub fn test_settings() -> LedgerSettings {
+    LedgerSettings {
+        fetch_batch_max: 128,
+        unknown_order_hold: Duration::ZERO,
+        reservation_ttl: Duration::from_secs(7 * 86_400),
+        sweep_interval: None,
+        sweep_batch_max: 100,
+        consumer: ConsumerLimits {
+            ack_wait: Duration::from_secs(2),
+            max_deliver: 20,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            max_ack_pending: 4096,
+        },
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+impl Harness {
+    /// A new isolated stockledger on `backend`, using the shared test NATS server.
+    pub async fn new(backend: Backend) -> anyhow::Result<Harness> {
+        let url = testkit::shared_nats_url().await?;
+        Harness::on(backend, &url).await
+    }
+
+    /// A new isolated stockledger on `backend` and the NATS server at `nats_url`.
+    pub async fn on(backend: Backend, nats_url: &str) -> anyhow::Result<Harness> {
+        let mut cfg = BusConfig::new(nats_url);
+        cfg.namespace = Namespace::parse(&testkit::unique_name("t"))?;
+        let bus = Bus::connect(cfg).await?;
+        bus.ensure_streams().await?;
+        let db = TestDatabase::new(backend).await?;
+        let store = Store::connect(db.url(), &StoreOptions::default()).await?;
+        Ok(Harness { bus, store, db, nats_url: nats_url.to_owned() })
+    }
+
+    /// Another connection to the same NATS namespace and database: a second process.
+    pub async fn replica(&self) -> anyhow::Result<(Bus, Store)> {
+        let mut cfg = BusConfig::new(&self.nats_url);
+        cfg.namespace = self.bus.namespace().clone();
+        let bus = Bus::connect(cfg).await?;
+        let store = Store::connect(self.db.url(), &StoreOptions::default()).await?;
+        Ok((bus, store))
+    }
+
+    /// Starts a ledger process (as a task) with `settings`.
+    pub async fn start_ledger(&self, settings: LedgerSettings) -> anyhow::Result<LedgerTask> {
+        let (bus, store) = self.replica().await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(ledger::run(bus, store, settings, async move {
+            let _ = stopped.await;
+        }));
+        Ok(LedgerTask { stop, handle })
+    }
+
+    /// Publishes a domain event as a v1 envelope (identity `test:<event id>`-free: the
+    /// event's id is kept by using its dedupe key as the identity).
+    pub async fn publish(&self, identity: &str, event: &Event) -> anyhow::Result<()> {
+        let env = envelope(identity, event);
+        let id = env.event_id().to_string();
+        let subject = self.bus.namespace().event_subject("test", event.kind.name());
+        self.bus.publish_event(subject, &id, env.to_json().into(), None).await?;
+        Ok(())
+    }
+
+    /// Publishes raw bytes on the events stream (poison messages).
+    pub async fn publish_raw(&self, msg_id: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        let subject = self.bus.namespace().event_subject("test", "raw");
+        self.bus.publish_event(subject, msg_id, payload.into(), None).await?;
+        Ok(())
+    }
+
+    /// Waits until `n` events have an outcome, or `timeout` passes.
+    pub async fn wait_processed(&self, n: i64, timeout: Duration) -> anyhow::Result<i64> {
+        let start = Instant::now();
+        loop {
+            let done = self.processed_count().await?;
+            if done >= n || start.elapsed() > timeout {
+                return Ok(done);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many distinct events have an outcome.
+    pub async fn processed_count(&self) -> anyhow::Result<i64> {
+        Ok(self.store.outcome_counts().await?.iter().map(|(_, n)| n).sum())
+    }
+}
+
+/// The v1 envelope of a domain event whose id was derived from `identity`.
+pub fn envelope(identity: &str, event: &Event) -> Envelope {
+    let env = Envelope::new(&event.kind, Source { provider: "test".into(), identity: identity.into() }, event.recorded_at, event.recorded_at, None);
+    assert_eq!(env.event_id(), event.id, "event id must derive from the identity");
+    env
+}
+
+/// Milliseconds since the epoch now, as the domain's timestamp.
+pub fn now() -> Timestamp {
+    ledger::now()
+}
