@@ -123,6 +123,13 @@ impl Bus {
         &self.client
     }
 
+    /// True while the client holds a live connection to NATS (`/readyz`, and publishers
+    /// that must fail fast rather than have a message buffered and sent after a reconnect,
+    /// long after the caller was told "unavailable").
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// The namespace of every name this bus uses.
     pub fn namespace(&self) -> &Namespace {
         &self.config.namespace
@@ -153,6 +160,11 @@ impl Bus {
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
     /// at most the publish timeout. Only an `Ok` means the event is durably stored.
     pub async fn publish_event(&self, subject: String, msg_id: &str, payload: Bytes, extra: Option<HeaderMap>) -> Result<Published, BusError> {
+        // Fail fast while disconnected: the client would otherwise buffer the message and
+        // send it after a reconnect, long after the caller was told "unavailable".
+        if !self.is_connected() {
+            return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
         let mut msg = jetstream::message::PublishMessage::build().payload(payload);
         if let Some(h) = extra {
             msg = msg.headers(h);

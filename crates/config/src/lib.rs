@@ -56,7 +56,7 @@ pub struct Config {
     /// `STOCKLEDGER_PORTONE_SECRET_KEY`: unset means the PortOne webhook answers 401.
     pub portone_secret_key: Option<Secret>,
     /// `STOCKLEDGER_PORTONE_KEY`: unset means any `portone_key` is accepted.
-    pub portone_key: Option<String>,
+    pub portone_key: Option<Secret>,
     /// `STOCKLEDGER_PORTONE_ALLOWED_IPS`: comma-separated addresses or CIDRs; unset: any.
     pub portone_allowed_ips: Vec<String>,
     /// `STOCKLEDGER_TRUSTED_PROXIES`: comma-separated addresses or CIDRs; unset: none.
@@ -126,7 +126,7 @@ impl Config {
             database_url: r.string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
             api_token: r.secret("STOCKLEDGER_API_TOKEN"),
             portone_secret_key: r.secret("STOCKLEDGER_PORTONE_SECRET_KEY"),
-            portone_key: r.optional("STOCKLEDGER_PORTONE_KEY"),
+            portone_key: r.secret("STOCKLEDGER_PORTONE_KEY"),
             portone_allowed_ips: r.list("STOCKLEDGER_PORTONE_ALLOWED_IPS"),
             trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
             stripe_webhook_secrets: r.list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET").into_iter().map(Secret).collect(),

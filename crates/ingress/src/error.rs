@@ -1,0 +1,136 @@
+//! The one error type of the HTTP edge and the one place it becomes a response:
+//! `{"error": "<code>", "message": "<what is wrong, naming the field>"}` with the status
+//! `shared/spec/interface.md` lists. Every failure is classified here once: 4xx is
+//! permanent (the caller must change the request), 503 is transient (nothing was accepted;
+//! retry later).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request was not accepted. Handlers return it; [`IntoResponse`] renders it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or a parameter is not what the endpoint accepts. `field` names it.
+    #[error("malformed field `{field}`: {message}")]
+    Malformed { field: String, message: String },
+    /// 401: missing or wrong credentials, or a signature that does not verify.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403: the caller's address is not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 404: the thing named does not exist. `code` is `not_found` or the ledger's
+    /// `refused:unknown_order` / `refused:unknown_return`.
+    #[error("{code}: {message}")]
+    NotFound { code: String, message: String },
+    /// 409: the ledger refused the command; `code` is its reason (`refused:*`).
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    /// 413: the body is larger than `STOCKLEDGER_MAX_BODY_BYTES`.
+    #[error("body larger than {max} bytes")]
+    TooLarge { max: usize },
+    /// 503: NATS or the database is unavailable; nothing was accepted.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// 500: anything else (NATS refused a message it should have taken, a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming `field`.
+    pub fn malformed(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Malformed {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Refused { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error` code of the body.
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::Malformed { .. } => "malformed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { code, .. } | ApiError::Refused { code, .. } => code,
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The human `message` of the body. Never contains a secret: callers only put field
+    /// names, limits and the reasons the ledger or NATS gave.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Malformed { field, message } => format!("`{field}`: {message}"),
+            ApiError::NotFound { message, .. } | ApiError::Refused { message, .. } => {
+                message.clone()
+            }
+            ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Unavailable(m)
+            | ApiError::Internal(m) => m.clone(),
+            ApiError::TooLarge { max } => format!("the request body is larger than {max} bytes"),
+        }
+    }
+}
+
+impl From<providers::Error> for ApiError {
+    fn from(e: providers::Error) -> Self {
+        match e {
+            providers::Error::Malformed { field, message } => {
+                ApiError::Malformed { field, message }
+            }
+            providers::Error::MissingSecret => {
+                ApiError::Unauthorized("this provider's secret is not configured".into())
+            }
+            other => ApiError::Unauthorized(other.to_string()),
+        }
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        if e.is_transient() {
+            ApiError::Unavailable(format!("database: {e}"))
+        } else {
+            ApiError::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+impl From<bus::BusError> for ApiError {
+    fn from(e: bus::BusError) -> Self {
+        match e {
+            bus::BusError::Unavailable(m) => ApiError::Unavailable(format!("NATS: {m}")),
+            bus::BusError::Refused(m) => ApiError::Internal(format!("NATS refused the event: {m}")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let body = json!({"error": self.code(), "message": self.message()});
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,290 @@
+//! # ingress: stockledger's HTTP edge
+//!
+//! Thin and stateless, so that many replicas can run behind a load balancer. Every write
+//! that reaches it becomes a contract event published to JetStream with `Nats-Msg-Id` =
+//! the event id ([`publish`]); a request is answered "accepted" only after JetStream's ack.
+//! The ingress never writes the ledger. It reads the database for the merchant API's
+//! queries, for the ledger's decision on an event it published ([`decision`]), and for
+//! the order check of PortOne's inventory confirmation.
+//!
+//! - [`routes::portone`]: the signed payment webhook and the unsigned inventory
+//!   confirmation (threat model: `docs/threat-model.md`).
+//! - [`routes::merchant`] and [`routes::reads`]: the merchant API (bearer token).
+//! - [`routes::ops`]: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! [`router`] is a plain function, so tests serve it on port 0; [`serve`] runs it with the
+//! peer address each request needs for the PortOne allow-list.
+
+pub mod decision;
+pub mod error;
+pub mod input;
+pub mod metrics;
+pub mod net;
+pub mod publish;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use bytes::Bytes;
+use config::{Config, Secret};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use net::IpNet;
+
+/// The settings the ingress uses, parsed once from [`Config`]. Secrets stay [`Secret`]s.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `STOCKLEDGER_API_TOKEN`: the merchant API's bearer token. Required.
+    pub api_token: Secret,
+    /// `STOCKLEDGER_PORTONE_SECRET_KEY`: verifies the webhook's `signature_hash`. Unset:
+    /// both PortOne endpoints answer 401.
+    pub portone_secret_key: Option<Secret>,
+    /// `STOCKLEDGER_PORTONE_KEY`: the only `portone_key` a confirmation may carry. Unset:
+    /// any.
+    pub portone_key: Option<Secret>,
+    /// `STOCKLEDGER_PORTONE_ALLOWED_IPS`: who may call the PortOne endpoints. `None`: any.
+    pub portone_allowed_ips: Option<Vec<IpNet>>,
+    /// `STOCKLEDGER_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `STOCKLEDGER_CONFIRMATION_DEADLINE`: the longest a request waits for the ledger's
+    /// decision (PortOne's confirmation answers within it; the merchant API answers 202
+    /// after it).
+    pub confirmation_deadline: Duration,
+    /// `STOCKLEDGER_MAX_BODY_BYTES`: larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `STOCKLEDGER_REQUEST_TIMEOUT`: the whole of one request.
+    pub request_timeout: Duration,
+    /// `STOCKLEDGER_PUBLISH_TIMEOUT`: the wait for one JetStream ack (the bus enforces it;
+    /// the confirmation keeps this much of its deadline for the compensating publish).
+    pub publish_timeout: Duration,
+}
+
+/// Why the settings cannot be used; the ingress does not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "STOCKLEDGER_API_TOKEN is not set: the ingress refuses to start without a merchant API token"
+    )]
+    MissingApiToken,
+    #[error("{var}: {source}")]
+    InvalidNet {
+        var: &'static str,
+        source: net::InvalidNet,
+    },
+}
+
+impl Settings {
+    /// The ingress's settings from the process configuration.
+    pub fn from_config(c: &Config) -> Result<Settings, SettingsError> {
+        let api_token = c.api_token.clone().ok_or(SettingsError::MissingApiToken)?;
+        let allowed = net::parse_list(&c.portone_allowed_ips).map_err(|source| {
+            SettingsError::InvalidNet {
+                var: "STOCKLEDGER_PORTONE_ALLOWED_IPS",
+                source,
+            }
+        })?;
+        let trusted_proxies =
+            net::parse_list(&c.trusted_proxies).map_err(|source| SettingsError::InvalidNet {
+                var: "STOCKLEDGER_TRUSTED_PROXIES",
+                source,
+            })?;
+        Ok(Settings {
+            api_token,
+            portone_secret_key: c.portone_secret_key.clone(),
+            portone_key: c.portone_key.clone(),
+            portone_allowed_ips: if allowed.is_empty() {
+                None
+            } else {
+                Some(allowed)
+            },
+            trusted_proxies,
+            confirmation_deadline: c.confirmation_deadline,
+            max_body_bytes: c.max_body_bytes,
+            request_timeout: c.request_timeout,
+            publish_timeout: c.publish_timeout,
+        })
+    }
+}
+
+/// Everything a request handler needs. Cheap to clone: every field is a handle.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// JetStream: the only place the ingress writes to.
+    pub bus: bus::Bus,
+    /// The ledger database, read only.
+    pub store: store::Store,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// A state with fresh metrics.
+    pub fn new(bus: bus::Bus, store: store::Store, settings: Settings) -> AppState {
+        AppState {
+            bus,
+            store,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// A request body read whole, at most `STOCKLEDGER_MAX_BODY_BYTES` (413 beyond).
+/// Signatures are verified over exactly these bytes.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge {
+                max: state.settings.max_body_bytes,
+            }),
+            Err(r) => Err(ApiError::malformed("body", r.body_text())),
+        }
+    }
+}
+
+/// The whole HTTP surface (`shared/spec/interface.md`), with limits, metrics and tracing.
+pub fn router(state: AppState) -> Router {
+    use routes::{merchant, ops, portone, reads};
+    let merchant_api = Router::new()
+        .route(
+            "/v1/orders/{order_ref}",
+            put(merchant::put_order).get(reads::get_order),
+        )
+        .route(
+            "/v1/orders/{order_ref}/payment-refs",
+            post(merchant::post_payment_ref),
+        )
+        .route("/v1/stock/receipts", post(merchant::post_receipt))
+        .route("/v1/stock/{sku}", get(reads::get_stock))
+        .route("/v1/stock/{sku}/entries", get(reads::get_entries))
+        .route("/v1/returns", post(merchant::post_return))
+        .route(
+            "/v1/returns/{reference}/inspection",
+            post(merchant::post_inspection),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            routes::auth::require_token,
+        ));
+    Router::new()
+        .merge(merchant_api)
+        .route("/webhooks/portone", post(portone::webhook))
+        .route(
+            "/portone/inventory-confirmation",
+            post(portone::confirmation),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish (bound that wait in the caller). Each request carries its TCP peer
+/// address, which the PortOne allow-list needs.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "not_found".into(),
+        message: "no such endpoint".into(),
+    }
+}
+
+/// Counts every answered request by its route template (never the raw path, whose
+/// values are unbounded), method and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .request(&route, &method, response.status().as_u16());
+    response
+}
+
+/// The longest plain-text error body kept as the JSON error's message.
+const PLAIN_ERROR_KEEP_BYTES: usize = 1024;
+
+/// Turns the framework's own error responses (405, 408, a path that does not decode)
+/// into the JSON error shape, so that every error a client sees has one shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "malformed",
+    };
+    // Keep the status and headers (a 405's `Allow`); replace only the body.
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_KEEP_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let json = serde_json::json!({"error": code, "message": message}).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json))
+}

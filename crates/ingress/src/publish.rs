@@ -1,0 +1,126 @@
+//! From a domain event kind to a contract event in JetStream: the envelope (identity →
+//! event id, the provider's raw body as a digest), the full contract check before anything
+//! leaves the process, and the publish with `Nats-Msg-Id` = event id and the ack awaited.
+//!
+//! The ingress never writes the ledger: this is its only write. A request is answered
+//! "accepted" only after [`publish`] returned `Ok`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use contract::{Envelope, Source};
+use domain::{EventId, EventKind, Timestamp};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Who the merchant API's events come from.
+pub const MERCHANT: &str = "merchant";
+/// Who PortOne's events come from.
+pub const PORTONE: &str = "portone";
+
+/// The current time in milliseconds since the Unix epoch: the `recorded_at` of events
+/// born here.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// An event ready to publish: its envelope, already checked against the contract.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub envelope: Envelope,
+    pub event_id: EventId,
+}
+
+impl Outgoing {
+    /// Builds and checks the envelope of `kind` from `provider` with dedupe key
+    /// `identity`. A value the contract refuses is a 400 naming its field; nothing is
+    /// published for it.
+    pub fn new(
+        kind: &EventKind,
+        provider: &str,
+        identity: String,
+        raw: Option<&[u8]>,
+    ) -> Result<Outgoing, ApiError> {
+        let at = now();
+        let source = Source {
+            provider: provider.to_owned(),
+            identity,
+        };
+        let envelope = Envelope::new(kind, source, at, at, raw);
+        envelope.to_domain().map_err(|e| {
+            // The contract's paths start at the envelope (`payload.lines[0].sku`); the
+            // client knows its own field names, which are the payload's.
+            let field = e
+                .field
+                .strip_prefix("payload.")
+                .unwrap_or(&e.field)
+                .to_owned();
+            ApiError::malformed(field, e.message)
+        })?;
+        let event_id = envelope.event_id();
+        Ok(Outgoing { envelope, event_id })
+    }
+}
+
+/// Why a publish did not succeed. Either way the caller answers "nothing accepted" (503);
+/// the difference matters only to a caller that must compensate for an event that may
+/// have landed after all (PortOne's inventory confirmation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Nothing left this process (NATS not connected), or NATS refused the message.
+    #[error("{0}")]
+    NotSent(ApiError),
+    /// Sent, but not acknowledged in time: the event may or may not be in the stream.
+    #[error("{0}")]
+    Unconfirmed(ApiError),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::NotSent(e) | PublishError::Unconfirmed(e) => e,
+        }
+    }
+}
+
+/// Publishes `out` and waits for JetStream's ack. An error means nothing was accepted:
+/// NATS is not connected (checked first, so that a message is never buffered by the
+/// client and sent after a reconnect, long after the caller heard "503"), NATS refused it,
+/// or the ack did not come within `STOCKLEDGER_PUBLISH_TIMEOUT`.
+pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published, PublishError> {
+    let kind = out.envelope.kind_name();
+    let bus = &state.bus;
+    if !bus.is_connected() {
+        state.metrics.publish_failed(kind);
+        return Err(PublishError::NotSent(ApiError::Unavailable(
+            "NATS is not connected; nothing was accepted, retry later".into(),
+        )));
+    }
+    let subject = bus
+        .namespace()
+        .event_subject(&out.envelope.source.provider, kind);
+    let id = out.event_id.to_string();
+    match bus
+        .publish_event(subject, &id, Bytes::from(out.envelope.to_json()), None)
+        .await
+    {
+        Ok(published) => {
+            state.metrics.published(kind, published.duplicate);
+            tracing::debug!(event_id = %id, kind, duplicate = published.duplicate, seq = published.stream_seq, "event published");
+            Ok(published)
+        }
+        Err(e) => {
+            state.metrics.publish_failed(kind);
+            tracing::warn!(event_id = %id, kind, error = %e, "publish failed; nothing accepted");
+            Err(match e {
+                bus::BusError::Unavailable(_) => PublishError::Unconfirmed(e.into()),
+                bus::BusError::Refused(_) => PublishError::NotSent(e.into()),
+            })
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! PortOne's two endpoints (`shared/spec/providers.md` §1; threat model in
+//! `docs/threat-model.md`).
+//!
+//! - `POST /webhooks/portone`: the signed payment webhook. Verified over the raw body,
+//!   mapped by status (Success → `payment.captured`; Failed, Expired, Cancelled →
+//!   `payment.voided`; anything else → `payment.noted`), published, and answered 200 once
+//!   JetStream acknowledged it. Its amount goes into the event: the ledger compares it with
+//!   the registered order, so a signed webhook with another amount becomes an
+//!   `amount_mismatch` exception rather than being dropped here.
+//! - `POST /portone/inventory-confirmation`: unsigned, synchronous. Checked in order:
+//!   source address, `portone_key`, then the registered order and its amount (read here,
+//!   so a forger's guesses publish nothing). Then `payment.authorized` (mode confirmation)
+//!   is published and the ledger's decision awaited: `200` with an empty body when the
+//!   stock is reserved, otherwise a non-200 status with `{"reason": …}`.
+//!
+//! With `STOCKLEDGER_PORTONE_SECRET_KEY` unset, both answer 401.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::{
+    AuthorizationMode, EventKind, InvalidValue, Money, OrderLookup, OrderRef, OrderState, Payment,
+};
+use providers::portone::{self, PaymentAction};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::decision::{self, Decided, Waited};
+use crate::error::ApiError;
+use crate::publish::{self, Outgoing, PORTONE, PublishError};
+use crate::{AppState, RawBody, net};
+
+/// The peer address extension that [`crate::serve`] attaches to every request.
+type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+
+/// Attempts at publishing the compensating `reservation.expired` after a decision timeout.
+const COMPENSATION_ATTEMPTS: u32 = 5;
+/// Pause between compensation attempts (doubles each time).
+const COMPENSATION_BACKOFF: Duration = Duration::from_millis(200);
+
+/// `Err` with the reason when the request's source address is not allowed.
+fn check_source(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<(), String> {
+    let Some(allowed) = &state.settings.portone_allowed_ips else {
+        return Ok(());
+    };
+    let peer_ip: Option<IpAddr> = peer.as_ref().map(|p| p.0.0.ip());
+    match net::client_addr(peer_ip, headers, &state.settings.trusted_proxies) {
+        Some(ip) if net::any_contains(allowed, ip) => Ok(()),
+        Some(ip) => {
+            tracing::warn!(client = %ip, "PortOne endpoint called from an address not in STOCKLEDGER_PORTONE_ALLOWED_IPS");
+            Err(format!("{ip} is not allowed to call PortOne endpoints"))
+        }
+        None => Err("the client address cannot be determined".into()),
+    }
+}
+
+/// Money from PortOne's float amount and currency, naming the field it refuses.
+fn money(amount: &Decimal, currency: &str) -> Result<Money, ApiError> {
+    Money::parse(&amount.to_string(), currency).map_err(|e| match e {
+        InvalidValue::Currency { .. } => ApiError::malformed("currency", e.to_string()),
+        other => ApiError::malformed("amount", other.to_string()),
+    })
+}
+
+// ---- payment webhook ---------------------------------------------------------------------
+
+/// `POST /webhooks/portone`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<StatusCode, ApiError> {
+    let Some(secret) = &state.settings.portone_secret_key else {
+        return Err(ApiError::Unauthorized(
+            "STOCKLEDGER_PORTONE_SECRET_KEY is not set".into(),
+        ));
+    };
+    check_source(&state, &peer, &headers).map_err(ApiError::Forbidden)?;
+    let raw = body.0;
+    let hook = portone::parse_payment_webhook(&raw)?;
+    portone::verify_payment_webhook(&hook, secret.expose())?;
+    let order_ref = OrderRef::parse(hook.merchant_order_ref.as_str())
+        .map_err(|e| ApiError::malformed("merchant_order_ref", e.to_string()))?;
+    let payment = Payment {
+        order: OrderLookup::OrderRef(order_ref),
+        amount: Some(money(&hook.amount, &hook.currency)?),
+    };
+    let kind = match hook.classify() {
+        PaymentAction::Captured => EventKind::PaymentCaptured { payment },
+        PaymentAction::Voided => EventKind::PaymentVoided { payment },
+        PaymentAction::RecordedNoEffect => EventKind::PaymentNoted {
+            payment,
+            status: hook.status.clone(),
+        },
+    };
+    let out = Outgoing::new(&kind, PORTONE, hook.dedupe_key(), Some(&raw))?;
+    publish::publish(&state, &out).await?;
+    Ok(StatusCode::OK)
+}
+
+// ---- inventory confirmation --------------------------------------------------------------
+
+/// The answer PortOne expects: `200` with an empty body, or another status with
+/// `{"reason": "<code>"}` (plus a human `message` when there is more to say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// `None` only for 200.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Answer {
+    fn reserved() -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            reason: None,
+            message: None,
+        }
+    }
+    fn no(status: StatusCode, reason: &str, message: impl Into<Option<String>>) -> Answer {
+        Answer {
+            status,
+            reason: Some(reason.to_owned()),
+            message: message.into(),
+        }
+    }
+    /// The metrics label of the answer.
+    fn label(&self) -> &str {
+        self.reason.as_deref().unwrap_or("reserved")
+    }
+}
+
+impl From<ApiError> for Answer {
+    fn from(e: ApiError) -> Answer {
+        let reason = match &e {
+            ApiError::Malformed { .. } => "malformed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            other => other.code(),
+        };
+        Answer::no(e.status(), reason, e.message())
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self.reason {
+            None => StatusCode::OK.into_response(),
+            Some(reason) => {
+                let mut body = json!({"reason": reason});
+                if let Some(m) = self.message {
+                    body["message"] = json!(m);
+                }
+                (self.status, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// `POST /portone/inventory-confirmation`.
+pub async fn confirmation(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<RawBody, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let answer = confirm(&state, &peer, &headers, body, started).await;
+    state
+        .metrics
+        .confirmation(started.elapsed(), answer.label());
+    answer.into_response()
+}
+
+/// The checks that publish nothing, then the decision.
+async fn confirm(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    body: Result<RawBody, ApiError>,
+    started: Instant,
+) -> Answer {
+    let settings = &state.settings;
+    if settings.portone_secret_key.is_none() {
+        return Answer::no(
+            StatusCode::UNAUTHORIZED,
+            "not_configured",
+            "STOCKLEDGER_PORTONE_SECRET_KEY is not set".to_owned(),
+        );
+    }
+    if let Err(m) = check_source(state, peer, headers) {
+        return Answer::no(StatusCode::FORBIDDEN, "source_not_allowed", m);
+    }
+    let raw = match body {
+        Ok(b) => b.0,
+        Err(e) => return e.into(),
+    };
+    let request = match portone::parse_inventory_confirmation(&raw) {
+        Ok(r) => r,
+        Err(e) => return ApiError::from(e).into(),
+    };
+    if let Some(key) = &settings.portone_key
+        && request.verify_portone_key(key.expose()).is_err()
+    {
+        tracing::warn!("PortOne confirmation with a portone_key that is not ours");
+        return Answer::no(StatusCode::UNAUTHORIZED, "bad_portone_key", None);
+    }
+    let order_ref = match OrderRef::parse(request.merchant_order_ref.as_str()) {
+        Ok(r) => r,
+        Err(e) => return ApiError::malformed("merchant_order_ref", e.to_string()).into(),
+    };
+    let amount = match money(&request.amount, &request.currency) {
+        Ok(m) => m,
+        Err(e) => return e.into(),
+    };
+    match state.store.order(&order_ref).await {
+        Ok(Some(order)) if order.spec.amount.same_as(&amount) => {}
+        Ok(Some(_)) => return Answer::no(StatusCode::CONFLICT, "amount_mismatch", None),
+        Ok(None) => return Answer::no(StatusCode::NOT_FOUND, "unknown_order", None),
+        Err(e) => return ApiError::from(e).into(),
+    }
+    let payment = Payment {
+        order: OrderLookup::OrderRef(order_ref.clone()),
+        amount: Some(amount),
+    };
+    let kind = EventKind::PaymentAuthorized {
+        payment: payment.clone(),
+        mode: AuthorizationMode::Confirmation,
+    };
+    let out = match Outgoing::new(&kind, PORTONE, request.dedupe_key(), Some(&raw)) {
+        Ok(o) => o,
+        Err(e) => return e.into(),
+    };
+    let pending = Pending {
+        state: state.clone(),
+        out,
+        payment,
+        portone_order_ref: request.portone_order_ref,
+        started,
+    };
+    // Its own task: neither a client that hangs up nor the request timeout may cancel the
+    // work between publishing the authorization and publishing its compensation.
+    match tokio::spawn(pending.decide()).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::no(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// A confirmation that passed every check and is about to be published.
+struct Pending {
+    state: AppState,
+    out: Outgoing,
+    payment: Payment,
+    portone_order_ref: String,
+    started: Instant,
+}
+
+impl Pending {
+    async fn decide(self) -> Answer {
+        let settings = &self.state.settings;
+        let deadline = self.started + settings.confirmation_deadline;
+        // Keep part of the deadline for the compensating publish.
+        let reserve = settings
+            .publish_timeout
+            .min(settings.confirmation_deadline / 4);
+        let wait_until = deadline.checked_sub(reserve).unwrap_or(self.started);
+        match decision::publish_and_wait(&self.state, &self.out, wait_until).await {
+            Ok(Waited::Decided(d)) => self.answer_decided(&d).await,
+            Ok(Waited::Pending) => {
+                let compensation = tokio::spawn(self.clone_parts().compensate());
+                // Wait for it while the deadline allows; after that it goes on alone.
+                let _ = tokio::time::timeout(
+                    deadline.saturating_duration_since(Instant::now()),
+                    compensation,
+                )
+                .await;
+                Answer::no(StatusCode::GATEWAY_TIMEOUT, "decision_timeout", None)
+            }
+            Err(PublishError::Unconfirmed(e)) => {
+                // The authorization may land after all: release whatever it reserves.
+                tokio::spawn(self.clone_parts().compensate());
+                e.into()
+            }
+            Err(PublishError::NotSent(e)) => e.into(),
+        }
+    }
+
+    fn clone_parts(&self) -> Compensation {
+        Compensation {
+            state: self.state.clone(),
+            payment: self.payment.clone(),
+            reservation: self.out.event_id,
+            identity: format!("portone:confirm-timeout:{}", self.portone_order_ref),
+        }
+    }
+
+    /// The answer for a decision. `200` only while the order is still reserved or sold:
+    /// a repeated call after the reservation was released is not a yes.
+    async fn answer_decided(&self, d: &Decided) -> Answer {
+        match (d.outcome.as_str(), d.reason.as_deref()) {
+            ("moved", _) => self.answer_moved(d).await,
+            (_, Some(reason)) => {
+                let code = reason.strip_prefix("declined:").unwrap_or(reason);
+                let status = if code == "unknown_order" {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::CONFLICT
+                };
+                Answer::no(status, code, None)
+            }
+            (outcome, None) => Answer::no(StatusCode::CONFLICT, outcome, None),
+        }
+    }
+
+    async fn answer_moved(&self, d: &Decided) -> Answer {
+        let OrderLookup::OrderRef(order_ref) = &self.payment.order else {
+            return Answer::reserved();
+        };
+        match self.state.store.order(order_ref).await {
+            Ok(Some(o)) if matches!(o.state, OrderState::Reserved | OrderState::Sold) => {
+                Answer::reserved()
+            }
+            Ok(Some(o)) => Answer::no(
+                StatusCode::CONFLICT,
+                "reservation_released",
+                format!("the order is {}", o.state.as_str()),
+            ),
+            Ok(None) => Answer::no(StatusCode::NOT_FOUND, "unknown_order", None),
+            // A fresh reservation is a yes even if this read fails; a repeated call's is unknown.
+            Err(_) if !d.earlier => Answer::reserved(),
+            Err(e) => ApiError::from(e).into(),
+        }
+    }
+}
+
+/// The `reservation.expired` that releases the reservation made by this confirmation (and
+/// no other) when PortOne never got the answer. Naming the reservation makes it precise:
+/// if the confirmation was declined, or the order is held by another confirmation, it is a
+/// recorded no-op.
+struct Compensation {
+    state: AppState,
+    payment: Payment,
+    reservation: domain::EventId,
+    identity: String,
+}
+
+impl Compensation {
+    async fn compensate(self) {
+        let OrderLookup::OrderRef(order_ref) = self.payment.order else {
+            tracing::error!("confirmation without an order reference; nothing to compensate");
+            return;
+        };
+        let kind = EventKind::ReservationExpired {
+            order_ref,
+            reservation: self.reservation,
+        };
+        let out = match Outgoing::new(&kind, PORTONE, self.identity, None) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the compensating reservation.expired");
+                return;
+            }
+        };
+        let mut pause = COMPENSATION_BACKOFF;
+        for attempt in 1..=COMPENSATION_ATTEMPTS {
+            match publish::publish(&self.state, &out).await {
+                Ok(_) => {
+                    tracing::info!(event_id = %out.event_id, "compensating reservation.expired published after a confirmation timeout");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "compensating reservation.expired not published yet")
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+        }
+        tracing::error!(event_id = %out.event_id, "compensating reservation.expired not published; the reservation TTL will release the stock");
+    }
+}
