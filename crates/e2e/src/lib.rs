@@ -137,6 +137,54 @@ impl Harness {
     }
 }
 
+/// An ingress serving on a free loopback port, as a task.
+pub struct IngressTask {
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl IngressTask {
+    /// Stops it: in-flight requests finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
+}
+
+/// The API token and PortOne secret the test ingresses use.
+pub const TEST_API_TOKEN: &str = "test-token-0123456789";
+pub const TEST_PORTONE_SECRET: &str = "test-portone-secret";
+
+/// Ingress configuration for tests: `extra` variables on top of a token and a PortOne secret.
+pub fn ingress_config(extra: &[(&str, &str)]) -> anyhow::Result<config::Config> {
+    let mut map = std::collections::HashMap::from([
+        ("STOCKLEDGER_API_TOKEN".to_owned(), TEST_API_TOKEN.to_owned()),
+        ("STOCKLEDGER_PORTONE_SECRET_KEY".to_owned(), TEST_PORTONE_SECRET.to_owned()),
+    ]);
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Ok(config::Config::from_map(&map)?)
+}
+
+impl Harness {
+    /// Starts an ingress (its own NATS connection and database pool, like a replica behind a
+    /// load balancer) with configuration `cfg`, on a free port.
+    pub async fn start_ingress(&self, cfg: &config::Config) -> anyhow::Result<IngressTask> {
+        let (bus, store) = self.replica().await?;
+        let settings = ingress::Settings::from_config(cfg)?;
+        let state = ingress::AppState::new(bus, store, settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(ingress::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Ok(IngressTask { url, stop, handle })
+    }
+}
+
 /// The v1 envelope of a domain event whose id was derived from `identity`.
 pub fn envelope(identity: &str, event: &Event) -> Envelope {
     let env = Envelope::new(&event.kind, Source { provider: "test".into(), identity: identity.into() }, event.recorded_at, event.recorded_at, None);

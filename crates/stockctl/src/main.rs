@@ -1,0 +1,159 @@
+//! `stockctl`: the operator's command-line tool. It talks to the ledger database (and, for
+//! later commands, NATS) with the same configuration as the services; it never talks to the
+//! ingress. Every subcommand's `--help` says when it is safe to run.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "stockctl", version, about = "Operate a stockledger deployment.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the ledger's books.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// PortOne helpers.
+    #[command(subcommand)]
+    Portone(PortoneCommand),
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Recompute every balance from the entries, check that every (SKU, location) sequence
+    /// has no gap and that every entry belongs to an event whose outcome is `moved`.
+    /// Read-only: safe to run at any time, also while the services run. Exit code 1 and a
+    /// report (text, or JSON with --json) on any mismatch.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PortoneCommand {
+    /// Print a PortOne payment webhook body signed with your secret key
+    /// (STOCKLEDGER_PORTONE_SECRET_KEY), ready to POST to /webhooks/portone. Prints only;
+    /// safe to run at any time.
+    SignWebhook {
+        /// The merchant's order reference (`merchant_order_ref`).
+        #[arg(long)]
+        merchant_order_ref: String,
+        /// PortOne's payment reference (`order_ref`).
+        #[arg(long)]
+        order_ref: String,
+        /// Payment status: Success, Failed, Expired, Cancelled, Pending, …
+        #[arg(long, default_value = "Success")]
+        status: String,
+        /// Status code as PortOne sends it.
+        #[arg(long, default_value = "2000")]
+        status_code: String,
+        /// Amount as a decimal, e.g. 100.50.
+        #[arg(long)]
+        amount: String,
+        /// Currency code.
+        #[arg(long)]
+        currency: String,
+        #[arg(long, default_value = "")]
+        channel_order_ref: String,
+        #[arg(long, default_value = "PAYLETTER")]
+        channel_key: String,
+        #[arg(long, default_value = "US")]
+        country_code: String,
+        #[arg(long, default_value = "Card")]
+        method_name: String,
+        /// The secret key; defaults to STOCKLEDGER_PORTONE_SECRET_KEY.
+        #[arg(long, env = "STOCKLEDGER_PORTONE_SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stockctl: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Ledger(LedgerCommand::Verify { json }) => verify(json).await,
+        Command::Portone(PortoneCommand::SignWebhook {
+            merchant_order_ref,
+            order_ref,
+            status,
+            status_code,
+            amount,
+            currency,
+            channel_order_ref,
+            channel_key,
+            country_code,
+            method_name,
+            secret_key,
+        }) => {
+            let decimal: rust_decimal::Decimal = amount.parse().context("--amount must be a decimal such as 100.50")?;
+            let fields = providers::portone::PaymentSignatureFields {
+                amount: decimal,
+                channel_key: &channel_key,
+                channel_order_ref: &channel_order_ref,
+                country_code: &country_code,
+                currency: &currency,
+                merchant_order_ref: &merchant_order_ref,
+                method_name: &method_name,
+                order_ref: &order_ref,
+                status: &status,
+            };
+            let signature = providers::portone::sign_payment_webhook(&fields, &secret_key);
+            let amount_json: serde_json::Value = serde_json::from_str(&decimal.normalize().to_string()).context("amount")?;
+            let body = serde_json::json!({
+                "amount": amount_json,
+                "channel_key": channel_key,
+                "channel_order_ref": channel_order_ref,
+                "country_code": country_code,
+                "currency": currency,
+                "merchant_order_ref": merchant_order_ref,
+                "method_name": method_name,
+                "order_ref": order_ref,
+                "status": status,
+                "status_code": status_code,
+                "signature_hash": signature,
+            });
+            println!("{body}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn verify(json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = config::Config::from_env().context("reading configuration")?;
+    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+        .await
+        .context("opening the ledger database")?;
+    let report = store.verify().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} entries, {} balances, {} processed events: {}",
+            report.entries,
+            report.balances,
+            report.processed_events,
+            if report.is_ok() { "OK" } else { "MISMATCH" }
+        );
+        for p in &report.problems {
+            println!("  {}", serde_json::to_string(p)?);
+        }
+    }
+    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
