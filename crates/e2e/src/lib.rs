@@ -6,6 +6,7 @@
 //! so does the benchmark in `benches/`. [`workload`] makes realistic, deterministic
 //! histories.
 
+pub mod http;
 pub mod workload;
 
 use std::time::{Duration, Instant};
