@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::event::{
-    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, InspectionOutcome, Payment,
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason, InspectionOutcome,
+    Payment,
 };
 use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
 use crate::outcome::{
@@ -45,15 +46,14 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
     let hold_until = if retrying { event.recorded_at } else { event.recorded_at.plus(ctx.unknown_order_hold) };
     let mut resolution = match decide_fresh(state, event, ctx.now, hold_until) {
         Fresh::Defer(until) => return Decision::Defer { until },
-        Fresh::Record(r) => r,
+        Fresh::Record(r) => *r,
     };
     if retrying {
         if let (Some(Outcome::Exception { reason: old, .. }), Outcome::Exception { reason: new, .. }) =
             (prior, &resolution.outcome)
+            && old.code() == new.code()
         {
-            if old.code() == new.code() {
-                return Decision::StillException;
-            }
+            return Decision::StillException;
         }
         resolution.replaces_exception = true;
     }
@@ -62,7 +62,7 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
 
 enum Fresh {
     Defer(Timestamp),
-    Record(Resolution),
+    Record(Box<Resolution>),
 }
 
 fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timestamp) -> Fresh {
@@ -99,7 +99,7 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             None => noop(None, NoOpReason::ProviderStatusRecorded),
         },
     };
-    Fresh::Record(r)
+    Fresh::Record(Box::new(r))
 }
 
 /// Payment and chargeback events: find the order (or hold, or raise `unknown_order`),
@@ -113,13 +113,13 @@ fn payment_event(
 ) -> Fresh {
     let Some(order) = state.resolve_order(&payment.order) else {
         if let EventKind::PaymentAuthorized { mode: AuthorizationMode::Confirmation, .. } = event.kind {
-            return Fresh::Record(noop(None, NoOpReason::Declined(DeclineReason::UnknownOrder)));
+            return Fresh::Record(Box::new(noop(None, NoOpReason::Declined(DeclineReason::UnknownOrder))));
         }
         if now < hold_until {
             return Fresh::Defer(hold_until);
         }
         let detail = format!("no registered order for {:?}", payment.order);
-        return Fresh::Record(exception(None, ExceptionReason::UnknownOrder, detail));
+        return Fresh::Record(Box::new(exception(None, ExceptionReason::UnknownOrder, detail)));
     };
     let r = match &event.kind {
         EventKind::PaymentAuthorized { mode, .. } => authorize(state, event, order, payment, *mode),
@@ -127,6 +127,13 @@ fn payment_event(
         EventKind::PaymentVoided { .. } => void(state, order),
         EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
         EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
+        EventKind::PaymentFlagged { reason, detail, .. } => {
+            let reason = match reason {
+                FlagReason::Unverifiable => ExceptionReason::Unverifiable,
+                FlagReason::AmountMismatch => ExceptionReason::AmountMismatch,
+            };
+            exception(Some(order), reason, detail.clone())
+        }
         EventKind::ChargebackOpened { dispute_id, deadline, .. } => {
             open_chargeback(state, event, order, dispute_id, *deadline)
         }
@@ -135,7 +142,7 @@ fn payment_event(
         }
         _ => noop(Some(order), NoOpReason::ProviderStatusRecorded),
     };
-    Fresh::Record(r)
+    Fresh::Record(Box::new(r))
 }
 
 fn authorize(state: &State, event: &Event, order: &Order, payment: &Payment, mode: AuthorizationMode) -> Resolution {
@@ -229,10 +236,11 @@ fn open_chargeback(
     dispute_id: &DisputeId,
     deadline: Option<Timestamp>,
 ) -> Resolution {
-    if let Some(cb) = state.chargebacks.get(dispute_id) {
-        if cb.closed.is_none() && cb.opened_by.is_some() {
-            return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
-        }
+    if let Some(cb) = state.chargebacks.get(dispute_id)
+        && cb.closed.is_none()
+        && cb.opened_by.is_some()
+    {
+        return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
     }
     let detail = format!("dispute {dispute_id} opened on order {}", order.spec.order_ref);
     let mut r = exception(Some(order), ExceptionReason::ChargebackReview { deadline }, detail);
