@@ -6,6 +6,8 @@
 //! bound. A publish that is not acknowledged in time is an error the caller turns into a
 //! 503 (ingress) or a retry (sweeper): "accepted" always means "durably in JetStream".
 
+pub mod read;
+pub mod stock;
 pub mod subjects;
 
 use std::time::Duration;
@@ -128,6 +130,11 @@ impl Bus {
     /// long after the caller was told "unavailable").
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How long a publish waits for JetStream's ack.
+    pub fn publish_timeout(&self) -> std::time::Duration {
+        self.config.publish_timeout
     }
 
     /// The namespace of every name this bus uses.

@@ -14,6 +14,7 @@
 
 mod error;
 mod json;
+pub mod stock_change;
 pub mod v1;
 pub mod wire_time;
 

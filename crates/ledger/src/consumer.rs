@@ -12,7 +12,9 @@ use contract::DecodeError;
 use domain::{Context, ExceptionReason, Timestamp};
 use futures::{FutureExt, StreamExt};
 use store::{Applied, Incoming, Store};
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
 
 use crate::{LedgerError, LedgerSettings, now};
 
@@ -45,7 +47,13 @@ pub enum Disposition {
 }
 
 /// Pulls and applies batches until `stop` turns true.
-pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, mut stop: watch::Receiver<bool>) -> Result<(), LedgerError> {
+pub async fn run(
+    bus: Bus,
+    store: Store,
+    settings: LedgerSettings,
+    mut stop: watch::Receiver<bool>,
+    committed: Arc<Notify>,
+) -> Result<(), LedgerError> {
     let consumer = bus.ledger_consumer(&settings.consumer).await?;
     let mut messages = consumer
         .stream()
@@ -78,6 +86,9 @@ pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, mut stop: wat
         }
         let summary = process_batch(&bus, &store, &settings, &batch).await;
         tracing::debug!(?summary, size = batch.len(), "batch done");
+        if summary.recorded > 0 {
+            committed.notify_one();
+        }
     }
     tracing::info!("ledger consumer stopped");
     Ok(())

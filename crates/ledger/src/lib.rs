@@ -4,6 +4,9 @@
 //! - the **consumer** ([`consumer`]): pulls contract events from the durable `ledger`
 //!   consumer, applies each fetched batch in one SQL transaction through the store, and only
 //!   after the commit acknowledges the messages and announces the decisions;
+//! - the **relay** ([`relay`]): publishes the stock-change outbox, written in the same
+//!   transaction as the entries, to the stock-change stream, exactly once and in order per
+//!   (SKU, location);
 //! - the **sweeper** ([`sweeper`]): publishes `reservation.expired` for reservations older
 //!   than the TTL, with a deterministic event id, so any number of sweepers release a
 //!   reservation once.
@@ -14,6 +17,7 @@
 //! registered yet is redelivered with backoff until the unknown-order hold runs out.
 
 pub mod consumer;
+pub mod relay;
 pub mod sweeper;
 
 use std::future::Future;
@@ -75,12 +79,18 @@ pub enum LedgerError {
 /// finishes the batch in flight and returns.
 pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: impl Future<Output = ()>) -> Result<(), LedgerError> {
     bus.ensure_streams().await?;
+    bus.ensure_stock_stream().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relay = {
+        let (bus, store, wake, stop) = (bus.clone(), store.clone(), wake.clone(), stop_rx.clone());
+        tokio::spawn(async move { relay::run(bus, store, wake, stop).await })
+    };
     let sweeper = settings.sweep_interval.map(|interval| {
         let (bus, store, settings, stop) = (bus.clone(), store.clone(), settings.clone(), stop_rx.clone());
         tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
     });
-    let consumer = consumer::run(bus, store, settings, stop_rx);
+    let consumer = consumer::run(bus, store, settings, stop_rx, wake);
     tokio::pin!(consumer);
     tokio::select! {
         result = &mut consumer => {
@@ -95,6 +105,7 @@ pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: imp
     if let Some(handle) = sweeper {
         let _ = handle.await;
     }
+    let _ = relay.await;
     Ok(())
 }
 

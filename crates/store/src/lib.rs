@@ -13,6 +13,7 @@
 
 mod apply;
 mod load;
+mod outbox;
 mod persist;
 mod read;
 mod verify;
@@ -24,6 +25,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::Executor;
 
 pub use apply::{Applied, BatchReport, Incoming};
+pub use outbox::PendingChange;
 pub use persist::reason_code;
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
 pub use verify::{VerifyProblem, VerifyReport};

@@ -3,7 +3,7 @@
 //! of the order, payment references, return and dispute, and the exception queue row.
 //! Nothing here decides; it writes what the domain decided.
 
-use domain::{Event, ExceptionReason, NoOpReason, Outcome, Resolution, State};
+use domain::{Event, ExceptionReason, NoOpReason, Outcome, Resolution, State, Timestamp};
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -92,6 +92,16 @@ pub(crate) async fn record(conn: &mut AnyConnection, rec: &Record<'_>) -> Result
             .await?
         };
         conflict_if_zero(rows.rows_affected())?;
+        // The stock-change message for downstream systems, in the same transaction.
+        let change = contract::stock_change::StockChange::new(key, b, rec.event.id, rec.event.kind.name(), Timestamp(rec.now));
+        sqlx::query("INSERT INTO stock_outbox (sku, location, seq, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(key.sku.as_str())
+            .bind(key.location.as_str())
+            .bind(seq_i64(b.seq)?)
+            .bind(String::from_utf8_lossy(&change.to_json()).into_owned())
+            .bind(rec.now)
+            .execute(&mut *conn)
+            .await?;
     }
     write_after_images(conn, rec).await?;
     write_exception(conn, rec).await

@@ -1,0 +1,60 @@
+//! Reading and clearing the stock-change outbox (`stock_outbox`), for the relay that
+//! publishes it. Rows come back ordered by (SKU, location, sequence), so a relay that
+//! publishes them in order keeps every pair's changes in order.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// One stock change waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    pub sku: String,
+    pub location: String,
+    pub seq: u64,
+    /// The stock-change message (`contract::stock_change::StockChange` JSON).
+    pub payload: String,
+}
+
+impl Store {
+    /// The oldest waiting stock changes, at most `limit`, ordered by (SKU, location, seq).
+    pub async fn pending_stock_changes(&self, limit: i64) -> Result<Vec<PendingChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sku, location, seq, payload FROM stock_outbox ORDER BY sku, location, seq LIMIT $1",
+        )
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                Ok(PendingChange {
+                    sku: r.try_get("sku")?,
+                    location: r.try_get("location")?,
+                    seq: u64::try_from(seq).map_err(|e| StoreError::Corrupt(format!("stock_outbox.seq: {e}")))?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes published changes (idempotent).
+    pub async fn clear_stock_changes(&self, published: &[(String, String, u64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (sku, location, seq) in published {
+            sqlx::query("DELETE FROM stock_outbox WHERE sku = $1 AND location = $2 AND seq = $3")
+                .bind(sku)
+                .bind(location)
+                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many stock changes wait to be published (a gauge for operators and tests).
+    pub async fn stock_outbox_len(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM stock_outbox").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+}
