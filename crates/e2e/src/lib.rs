@@ -193,6 +193,16 @@ pub fn envelope(identity: &str, event: &Event) -> Envelope {
     env
 }
 
+/// The path of a workspace binary built in debug (`scripts/test` builds every binary
+/// before running the tests).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} is missing: build it first (cargo build -p {name}; scripts/test does)", path.display());
+    path
+}
+
 /// Milliseconds since the epoch now, as the domain's timestamp.
 pub fn now() -> Timestamp {
     ledger::now()

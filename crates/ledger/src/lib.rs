@@ -18,6 +18,7 @@
 
 pub mod consumer;
 pub mod relay;
+pub mod replay;
 pub mod sweeper;
 
 use std::future::Future;

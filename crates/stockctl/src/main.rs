@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod replay;
+
 #[derive(Parser)]
 #[command(name = "stockctl", version, about = "Operate a stockledger deployment.")]
 struct Cli {
@@ -24,6 +26,10 @@ enum Command {
     /// PortOne helpers.
     #[command(subcommand)]
     Portone(PortoneCommand),
+    /// Re-apply a range of the events stream to the ledger (recovery). Safe to run while the
+    /// services run and any number of times: already processed events are recorded
+    /// duplicates and move nothing. Refuses an unbounded range without --all-history.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +97,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ledger(LedgerCommand::Verify { json }) => verify(json).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Portone(PortoneCommand::SignWebhook {
             merchant_order_ref,
             order_ref,

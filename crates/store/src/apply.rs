@@ -63,18 +63,50 @@ impl Store {
         }
     }
 
-    async fn try_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
-        let begin = match self.backend {
+    fn begin_statement(&self) -> &'static str {
+        match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
-        };
-        let mut tx = self.pool.begin_with(begin).await?;
+        }
+    }
+
+    /// Starts a dry run: batches applied to it see each other's effects, and everything is
+    /// rolled back when it is dropped. For `stockctl replay --dry-run`. It holds the write
+    /// lock (SQLite) or a serializable transaction (PostgreSQL) while it lives: keep it short.
+    pub async fn dry_run(&self) -> Result<DryRun, StoreError> {
+        Ok(DryRun { tx: self.pool.begin_with(self.begin_statement()).await? })
+    }
+
+    async fn try_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
+        let mut tx = self.pool.begin_with(self.begin_statement()).await?;
         let mut results = Vec::with_capacity(batch.len());
         for incoming in batch {
             results.push(apply_one(&mut tx, incoming, ctx).await?);
         }
         tx.commit().await?;
         Ok(results)
+    }
+}
+
+/// A transaction that is never committed (see [`Store::dry_run`]).
+pub struct DryRun {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl DryRun {
+    /// Applies `batch` as [`Store::apply_batch`] would, inside the dry run.
+    pub async fn apply(&mut self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
+        let mut results = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            results.push(apply_one(&mut self.tx, incoming, ctx).await?);
+        }
+        Ok(results)
+    }
+
+    /// Ends the dry run, undoing everything.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
     }
 }
 
@@ -88,6 +120,8 @@ async fn apply_one(conn: &mut AnyConnection, incoming: &Incoming, ctx: &Context)
                 .execute(&mut *conn)
                 .await?;
             Ok(if incoming.operator_retry && state.outcomes.get(&incoming.event.id).is_some_and(Outcome::is_exception) {
+                // The exception queue row goes back from `retrying` to `open`, audited.
+                crate::queue::retry_still_open(conn, &incoming.event.id.to_string(), ctx.now.0).await?;
                 Applied::StillException
             } else {
                 Applied::Duplicate

@@ -24,7 +24,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::Executor;
 
-pub use apply::{Applied, BatchReport, Incoming};
+pub use apply::{Applied, BatchReport, DryRun, Incoming};
 pub use outbox::PendingChange;
 pub use persist::reason_code;
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
