@@ -19,7 +19,7 @@ use bytes::Bytes;
 pub use async_nats::jetstream::consumer::PullConsumer;
 pub use async_nats::jetstream::{AckKind, Message};
 pub use async_nats::{Client, Subscriber};
-pub use subjects::{LEDGER_CONSUMER, Namespace};
+pub use subjects::{IPINT_VERIFIER_CONSUMER, LEDGER_CONSUMER, Namespace};
 
 /// The header that marks a message re-published by an operator to retry an exception.
 pub const OPERATOR_RETRY_HEADER: &str = "Stockledger-Operator-Retry";
@@ -147,8 +147,8 @@ impl Bus {
         &self.js
     }
 
-    /// Creates the events stream if missing, or updates it to this release's settings.
-    /// Safe to call from every process at every start.
+    /// Creates the events stream and the callbacks stream if missing, or updates them to
+    /// this release's settings. Safe to call from every process at every start.
     pub async fn ensure_streams(&self) -> Result<(), BusError> {
         let ns = &self.config.namespace;
         let config = stream::Config {
@@ -161,7 +161,42 @@ impl Bus {
             ..Default::default()
         };
         self.js.create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.ensure_callback_stream().await
+    }
+
+    /// Creates the callbacks stream if missing (a work queue: a callback is removed once a
+    /// verifier acknowledged it). Safe to call from every process at every start.
+    pub async fn ensure_callback_stream(&self) -> Result<(), BusError> {
+        let ns = &self.config.namespace;
+        let config = stream::Config {
+            name: ns.callbacks_stream(),
+            subjects: vec![ns.callbacks_wildcard()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: self.config.duplicate_window,
+            ..Default::default()
+        };
+        self.js.create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+
+    /// A durable pull consumer named `durable` on the callbacks of `provider`, created or
+    /// updated. `max_deliver` -1 means unbounded: the worker bounds its own retries.
+    pub async fn callback_consumer(&self, durable: &str, provider: &str, limits: &ConsumerLimits) -> Result<PullConsumer, BusError> {
+        let ns = &self.config.namespace;
+        let stream = self.js.get_stream(ns.callbacks_stream()).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: ns.callback_subject(provider),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: limits.ack_wait,
+            max_deliver: limits.max_deliver,
+            backoff: limits.backoff.clone(),
+            max_ack_pending: limits.max_ack_pending,
+            ..Default::default()
+        };
+        stream.create_consumer(config).await.map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,

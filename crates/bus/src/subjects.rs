@@ -9,12 +9,18 @@
 //! | one event | `stockledger.events.<source>.<kind>`, e.g. `stockledger.events.portone.payment.captured` |
 //! | the ledger's durable consumer | `ledger` on the events stream |
 //! | a decision (core NATS, not stored) | `stockledger.decisions.<event_id>` |
+//! | callbacks stream (work queue) | `STOCKLEDGER_CALLBACKS`, subjects `stockledger.callbacks.>` |
+//! | one unverified provider callback | `stockledger.callbacks.<provider>`, e.g. `stockledger.callbacks.ipint` |
+//! | the iPint verifier's durable consumer | `ipint_verifier` on the callbacks stream |
 
 /// The longest namespace accepted.
 pub const NAMESPACE_LEN_MAX: usize = 32;
 
 /// The durable consumer the ledger processes share.
 pub const LEDGER_CONSUMER: &str = "ledger";
+
+/// The durable consumer the iPint verification workers share.
+pub const IPINT_VERIFIER_CONSUMER: &str = "ipint_verifier";
 
 /// A prefix for every stream and subject name: lowercase ASCII letters, digits and `_`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,22 @@ impl Namespace {
     /// `[A-Za-z0-9_.-]` is replaced so that a subject never gains a wildcard or a space.
     pub fn event_subject(&self, source: &str, kind: &str) -> String {
         format!("{}.events.{}.{}", self.0, token(source), kind_tokens(kind))
+    }
+
+    /// The work-queue stream of provider callbacks that are only triggers (iPint): kept
+    /// until a verifier has turned each into a verified contract event.
+    pub fn callbacks_stream(&self) -> String {
+        format!("{}_CALLBACKS", self.0.to_ascii_uppercase())
+    }
+
+    /// The wildcard subject of the callbacks stream.
+    pub fn callbacks_wildcard(&self) -> String {
+        format!("{}.callbacks.>", self.0)
+    }
+
+    /// The subject of one provider's unverified callbacks.
+    pub fn callback_subject(&self, provider: &str) -> String {
+        format!("{}.callbacks.{}", self.0, token(provider))
     }
 
     /// The core-NATS subject on which the ledger announces the decision for one event.

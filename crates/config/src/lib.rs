@@ -65,12 +65,26 @@ pub struct Config {
     pub stripe_webhook_secrets: Vec<Secret>,
     /// `STOCKLEDGER_ADYEN_HMAC_KEY`: hex; comma-separated during rotation; unset: 401.
     pub adyen_hmac_keys: Vec<Secret>,
+    /// `STOCKLEDGER_ADYEN_BASIC_USER`: when set (with the password), Adyen notifications
+    /// must carry these HTTP Basic credentials; unset: no Basic auth (the HMAC still applies).
+    pub adyen_basic_user: Option<String>,
+    /// `STOCKLEDGER_ADYEN_BASIC_PASSWORD`: the Basic-auth password for Adyen notifications.
+    pub adyen_basic_password: Option<Secret>,
     /// `STOCKLEDGER_IPINT_API_URL`, default `https://api.ipint.io:8003`.
     pub ipint_api_url: String,
     /// `STOCKLEDGER_IPINT_API_KEY`.
     pub ipint_api_key: Option<Secret>,
     /// `STOCKLEDGER_IPINT_API_SECRET`.
     pub ipint_api_secret: Option<Secret>,
+    /// `STOCKLEDGER_IPINT_TIMEOUT`, default `10s`: one `GET /invoice` call, connect to answer.
+    pub ipint_timeout: Duration,
+    /// `STOCKLEDGER_IPINT_VERIFY_ATTEMPTS`, default `100`: verifications of one callback
+    /// (CHECKING, PROCESSING or an API failure each count) before it becomes an
+    /// `unverifiable` exception.
+    pub ipint_verify_attempts: i64,
+    /// `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`, default `10m`: the longest pause between two
+    /// verifications (the pause doubles from 1 s up to this).
+    pub ipint_verify_backoff_max: Duration,
     /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
     pub reservation_ttl: Duration,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
@@ -99,6 +113,15 @@ pub struct Config {
     pub db_pool_max: u32,
     /// `STOCKLEDGER_SHUTDOWN_GRACE`, default `10s`: time to finish in-flight work on stop.
     pub shutdown_grace: Duration,
+    /// `STOCKLEDGER_EXCEPTIONS_METRICS_ADDR`, default `127.0.0.1:9464`: where the exception
+    /// consumer serves `GET /metrics`; `off` disables it.
+    pub exceptions_metrics_addr: Option<String>,
+    /// `STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL`, default `5s`: how often the exception
+    /// consumer resolves dead letters whose event got a final outcome.
+    pub exceptions_sweep_interval: Duration,
+    /// `STOCKLEDGER_DLQ_MAX_AGE`, default `90d`: how long JetStream keeps dead letters and
+    /// captured advisories (the exception queue keeps its copy of every payload forever).
+    pub dlq_max_age: Duration,
 }
 
 /// Hard bounds on the limits: configuration outside them is refused at start.
@@ -131,9 +154,14 @@ impl Config {
             trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
             stripe_webhook_secrets: r.list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET").into_iter().map(Secret).collect(),
             adyen_hmac_keys: r.list("STOCKLEDGER_ADYEN_HMAC_KEY").into_iter().map(Secret).collect(),
+            adyen_basic_user: r.optional("STOCKLEDGER_ADYEN_BASIC_USER"),
+            adyen_basic_password: r.secret("STOCKLEDGER_ADYEN_BASIC_PASSWORD"),
             ipint_api_url: r.string("STOCKLEDGER_IPINT_API_URL", "https://api.ipint.io:8003"),
             ipint_api_key: r.secret("STOCKLEDGER_IPINT_API_KEY"),
             ipint_api_secret: r.secret("STOCKLEDGER_IPINT_API_SECRET"),
+            ipint_timeout: r.duration("STOCKLEDGER_IPINT_TIMEOUT", "10s")?,
+            ipint_verify_attempts: r.number("STOCKLEDGER_IPINT_VERIFY_ATTEMPTS", 100, 1, 100_000)?,
+            ipint_verify_backoff_max: r.duration("STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX", "10m")?,
             reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
             unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
             confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
@@ -148,6 +176,10 @@ impl Config {
             sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
             db_pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
             shutdown_grace: r.duration("STOCKLEDGER_SHUTDOWN_GRACE", "10s")?,
+            exceptions_metrics_addr: Some(r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"))
+                .filter(|a| a != "off"),
+            exceptions_sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
+            dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
         };
         Ok(cfg)
     }

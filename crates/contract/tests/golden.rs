@@ -8,6 +8,7 @@ mod common;
 
 use contract::{Envelope, Source, decode, decode_event};
 use domain::{
+    FlagReason,
     AuthorizationMode, ChargebackOutcome, DisputeId, Event, EventId, EventKind, InspectionOutcome,
     Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment, PaymentRef, Provider,
     Quantity, ReturnRef, Sku, StockKey, Timestamp,
@@ -90,6 +91,17 @@ fn expected_kind(kind: &str) -> EventKind {
                 money("0.00125", "BTC"),
             ),
             status: "PENDING".to_owned(),
+        },
+        "payment.flagged" => EventKind::PaymentFlagged {
+            payment: pay(
+                OrderLookup::PaymentRef {
+                    provider: Provider::parse("ipint").unwrap(),
+                    payment_ref: PaymentRef::parse("inv_77").unwrap(),
+                },
+                money("4990.00", "INR"),
+            ),
+            reason: FlagReason::AmountMismatch,
+            detail: "COMPLETED but received 4990.00 INR of 4999.65 INR".to_owned(),
         },
         "reservation.expired" => EventKind::ReservationExpired {
             order_ref: OrderRef::parse("ord_1").unwrap(),

@@ -6,6 +6,7 @@
 use contract::wire_time::{TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS};
 use contract::{Envelope, Source, decode_event};
 use domain::{
+    FlagReason,
     AuthorizationMode, ChargebackOutcome, Currency, DisputeId, EventId, EventKind,
     InspectionOutcome, Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment,
     PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
@@ -120,6 +121,13 @@ fn kind() -> impl Strategy<Value = EventKind> {
         payment().prop_map(|payment| EventKind::PaymentVoided { payment }),
         (payment(), free_text())
             .prop_map(|(payment, status)| EventKind::PaymentNoted { payment, status }),
+        (payment(), any::<bool>(), free_text()).prop_map(|(payment, u, detail)| {
+            EventKind::PaymentFlagged {
+                payment,
+                reason: if u { FlagReason::Unverifiable } else { FlagReason::AmountMismatch },
+                detail,
+            }
+        }),
         (order_ref(), text()).prop_map(|(order_ref, k)| EventKind::ReservationExpired {
             order_ref,
             reservation: EventId::from_dedupe_key(&k)

@@ -49,6 +49,18 @@ pub enum ChargebackOutcome {
     Lost,
 }
 
+/// Why a provider payment waits for a person instead of being applied (`payment.flagged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    /// The provider's message could not be verified with the provider (iPint: no API keys,
+    /// or still unconfirmed after the verification bound).
+    Unverifiable,
+    /// The provider confirmed a payment whose amount does not cover the order (iPint:
+    /// `COMPLETED` with a received amount short of the invoice).
+    AmountMismatch,
+}
+
 /// What an inspection decided for the returned units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +88,9 @@ pub enum EventKind {
     /// A provider status with no stock effect (pending, initiated, payment failed but
     /// retryable, an unknown status): recorded on the order's history.
     PaymentNoted { payment: Payment, status: String },
+    /// A provider payment stockledger will not apply without a person: always an exception
+    /// with `reason` and the evidence in `detail`; no stock moves.
+    PaymentFlagged { payment: Payment, reason: FlagReason, detail: String },
     /// Emitted by stockledger after the reservation TTL: `reserved → available`.
     ReservationExpired { order_ref: OrderRef, reservation: EventId },
     /// Recorded for reconciliation; no stock effect.
@@ -106,6 +121,7 @@ impl EventKind {
             EventKind::PaymentCaptured { .. } => "payment.captured",
             EventKind::PaymentVoided { .. } => "payment.voided",
             EventKind::PaymentNoted { .. } => "payment.noted",
+            EventKind::PaymentFlagged { .. } => "payment.flagged",
             EventKind::ReservationExpired { .. } => "reservation.expired",
             EventKind::PaymentSettled { .. } => "payment.settled",
             EventKind::PaymentRefunded { .. } => "payment.refunded",
@@ -125,6 +141,7 @@ impl EventKind {
             | EventKind::PaymentCaptured { payment }
             | EventKind::PaymentVoided { payment }
             | EventKind::PaymentNoted { payment, .. }
+            | EventKind::PaymentFlagged { payment, .. }
             | EventKind::PaymentSettled { payment }
             | EventKind::PaymentRefunded { payment }
             | EventKind::ChargebackOpened { payment, .. }

@@ -20,7 +20,7 @@ pub mod stock;
 pub mod types;
 
 pub use event::{
-    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, InspectionOutcome,
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason, InspectionOutcome,
     OrderLookup, Payment,
 };
 pub use matrix::{Context, decide};

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::event::{
-    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, InspectionOutcome, Payment,
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason, InspectionOutcome,
+    Payment,
 };
 use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
 use crate::outcome::{
@@ -126,6 +127,13 @@ fn payment_event(
         EventKind::PaymentVoided { .. } => void(state, order),
         EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
         EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
+        EventKind::PaymentFlagged { reason, detail, .. } => {
+            let reason = match reason {
+                FlagReason::Unverifiable => ExceptionReason::Unverifiable,
+                FlagReason::AmountMismatch => ExceptionReason::AmountMismatch,
+            };
+            exception(Some(order), reason, detail.clone())
+        }
         EventKind::ChargebackOpened { dispute_id, deadline, .. } => {
             open_chargeback(state, event, order, dispute_id, *deadline)
         }

@@ -198,6 +198,15 @@ fn expired_after_capture_or_void_is_a_noop() {
 // ---- settled, refunded, chargebacks -------------------------------------------------
 
 #[test]
+fn flagged_payment_is_an_exception_of_its_reason_and_moves_nothing() {
+    for (reason, code) in [(FlagReason::Unverifiable, "unverifiable"), (FlagReason::AmountMismatch, "amount_mismatch")] {
+        let when = EventKind::PaymentFlagged { payment: pay("o1", Some("20")), reason, detail: "evidence".into() };
+        check(stocked(5), when.clone(), Expect::Exception(code), (5, 0, 0, 0, 0), None);
+        check(with(stocked(5), vec![Event(captured("o1"))]), when, Expect::Exception(code), (3, 0, 2, 0, 0), None);
+    }
+}
+
+#[test]
 fn settled_is_recorded_without_stock_effect() {
     let when = EventKind::PaymentSettled { payment: pay("o1", Some("20")) };
     check(with(stocked(5), vec![Event(captured("o1"))]), when, Expect::NoOp(NoOpReason::SettlementRecorded), (3, 0, 2, 0, 0), None);

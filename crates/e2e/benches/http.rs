@@ -106,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
         let ingress = spawn(&ingress_bin, &h, &addr)?;
         let c = Client::new(&format!("http://{addr}"));
         let ready = Instant::now();
-        while !reqwest::get(format!("http://{addr}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+        let probe = e2e::http::reqwest_client();
+        while !probe.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
             anyhow::ensure!(ready.elapsed() < Duration::from_secs(30), "ingress did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

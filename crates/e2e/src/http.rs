@@ -6,6 +6,12 @@ use serde_json::Value;
 
 use crate::{TEST_API_TOKEN, TEST_PORTONE_SECRET};
 
+/// A plain `reqwest` client, with the TLS provider installed first.
+pub fn reqwest_client() -> reqwest::Client {
+    ingress::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// A client bound to one ingress.
 #[derive(Clone)]
 pub struct Client {
@@ -15,7 +21,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_owned(), http: reqwest::Client::new() }
+        Self { base: base.to_owned(), http: reqwest_client() }
     }
 
     /// A merchant API call with the test token; returns status and JSON body (Null if empty).

@@ -9,6 +9,10 @@
 //!
 //! - [`routes::portone`]: the signed payment webhook and the unsigned inventory
 //!   confirmation (threat model: `docs/threat-model.md`).
+//! - [`routes::stripe`], [`routes::adyen`]: signed webhooks, published as contract events.
+//! - [`routes::ipint`]: the unsigned callback, kept in JetStream as a trigger; the
+//!   [`ipint_worker`] verifies it with iPint's signed API off the request path.
+//!   `docs/providers.md` has every provider's mapping.
 //! - [`routes::merchant`] and [`routes::reads`]: the merchant API (bearer token).
 //! - [`routes::ops`]: `/healthz`, `/readyz`, `/metrics`.
 //!
@@ -18,11 +22,13 @@
 pub mod decision;
 pub mod error;
 pub mod input;
+pub mod ipint_worker;
 pub mod metrics;
 pub mod net;
 pub mod publish;
 pub mod routes;
 
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +75,75 @@ pub struct Settings {
     /// `STOCKLEDGER_PUBLISH_TIMEOUT`: the wait for one JetStream ack (the bus enforces it;
     /// the confirmation keeps this much of its deadline for the compensating publish).
     pub publish_timeout: Duration,
+    /// `STOCKLEDGER_STRIPE_WEBHOOK_SECRET`: every secret a `v1` signature may match
+    /// (several during rotation). Empty: `/webhooks/stripe` answers 401.
+    pub stripe_webhook_secrets: Vec<Secret>,
+    /// `STOCKLEDGER_ADYEN_HMAC_KEY`, hex-decoded at start: every key an item's
+    /// `hmacSignature` may match (two during rotation). Empty: `/webhooks/adyen` answers 401.
+    pub adyen_hmac_keys: HmacKeys,
+    /// `STOCKLEDGER_ADYEN_BASIC_USER` and `_PASSWORD`: when set, Adyen notifications must
+    /// also carry these HTTP Basic credentials.
+    pub adyen_basic_auth: Option<(String, Secret)>,
+    /// The iPint API the verification worker asks.
+    pub ipint: IpintSettings,
+    /// The wall clock in Unix seconds: Stripe's timestamp tolerance and iPint's nonce. Tests
+    /// replace it.
+    pub clock: Clock,
+}
+
+/// The Unix-seconds clock the ingress reads (replaceable in tests).
+#[derive(Clone)]
+pub struct Clock(pub Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(|| publish::now().0 / 1000))
+    }
+    /// A clock stopped at `unix_secs`.
+    pub fn fixed(unix_secs: i64) -> Clock {
+        Clock(Arc::new(move || unix_secs))
+    }
+    /// The time now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Decoded HMAC keys. `Debug` shows how many, never the bytes.
+#[derive(Clone, Default)]
+pub struct HmacKeys(pub Vec<Vec<u8>>);
+
+impl fmt::Debug for HmacKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HmacKeys({} keys)", self.0.len())
+    }
+}
+
+/// How the iPint verification worker reaches iPint and how long it keeps trying.
+#[derive(Debug, Clone)]
+pub struct IpintSettings {
+    /// `STOCKLEDGER_IPINT_API_URL`: the base URL, `GET {base}/invoice?id=…`.
+    pub api_url: String,
+    /// `STOCKLEDGER_IPINT_API_KEY` and `_SECRET`. `None`: callbacks are accepted but wait
+    /// as `unverifiable` exceptions, and are verified once keys are configured.
+    pub credentials: Option<(Secret, Secret)>,
+    /// `STOCKLEDGER_IPINT_TIMEOUT`: one API call.
+    pub timeout: Duration,
+    /// `STOCKLEDGER_IPINT_VERIFY_ATTEMPTS`: verifications before `unverifiable`.
+    pub verify_attempts: i64,
+    /// The first pause between verifications; it doubles each time.
+    pub backoff_first: Duration,
+    /// `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`: the longest pause between verifications.
+    pub backoff_max: Duration,
+    /// How long a callback waits before it is tried again while no keys are configured.
+    pub unconfigured_recheck: Duration,
 }
 
 /// Why the settings cannot be used; the ingress does not start.
@@ -83,6 +158,12 @@ pub enum SettingsError {
         var: &'static str,
         source: net::InvalidNet,
     },
+    #[error("STOCKLEDGER_ADYEN_HMAC_KEY: key {index} is not hex")]
+    InvalidAdyenKey { index: usize },
+    #[error(
+        "STOCKLEDGER_ADYEN_BASIC_USER and STOCKLEDGER_ADYEN_BASIC_PASSWORD must be set together"
+    )]
+    HalfAdyenBasicAuth,
 }
 
 impl Settings {
@@ -100,6 +181,24 @@ impl Settings {
                 var: "STOCKLEDGER_TRUSTED_PROXIES",
                 source,
             })?;
+        let adyen_hmac_keys = c
+            .adyen_hmac_keys
+            .iter()
+            .enumerate()
+            .map(|(index, k)| {
+                providers::adyen::parse_hmac_key(k.expose())
+                    .map_err(|_| SettingsError::InvalidAdyenKey { index })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let adyen_basic_auth = match (&c.adyen_basic_user, &c.adyen_basic_password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, None) => None,
+            _ => return Err(SettingsError::HalfAdyenBasicAuth),
+        };
+        let credentials = match (&c.ipint_api_key, &c.ipint_api_secret) {
+            (Some(k), Some(s)) => Some((k.clone(), s.clone())),
+            _ => None,
+        };
         Ok(Settings {
             api_token,
             portone_secret_key: c.portone_secret_key.clone(),
@@ -114,6 +213,19 @@ impl Settings {
             max_body_bytes: c.max_body_bytes,
             request_timeout: c.request_timeout,
             publish_timeout: c.publish_timeout,
+            stripe_webhook_secrets: c.stripe_webhook_secrets.clone(),
+            adyen_hmac_keys: HmacKeys(adyen_hmac_keys),
+            adyen_basic_auth,
+            ipint: IpintSettings {
+                api_url: c.ipint_api_url.trim_end_matches('/').to_owned(),
+                credentials,
+                timeout: c.ipint_timeout,
+                verify_attempts: c.ipint_verify_attempts,
+                backoff_first: Duration::from_secs(1),
+                backoff_max: c.ipint_verify_backoff_max,
+                unconfigured_recheck: ipint_worker::UNCONFIGURED_RECHECK,
+            },
+            clock: Clock::system(),
         })
     }
 }
@@ -162,7 +274,7 @@ impl FromRequest<AppState> for RawBody {
 
 /// The whole HTTP surface (`shared/spec/interface.md`), with limits, metrics and tracing.
 pub fn router(state: AppState) -> Router {
-    use routes::{merchant, ops, portone, reads};
+    use routes::{adyen, ipint, merchant, ops, portone, reads, stripe};
     let merchant_api = Router::new()
         .route(
             "/v1/orders/{order_ref}",
@@ -191,6 +303,9 @@ pub fn router(state: AppState) -> Router {
             "/portone/inventory-confirmation",
             post(portone::confirmation),
         )
+        .route("/webhooks/stripe", post(stripe::webhook))
+        .route("/webhooks/adyen", post(adyen::webhook))
+        .route("/webhooks/ipint", post(ipint::callback))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -287,4 +402,11 @@ async fn json_errors(response: Response) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(json))
+}
+
+/// Installs the process-wide TLS crypto provider (ring) used by outgoing HTTPS calls (the
+/// iPint verifier). Idempotent; call before building any `reqwest::Client`.
+pub fn install_tls_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,6 +1,6 @@
 //! The `ingress` process: read the configuration, start logging, connect to NATS (and make
 //! sure the events stream exists) and to the ledger database (reads only), then serve HTTP
-//! until SIGINT or SIGTERM, letting in-flight requests finish within
+//! and run the iPint verification worker until SIGINT or SIGTERM, letting in-flight requests finish within
 //! `STOCKLEDGER_SHUTDOWN_GRACE`.
 
 use anyhow::{Context as _, Result};
@@ -51,6 +51,11 @@ async fn main() -> Result<()> {
     tracing::info!(addr = %config.http_addr, namespace = %config.nats_namespace, "ingress listening");
 
     let state = AppState::new(bus, store, settings);
+    // The iPint verification worker runs beside the HTTP server until shutdown.
+    let (worker_stop, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(ingress::ipint_worker::run(state.clone(), async move {
+        let _ = worker_stopped.await;
+    }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ingress::serve(listener, state, async move {
         let _ = stop_rx.await;
@@ -58,6 +63,10 @@ async fn main() -> Result<()> {
     shutdown_signal().await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
     let _ = stop_tx.send(());
+    let _ = worker_stop.send(());
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(config.shutdown_grace, worker).await {
+        tracing::error!(error = %e, "the iPint verification worker stopped with an error");
+    }
     match tokio::time::timeout(config.shutdown_grace, server).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(e).context("serving HTTP"),

@@ -76,6 +76,11 @@ pub struct Metrics {
     merchant_decision: Histogram,
     /// Confirmation answers by reason (`reserved`, `insufficient_inventory`, …).
     confirmation_answers: Mutex<BTreeMap<String, u64>>,
+    /// (provider, what) → provider messages acknowledged without publishing anything
+    /// (an event type stockledger does not map, or one that names no order).
+    ignored: Mutex<BTreeMap<(String, String), u64>>,
+    /// (provider, result) → verifications of unsigned callbacks (`captured`, `retry`, …).
+    verifications: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -116,6 +121,16 @@ impl Metrics {
     pub fn confirmation(&self, d: Duration, answer: &str) {
         self.confirmation.observe(d);
         bump(&self.confirmation_answers, answer.to_owned());
+    }
+
+    /// Counts one provider message acknowledged and ignored.
+    pub fn ignored(&self, provider: &str, what: &str) {
+        bump(&self.ignored, (provider.to_owned(), what.to_owned()));
+    }
+
+    /// Counts one verification of an unsigned callback and what came of it.
+    pub fn verification(&self, provider: &str, result: &str) {
+        bump(&self.verifications, (provider.to_owned(), result.to_owned()));
     }
 
     /// Records how long a merchant write waited for its decision.
@@ -167,6 +182,36 @@ impl Metrics {
                 out,
                 "stockledger_publish_failures_total{{kind=\"{}\"}} {n}",
                 esc(kind)
+            );
+        }
+        out.push_str("# HELP stockledger_provider_ignored_total Provider messages acknowledged without an event, by provider and type.\n");
+        out.push_str("# TYPE stockledger_provider_ignored_total counter\n");
+        for ((provider, what), n) in self
+            .ignored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "stockledger_provider_ignored_total{{provider=\"{}\",type=\"{}\"}} {n}",
+                esc(provider),
+                esc(what)
+            );
+        }
+        out.push_str("# HELP stockledger_callback_verifications_total Verifications of unsigned provider callbacks, by result.\n");
+        out.push_str("# TYPE stockledger_callback_verifications_total counter\n");
+        for ((provider, result), n) in self
+            .verifications
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "stockledger_callback_verifications_total{{provider=\"{}\",result=\"{}\"}} {n}",
+                esc(provider),
+                esc(result)
             );
         }
         out.push_str("# HELP stockledger_portone_confirmations_total PortOne inventory confirmations answered, by answer.\n");

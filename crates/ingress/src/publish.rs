@@ -18,6 +18,12 @@ use crate::error::ApiError;
 pub const MERCHANT: &str = "merchant";
 /// Who PortOne's events come from.
 pub const PORTONE: &str = "portone";
+/// Who Stripe's events come from.
+pub const STRIPE: &str = "stripe";
+/// Who Adyen's events come from.
+pub const ADYEN: &str = "adyen";
+/// Who iPint's events come from.
+pub const IPINT: &str = "ipint";
 
 /// The current time in milliseconds since the Unix epoch: the `recorded_at` of events
 /// born here.

@@ -25,6 +25,10 @@ pub enum VerifyProblem {
     UnknownBucket { sku: String, location: String, seq: i64, bucket: String },
     /// An entry whose event has no `moved` outcome.
     OrphanEntry { sku: String, location: String, seq: i64, event_id: String },
+    /// A `moved` outcome whose recorded movements differ in number from its entries.
+    MovementsMismatch { event_id: String, recorded: usize, entries: i64 },
+    /// An outcome that cannot be read.
+    UnreadableOutcome { event_id: String },
 }
 
 /// The result of a verification.
@@ -104,9 +108,36 @@ impl Store {
         for key in recomputed.keys().filter(|k| !seen.contains(*k)) {
             report.problems.push(VerifyProblem::MissingBalance { sku: key.0.clone(), location: key.1.clone() });
         }
+        self.verify_outcomes(&mut report).await?;
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM processed_events").fetch_one(&self.pool).await?.try_get(0)?;
         report.processed_events = u64::try_from(n).unwrap_or(0);
         Ok(report)
+    }
+}
+
+impl Store {
+    /// Every `moved` outcome has exactly the entries it recorded (one outcome per event id is
+    /// the primary key of `processed_events`).
+    async fn verify_outcomes(&self, report: &mut VerifyReport) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.event_id, p.outcome_json, (SELECT COUNT(*) FROM ledger_entries e WHERE e.event_id = p.event_id) AS entries \
+             FROM processed_events p WHERE p.outcome = 'moved'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let event_id: String = row.try_get("event_id")?;
+            let json: String = row.try_get("outcome_json")?;
+            let entries: i64 = row.try_get("entries")?;
+            match serde_json::from_str::<domain::Outcome>(&json) {
+                Ok(domain::Outcome::Moved { movements }) if movements.len() as i64 == entries => {}
+                Ok(domain::Outcome::Moved { movements }) => {
+                    report.problems.push(VerifyProblem::MovementsMismatch { event_id, recorded: movements.len(), entries });
+                }
+                _ => report.problems.push(VerifyProblem::UnreadableOutcome { event_id }),
+            }
+        }
+        Ok(())
     }
 }
 

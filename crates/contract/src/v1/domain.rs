@@ -10,9 +10,9 @@ use domain::{
 use uuid::Uuid;
 
 use super::payload::{
-    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, InspectionOutcome,
-    Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
+    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
+    InspectionOutcome, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
+    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
     ReturnReceived, StockCorrected, StockReceived,
 };
 use crate::error::ContractError;
@@ -120,6 +120,22 @@ impl Payload {
                     order,
                     amount,
                     status: status.clone(),
+                })
+            }
+            EventKind::PaymentFlagged {
+                payment,
+                reason,
+                detail,
+            } => {
+                let PaymentEvent { order, amount } = payment_to_wire(payment);
+                Payload::PaymentFlagged(PaymentFlagged {
+                    order,
+                    amount,
+                    reason: match reason {
+                        domain::FlagReason::Unverifiable => FlagReason::Unverifiable,
+                        domain::FlagReason::AmountMismatch => FlagReason::AmountMismatch,
+                    },
+                    detail: detail.clone(),
                 })
             }
             EventKind::ReservationExpired {
@@ -408,6 +424,14 @@ impl Payload {
             Payload::PaymentNoted(p) => EventKind::PaymentNoted {
                 payment: payment(&p.order, &p.amount)?,
                 status: p.status.clone(),
+            },
+            Payload::PaymentFlagged(p) => EventKind::PaymentFlagged {
+                payment: payment(&p.order, &p.amount)?,
+                reason: match p.reason {
+                    FlagReason::Unverifiable => domain::FlagReason::Unverifiable,
+                    FlagReason::AmountMismatch => domain::FlagReason::AmountMismatch,
+                },
+                detail: p.detail.clone(),
             },
             Payload::ReservationExpired(p) => EventKind::ReservationExpired {
                 order_ref: order_ref(&p.order_ref)?,

@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 
 pub use self::domain::IDENTITY_LEN_MAX;
 pub use self::payload::{
-    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, InspectionOutcome,
-    KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
+    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
+    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
+    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
     ReturnReceived, StockCorrected, StockReceived,
 };
 pub(crate) use self::read::envelope as read_envelope;

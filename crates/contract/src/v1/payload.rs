@@ -124,6 +124,29 @@ pub struct PaymentNoted {
     pub status: String,
 }
 
+/// Why a flagged payment waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    /// `"unverifiable"`: the provider's message could not be verified with the provider.
+    Unverifiable,
+    /// `"amount_mismatch"`: the provider confirmed a payment short of the order.
+    AmountMismatch,
+}
+
+/// `payment.flagged`: a provider payment stockledger will not apply without a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentFlagged {
+    /// The order the payment is for.
+    pub order: OrderLookup,
+    /// The amount the provider reports, or `null`.
+    pub amount: Option<Money>,
+    /// Why it waits for a person; the exception's reason.
+    pub reason: FlagReason,
+    /// The evidence in words (what the provider answered, how often it was asked).
+    pub detail: String,
+}
+
 /// `reservation.expired`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReservationExpired {
@@ -250,6 +273,8 @@ pub enum Payload {
     PaymentNoted(PaymentNoted),
     /// `reservation.expired`.
     ReservationExpired(ReservationExpired),
+    /// `payment.flagged`.
+    PaymentFlagged(PaymentFlagged),
     /// `payment.settled`.
     PaymentSettled(PaymentEvent),
     /// `payment.refunded`.
@@ -268,8 +293,8 @@ pub enum Payload {
     StockCorrected(StockCorrected),
 }
 
-/// Every kind name v1 knows, in the order of [`domain::EventKind`].
-pub const KINDS: [&str; 15] = [
+/// Every kind name v1 knows, in the order they were added.
+pub const KINDS: [&str; 16] = [
     "order.registered",
     "order.payment_ref_attached",
     "payment.authorized",
@@ -285,6 +310,7 @@ pub const KINDS: [&str; 15] = [
     "return.inspected",
     "stock.received",
     "stock.corrected",
+    "payment.flagged",
 ];
 
 impl Payload {
@@ -298,6 +324,7 @@ impl Payload {
             Payload::PaymentVoided(_) => "payment.voided",
             Payload::PaymentNoted(_) => "payment.noted",
             Payload::ReservationExpired(_) => "reservation.expired",
+            Payload::PaymentFlagged(_) => "payment.flagged",
             Payload::PaymentSettled(_) => "payment.settled",
             Payload::PaymentRefunded(_) => "payment.refunded",
             Payload::ChargebackOpened(_) => "chargeback.opened",

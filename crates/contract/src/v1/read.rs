@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::payload::{
-    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, InspectionOutcome,
-    KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
+    AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
+    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
+    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
     ReturnReceived, StockCorrected, StockReceived,
 };
 use super::{Envelope, Source};
@@ -90,6 +90,7 @@ fn payload(kind: &str, o: &Obj<'_>) -> Result<Payload, ContractError> {
         "payment.captured" => Payload::PaymentCaptured(payment_event(o)?),
         "payment.voided" => Payload::PaymentVoided(payment_event(o)?),
         "payment.noted" => Payload::PaymentNoted(payment_noted(o)?),
+        "payment.flagged" => Payload::PaymentFlagged(payment_flagged(o)?),
         "reservation.expired" => Payload::ReservationExpired(reservation_expired(o)?),
         "payment.settled" => Payload::PaymentSettled(payment_event(o)?),
         "payment.refunded" => Payload::PaymentRefunded(payment_event(o)?),
@@ -237,6 +238,23 @@ fn payment_noted(o: &Obj<'_>) -> Result<PaymentNoted, ContractError> {
         order: lookup(o)?,
         amount: money(o)?,
         status: o.string("status")?,
+    })
+}
+
+fn payment_flagged(o: &Obj<'_>) -> Result<PaymentFlagged, ContractError> {
+    o.only(&["order", "amount", "reason", "detail"])?;
+    Ok(PaymentFlagged {
+        order: lookup(o)?,
+        amount: money(o)?,
+        reason: one_of(
+            o,
+            "reason",
+            [
+                ("unverifiable", FlagReason::Unverifiable),
+                ("amount_mismatch", FlagReason::AmountMismatch),
+            ],
+        )?,
+        detail: o.string("detail")?,
     })
 }
 

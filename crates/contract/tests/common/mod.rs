@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// The kinds of v1, in the order of `domain::EventKind`.
-pub const KINDS: [&str; 15] = contract::v1::KINDS;
+/// The kinds of v1.
+pub const KINDS: [&str; 16] = contract::v1::KINDS;
 
 /// `schemas/v1` at the repository root.
 pub fn schemas_v1() -> PathBuf {

@@ -232,7 +232,10 @@ impl Ingress {
         Ingress {
             base: format!("http://{addr}"),
             state,
-            http: reqwest::Client::new(),
+            http: {
+                ingress::install_tls_provider();
+                reqwest::Client::new()
+            },
             stop: Some(stop),
         }
     }

@@ -1,0 +1,127 @@
+//! `POST /webhooks/adyen` (`shared/spec/providers.md` §4, mapping in `docs/providers.md`).
+//!
+//! Checked in order: HTTP Basic credentials (only when `STOCKLEDGER_ADYEN_BASIC_USER` is
+//! set), then every item's `hmacSignature` against every configured key (two during
+//! rotation). One item that fails refuses the whole batch with 401 and nothing is
+//! published. Each item then maps to one contract event (dedupe key
+//! `adyen:{pspReference}:{eventCode}:{success}`, order `merchantReference`); all of them
+//! are published, and the answer `[accepted]` is sent only after JetStream acknowledged
+//! every one. If any publish fails the answer is 503 and Adyen retries the batch; the
+//! events already stored are deduplicated by id.
+//!
+//! Event codes stockledger does not map, and items whose `merchantReference` cannot be an
+//! order reference, are acknowledged and counted in `stockledger_provider_ignored_total`.
+//! With no key configured the endpoint answers 401.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::{AuthorizationMode, ChargebackOutcome, DisputeId, EventKind, OrderLookup, OrderRef, Payment};
+use providers::adyen::{self, AdyenAction, AdyenItem};
+
+use crate::error::ApiError;
+use crate::publish::{self, ADYEN, Outgoing};
+use crate::routes::provider_money;
+use crate::{AppState, RawBody};
+
+/// The body Adyen historically required; any 2xx is accepted today.
+pub const ACCEPTED: &str = "[accepted]";
+
+/// `POST /webhooks/adyen`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings;
+    if let Some((user, password)) = &settings.adyen_basic_auth {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        adyen::verify_basic_auth(given, user, password.expose())?;
+    }
+    if settings.adyen_hmac_keys.0.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "STOCKLEDGER_ADYEN_HMAC_KEY is not set".into(),
+        ));
+    }
+    let raw = body.0;
+    let batch = adyen::parse_batch(&raw)?;
+    adyen::verify_batch(&batch, &settings.adyen_hmac_keys.0)?;
+    let mut outgoing = Vec::with_capacity(batch.items.len());
+    for item in &batch.items {
+        match translate(item)? {
+            Some(kind) => outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&raw))?),
+            None => {
+                tracing::info!(psp_reference = %item.psp_reference, event_code = %item.event_code, "Adyen item acknowledged and ignored");
+                state.metrics.ignored(ADYEN, &item.event_code);
+            }
+        }
+    }
+    let results =
+        futures::future::join_all(outgoing.iter().map(|out| publish::publish(&state, out))).await;
+    for result in results {
+        result?;
+    }
+    let mut response = (StatusCode::OK, ACCEPTED).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// The contract event a verified item becomes, or `None` when it is acknowledged and
+/// ignored (an unmapped code, or a `merchantReference` that cannot name an order).
+pub fn translate(item: &AdyenItem) -> Result<Option<EventKind>, ApiError> {
+    let action = adyen::classify(item);
+    if action == AdyenAction::Ignored {
+        return Ok(None);
+    }
+    let Ok(order_ref) = OrderRef::parse(item.merchant_reference.as_str()) else {
+        return Ok(None);
+    };
+    let payment = Payment {
+        order: OrderLookup::OrderRef(order_ref),
+        amount: provider_money(item.amount.as_ref()),
+    };
+    let kind = match action {
+        AdyenAction::Authorized => EventKind::PaymentAuthorized {
+            payment,
+            mode: AuthorizationMode::Notification,
+        },
+        AdyenAction::Captured => EventKind::PaymentCaptured { payment },
+        AdyenAction::Voided => EventKind::PaymentVoided { payment },
+        AdyenAction::Refunded => EventKind::PaymentRefunded { payment },
+        AdyenAction::ChargebackOpened => EventKind::ChargebackOpened {
+            payment,
+            dispute_id: dispute_id(item)?,
+            deadline: None,
+        },
+        AdyenAction::ChargebackClosed(outcome) => EventKind::ChargebackClosed {
+            payment,
+            dispute_id: dispute_id(item)?,
+            outcome: match outcome {
+                adyen::ChargebackOutcome::Won => ChargebackOutcome::Won,
+                adyen::ChargebackOutcome::Lost => ChargebackOutcome::Lost,
+            },
+        },
+        AdyenAction::RecordedNoEffect => EventKind::PaymentNoted {
+            payment,
+            status: format!("{}:{}", item.event_code, item.success_str()),
+        },
+        AdyenAction::Ignored => return Ok(None),
+    };
+    Ok(Some(kind))
+}
+
+/// A dispute is named by the payment it disputes (`originalReference`), so that every
+/// notification of one dispute (opened, reversed, pre-arbitration) names the same one.
+fn dispute_id(item: &AdyenItem) -> Result<DisputeId, ApiError> {
+    let id = if item.original_reference.is_empty() {
+        &item.psp_reference
+    } else {
+        &item.original_reference
+    };
+    DisputeId::parse(id.as_str()).map_err(|e| ApiError::malformed("pspReference", e.to_string()))
+}

@@ -1,0 +1,62 @@
+//! `POST /webhooks/ipint`: iPint's invoice callback (`shared/spec/providers.md` §2).
+//!
+//! The callback is unsigned, so it is never trusted: it only names an invoice to verify.
+//! The handler checks that the body names one (`invoice_id`, a valid payment reference),
+//! stores a small trigger in the callbacks work-queue stream (`Nats-Msg-Id`
+//! `ipint:callback:{invoice_id}:{claimed status}`, so iPint's retries collapse), and answers
+//! `200` with an empty body once JetStream acknowledged it. It never calls iPint: the
+//! [`crate::ipint_worker`] does that off the request path, so a slow or failing iPint API
+//! never blocks this answer and never loses a callback. A malformed body is a 400 and
+//! nothing is stored; NATS unavailable is a 503 (iPint retries).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use domain::PaymentRef;
+use providers::ipint;
+
+use crate::error::ApiError;
+use crate::ipint_worker::Trigger;
+use crate::publish::{self, IPINT, PublishError};
+use crate::{AppState, RawBody};
+
+/// `POST /webhooks/ipint`.
+pub async fn callback(State(state): State<AppState>, body: RawBody) -> Result<StatusCode, ApiError> {
+    let callback = ipint::parse_callback(&body.0)?;
+    PaymentRef::parse(callback.invoice_id.as_str())
+        .map_err(|e| ApiError::malformed("invoice_id", e.to_string()))?;
+    let trigger = Trigger {
+        invoice_id: callback.invoice_id,
+        claimed_status: callback.claimed_status,
+        received_at: publish::now().0,
+    };
+    store_trigger(&state, &trigger).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Puts a trigger into the callbacks stream and waits for JetStream's ack.
+async fn store_trigger(state: &AppState, trigger: &Trigger) -> Result<(), PublishError> {
+    let bus = &state.bus;
+    let unavailable = |m: String| PublishError::NotSent(ApiError::Unavailable(m));
+    if !bus.is_connected() {
+        return Err(unavailable(
+            "NATS is not connected; nothing was accepted, retry later".into(),
+        ));
+    }
+    let payload = serde_json::to_vec(trigger).map_err(|e| PublishError::NotSent(ApiError::Internal(e.to_string())))?;
+    let subject = bus.namespace().callback_subject(IPINT);
+    match bus
+        .publish_event(subject, &trigger.msg_id(), Bytes::from(payload), None)
+        .await
+    {
+        Ok(p) => {
+            tracing::debug!(invoice_id = %trigger.invoice_id, duplicate = p.duplicate, "iPint callback stored for verification");
+            state.metrics.verification(IPINT, "callback_stored");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(invoice_id = %trigger.invoice_id, error = %e, "iPint callback not stored; nothing accepted");
+            Err(PublishError::NotSent(e.into()))
+        }
+    }
+}
