@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bus::{Bus, BusConfig, Namespace};
 use domain::*;
-use futures::StreamExt as _;
 use ingress::{AppState, Settings};
 use serde_json::{Value, json};
 use store::{Incoming, Store, StoreOptions};
@@ -156,44 +155,23 @@ impl World {
         self.store.apply_batch(&[incoming], &ctx).await.unwrap();
     }
 
-    /// A stand-in for the ledger consumer: applies every event of the stream to the store
-    /// and announces each decision on its decision subject.
+    /// The real ledger process (consumer, relay; no sweeper), as a task on this world's
+    /// namespace and database. Dropping the handle leaves it running until the test ends.
     pub async fn run_ledger(&self) -> tokio::task::JoinHandle<()> {
-        let consumer = self
-            .bus
-            .ledger_consumer(&bus::ConsumerLimits::default())
-            .await
-            .unwrap();
-        let bus = self.bus.clone();
+        let bus = connect(&self.nats_url, &self.namespace).await;
         let store = self.store.clone();
+        let settings = ledger::LedgerSettings {
+            fetch_batch_max: 64,
+            unknown_order_hold: Duration::ZERO,
+            reservation_ttl: Duration::from_secs(7 * 86_400),
+            sweep_interval: None,
+            sweep_batch_max: 100,
+            consumer: bus::ConsumerLimits { ack_wait: Duration::from_secs(5), ..bus::ConsumerLimits::default() },
+            shutdown_grace: Duration::from_secs(5),
+        };
         tokio::spawn(async move {
-            let mut messages = consumer.messages().await.unwrap();
-            while let Some(Ok(msg)) = messages.next().await {
-                let (_, event) = contract::decode_event(&msg.payload).unwrap();
-                let id = event.id.to_string();
-                let incoming = Incoming {
-                    event,
-                    envelope: String::from_utf8_lossy(&msg.payload).into_owned(),
-                    operator_retry: false,
-                    stream_seq: None,
-                };
-                let ctx = Context {
-                    now: Timestamp(i64::MAX / 2),
-                    unknown_order_hold: Duration::ZERO,
-                };
-                store.apply_batch(&[incoming], &ctx).await.unwrap();
-                msg.ack().await.unwrap();
-                if let Some(row) = store.processed(&id).await.unwrap() {
-                    let notice = bus::DecisionNotice {
-                        event_id: id.clone(),
-                        outcome: row.outcome,
-                        reason: row.reason,
-                    };
-                    let subject = bus.namespace().decision_subject(&id);
-                    bus.announce(subject, serde_json::to_vec(&notice).unwrap().into())
-                        .await
-                        .unwrap();
-                }
+            if let Err(e) = ledger::run(bus, store, settings, std::future::pending()).await {
+                panic!("ledger stopped: {e}");
             }
         })
     }
