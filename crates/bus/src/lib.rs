@@ -6,6 +6,7 @@
 //! bound. A publish that is not acknowledged in time is an error the caller turns into a
 //! 503 (ingress) or a retry (sweeper): "accepted" always means "durably in JetStream".
 
+pub mod dlq;
 pub mod read;
 pub mod stock;
 pub mod subjects;

@@ -122,6 +122,9 @@ pub struct Config {
     /// `STOCKLEDGER_DLQ_MAX_AGE`, default `90d`: how long JetStream keeps dead letters and
     /// captured advisories (the exception queue keeps its copy of every payload forever).
     pub dlq_max_age: Duration,
+    /// `STOCKLEDGER_MERCHANT`, default `default`: the merchant scope the ingress writes in
+    /// every event's `merchant` (one ingress deployment per merchant on a marketplace).
+    pub merchant: String,
 }
 
 /// Hard bounds on the limits: configuration outside them is refused at start.
@@ -180,6 +183,7 @@ impl Config {
                 .filter(|a| a != "off"),
             exceptions_sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
             dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
+            merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
         };
         Ok(cfg)
     }
@@ -254,6 +258,7 @@ mod tests {
         assert_eq!(c.confirmation_deadline, Duration::from_secs(8));
         assert_eq!(c.max_body_bytes, 262_144);
         assert!(c.api_token.is_none());
+        assert_eq!(c.merchant, "default");
     }
 
     #[test]

@@ -2,41 +2,52 @@
 //!
 //! Serialization is a boundary, and this crate is it. It owns the event envelope
 //! (`schema`, `version`, `event_id`, `kind`, times, source, raw digest, payload), one
-//! payload shape per contract event kind, and the decoder every consumer uses. The domain
-//! never sees JSON; the wire never sees a domain type's derived serde.
+//! payload shape per contract event kind, the upcasters from older versions, and the
+//! decoder every consumer uses. The domain never sees JSON; the wire never sees a domain
+//! type's derived serde.
 //!
-//! - [`v1`]: the released version 1, never edited. A future `v2` sits beside it with an
-//!   upcaster, and [`Envelope`] becomes v2's.
-//! - [`decode`] / [`decode_event`]: bytes to an envelope (and its domain event) with one
-//!   error type, [`DecodeError`], whose variants a consumer branches on.
-//! - The JSON Schemas and golden examples live in `schemas/v1/` at the repository root;
-//!   the tests keep every golden example decoding forever.
+//! - [`v1`]: the released version 1, never edited; its payloads are v2's too.
+//! - [`v2`]: version 2 (v1 plus `merchant` and `causation_id`), what this release writes:
+//!   [`Envelope`] is v2's. [`v2::upcast`] turns a v1 envelope into a v2 one.
+//! - [`decode`] / [`decode_event`]: bytes to an envelope of the current version (older
+//!   versions upcast) and its domain event, with one error type, [`DecodeError`], whose
+//!   variants a consumer branches on.
+//! - The JSON Schemas and golden examples live in `schemas/v<N>/` at the repository root;
+//!   the tests keep every golden example of every version decoding forever. How to add a
+//!   version: `docs/schema-evolution.md`.
 
 mod error;
 mod json;
 pub mod stock_change;
 pub mod v1;
+pub mod v2;
 pub mod wire_time;
 
 use domain::Event;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use error::{ContractError, DecodeError};
-pub use v1::{Envelope, Source};
+pub use v1::Source;
+pub use v2::Envelope;
 
 /// The `schema` name every envelope carries.
 pub const SCHEMA: &str = "stockledger.event";
 
 /// The envelope version this release writes.
-pub const CURRENT_VERSION: u32 = v1::VERSION;
+pub const CURRENT_VERSION: u32 = v2::VERSION;
+
+/// The merchant scope of a deployment that serves one merchant, and of every v1 event
+/// (which has no `merchant`) once upcast.
+pub const DEFAULT_MERCHANT: &str = "default";
 
 /// The largest envelope [`decode`] reads, in bytes. Bigger than any valid event (500
 /// lines of the longest identifiers are about 250 KiB) and no bigger than the bus's
 /// default message size.
 pub const ENVELOPE_LEN_MAX_BYTES: usize = 1024 * 1024;
 
-/// Decodes and fully validates an envelope: the shape, the event id against the identity,
-/// and every value against the domain's rules.
+/// Decodes and fully validates an envelope of any known version (older ones upcast to the
+/// current one): the shape, the event id against the identity, and every value against
+/// the domain's rules.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     decode_event(bytes).map(|(envelope, _)| envelope)
 }
@@ -54,11 +65,14 @@ pub fn decode_event(bytes: &[u8]) -> Result<(Envelope, Event), DecodeError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Undecodable {
         message: format!("not JSON: {e}"),
     })?;
-    decode_value(&value)
+    decode_value::<Envelope>(&value)
 }
 
-/// Decodes and fully validates an envelope already parsed as JSON.
-pub fn decode_value(value: &Value) -> Result<(Envelope, Event), DecodeError> {
+/// Decodes and fully validates an envelope already parsed as JSON, into `E`: [`Envelope`]
+/// reads every known version; [`v1::Envelope`] reads version 1 only, exactly as the release
+/// that wrote v1 did (its `Deserialize` calls this), and answers `UnknownVersion` for newer
+/// ones.
+pub fn decode_value<E: Decodable>(value: &Value) -> Result<(E, Event), DecodeError> {
     let Some(map) = value.as_object() else {
         return Err(DecodeError::Undecodable {
             message: "not a JSON object".to_owned(),
@@ -87,11 +101,49 @@ pub fn decode_value(value: &Value) -> Result<(Envelope, Event), DecodeError> {
             });
         }
     };
-    // One arm per released version; older versions are upcast to the current one here.
-    let envelope = match version {
-        1 => v1::read_envelope(map)?,
-        other => return Err(DecodeError::UnknownVersion { version: other }),
-    };
+    E::read_version(map, version)
+}
+
+/// An envelope type [`decode_value`] can read into: [`Envelope`] or [`v1::Envelope`].
+/// Sealed: the versions are this crate's.
+///
+/// Why generic: the frozen `v1` module's `Deserialize` calls `crate::decode_value` and
+/// needs a `v1::Envelope` back. Making the target a parameter keeps that file byte for
+/// byte as released while the current decoder returns v2.
+pub trait Decodable: sealed::Sealed + Sized {
+    /// Reads a `stockledger.event` object that claims `version`, with its domain event.
+    #[doc(hidden)]
+    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::v1::Envelope {}
+    impl Sealed for crate::v2::Envelope {}
+}
+
+impl Decodable for v2::Envelope {
+    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError> {
+        // One arm per released version; older versions are upcast to the current one here.
+        match version {
+            1 => read_v1(map).map(|(envelope, event)| (v2::upcast(envelope), event)),
+            2 => Ok(v2::read_envelope(map)?),
+            other => Err(DecodeError::UnknownVersion { version: other }),
+        }
+    }
+}
+
+impl Decodable for v1::Envelope {
+    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError> {
+        match version {
+            1 => read_v1(map),
+            other => Err(DecodeError::UnknownVersion { version: other }),
+        }
+    }
+}
+
+fn read_v1(map: &Map<String, Value>) -> Result<(v1::Envelope, Event), DecodeError> {
+    let envelope = v1::read_envelope(map)?;
     let event = envelope.to_domain()?;
     Ok((envelope, event))
 }

@@ -1,6 +1,7 @@
 //! Error cases: each refusal lands in the [`DecodeError`] variant a consumer branches on,
 //! and a field error names the field by its JSON path. The schema refuses the same
-//! documents where a schema can say so.
+//! documents where a schema can say so. Most cases use v1 golden examples (v1 is read
+//! forever); the `v2_` cases cover what v2 added and that v2 keeps v1's errors.
 
 #![allow(clippy::unwrap_used)]
 
@@ -113,10 +114,10 @@ fn an_unknown_version_is_unknown_version() {
 
 #[test]
 fn an_unknown_version_is_reported_before_its_fields_are_read() {
-    let v = json!({"schema": "stockledger.event", "version": 2, "whatever": true});
+    let v = json!({"schema": "stockledger.event", "version": 3, "whatever": true});
     assert_eq!(
         decode_value(&v),
-        Err(DecodeError::UnknownVersion { version: 2 })
+        Err(DecodeError::UnknownVersion { version: 3 })
     );
 }
 
@@ -349,4 +350,103 @@ fn control_characters_in_identifiers_are_refused() {
     v["payload"]["sku"] = json!("SKU\u{1}A");
     assert_invalid(&v, "payload.sku");
     assert_schema_refuses(&v);
+}
+
+// ---- v2 ------------------------------------------------------------------------------
+
+fn golden_v2(kind: &str) -> Value {
+    serde_json::from_slice(&common::golden_v2_bytes(kind)).unwrap()
+}
+
+fn assert_v2_schema_refuses(v: &Value) {
+    assert!(
+        !common::envelope_validator_v2().is_valid(v),
+        "the v2 schema accepts {v:#}"
+    );
+}
+
+#[test]
+fn v2_merchant_and_causation_id_are_required_keys() {
+    for field in ["merchant", "causation_id"] {
+        let mut v = golden_v2("payment.voided");
+        v.as_object_mut().unwrap().remove(field);
+        assert_invalid(&v, field);
+        assert_v2_schema_refuses(&v);
+    }
+}
+
+#[test]
+fn v2_bad_merchants_are_named() {
+    let long = "m".repeat(201);
+    for bad in [json!(""), json!("acme\u{7}"), json!(long), json!(null), json!(7)] {
+        let mut v = golden_v2("stock.received");
+        v["merchant"] = bad.clone();
+        assert_invalid(&v, "merchant");
+        assert_v2_schema_refuses(&v);
+    }
+}
+
+#[test]
+fn v2_bad_causation_ids_are_named() {
+    let upper = golden_v2("payment.authorized")["event_id"].as_str().unwrap().to_uppercase();
+    for bad in [json!("not-a-uuid"), json!(upper), json!(""), json!(1)] {
+        let mut v = golden_v2("payment.captured");
+        v["causation_id"] = bad.clone();
+        assert_invalid(&v, "causation_id");
+        assert_v2_schema_refuses(&v);
+    }
+    // An event cannot cause itself: the decoder is stricter than a schema can be.
+    let mut v = golden_v2("payment.captured");
+    v["causation_id"] = v["event_id"].clone();
+    assert_invalid(&v, "causation_id");
+}
+
+#[test]
+fn v2_objects_are_closed_and_v1_does_not_take_v2_fields() {
+    let mut v = golden_v2("payment.captured");
+    v["tenant"] = json!("x");
+    assert_invalid(&v, "tenant");
+    assert_v2_schema_refuses(&v);
+
+    let mut v = golden("payment.captured");
+    v["merchant"] = json!("acme-outdoor");
+    assert_invalid(&v, "merchant");
+    assert_schema_refuses(&v);
+
+    let mut v = golden_v2("payment.captured");
+    v["version"] = json!(1);
+    assert_invalid(&v, "causation_id");
+}
+
+#[test]
+fn v2_keeps_v1_errors_with_their_paths() {
+    let mut v = golden_v2("order.registered");
+    v["payload"]["lines"][1].as_object_mut().unwrap().remove("sku");
+    assert_invalid(&v, "payload.lines[1].sku");
+    assert_v2_schema_refuses(&v);
+
+    let mut v = golden_v2("payment.captured");
+    v["source"]["identity"] = json!("portone:ord_1:Success:201");
+    assert_invalid(&v, "event_id");
+
+    let mut v = golden_v2("payment.captured");
+    v["kind"] = json!("payment.teleported");
+    assert_invalid(&v, "kind");
+    assert_v2_schema_refuses(&v);
+
+    let mut v = golden_v2("payment.captured");
+    v["payload"]["amount"]["amount"] = json!(100.5);
+    assert_invalid(&v, "payload.amount.amount");
+    assert_v2_schema_refuses(&v);
+}
+
+#[test]
+fn v2_an_unknown_version_is_still_unknown_version() {
+    let mut v = golden_v2("payment.captured");
+    v["version"] = json!(3);
+    assert_eq!(
+        decode_value(&v),
+        Err(DecodeError::UnknownVersion { version: 3 })
+    );
+    assert_v2_schema_refuses(&v);
 }

@@ -1,156 +1,16 @@
-//! The golden examples under `schemas/v1/examples/`: each validates against the JSON
-//! Schema, decodes into the domain event written out here by hand, and re-encodes to the
-//! same JSON. These files are kept forever; a release that stops decoding one is broken.
+//! The golden examples under `schemas/v1/examples/`: each validates against the v1 JSON
+//! Schema, decodes into the domain event written out in `common/expected.rs`, re-encodes
+//! with the v1 encoder to the same JSON, and upcasts to the v2 envelope the rule says.
+//! These files are kept forever; a release that stops decoding one is broken.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use contract::{Envelope, Source, decode, decode_event};
-use domain::{
-    FlagReason,
-    AuthorizationMode, ChargebackOutcome, DisputeId, Event, EventId, EventKind, InspectionOutcome,
-    Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment, PaymentRef, Provider,
-    Quantity, ReturnRef, Sku, StockKey, Timestamp,
-};
+use common::expected::{T0, expected_kind};
+use contract::{DEFAULT_MERCHANT, Envelope, Source, decode, decode_event, v1};
+use domain::{Event, EventId, Timestamp};
 use serde_json::Value;
-
-/// 2026-11-20T10:00:00Z.
-const T0: i64 = 1_795_168_800_000;
-
-fn key(sku: &str, location: &str) -> StockKey {
-    StockKey {
-        sku: Sku::parse(sku).unwrap(),
-        location: Location::parse(location).unwrap(),
-    }
-}
-
-fn lines(items: &[(&str, u64)]) -> Lines {
-    Lines::new(items.iter().map(|(sku, q)| Line {
-        key: key(sku, "WH-1"),
-        quantity: Quantity::new(*q).unwrap(),
-    }))
-    .unwrap()
-}
-
-fn by_ref() -> OrderLookup {
-    OrderLookup::OrderRef(OrderRef::parse("ord_1").unwrap())
-}
-
-fn by_pi() -> OrderLookup {
-    OrderLookup::PaymentRef {
-        provider: Provider::parse("stripe").unwrap(),
-        payment_ref: PaymentRef::parse("pi_3QxYz").unwrap(),
-    }
-}
-
-fn money(amount: &str, currency: &str) -> Option<Money> {
-    Some(Money::parse(amount, currency).unwrap())
-}
-
-fn pay(order: OrderLookup, amount: Option<Money>) -> Payment {
-    Payment { order, amount }
-}
-
-/// The domain kind each golden example must decode into.
-fn expected_kind(kind: &str) -> EventKind {
-    let dispute = || DisputeId::parse("dp_1Abc").unwrap();
-    match kind {
-        "order.registered" => EventKind::OrderRegistered {
-            spec: OrderSpec {
-                order_ref: OrderRef::parse("ord_1").unwrap(),
-                lines: lines(&[("SKU-A", 2), ("SKU-B", 1)]),
-                amount: Money::parse("100.50", "USD").unwrap(),
-            },
-            payment_refs: vec![(
-                Provider::parse("stripe").unwrap(),
-                PaymentRef::parse("pi_3QxYz").unwrap(),
-            )],
-        },
-        "order.payment_ref_attached" => EventKind::PaymentRefAttached {
-            order_ref: OrderRef::parse("ord_1").unwrap(),
-            provider: Provider::parse("ipint").unwrap(),
-            payment_ref: PaymentRef::parse("inv_77").unwrap(),
-        },
-        "payment.authorized" => EventKind::PaymentAuthorized {
-            payment: pay(by_ref(), money("100.50", "KRW")),
-            mode: AuthorizationMode::Confirmation,
-        },
-        "payment.captured" => EventKind::PaymentCaptured {
-            payment: pay(by_ref(), money("100.50", "USD")),
-        },
-        "payment.voided" => EventKind::PaymentVoided {
-            payment: pay(by_pi(), None),
-        },
-        "payment.noted" => EventKind::PaymentNoted {
-            payment: pay(
-                OrderLookup::PaymentRef {
-                    provider: Provider::parse("ipint").unwrap(),
-                    payment_ref: PaymentRef::parse("inv_77").unwrap(),
-                },
-                money("0.00125", "BTC"),
-            ),
-            status: "PENDING".to_owned(),
-        },
-        "payment.flagged" => EventKind::PaymentFlagged {
-            payment: pay(
-                OrderLookup::PaymentRef {
-                    provider: Provider::parse("ipint").unwrap(),
-                    payment_ref: PaymentRef::parse("inv_77").unwrap(),
-                },
-                money("4990.00", "INR"),
-            ),
-            reason: FlagReason::AmountMismatch,
-            detail: "COMPLETED but received 4990.00 INR of 4999.65 INR".to_owned(),
-        },
-        "reservation.expired" => EventKind::ReservationExpired {
-            order_ref: OrderRef::parse("ord_1").unwrap(),
-            reservation: EventId::from_dedupe_key("portone:ord_1:Ready:confirm"),
-        },
-        "payment.settled" => EventKind::PaymentSettled {
-            payment: pay(by_ref(), money("100.5", "EUR")),
-        },
-        "payment.refunded" => EventKind::PaymentRefunded {
-            payment: pay(by_pi(), money("20", "USD")),
-        },
-        "chargeback.opened" => EventKind::ChargebackOpened {
-            payment: pay(by_pi(), money("100.50", "USD")),
-            dispute_id: dispute(),
-            // 2026-12-04T23:59:59Z
-            deadline: Some(Timestamp(
-                T0 + (14 * 24 * 3600 + 13 * 3600 + 59 * 60 + 59) * 1000,
-            )),
-        },
-        "chargeback.closed" => EventKind::ChargebackClosed {
-            payment: pay(by_pi(), money("100.50", "USD")),
-            dispute_id: dispute(),
-            outcome: ChargebackOutcome::Won,
-        },
-        "return.received" => EventKind::ReturnReceived {
-            order_ref: OrderRef::parse("ord_1").unwrap(),
-            reference: ReturnRef::parse("ret_9").unwrap(),
-            lines: lines(&[("SKU-A", 1)]),
-        },
-        "return.inspected" => EventKind::ReturnInspected {
-            reference: ReturnRef::parse("ret_9").unwrap(),
-            outcome: InspectionOutcome::WriteOff,
-            lines: lines(&[("SKU-A", 1)]),
-        },
-        "stock.received" => EventKind::StockReceived {
-            key: key("SKU-A", "WH-1"),
-            quantity: Quantity::new(50).unwrap(),
-            reference: "po_42".to_owned(),
-        },
-        "stock.corrected" => EventKind::StockCorrected {
-            key: key("SKU-B", "WH-1"),
-            delta: -3,
-            reason: "cycle count".to_owned(),
-            evidence: "count sheet 2026-11-19 #12".to_owned(),
-            approved_by: "ops.lead@example.com".to_owned(),
-        },
-        other => panic!("no expectation for {other}"),
-    }
-}
 
 #[test]
 fn there_is_one_golden_example_per_kind_and_nothing_else() {
@@ -201,22 +61,23 @@ fn every_golden_example_decodes_into_its_domain_event() {
 }
 
 #[test]
-fn every_golden_example_re_encodes_to_the_same_json() {
+fn every_golden_example_re_encodes_to_the_same_json_with_the_v1_encoder() {
     for (kind, bytes) in common::goldens() {
-        let envelope = decode(&bytes).unwrap();
+        let envelope: v1::Envelope = serde_json::from_slice(&bytes).unwrap();
         let original: Value = serde_json::from_slice(&bytes).unwrap();
         let encoded: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         assert_eq!(encoded, original, "{kind}");
-        assert_eq!(decode(&envelope.to_json()).unwrap(), envelope, "{kind}");
+        let again: v1::Envelope = serde_json::from_slice(&envelope.to_json()).unwrap();
+        assert_eq!(again, envelope, "{kind}");
     }
 }
 
 #[test]
-fn every_golden_example_is_what_the_encoder_writes_for_its_domain_event() {
+fn every_golden_example_is_what_the_v1_encoder_writes_for_its_domain_event() {
     for (kind, bytes) in common::goldens() {
         let original: Value = serde_json::from_slice(&bytes).unwrap();
         let decoded = decode(&bytes).unwrap();
-        let built = Envelope::new(
+        let built = v1::Envelope::new(
             &expected_kind(kind),
             Source {
                 provider: original["source"]["provider"].as_str().unwrap().to_owned(),
@@ -226,13 +87,44 @@ fn every_golden_example_is_what_the_encoder_writes_for_its_domain_event() {
             decoded.recorded_at,
             None,
         );
-        let built = Envelope {
+        let built = v1::Envelope {
             raw_digest: decoded.raw_digest.clone(),
             ..built
         };
         let encoded: Value = serde_json::from_slice(&built.to_json()).unwrap();
         assert_eq!(encoded, original, "{kind}");
     }
+}
+
+#[test]
+fn every_golden_example_upcasts_to_the_v2_envelope_of_the_rule() {
+    for (kind, bytes) in common::goldens() {
+        let as_v1: v1::Envelope = serde_json::from_slice(&bytes).unwrap();
+        let (upcast, event) = decode_event(&bytes).unwrap();
+        let expected = Envelope {
+            merchant: DEFAULT_MERCHANT.to_owned(),
+            causation_id: None,
+            occurred_at: as_v1.occurred_at,
+            recorded_at: as_v1.recorded_at,
+            source: as_v1.source.clone(),
+            raw_digest: as_v1.raw_digest.clone(),
+            payload: as_v1.payload.clone(),
+        };
+        assert_eq!(upcast, expected, "{kind}");
+        assert_eq!(contract::v2::upcast(as_v1.clone()), expected, "{kind}");
+        assert_eq!(upcast.event_id(), as_v1.event_id(), "{kind}: the id does not change");
+        assert_eq!(event, as_v1.to_domain().unwrap(), "{kind}: nor does the event");
+        let written: Value = serde_json::from_slice(&upcast.to_json()).unwrap();
+        assert_eq!(written["version"], 2, "{kind}: an upcast event is written as v2");
+        assert!(common::envelope_validator_v2().is_valid(&written), "{kind}");
+    }
+}
+
+#[test]
+fn the_v1_reader_of_the_previous_release_refuses_v2_as_unknown() {
+    let bytes = common::golden_v2_bytes("payment.captured");
+    let e = serde_json::from_slice::<v1::Envelope>(&bytes).unwrap_err();
+    assert!(e.to_string().contains("unknown envelope version 2"), "{e}");
 }
 
 #[test]

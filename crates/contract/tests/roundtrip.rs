@@ -1,10 +1,11 @@
 //! Every domain event kind survives domain → envelope → bytes → decode → domain
-//! unchanged, for arbitrary valid values.
+//! unchanged, for arbitrary valid values, merchants and causes (v2); and the v1 encoding of
+//! the same delivery decodes, upcast, to the same event with the default merchant.
 
 #![allow(clippy::unwrap_used)]
 
 use contract::wire_time::{TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS};
-use contract::{Envelope, Source, decode_event};
+use contract::{DEFAULT_MERCHANT, Envelope, Source, decode_event, v1};
 use domain::{
     FlagReason,
     AuthorizationMode, ChargebackOutcome, Currency, DisputeId, EventId, EventKind,
@@ -198,24 +199,48 @@ fn kind() -> impl Strategy<Value = EventKind> {
     ]
 }
 
+/// What v2 adds to an envelope: a merchant and, maybe, a cause.
+#[derive(Debug, Clone)]
+struct Added {
+    merchant: String,
+    cause: Option<String>,
+}
+
+fn added() -> impl Strategy<Value = Added> {
+    (text(), prop::option::of(text())).prop_map(|(merchant, cause)| Added { merchant, cause })
+}
+
 fn round_trip(
     kind: &EventKind,
     identity: String,
     occurred: Timestamp,
     recorded: Timestamp,
     raw: Option<Vec<u8>>,
+    added: &Added,
 ) {
     let source = Source {
         provider: "stripe".to_owned(),
         identity,
     };
-    let envelope = Envelope::new(kind, source, occurred, recorded, raw.as_deref());
+    let mut envelope = Envelope::new(kind, source.clone(), occurred, recorded, raw.as_deref())
+        .with_merchant(added.merchant.clone());
+    if let Some(cause) = &added.cause {
+        envelope = envelope.caused_by(EventId::from_dedupe_key(&format!("cause:{cause}")));
+    }
     let (decoded, event) = decode_event(&envelope.to_json()).unwrap();
     assert_eq!(decoded, envelope);
     assert_eq!(event.kind, *kind);
     assert_eq!(event.id, envelope.event_id());
     assert_eq!(event.recorded_at, recorded);
     assert_eq!(decoded.occurred_at, occurred);
+
+    // The previous release's encoding of the same delivery: the same event, upcast.
+    let old = v1::Envelope::new(kind, source, occurred, recorded, raw.as_deref());
+    let (upcast, old_event) = decode_event(&old.to_json()).unwrap();
+    assert_eq!(old_event, event);
+    assert_eq!(upcast.merchant, DEFAULT_MERCHANT);
+    assert_eq!(upcast.causation_id, None);
+    assert_eq!(upcast.with_merchant(added.merchant.clone()).payload, envelope.payload);
 }
 
 proptest! {
@@ -228,8 +253,9 @@ proptest! {
         occurred in timestamp(),
         recorded in timestamp(),
         raw in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
+        added in added(),
     ) {
-        round_trip(&kind, identity, occurred, recorded, raw);
+        round_trip(&kind, identity, occurred, recorded, raw, &added);
     }
 }
 
@@ -247,6 +273,10 @@ fn the_strategy_covers_every_kind() {
             Timestamp(0),
             Timestamp(1),
             None,
+            &Added {
+                merchant: contract::DEFAULT_MERCHANT.to_owned(),
+                cause: None,
+            },
         );
         seen.insert(k.name());
     }

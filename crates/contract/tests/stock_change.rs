@@ -1,6 +1,8 @@
 //! The stock-change message (v1): the golden example validates against
 //! `schemas/stock-change/v1.schema.json` and parses; what the ledger writes validates too.
 
+#![allow(clippy::unwrap_used)]
+
 use contract::stock_change::StockChange;
 use domain::{Balance, EventId, Location, Sku, StockKey, Timestamp};
 

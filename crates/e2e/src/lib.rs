@@ -186,6 +186,53 @@ impl Harness {
     }
 }
 
+/// An exception consumer running as a task.
+pub struct ExceptionsTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), exceptions::ExceptionsError>>,
+}
+
+impl ExceptionsTask {
+    /// Stops it gracefully: the message in hand is finished.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
+
+    /// Kills it wherever it is.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+/// Exception-consumer settings for tests: quick reconciliation and retries, no metrics port.
+pub fn exceptions_settings() -> exceptions::ExceptionSettings {
+    exceptions::ExceptionSettings {
+        sweep_interval: Duration::from_millis(200),
+        retry_delay: Duration::from_millis(500),
+        ..exceptions::ExceptionSettings::default()
+    }
+}
+
+impl Harness {
+    /// Starts an exception consumer (as a task, with its own connections).
+    pub async fn start_exceptions(&self, settings: exceptions::ExceptionSettings) -> anyhow::Result<ExceptionsTask> {
+        let (bus, store) = self.replica().await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(exceptions::run(bus, store, settings, async move {
+            let _ = stopped.await;
+        }));
+        Ok(ExceptionsTask { stop, handle })
+    }
+
+    /// The operator actions (`stockctl exceptions retry`, …) on this stockledger, waiting
+    /// up to `wait` for the ledger's outcome.
+    pub fn actions(&self, wait: Duration) -> exceptions::actions::Actions {
+        exceptions::actions::Actions { bus: self.bus.clone(), store: self.store.clone(), wait }
+    }
+}
+
 /// The v1 envelope of a domain event whose id was derived from `identity`.
 pub fn envelope(identity: &str, event: &Event) -> Envelope {
     let env = Envelope::new(&event.kind, Source { provider: "test".into(), identity: identity.into() }, event.recorded_at, event.recorded_at, None);

@@ -15,6 +15,7 @@
 //!   `docs/providers.md` has every provider's mapping.
 //! - [`routes::merchant`] and [`routes::reads`]: the merchant API (bearer token).
 //! - [`routes::ops`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`routes::exceptions`]: the exception queue and its operator actions (bearer token).
 //!
 //! [`router`] is a plain function, so tests serve it on port 0; [`serve`] runs it with the
 //! peer address each request needs for the PortOne allow-list.
@@ -86,6 +87,9 @@ pub struct Settings {
     pub adyen_basic_auth: Option<(String, Secret)>,
     /// The iPint API the verification worker asks.
     pub ipint: IpintSettings,
+    /// `STOCKLEDGER_MERCHANT`: the merchant scope written in every event this ingress
+    /// publishes (checked at start against the contract's rule).
+    pub merchant: String,
     /// The wall clock in Unix seconds: Stripe's timestamp tolerance and iPint's nonce. Tests
     /// replace it.
     pub clock: Clock,
@@ -164,6 +168,8 @@ pub enum SettingsError {
         "STOCKLEDGER_ADYEN_BASIC_USER and STOCKLEDGER_ADYEN_BASIC_PASSWORD must be set together"
     )]
     HalfAdyenBasicAuth,
+    #[error("STOCKLEDGER_MERCHANT: {0}")]
+    InvalidMerchant(contract::ContractError),
 }
 
 impl Settings {
@@ -195,6 +201,7 @@ impl Settings {
             (None, None) => None,
             _ => return Err(SettingsError::HalfAdyenBasicAuth),
         };
+        contract::v2::check_merchant(&c.merchant).map_err(SettingsError::InvalidMerchant)?;
         let credentials = match (&c.ipint_api_key, &c.ipint_api_secret) {
             (Some(k), Some(s)) => Some((k.clone(), s.clone())),
             _ => None,
@@ -225,6 +232,7 @@ impl Settings {
                 backoff_max: c.ipint_verify_backoff_max,
                 unconfigured_recheck: ipint_worker::UNCONFIGURED_RECHECK,
             },
+            merchant: c.merchant.clone(),
             clock: Clock::system(),
         })
     }
@@ -292,6 +300,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/returns/{reference}/inspection",
             post(merchant::post_inspection),
         )
+        .route("/v1/exceptions", get(routes::exceptions::list))
+        .route("/v1/exceptions/{id}", get(routes::exceptions::show))
+        .route("/v1/exceptions/{id}/retry", post(routes::exceptions::retry))
+        .route("/v1/exceptions/{id}/resolve", post(routes::exceptions::resolve))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             routes::auth::require_token,

@@ -80,6 +80,8 @@ pub enum LedgerError {
 /// finishes the batch in flight and returns.
 pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: impl Future<Output = ()>) -> Result<(), LedgerError> {
     bus.ensure_streams().await?;
+    // Capture dead-letter advisories from the first delivery on (issue 5).
+    bus.ensure_dead_letter_streams(None).await?;
     bus.ensure_stock_stream().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());

@@ -40,7 +40,7 @@ pub async fn sweep_once(bus: &Bus, store: &Store, ttl: Duration, limit: usize, n
     for (order_ref, reservation) in &due {
         let kind = EventKind::ReservationExpired { order_ref: order_ref.clone(), reservation: *reservation };
         let source = Source { provider: SELF_PROVIDER.to_owned(), identity: format!("stockledger:reservation-expired:{reservation}") };
-        let envelope = Envelope::new(&kind, source, now, now, None);
+        let envelope = Envelope::new(&kind, source, now, now, None).caused_by(*reservation);
         let id = envelope.event_id().to_string();
         let subject = bus.namespace().event_subject(SELF_PROVIDER, kind.name());
         bus.publish_event(subject, &id, envelope.to_json().into(), None).await?;

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod exceptions;
 mod replay;
+mod stock;
 
 #[derive(Parser)]
 #[command(name = "stockctl", version, about = "Operate a stockledger deployment.")]
@@ -30,6 +32,12 @@ enum Command {
     /// services run and any number of times: already processed events are recorded
     /// duplicates and move nothing. Refuses an unbounded range without --all-history.
     Replay(replay::ReplayArgs),
+    /// Work the exception queue: list, show, retry, resolve (see docs/operations.md).
+    #[command(subcommand)]
+    Exceptions(exceptions::ExceptionsCommand),
+    /// Correct stock by hand, with reason, evidence and approver.
+    #[command(subcommand)]
+    Stock(stock::StockCommand),
 }
 
 #[derive(Subcommand)]
@@ -98,6 +106,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ledger(LedgerCommand::Verify { json }) => verify(json).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Exceptions(cmd) => exceptions::run(cmd).await,
+        Command::Stock(cmd) => stock::run(cmd).await,
         Command::Portone(PortoneCommand::SignWebhook {
             merchant_order_ref,
             order_ref,

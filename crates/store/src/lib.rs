@@ -15,6 +15,7 @@ mod apply;
 mod load;
 mod outbox;
 mod persist;
+mod queue;
 mod read;
 mod verify;
 
@@ -27,6 +28,10 @@ use sqlx::Executor;
 pub use apply::{Applied, BatchReport, DryRun, Incoming};
 pub use outbox::PendingChange;
 pub use persist::reason_code;
+pub use queue::{
+    ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError, QueueFilter, QueueItem, QueueStats, Recorded,
+    ResolveDone, RetryStart,
+};
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
 pub use verify::{VerifyProblem, VerifyReport};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate

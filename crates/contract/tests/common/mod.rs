@@ -1,45 +1,69 @@
-//! Shared test helpers: the paths of `schemas/v1`, the golden examples, and a JSON Schema
-//! validator built from the files on disk.
+//! Shared test helpers: the paths of `schemas/v1` and `schemas/v2`, the golden examples of
+//! each version, JSON Schema validators built from the files on disk, and what every
+//! golden example must decode into ([`expected`]).
 
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod expected;
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// The kinds of v1.
+/// The kinds of v1 (and of v2, which has v1's payloads).
 pub const KINDS: [&str; 16] = contract::v1::KINDS;
+
+/// `schemas/` at the repository root.
+pub fn schemas() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
+}
 
 /// `schemas/v1` at the repository root.
 pub fn schemas_v1() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas/v1")
+    schemas().join("v1")
 }
 
-/// The golden example of `kind`, as bytes.
-pub fn golden_bytes(kind: &str) -> Vec<u8> {
-    let path = schemas_v1().join("examples").join(format!("{kind}.json"));
+/// `schemas/v2` at the repository root.
+pub fn schemas_v2() -> PathBuf {
+    schemas().join("v2")
+}
+
+fn read(path: PathBuf) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every golden example, as (kind, bytes).
+/// The v1 golden example of `kind`, as bytes.
+pub fn golden_bytes(kind: &str) -> Vec<u8> {
+    read(schemas_v1().join("examples").join(format!("{kind}.json")))
+}
+
+/// The v2 golden example of `kind`, as bytes.
+pub fn golden_v2_bytes(kind: &str) -> Vec<u8> {
+    read(schemas_v2().join("examples").join(format!("{kind}.json")))
+}
+
+/// Every v1 golden example, as (kind, bytes).
 pub fn goldens() -> Vec<(&'static str, Vec<u8>)> {
     KINDS.iter().map(|k| (*k, golden_bytes(k))).collect()
 }
 
-fn load(rel: &str) -> Value {
-    let path = schemas_v1().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+/// Every v2 golden example, as (kind, bytes).
+pub fn goldens_v2() -> Vec<(&'static str, Vec<u8>)> {
+    KINDS.iter().map(|k| (*k, golden_v2_bytes(k))).collect()
 }
 
-/// A validator for the envelope schema, with the shared definitions and every payload
-/// schema registered under their `$id`s so nothing is fetched.
-pub fn envelope_validator() -> jsonschema::Validator {
-    let mut docs = vec![load("common.schema.json")];
+fn load(rel: &str) -> Value {
+    serde_json::from_slice(&read(schemas().join(rel))).unwrap()
+}
+
+/// A validator for `envelope` (a path under `schemas/`), with v1's shared definitions and
+/// payload schemas registered under their `$id`s so nothing is fetched.
+fn validator(envelope: &str) -> jsonschema::Validator {
+    let mut docs = vec![load("v1/common.schema.json")];
     docs.extend(
         KINDS
             .iter()
-            .map(|k| load(&format!("payloads/{k}.schema.json"))),
+            .map(|k| load(&format!("v1/payloads/{k}.schema.json"))),
     );
     let mut registry = jsonschema::Registry::new();
     for doc in docs {
@@ -50,6 +74,25 @@ pub fn envelope_validator() -> jsonschema::Validator {
     jsonschema::options()
         .with_registry(&registry)
         .should_validate_formats(true)
-        .build(&load("envelope.schema.json"))
+        .build(&load(envelope))
         .unwrap()
+}
+
+/// A validator for the v1 envelope schema.
+pub fn envelope_validator() -> jsonschema::Validator {
+    validator("v1/envelope.schema.json")
+}
+
+/// A validator for the v2 envelope schema (which refers to v1's payloads by `$id`).
+pub fn envelope_validator_v2() -> jsonschema::Validator {
+    validator("v2/envelope.schema.json")
+}
+
+/// Whether the schema of the version `v` claims accepts `v` (no known version: no).
+pub fn schema_of_its_version_accepts(v: &Value) -> bool {
+    match v.get("version").and_then(Value::as_u64) {
+        Some(1) => envelope_validator().is_valid(v),
+        Some(2) => envelope_validator_v2().is_valid(v),
+        _ => false,
+    }
 }

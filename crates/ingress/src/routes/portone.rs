@@ -363,7 +363,8 @@ impl Compensation {
             reservation: self.reservation,
         };
         let out = match Outgoing::new(&kind, PORTONE, self.identity, None) {
-            Ok(o) => o,
+            // Caused by the confirmation whose reservation it releases.
+            Ok(o) => Outgoing { envelope: o.envelope.caused_by(self.reservation), ..o },
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the compensating reservation.expired");
                 return;

@@ -1,0 +1,242 @@
+//! Version 2 of the contract event envelope: version 1 plus who the event belongs to and
+//! what caused it.
+//!
+//! - `merchant` (required): the merchant scope, for marketplace platforms that run one
+//!   stockledger for many merchants. A non-empty identifier (1 to 200 bytes, no control
+//!   characters); a single-merchant deployment writes [`crate::DEFAULT_MERCHANT`].
+//! - `causation_id` (required, nullable): the id of the event that caused this one (the
+//!   authorization a `reservation.expired` releases), or `null` when an outside party
+//!   caused it.
+//!
+//! Everything else is v1's, unchanged: the same fields, the same payload types
+//! ([`crate::v1::Payload`]) and payload schemas, and the same event id rule (derived from
+//! `source.identity` alone), so a v1 and a v2 encoding of one delivery are one event.
+//! [`upcast`] is the v1 → v2 rule. Objects are closed, as in v1. Once released, this
+//! module and `schemas/v2/` are never edited; see `docs/schema-evolution.md`.
+
+mod read;
+
+use ::domain::{Event, EventId, EventKind, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::ContractError;
+use crate::v1::{self, Payload, Source};
+use crate::wire_time;
+
+pub(crate) use self::read::envelope as read_envelope;
+
+/// This module's version number, written in every envelope it encodes.
+pub const VERSION: u32 = 2;
+
+/// The longest `merchant` accepted, in bytes (the domain's identifier limit).
+pub const MERCHANT_LEN_MAX: usize = ::domain::types::IDENTIFIER_LEN_MAX;
+
+/// A v2 contract event envelope.
+///
+/// As in v1, `schema`, `version`, `event_id` and `kind` are not stored: they are constants
+/// of the version, derived from `source.identity`, and decided by the payload's variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The merchant scope the event belongs to ([`crate::DEFAULT_MERCHANT`] when the
+    /// deployment serves one merchant, and for every upcast v1 event).
+    pub merchant: String,
+    /// The event that caused this one, if stockledger knows it (the sweeper's and the
+    /// PortOne compensation's `reservation.expired` name the authorization).
+    pub causation_id: Option<EventId>,
+    /// When the provider says the thing happened.
+    pub occurred_at: Timestamp,
+    /// When the ingress (or the emitting process) recorded the event.
+    pub recorded_at: Timestamp,
+    /// Who sent it, and the identity it is deduplicated by.
+    pub source: Source,
+    /// `sha256:<hex>` of the provider's raw payload, or `None` when there was none.
+    pub raw_digest: Option<String>,
+    /// What the event says: v1's payloads, unchanged.
+    pub payload: Payload,
+}
+
+/// The envelope as written: borrowed, in the field order of the documentation.
+#[derive(Serialize)]
+struct Wire<'a> {
+    schema: &'static str,
+    version: u32,
+    event_id: String,
+    causation_id: Option<String>,
+    kind: &'static str,
+    merchant: &'a str,
+    #[serde(serialize_with = "wire_time::serialize")]
+    occurred_at: Timestamp,
+    #[serde(serialize_with = "wire_time::serialize")]
+    recorded_at: Timestamp,
+    source: &'a Source,
+    raw_digest: &'a Option<String>,
+    payload: &'a Payload,
+}
+
+/// The v1 → v2 upcaster: a v1 event belongs to [`crate::DEFAULT_MERCHANT`] and has no
+/// known cause. Every other field is carried over as it is, so the event id, the payload
+/// and the domain event are those of the v1 envelope.
+pub fn upcast(v1: v1::Envelope) -> Envelope {
+    let v1::Envelope {
+        occurred_at,
+        recorded_at,
+        source,
+        raw_digest,
+        payload,
+    } = v1;
+    Envelope {
+        merchant: crate::DEFAULT_MERCHANT.to_owned(),
+        causation_id: None,
+        occurred_at,
+        recorded_at,
+        source,
+        raw_digest,
+        payload,
+    }
+}
+
+impl From<v1::Envelope> for Envelope {
+    fn from(v1: v1::Envelope) -> Envelope {
+        upcast(v1)
+    }
+}
+
+impl Envelope {
+    /// The envelope of a domain event kind, for [`crate::DEFAULT_MERCHANT`] and with no
+    /// cause; [`Envelope::with_merchant`] and [`Envelope::caused_by`] change those. The
+    /// event id follows from `source.identity`; of `raw`, the provider's payload, only the
+    /// digest is kept.
+    pub fn new(
+        kind: &EventKind,
+        source: Source,
+        occurred_at: Timestamp,
+        recorded_at: Timestamp,
+        raw: Option<&[u8]>,
+    ) -> Envelope {
+        upcast(v1::Envelope::new(
+            kind,
+            source,
+            occurred_at,
+            recorded_at,
+            raw,
+        ))
+    }
+
+    /// The same envelope in `merchant`'s scope.
+    #[must_use]
+    pub fn with_merchant(self, merchant: impl Into<String>) -> Envelope {
+        Envelope {
+            merchant: merchant.into(),
+            ..self
+        }
+    }
+
+    /// The same envelope, caused by the event `cause`.
+    #[must_use]
+    pub fn caused_by(self, cause: EventId) -> Envelope {
+        Envelope {
+            causation_id: Some(cause),
+            ..self
+        }
+    }
+
+    /// The event id: derived from `source.identity`, never chosen (v1's rule).
+    pub fn event_id(&self) -> EventId {
+        EventId::from_dedupe_key(&self.source.identity)
+    }
+
+    /// The contract name of the kind (`payment.captured`, …).
+    pub fn kind_name(&self) -> &'static str {
+        self.payload.kind_name()
+    }
+
+    /// The envelope as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs of strings and integers into a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The domain event this envelope says, or the first field that breaks a rule: v1's
+    /// checks, then the merchant and the cause. This is the full check [`crate::decode`]
+    /// runs; call it on envelopes built by hand.
+    pub fn to_domain(&self) -> Result<Event, ContractError> {
+        let event = self.v1_part().to_domain()?;
+        check_added(&self.merchant, self.causation_id, event.id)?;
+        Ok(event)
+    }
+
+    /// The fields v1 has, as a v1 envelope (for v1's checks).
+    fn v1_part(&self) -> v1::Envelope {
+        v1::Envelope {
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: self.source.clone(),
+            raw_digest: self.raw_digest.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// Checks a merchant scope: what `merchant` must be on the wire, and what
+/// `STOCKLEDGER_MERCHANT` must be for the ingress to start.
+pub fn check_merchant(merchant: &str) -> Result<(), ContractError> {
+    let refuse = |m: &str| Err(ContractError::new("merchant", m));
+    if merchant.is_empty() {
+        return refuse("must not be empty");
+    }
+    if merchant.len() > MERCHANT_LEN_MAX {
+        return refuse(&format!("is longer than {MERCHANT_LEN_MAX} bytes"));
+    }
+    if merchant.chars().any(char::is_control) {
+        return refuse("must not contain control characters");
+    }
+    Ok(())
+}
+
+/// The rules of the fields v2 added, once v1's have passed for the event `event_id`.
+fn check_added(
+    merchant: &str,
+    causation_id: Option<EventId>,
+    event_id: EventId,
+) -> Result<(), ContractError> {
+    check_merchant(merchant)?;
+    if causation_id == Some(event_id) {
+        return Err(ContractError::new(
+            "causation_id",
+            "must not be the event's own id",
+        ));
+    }
+    Ok(())
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            schema: crate::SCHEMA,
+            version: VERSION,
+            event_id: self.event_id().as_uuid().hyphenated().to_string(),
+            causation_id: self
+                .causation_id
+                .map(|c| c.as_uuid().hyphenated().to_string()),
+            kind: self.kind_name(),
+            merchant: &self.merchant,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: &self.source,
+            raw_digest: &self.raw_digest,
+            payload: &self.payload,
+        }
+        .serialize(s)
+    }
+}
+
+/// Deserializing goes through [`crate::decode_value`]: every known version (v1 upcast),
+/// with the same checks as [`crate::decode`].
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        crate::decode_value::<Envelope>(&value)
+            .map(|(e, _)| e)
+            .map_err(serde::de::Error::custom)
+    }
+}

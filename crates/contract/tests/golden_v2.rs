@@ -1,0 +1,136 @@
+//! The golden examples under `schemas/v2/examples/`: each validates against the v2 JSON
+//! Schema, decodes into the domain event written out in `common/expected.rs` (the same
+//! event as the v1 example of its kind: same id, same payload), carries its merchant and
+//! cause, re-encodes to the same JSON, and is what the encoder writes. Kept forever.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::expected::expected_kind;
+use contract::{Envelope, Source, decode, decode_event};
+use domain::{Event, EventId};
+use serde_json::Value;
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[test]
+fn there_is_one_golden_example_per_kind_and_nothing_else() {
+    let mut files: Vec<String> = std::fs::read_dir(common::schemas_v2().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = common::KINDS.iter().map(|k| format!("{k}.json")).collect();
+    expected.sort();
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn every_golden_example_validates_against_the_v2_schema_and_not_the_v1_schema() {
+    let v2 = common::envelope_validator_v2();
+    let v1 = common::envelope_validator();
+    for (kind, bytes) in common::goldens_v2() {
+        let value = json(&bytes);
+        let errors: Vec<String> = v2
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{kind}: {errors:#?}");
+        assert!(!v1.is_valid(&value), "{kind}: v1 is closed");
+    }
+}
+
+#[test]
+fn every_golden_example_decodes_into_its_domain_event_and_carries_merchant_and_cause() {
+    for (kind, bytes) in common::goldens_v2() {
+        let (envelope, event) = decode_event(&bytes).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let value = json(&bytes);
+        assert_eq!(envelope.kind_name(), kind);
+        assert_eq!(envelope.event_id().to_string(), value["event_id"].as_str().unwrap());
+        assert_eq!(envelope.merchant, value["merchant"].as_str().unwrap(), "{kind}");
+        assert_eq!(
+            envelope.causation_id.map(|c| c.to_string()),
+            value["causation_id"].as_str().map(str::to_owned),
+            "{kind}"
+        );
+        let identity = value["source"]["identity"].as_str().unwrap();
+        let expected = Event {
+            id: EventId::from_dedupe_key(identity),
+            recorded_at: contract::wire_time::parse(value["recorded_at"].as_str().unwrap())
+                .unwrap(),
+            kind: expected_kind(kind),
+        };
+        assert_eq!(event, expected, "{kind}");
+        assert_eq!(envelope.to_domain().unwrap(), expected, "{kind}");
+    }
+}
+
+#[test]
+fn the_v1_and_v2_examples_of_a_kind_are_the_same_event() {
+    for (kind, bytes) in common::goldens_v2() {
+        let (v2, from_v2) = decode_event(&bytes).unwrap();
+        let (v1, from_v1) = decode_event(&common::golden_bytes(kind)).unwrap();
+        assert_eq!(from_v2, from_v1, "{kind}");
+        assert_eq!(v2.payload, v1.payload, "{kind}");
+        assert_eq!(v2.source, v1.source, "{kind}");
+    }
+}
+
+#[test]
+fn every_golden_example_re_encodes_to_the_same_json() {
+    for (kind, bytes) in common::goldens_v2() {
+        let envelope = decode(&bytes).unwrap();
+        let encoded = json(&envelope.to_json());
+        assert_eq!(encoded, json(&bytes), "{kind}");
+        assert_eq!(decode(&envelope.to_json()).unwrap(), envelope, "{kind}");
+        let via_serde: Envelope = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(via_serde, envelope, "{kind}");
+    }
+}
+
+#[test]
+fn every_golden_example_is_what_the_encoder_writes_for_its_domain_event() {
+    for (kind, bytes) in common::goldens_v2() {
+        let original = json(&bytes);
+        let decoded = decode(&bytes).unwrap();
+        let mut built = Envelope::new(
+            &expected_kind(kind),
+            Source {
+                provider: original["source"]["provider"].as_str().unwrap().to_owned(),
+                identity: original["source"]["identity"].as_str().unwrap().to_owned(),
+            },
+            decoded.occurred_at,
+            decoded.recorded_at,
+            None,
+        )
+        .with_merchant(original["merchant"].as_str().unwrap());
+        if let Some(cause) = original["causation_id"].as_str() {
+            built = built.caused_by(cause.parse().unwrap());
+        }
+        let built = Envelope {
+            raw_digest: decoded.raw_digest.clone(),
+            ..built
+        };
+        assert_eq!(json(&built.to_json()), original, "{kind}");
+    }
+}
+
+#[test]
+fn the_encoder_writes_version_2_with_the_default_merchant_and_no_cause() {
+    let (kind, bytes) = &common::goldens_v2()[0];
+    let decoded = decode(bytes).unwrap();
+    let built = Envelope::new(
+        &expected_kind(kind),
+        decoded.source.clone(),
+        decoded.occurred_at,
+        decoded.recorded_at,
+        None,
+    );
+    let written = json(&built.to_json());
+    assert_eq!(written["version"], contract::CURRENT_VERSION);
+    assert_eq!(written["merchant"], contract::DEFAULT_MERCHANT);
+    assert_eq!(written["causation_id"], Value::Null);
+}

@@ -1,0 +1,470 @@
+//! The dead-letter stream and the exception queue through real JetStream and a real
+//! database, on SQLite and PostgreSQL: poison messages end in the queue with their raw
+//! bytes and do not block the messages behind them; an event that exhausts `max_deliver`
+//! is dead-lettered with its evidence; each business exception of the trigger matrix is one
+//! row however often its event is delivered; a retry after fixing the cause moves stock
+//! once and a second retry is a no-op; a stock correction needs reason, evidence and
+//! approver, moves stock once and is audited; dead letters that arrive while the exception
+//! consumer is down are all recorded when it comes back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use domain::{
+    AuthorizationMode, Event, EventId, EventKind, FlagReason, Line, Lines, Location, Money, OrderLookup, OrderRef,
+    OrderSpec, Payment, Quantity, Sku, StockKey, Timestamp,
+};
+use e2e::{Harness, exceptions_settings, test_settings};
+use exceptions::actions::{ActionError, Correction};
+use store::QueueFilter;
+use testkit::Backend;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
+        }
+    )*};
+}
+
+on_both_backends!(
+    poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block,
+    an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once,
+    each_business_exception_is_one_row_despite_three_deliveries,
+    retry_after_registering_the_missing_order_moves_stock_once,
+    a_correction_needs_reason_evidence_and_approver,
+    dead_letters_arriving_while_the_consumer_is_down_are_not_lost,
+    the_queue_is_served_over_http_with_the_merchant_token,
+);
+
+const WAIT: Duration = Duration::from_secs(60);
+/// How long an operator action waits for the ledger in these tests.
+const ACTION_WAIT: Duration = Duration::from_secs(15);
+
+fn key(sku: &str) -> StockKey {
+    StockKey { sku: Sku::parse(sku).expect("sku"), location: Location::parse("main").expect("location") }
+}
+
+fn event(identity: &str, kind: EventKind) -> (String, Event) {
+    let t = e2e::now();
+    (identity.to_owned(), Event { id: EventId::from_dedupe_key(identity), recorded_at: t, kind })
+}
+
+fn receipt(id: &str, sku: &str, n: u64) -> (String, Event) {
+    event(id, EventKind::StockReceived { key: key(sku), quantity: Quantity::new(n).expect("qty"), reference: id.into() })
+}
+
+fn register(order: &str, sku: &str, n: u64, amount: &str) -> (String, Event) {
+    let spec = OrderSpec {
+        order_ref: OrderRef::parse(order).expect("order"),
+        lines: Lines::new(vec![Line { key: key(sku), quantity: Quantity::new(n).expect("qty") }]).expect("lines"),
+        amount: Money::parse(amount, "USD").expect("money"),
+    };
+    event(&format!("{order}:register"), EventKind::OrderRegistered { spec, payment_refs: vec![] })
+}
+
+fn payment(order: &str, amount: Option<&str>) -> Payment {
+    Payment {
+        order: OrderLookup::OrderRef(OrderRef::parse(order).expect("order")),
+        amount: amount.map(|a| Money::parse(a, "USD").expect("money")),
+    }
+}
+
+fn capture(order: &str, amount: Option<&str>) -> (String, Event) {
+    event(&format!("{order}:capture"), EventKind::PaymentCaptured { payment: payment(order, amount) })
+}
+
+/// Publishes `e` once with its event id as `Nats-Msg-Id`, then `extra` more times with
+/// other message ids: a provider delivering the same event again, past JetStream's window.
+async fn publish_times(h: &Harness, (identity, e): &(String, Event), times: usize) {
+    let env = e2e::envelope(identity, e);
+    let id = env.event_id().to_string();
+    let subject = h.bus.namespace().event_subject("test", e.kind.name());
+    for n in 0..times {
+        let msg_id = if n == 0 { id.clone() } else { format!("{id}:delivery:{n}") };
+        h.bus.publish_event(subject.clone(), &msg_id, env.to_json().into(), None).await.expect("publish");
+    }
+}
+
+async fn publish_all(h: &Harness, events: &[(String, Event)]) {
+    for e in events {
+        publish_times(h, e, 1).await;
+    }
+}
+
+/// Waits until `check` holds, or fails the test after `WAIT`, saying what was awaited.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn rows(h: &Harness) -> Vec<store::QueueItem> {
+    h.store.queue_list(&QueueFilter::default()).await.expect("queue")
+}
+
+async fn available_sold(h: &Harness, sku: &str) -> (i64, i64) {
+    let b = h.store.balance(&key(sku)).await.expect("balance");
+    (b.available, b.sold)
+}
+
+async fn poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    let undecodable = b"\x00\xffnot json".to_vec();
+    let unknown_version = br#"{"schema":"stockledger.event","version":99}"#.to_vec();
+    h.publish_raw("poison-1", undecodable.clone()).await.expect("publish");
+    h.publish_raw("poison-2", unknown_version.clone()).await.expect("publish");
+    let behind = [receipt("p:receipt", "tee", 5), register("p-1", "tee", 2, "20.00"), capture("p-1", None)];
+    publish_all(&h, &behind).await;
+    assert_eq!(h.wait_processed(5, WAIT).await.expect("processed"), 5, "the messages behind the poison are processed");
+    assert_eq!(available_sold(&h, "tee").await, (3, 2));
+    // Both poison messages were terminated: their dead letters reach the queue, which keeps
+    // one row each (the ledger's), now with the dead-letter facts.
+    eventually("dead-letter facts on both poison rows", || async {
+        let r = rows(&h).await;
+        r.len() == 2
+            && futures::future::join_all(r.iter().map(|i| h.store.queue_item(&i.id)))
+                .await
+                .into_iter()
+                .all(|d| d.ok().flatten().is_some_and(|d| d.evidence.get("dead_letter").is_some()))
+    })
+    .await;
+    assert_eq!(h.bus.dlq_depth().await.expect("depth"), 2);
+    let stream = h.bus.namespace().events_stream();
+    let by_reason: BTreeMap<String, store::QueueDetail> = {
+        let mut m = BTreeMap::new();
+        for i in rows(&h).await {
+            let d = h.store.queue_item(&i.id).await.expect("item").expect("exists");
+            m.insert(i.reason.clone(), d);
+        }
+        m
+    };
+    let u = &by_reason["undecodable"];
+    assert_eq!(u.item.id, format!("{stream}:1"));
+    assert_eq!(u.item.state, "open");
+    assert_eq!(u.evidence["message"]["raw_hex"], hex(&undecodable));
+    assert_eq!(u.evidence["dead_letter"]["reason"], "terminated");
+    let v = &by_reason["unknown_schema_version"];
+    assert_eq!(v.evidence["message"]["raw_utf8"], String::from_utf8(unknown_version).expect("utf8"));
+    // A retry of a message this release cannot decode is refused, recorded, and leaves the
+    // row open.
+    let actions = h.actions(ACTION_WAIT);
+    let refused = actions.retry(&u.item.id, "ops-alice", "try again").await;
+    assert!(matches!(refused, Err(ActionError::NotRetryable(_))), "{refused:?}");
+    let after = h.store.queue_item(&u.item.id).await.expect("item").expect("exists");
+    assert_eq!(after.item.state, "open");
+    assert!(after.actions.iter().any(|a| a.action == "retry" && a.actor == "ops-alice"));
+    // Resolving it is the recorded no-op.
+    let done = actions.resolve(&u.item.id, "ops-alice", "garbage from a load test").await.expect("resolve");
+    assert_eq!(done.result, "resolved");
+    assert_eq!(actions.resolve(&u.item.id, "ops-bob", "again").await.expect("resolve").result, "already_resolved");
+    ledger.stop().await;
+    exceptions.stop().await;
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    // A long hold and few deliveries: the capture for an unregistered order is deferred
+    // until JetStream gives up on it.
+    let mut settings = test_settings();
+    settings.unknown_order_hold = Duration::from_secs(600);
+    settings.consumer.max_deliver = 3;
+    let ledger = h.start_ledger(settings).await.expect("ledger");
+    let cap = capture("late-1", None);
+    publish_all(&h, &[receipt("m:receipt", "cap", 4), cap.clone()]).await;
+    let id = cap.1.id.to_string();
+    eventually("a max_deliveries row for the capture", || async {
+        rows(&h).await.iter().any(|r| r.id == id && r.reason == "max_deliveries")
+    })
+    .await;
+    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
+    assert_eq!((d.item.source.as_str(), d.item.state.as_str()), ("dlq", "open"));
+    assert_eq!(d.evidence["event_id"], id.as_str());
+    assert_eq!(d.evidence["provider"]["identity"], "late-1:capture");
+    assert_eq!(d.evidence["dead_letter"]["deliveries"], 3);
+    assert_eq!(h.bus.dlq_depth().await.expect("depth"), 1);
+    assert_eq!(available_sold(&h, "cap").await, (4, 0));
+    // Fix the cause, then retry: stock moves once.
+    publish_all(&h, &[register("late-1", "cap", 1, "10.00")]).await;
+    assert_eq!(h.wait_processed(2, WAIT).await.expect("processed"), 2, "the capture itself has no outcome yet");
+    let actions = h.actions(ACTION_WAIT);
+    let r = actions.retry(&id, "ops-alice", "order late-1 registered").await.expect("retry");
+    assert_eq!(r.result, "resolved", "{r:?}");
+    assert_eq!(r.msg_id.as_deref(), Some(format!("{id}:retry:1").as_str()));
+    assert_eq!(available_sold(&h, "cap").await, (3, 1));
+    let again = actions.retry(&id, "ops-alice", "again").await.expect("retry");
+    assert_eq!(again.result, "already_resolved");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(available_sold(&h, "cap").await, (3, 1));
+    assert!(h.store.verify().await.expect("verify").is_ok());
+    ledger.stop().await;
+    exceptions.stop().await;
+}
+
+async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let exceptions = h
+        .start_exceptions(exceptions::ExceptionSettings { metrics_addr: Some(metrics_addr.clone()), ..exceptions_settings() })
+        .await
+        .expect("exceptions");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    // The stage: stock for one SKU, and orders in the states each exception needs.
+    let stage = vec![
+        receipt("b:receipt", "biz", 3),
+        register("b-void", "biz", 1, "10.00"),
+        event("b-void:auth", EventKind::PaymentAuthorized { payment: payment("b-void", None), mode: AuthorizationMode::Notification }),
+        capture("b-void", None),
+        register("b-over", "none", 1, "10.00"),
+        register("b-short", "none", 2, "10.00"),
+        register("b-amount", "biz", 1, "10.00"),
+        register("b-dispute", "biz", 1, "10.00"),
+    ];
+    publish_all(&h, &stage).await;
+    assert_eq!(h.wait_processed(stage.len() as i64, WAIT).await.expect("processed"), stage.len() as i64);
+    let problems = vec![
+        ("oversold", capture("b-over", None)),
+        ("void_after_capture", event("b-void:void", EventKind::PaymentVoided { payment: payment("b-void", None) })),
+        (
+            "insufficient_at_authorization",
+            event("b-short:auth", EventKind::PaymentAuthorized { payment: payment("b-short", None), mode: AuthorizationMode::Notification }),
+        ),
+        ("amount_mismatch", capture("b-amount", Some("9.00"))),
+        (
+            "chargeback_review",
+            event(
+                "b-dispute:cb",
+                EventKind::ChargebackOpened {
+                    payment: payment("b-dispute", None),
+                    dispute_id: domain::DisputeId::parse("dp-1").expect("dispute"),
+                    deadline: Some(Timestamp(e2e::now().0 + 7 * 86_400_000)),
+                },
+            ),
+        ),
+        ("unknown_order", capture("b-nobody", None)),
+        (
+            "unverifiable",
+            event(
+                "b-flag",
+                EventKind::PaymentFlagged { payment: payment("b-amount", None), reason: FlagReason::Unverifiable, detail: "no API keys".into() },
+            ),
+        ),
+    ];
+    for (_, e) in &problems {
+        publish_times(&h, e, 3).await;
+    }
+    let total = (stage.len() + problems.len()) as i64;
+    assert_eq!(h.wait_processed(total, WAIT).await.expect("processed"), total);
+    // Every delivery was consumed (two duplicates per problem event) before counting rows.
+    eventually("all duplicates consumed", || async {
+        let mut dups = 0;
+        for (_, (_, e)) in &problems {
+            dups += h.store.processed(&e.id.to_string()).await.ok().flatten().map_or(0, |p| p.duplicates);
+        }
+        dups == 2 * problems.len() as i64
+    })
+    .await;
+    let r = rows(&h).await;
+    for (reason, (_, e)) in &problems {
+        let matching: Vec<_> = r.iter().filter(|i| i.event_id == e.id.to_string()).collect();
+        assert_eq!(matching.len(), 1, "{reason}: one row");
+        assert_eq!(matching[0].reason, *reason);
+        assert_eq!(matching[0].state, "open");
+    }
+    assert_eq!(r.len(), problems.len(), "no other rows: {r:#?}");
+    let cb = r.iter().find(|i| i.reason == "chargeback_review").expect("chargeback row");
+    assert!(cb.deadline.is_some(), "the dispute deadline is kept");
+    let d = h.store.queue_item(&r.iter().find(|i| i.reason == "oversold").expect("oversold").id).await.expect("item").expect("exists");
+    assert!(d.evidence["stock_at_decision"].is_array() && d.evidence["event"]["source"]["identity"] == "b-over:capture", "{}", d.evidence);
+    // No dead letter: a business exception is acked, never terminated.
+    assert_eq!(h.bus.dlq_depth().await.expect("depth"), 0);
+    ingress::install_tls_provider();
+    let scrape = reqwest::get(format!("http://{metrics_addr}/metrics")).await.expect("scrape");
+    assert_eq!(scrape.status().as_u16(), 200);
+    let text = scrape.text().await.expect("metrics text");
+    assert!(text.contains("stockledger_exceptions_unresolved{reason=\"oversold\",state=\"open\"} 1"), "{text}");
+    assert!(text.contains("stockledger_dlq_depth 0"), "{text}");
+    ledger.stop().await;
+    exceptions.stop().await;
+}
+
+async fn retry_after_registering_the_missing_order_moves_stock_once(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    let cap = capture("r-1", None);
+    publish_all(&h, &[receipt("r:receipt", "ret", 5), cap.clone()]).await;
+    assert_eq!(h.wait_processed(2, WAIT).await.expect("processed"), 2);
+    let id = cap.1.id.to_string();
+    let row = h.store.queue_item(&id).await.expect("item").expect("an unknown_order exception");
+    assert_eq!((row.item.reason.as_str(), row.item.state.as_str()), ("unknown_order", "open"));
+    let actions = h.actions(ACTION_WAIT);
+    // Retried before the cause is fixed: the exception stands and the row is open again.
+    let early = actions.retry(&id, "ops-alice", "maybe it arrived").await.expect("retry");
+    assert_eq!((early.result.as_str(), early.reason.as_deref()), ("open", Some("unknown_order")), "{early:?}");
+    assert_eq!(available_sold(&h, "ret").await, (5, 0));
+    // Register the order, then retry: the stock moves once.
+    publish_all(&h, &[register("r-1", "ret", 2, "20.00")]).await;
+    assert_eq!(h.wait_processed(3, WAIT).await.expect("processed"), 3);
+    let fixed = actions.retry(&id, "ops-alice", "order r-1 registered").await.expect("retry");
+    assert_eq!(fixed.result, "resolved", "{fixed:?}");
+    assert_eq!(fixed.attempt, Some(2));
+    assert_eq!(available_sold(&h, "ret").await, (3, 2));
+    // Again: nothing is published, nothing moves.
+    let again = actions.retry(&id, "ops-bob", "just in case").await.expect("retry");
+    assert_eq!(again.result, "already_resolved");
+    // Even a raw re-publish with the operator header (a replay) moves nothing: the outcome is final.
+    let env = h.store.pool();
+    let envelope: String = store::sqlx::query_scalar("SELECT envelope FROM processed_events WHERE event_id = $1")
+        .bind(&id)
+        .fetch_one(env)
+        .await
+        .expect("envelope");
+    h.bus
+        .publish_operator_retry(h.bus.namespace().event_subject("test", "payment.captured"), &format!("{id}:retry:99"), envelope.into_bytes().into(), "test")
+        .await
+        .expect("publish");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(available_sold(&h, "ret").await, (3, 2));
+    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
+    assert_eq!(d.item.state, "resolved");
+    let trail: Vec<(String, String, String)> = d.actions.iter().map(|a| (a.action.clone(), a.actor.clone(), a.result.clone())).collect();
+    assert!(trail.contains(&("retry_result".into(), "ledger".into(), "still unknown_order".into())), "{trail:?}");
+    assert_eq!(trail.iter().filter(|(a, _, _)| a == "retry").count(), 3, "{trail:?}");
+    assert_eq!(d.outcomes.iter().map(|o| o.outcome.as_str()).collect::<Vec<_>>(), ["exception", "moved"]);
+    assert!(h.store.verify().await.expect("verify").is_ok());
+    ledger.stop().await;
+}
+
+async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    publish_all(&h, &[receipt("c:receipt", "cor", 2)]).await;
+    assert_eq!(h.wait_processed(1, WAIT).await.expect("processed"), 1);
+    let actions = h.actions(ACTION_WAIT);
+    let full = Correction {
+        sku: "cor".into(),
+        location: "main".into(),
+        delta: 3,
+        reason: "cycle count".into(),
+        evidence: "count sheet CS-7".into(),
+        approved_by: "ops-lead".into(),
+        actor: "ops-alice".into(),
+        idempotency_key: Some("cc-7".into()),
+    };
+    for missing in [
+        Correction { reason: String::new(), ..full.clone() },
+        Correction { evidence: " ".into(), ..full.clone() },
+        Correction { approved_by: String::new(), ..full.clone() },
+    ] {
+        let r = actions.correct_stock(&missing).await;
+        assert!(matches!(r, Err(ActionError::Invalid(_))), "{r:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.processed_count().await.expect("count"), 1, "nothing was published");
+    let done = actions.correct_stock(&full).await.expect("correct");
+    assert_eq!(done.outcome, "moved", "{done:?}");
+    assert_eq!(available_sold(&h, "cor").await, (5, 0));
+    // The same correction again (same idempotency key): applied once.
+    let again = actions.correct_stock(&full).await.expect("correct");
+    assert_eq!(again.event_id, done.event_id);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(available_sold(&h, "cor").await, (5, 0));
+    let trail = h.store.actions(&format!("stock:{}", done.event_id)).await.expect("trail");
+    assert!(trail.iter().all(|a| a.action == "stock_correct" && a.actor == "ops-alice" && a.reason == "cycle count"), "{trail:?}");
+    assert!(trail.iter().any(|a| a.result == "moved"), "{trail:?}");
+    assert_eq!(trail[0].detail["approved_by"], "ops-lead");
+    // A correction that would make `available` negative is refused by the ledger.
+    let too_much = Correction { delta: -50, idempotency_key: Some("cc-8".into()), ..full.clone() };
+    let refused = actions.correct_stock(&too_much).await.expect("correct");
+    assert_eq!((refused.outcome.as_str(), refused.reason.as_deref()), ("noop", Some("refused:correction_would_go_negative")));
+    assert_eq!(available_sold(&h, "cor").await, (5, 0));
+    assert!(h.store.verify().await.expect("verify").is_ok());
+    ledger.stop().await;
+}
+
+async fn dead_letters_arriving_while_the_consumer_is_down_are_not_lost(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let mut settings = test_settings();
+    settings.unknown_order_hold = Duration::from_secs(600);
+    settings.consumer.max_deliver = 2;
+    // The exception consumer starts (creating its durables) and goes down at once.
+    h.start_exceptions(exceptions_settings()).await.expect("exceptions").kill().await;
+    let ledger = h.start_ledger(settings).await.expect("ledger");
+    h.publish_raw("down-poison", b"{not json".to_vec()).await.expect("publish");
+    let deferred: Vec<_> = (0..3).map(|i| capture(&format!("down-{i}"), None)).collect();
+    publish_all(&h, &deferred).await;
+    eventually("four advisories captured while the consumer is down", || async {
+        h.bus.advisories_pending().await.unwrap_or(0) == 4
+    })
+    .await;
+    assert_eq!(h.bus.dlq_depth().await.expect("depth"), 0);
+    assert_eq!(rows(&h).await.len(), 1, "only the ledger's own row for the poison message");
+    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    eventually("every dead letter recorded", || async {
+        let r = rows(&h).await;
+        r.iter().filter(|i| i.reason == "max_deliveries").count() == 3 && r.len() == 4
+    })
+    .await;
+    assert_eq!(h.bus.dlq_depth().await.expect("depth"), 4);
+    eventually("the advisory stream drained", || async { h.bus.advisories_pending().await.unwrap_or(1) == 0 }).await;
+    for (_, e) in &deferred {
+        let d = h.store.queue_item(&e.id.to_string()).await.expect("item").expect("row for each deferred capture");
+        assert_eq!(d.item.source, "dlq");
+    }
+    // Restarting the consumer again records nothing twice.
+    exceptions.stop().await;
+    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rows(&h).await.len(), 4);
+    exceptions.stop().await;
+    ledger.stop().await;
+}
+
+async fn the_queue_is_served_over_http_with_the_merchant_token(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    let ingress = h.start_ingress(&e2e::ingress_config(&[]).expect("config")).await.expect("ingress");
+    ingress::install_tls_provider();
+    let client = e2e::http::Client::new(&ingress.url);
+    h.publish_raw("http-poison", b"{not json".to_vec()).await.expect("publish");
+    assert_eq!(h.wait_processed(1, WAIT).await.expect("processed"), 1);
+    let unauthenticated = reqwest::get(format!("{}/v1/exceptions", ingress.url)).await.expect("get");
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    let (status, body) = client.api(reqwest::Method::GET, "/v1/exceptions?state=open&reason=undecodable", None).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["exceptions"][0]["id"].as_str().expect("an id").to_owned();
+    let (status, body) = client.api(reqwest::Method::GET, &format!("/v1/exceptions/{id}"), None).await;
+    assert_eq!((status, body["evidence"]["message"]["raw_utf8"].as_str()), (200, Some("{not json")), "{body}");
+    let (status, _) = client.api(reqwest::Method::GET, "/v1/exceptions/nope", None).await;
+    assert_eq!(status, 404);
+    let (status, body) = client.api(reqwest::Method::GET, "/v1/exceptions?state=closed", None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("malformed")));
+    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/resolve"), Some(serde_json::json!({"reason": "x"}))).await;
+    assert_eq!(status, 400, "the actor is required: {body}");
+    let who = serde_json::json!({"actor": "console:ann", "reason": "load-test garbage"});
+    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/retry"), Some(who.clone())).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("not_retryable")), "{body}");
+    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/resolve"), Some(who)).await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("resolved")), "{body}");
+    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
+    assert!(d.actions.iter().any(|a| a.action == "resolve" && a.actor == "console:ann"));
+    ingress.stop().await;
+    ledger.stop().await;
+}

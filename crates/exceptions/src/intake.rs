@@ -1,0 +1,285 @@
+//! From JetStream's advisories to rows of the exception queue, in two idempotent steps.
+//!
+//! 1. An advisory (captured durably by the advisory stream) becomes a dead letter: the
+//!    original message fetched by its stream sequence and written to the dead-letter
+//!    stream ([`bus::Bus::dead_letter`]), then the advisory is acknowledged.
+//! 2. A dead letter becomes a row with its evidence ([`describe`]), then it is acknowledged.
+//!
+//! A crash between any two steps repeats the step, and each step is idempotent (one dead
+//! letter per source message, one row per event id or stream position), so nothing is lost
+//! and nothing is doubled. A message the ledger terminated after recording it as
+//! unprocessable has the same key (`<stream>:<sequence>`) as its dead letter: it stays one
+//! row, which gains the dead-letter facts.
+
+use std::time::Duration;
+
+use bus::dlq::{self, DeadLetter, DeadReason};
+use bus::{AckKind, Bus, Message};
+use contract::DecodeError;
+use domain::{EventKind, OrderLookup, OrderRef, StockKey};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use store::{NewDeadLetter, Store};
+use tokio::sync::watch;
+
+use crate::{ExceptionSettings, ExceptionsError, now};
+
+/// Reads captured advisories and writes their dead letters until `stop`.
+pub async fn run_advisories(bus: Bus, settings: ExceptionSettings, mut stop: watch::Receiver<bool>) -> Result<(), ExceptionsError> {
+    let consumer = bus.advisory_consumer().await?;
+    let mut messages = consumer.messages().await.map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+    tracing::info!("advisory intake started");
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => break,
+            m = messages.next() => m,
+        };
+        let msg = match next {
+            None => break,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "advisory pull error");
+                continue;
+            }
+        };
+        let disposition = match dlq::parse_advisory(&msg.subject, &msg.payload) {
+            Err(e) => {
+                // An advisory we cannot read never will be readable: keep it out of the way.
+                tracing::error!(error = %e, "unreadable advisory terminated");
+                AckKind::Term
+            }
+            Ok(adv) => match bus.dead_letter(&adv).await {
+                Ok(done) => {
+                    tracing::info!(stream_seq = adv.stream_seq, reason = adv.reason.code(), ?done, "dead letter written");
+                    AckKind::Ack
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, stream_seq = adv.stream_seq, "dead letter not written; will retry");
+                    AckKind::Nak(Some(settings.retry_delay))
+                }
+            },
+        };
+        settle(&msg, disposition).await;
+    }
+    tracing::info!("advisory intake stopped");
+    Ok(())
+}
+
+/// Reads dead letters and records them in the exception queue until `stop`.
+pub async fn run_dead_letters(bus: Bus, store: Store, settings: ExceptionSettings, mut stop: watch::Receiver<bool>) -> Result<(), ExceptionsError> {
+    let consumer = bus.dlq_consumer().await?;
+    let mut messages = consumer.messages().await.map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+    tracing::info!("dead-letter intake started");
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => break,
+            m = messages.next() => m,
+        };
+        let msg = match next {
+            None => break,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "dead-letter pull error");
+                continue;
+            }
+        };
+        let disposition = match dlq::read_dead_letter(&msg) {
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable dead letter terminated");
+                AckKind::Term
+            }
+            Ok(dl) => match record(&store, &dl).await {
+                Ok(()) => AckKind::Ack,
+                Err(e) => {
+                    tracing::warn!(error = %e, stream_seq = dl.stream_seq, "dead letter not recorded; will retry");
+                    AckKind::Nak(Some(settings.retry_delay))
+                }
+            },
+        };
+        settle(&msg, disposition).await;
+    }
+    tracing::info!("dead-letter intake stopped");
+    Ok(())
+}
+
+/// Records one dead letter as a problem of the exception queue (once).
+pub async fn record(store: &Store, dl: &DeadLetter) -> Result<(), store::StoreError> {
+    let new = describe(store, dl).await?;
+    let recorded = store.queue_record_dead_letter(&new, now().0).await?;
+    tracing::info!(id = %new.id, reason = %new.reason, ?recorded, "dead letter recorded");
+    Ok(())
+}
+
+async fn settle(msg: &Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        // A lost ack means a redelivery; both steps are idempotent.
+        tracing::warn!(error = %e, "could not settle message");
+    }
+}
+
+/// The payload as evidence: text when it is UTF-8 without NUL (PostgreSQL text refuses
+/// NUL), hex otherwise. The same shape the ledger uses for unprocessable messages.
+pub fn raw_evidence(raw: &[u8]) -> Value {
+    match std::str::from_utf8(raw) {
+        Ok(s) if !s.contains('\0') => json!({"raw_utf8": s}),
+        _ => json!({"raw_hex": raw.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
+    }
+}
+
+/// The reason code and detail of a message that does not decode, as the ledger records
+/// them, so that both reports of one message agree.
+pub fn decode_reason(e: &DecodeError) -> (&'static str, String) {
+    match e {
+        DecodeError::Undecodable { message } => ("undecodable", message.clone()),
+        DecodeError::UnknownVersion { version } => {
+            ("unknown_schema_version", format!("schema version {version} is not known to this release"))
+        }
+        DecodeError::Invalid { field, message } => ("missing_fields", format!("{field}: {message}")),
+    }
+}
+
+/// The order an event names by reference, if it names one that way.
+pub fn order_of(kind: &EventKind) -> Option<OrderRef> {
+    match kind {
+        EventKind::OrderRegistered { spec, .. } => Some(spec.order_ref.clone()),
+        EventKind::PaymentRefAttached { order_ref, .. }
+        | EventKind::ReservationExpired { order_ref, .. }
+        | EventKind::ReturnReceived { order_ref, .. } => Some(order_ref.clone()),
+        other => other.payment().and_then(|p| match &p.order {
+            OrderLookup::OrderRef(r) => Some(r.clone()),
+            OrderLookup::PaymentRef { .. } => None,
+        }),
+    }
+}
+
+/// Builds the row for a dead letter: its key, reason, detail and evidence (raw message,
+/// headers, dead-letter facts, the decoded event, its provider identity, the order, and
+/// the stock of the SKUs involved now).
+pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, store::StoreError> {
+    let headers: Vec<Value> = dl.headers.iter().map(|(k, v)| json!([k, v])).collect();
+    let facts = json!({
+        "reason": dl.reason.code(),
+        "stream": dl.stream,
+        "stream_seq": dl.stream_seq,
+        "consumer": dl.consumer,
+        "deliveries": dl.deliveries,
+        "subject": dl.subject,
+        "dlq_seq": dl.dlq_seq,
+        "original_found": dl.original_found,
+    });
+    let position = format!("{}:{}", dl.stream, dl.stream_seq);
+    let mut evidence = json!({"message": raw_evidence(&dl.payload), "headers": headers, "dead_letter": facts, "stream_seq": dl.stream_seq});
+    if !dl.original_found {
+        return Ok(NewDeadLetter {
+            id: position,
+            reason: dl.reason.code().to_owned(),
+            detail: format!("message {} of {} was no longer in its stream when it was dead-lettered", dl.stream_seq, dl.stream),
+            evidence,
+            order_ref: None,
+            stream_seq: dl.stream_seq,
+            already_final: None,
+        });
+    }
+    let (envelope, event) = match contract::decode_event(&dl.payload) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            let (reason, detail) = decode_reason(&e);
+            return Ok(NewDeadLetter {
+                id: position,
+                reason: reason.to_owned(),
+                detail,
+                evidence,
+                order_ref: None,
+                stream_seq: dl.stream_seq,
+                already_final: None,
+            });
+        }
+    };
+    let id = event.id.to_string();
+    let order_ref = order_of(&event.kind);
+    let order = match &order_ref {
+        Some(r) => store.order(r).await?,
+        None => None,
+    };
+    let mut keys: Vec<StockKey> = order.iter().flat_map(|o| o.spec.lines.keys().cloned()).collect();
+    if let EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } = &event.kind {
+        keys.push(key.clone());
+    }
+    let mut stock = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let b = store.balance(key).await?;
+        stock.push(json!({"sku": key.sku.as_str(), "location": key.location.as_str(), "balance": b}));
+    }
+    if let Some(map) = evidence.as_object_mut() {
+        map.insert("event".into(), serde_json::to_value(&envelope).unwrap_or(Value::Null));
+        map.insert("event_id".into(), json!(id));
+        map.insert("provider".into(), json!({"provider": envelope.source.provider, "identity": envelope.source.identity}));
+        map.insert("order".into(), serde_json::to_value(&order).unwrap_or(Value::Null));
+        map.insert("stock_at_dead_letter".into(), json!(stock));
+    }
+    let already_final = store
+        .processed(&id)
+        .await?
+        .filter(|p| p.outcome != "exception")
+        .map(|p| format!("already processed: {}", p.reason.unwrap_or(p.outcome)));
+    let detail = match dl.reason {
+        DeadReason::MaxDeliveries => format!(
+            "{} delivered {} times to consumer {} without being acknowledged",
+            event.kind.name(),
+            dl.deliveries,
+            dl.consumer
+        ),
+        DeadReason::Terminated => format!("{} terminated by consumer {} as a permanent failure", event.kind.name(), dl.consumer),
+    };
+    Ok(NewDeadLetter {
+        id,
+        reason: dl.reason.code().to_owned(),
+        detail,
+        evidence,
+        order_ref: order_ref.map(|r| r.as_str().to_owned()),
+        stream_seq: dl.stream_seq,
+        already_final,
+    })
+}
+
+/// How long [`wait_until`] sleeps between two looks.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Polls `check` until it returns `Some` or `timeout` passes (operator commands waiting
+/// for the ledger's outcome of a retry).
+pub async fn wait_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_bytes_are_kept_as_text_or_hex() {
+        assert_eq!(raw_evidence(b"{}"), json!({"raw_utf8": "{}"}));
+        assert_eq!(raw_evidence(b"a\0"), json!({"raw_hex": "6100"}));
+        assert_eq!(raw_evidence(&[0xff]), json!({"raw_hex": "ff"}));
+    }
+
+    #[test]
+    fn decode_errors_map_to_the_ledgers_reason_codes() {
+        let e = contract::decode_event(br#"{"schema":"stockledger.event","version":99}"#).expect_err("unknown version");
+        assert_eq!(decode_reason(&e).0, "unknown_schema_version");
+        let e = contract::decode_event(b"nope").expect_err("not json");
+        assert_eq!(decode_reason(&e).0, "undecodable");
+    }
+}

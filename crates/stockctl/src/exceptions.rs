@@ -1,0 +1,258 @@
+//! `stockctl exceptions …`: work the exception queue. `list`, `show` and `stats` only read;
+//! `retry` and `resolve` act, and every action is recorded in the problem's audit trail
+//! with who ran it (`--actor`, default `$STOCKLEDGER_OPERATOR`, else `$USER`) and why
+//! (`--reason`). The runbook per reason code is `docs/operations.md`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use exceptions::actions::{ActionError, Actions};
+use serde_json::Value;
+use store::{QueueDetail, QueueFilter, QueueItem};
+
+/// The exception-queue subcommands.
+#[derive(Subcommand)]
+pub enum ExceptionsCommand {
+    /// List exceptions, newest first, as a table (or JSON with --json). Read-only: safe to
+    /// run at any time, also while the services run.
+    List {
+        /// Only this reason code (oversold, unknown_order, max_deliveries, …).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only this state: open, retrying or resolved.
+        #[arg(long, value_parser = ["open", "retrying", "resolved"])]
+        state: Option<String>,
+        /// Only exceptions older than this (500ms, 8s, 10m, 2h, 7d).
+        #[arg(long)]
+        older_than: Option<String>,
+        /// At most this many rows (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one exception with all its evidence (raw event, event id, provider identity,
+    /// order, stock at the time), its operator actions and the ledger's outcomes.
+    /// Read-only: safe to run at any time.
+    Show {
+        /// The exception id (first column of `list`).
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-publish the original event so the ledger decides it again, after you fixed the
+    /// cause (registered the missing order, received the missing stock, …). The event keeps
+    /// its event id, so the ledger still deduplicates it: an event whose outcome is final
+    /// never moves stock again, and a retry of a resolved exception publishes nothing.
+    /// Safe while the services run, and safe to repeat. Waits for the ledger's outcome up
+    /// to STOCKLEDGER_CONFIRMATION_DEADLINE.
+    Retry(ActArgs),
+    /// Close an exception as a deliberate no-op: no stock moves, the reason is recorded.
+    /// Safe at any time, but final: a resolved exception is never retried. Use it when the
+    /// runbook says the right stock outcome is "nothing" (a refund made instead, a
+    /// duplicate from another channel, a chargeback handled outside stockledger).
+    Resolve(ActArgs),
+    /// Print the queue's gauges (open exceptions by reason, oldest open age, DLQ depth) in
+    /// Prometheus text format, as the exception consumer's /metrics serves them.
+    /// Read-only: safe to run at any time.
+    Stats,
+}
+
+/// Arguments of an action on one exception.
+#[derive(Args)]
+pub struct ActArgs {
+    /// The exception id.
+    pub id: String,
+    /// Why: what you fixed (retry) or why nothing should move (resolve). Recorded.
+    #[arg(long)]
+    pub reason: String,
+    /// Who is acting; recorded in the audit trail.
+    #[arg(long, env = "STOCKLEDGER_OPERATOR")]
+    pub actor: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Who is acting: `--actor`, `$STOCKLEDGER_OPERATOR`, else the login name.
+pub fn actor(given: Option<String>) -> anyhow::Result<String> {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .context("say who you are with --actor (or STOCKLEDGER_OPERATOR): every action is audited")
+}
+
+/// The configuration, the database and NATS, as the services use them.
+pub async fn connect() -> anyhow::Result<Actions> {
+    let cfg = config::Config::from_env().context("reading configuration")?;
+    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+        .await
+        .context("opening the ledger database")?;
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
+    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    bus_cfg.publish_timeout = cfg.publish_timeout;
+    let bus = bus::Bus::connect(bus_cfg).await.context("connecting to NATS")?;
+    Ok(Actions { bus, store, wait: cfg.confirmation_deadline })
+}
+
+/// Runs one exceptions subcommand.
+pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ExceptionsCommand::List { reason, state, older_than, limit, json } => {
+            let created_before = match older_than {
+                Some(age) => {
+                    let d = config::parse_duration(&age).context("--older-than: expected 500ms, 8s, 10m, 2h or 7d")?;
+                    Some(exceptions::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                }
+                None => None,
+            };
+            let filter = QueueFilter { reason, state, created_before, limit: Some(limit) };
+            let store = connect_store_only().await?;
+            let rows = store.queue_list(&filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_table(&rows, exceptions::now().0);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ExceptionsCommand::Show { id, json } => {
+            let store = connect_store_only().await?;
+            let Some(detail) = store.queue_item(&id).await? else {
+                eprintln!("stockctl: no exception {id}");
+                return Ok(ExitCode::from(1));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                print_detail(&detail);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ExceptionsCommand::Retry(a) => {
+            let who = actor(a.actor)?;
+            let actions = connect().await?;
+            let report = actions.retry(&a.id, &who, &a.reason).await;
+            finish(report, a.json, |r| {
+                format!(
+                    "{}: {}{}{}",
+                    r.id,
+                    r.result,
+                    r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default(),
+                    r.resolution.as_ref().map(|x| format!(" — {x}")).unwrap_or_default()
+                )
+            })
+        }
+        ExceptionsCommand::Resolve(a) => {
+            let who = actor(a.actor)?;
+            let actions = connect().await?;
+            let report = actions.resolve(&a.id, &who, &a.reason).await;
+            finish(report, a.json, |r| format!("{}: {}{}", r.id, r.result, r.resolution.as_ref().map(|x| format!(" — {x}")).unwrap_or_default()))
+        }
+        ExceptionsCommand::Stats => {
+            let actions = connect().await?;
+            let gauges = exceptions::metrics::Gauges { bus: actions.bus, store: actions.store };
+            print!("{}", gauges.render(exceptions::now().0).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints an action's report (text or JSON) and chooses the exit code: 0 done, 1 refused
+/// or not found, 2 (through the error) NATS or the database unavailable.
+pub fn finish<T: serde::Serialize>(
+    report: Result<T, ActionError>,
+    json: bool,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<ExitCode> {
+    match report {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{}", text(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ActionError::Unavailable(m)) => Err(anyhow::anyhow!("unavailable, nothing changed; try again later: {m}")),
+        Err(e) => {
+            eprintln!("stockctl: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn connect_store_only() -> anyhow::Result<store::Store> {
+    let cfg = config::Config::from_env().context("reading configuration")?;
+    store::Store::connect(&cfg.database_url, &store::StoreOptions::default()).await.context("opening the ledger database")
+}
+
+/// `3d`, `5h`, `12m`, `40s`: the largest whole unit.
+fn age(ms: i64) -> String {
+    let s = Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)).as_secs();
+    match s {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+fn print_table(rows: &[QueueItem], now: i64) {
+    println!("{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} DETAIL", "ID", "REASON", "STATE", "AGE", "TRY", "ORDER");
+    for r in rows {
+        println!(
+            "{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} {}",
+            r.id,
+            r.reason,
+            r.state,
+            age(now - r.created_at),
+            r.retries,
+            cut(r.order_ref.as_deref().unwrap_or("-"), 20),
+            cut(&r.detail, 60)
+        );
+    }
+    println!("{} exception(s)", rows.len());
+}
+
+fn print_detail(d: &QueueDetail) {
+    let i = &d.item;
+    let now = exceptions::now().0;
+    println!("exception   {}", i.id);
+    println!("event id    {}", i.event_id);
+    println!("reason      {}", i.reason);
+    println!("state       {}{}", i.state, i.resolution.as_ref().map(|r| format!(" — {r}")).unwrap_or_default());
+    println!("detail      {}", i.detail);
+    println!("source      {}{}", i.source, i.stream_seq.map(|s| format!(" (stream sequence {s})")).unwrap_or_default());
+    println!("order       {}", i.order_ref.as_deref().unwrap_or("-"));
+    if let Some(dl) = i.deadline {
+        println!("deadline    {} (in {})", dl, age(dl - now));
+    }
+    println!("created     {} ago; retries {}", age(now - i.created_at), i.retries);
+    let provider = d.evidence.pointer("/event/source").or_else(|| d.evidence.get("provider")).cloned().unwrap_or(Value::Null);
+    println!("provider    {provider}");
+    println!("evidence");
+    let pretty = serde_json::to_string_pretty(&d.evidence).unwrap_or_default();
+    for line in pretty.lines() {
+        println!("  {line}");
+    }
+    println!("trail");
+    let mut trail: Vec<(i64, String)> = d
+        .actions
+        .iter()
+        .map(|a| (a.at, format!("{:<14} {:<12} by {:<12} {} (why: {})", a.action, a.result, a.actor, a.detail, a.reason)))
+        .collect();
+    trail.extend(d.outcomes.iter().map(|o| (o.recorded_at, format!("ledger outcome {} {}", o.outcome, o.reason.as_deref().unwrap_or("")))));
+    trail.sort_by_key(|(t, _)| *t);
+    for (t, line) in trail {
+        println!("  {} ago  {line}", age(now - t));
+    }
+}

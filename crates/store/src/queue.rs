@@ -1,0 +1,583 @@
+//! The exception queue's workflow: listing and showing problems with their evidence,
+//! recording dead letters from the exception consumer, the operator actions (retry,
+//! resolve) with their audit trail, and reconciling rows whose event got a final outcome.
+//!
+//! The rows themselves are shared with the ledger: `persist` writes a business exception
+//! (and resolves it when an operator retry succeeds); `record_unprocessable` writes an
+//! undecodable message. Everything here is keyed the same way (event id, or
+//! `<stream>:<sequence>` for a message without a trustworthy event id), so a problem is one
+//! row whichever path reports it first. No function here moves stock.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::{Backend, Store, StoreError};
+
+/// The most rows one queue listing returns.
+pub const QUEUE_LIST_MAX: i64 = 1000;
+/// The most rows one reconciliation pass looks at.
+pub const RECONCILE_BATCH_MAX: i64 = 500;
+/// The actor the ledger and the exception consumer write in the audit trail.
+pub const SYSTEM_ACTOR_LEDGER: &str = "ledger";
+pub const SYSTEM_ACTOR_EXCEPTIONS: &str = "exceptions";
+
+/// Errors of the queue workflow that callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No exception has this id.
+    #[error("no exception {0}")]
+    NotFound(String),
+    /// The request is not acceptable (an empty actor or reason).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(e: sqlx::Error) -> Self {
+        QueueError::Store(e.into())
+    }
+}
+
+/// Which rows to list. Empty fields mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// A reason code (`oversold`, `max_deliveries`, …).
+    pub reason: Option<String>,
+    /// `open`, `retrying` or `resolved`.
+    pub state: Option<String>,
+    /// Only rows created at or before this time (Unix ms): "older than".
+    pub created_before: Option<i64>,
+    /// At most this many rows (capped at [`QUEUE_LIST_MAX`]).
+    pub limit: Option<i64>,
+}
+
+/// One row of the exception queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueItem {
+    pub id: String,
+    pub event_id: String,
+    pub reason: String,
+    /// `open`, `retrying` or `resolved`.
+    pub state: String,
+    pub detail: String,
+    pub order_ref: Option<String>,
+    /// The dispute deadline of a `chargeback_review` (Unix ms).
+    pub deadline: Option<i64>,
+    /// `ledger` or `dlq`.
+    pub source: String,
+    pub stream_seq: Option<i64>,
+    pub retries: i64,
+    pub retry_event_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub resolution: Option<String>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRow {
+    pub seq: i64,
+    /// `retry`, `resolve`, `stock_correct` or `retry_result`.
+    pub action: String,
+    pub actor: String,
+    pub reason: String,
+    pub result: String,
+    pub detail: Value,
+    pub at: i64,
+}
+
+/// One outcome the ledger recorded for the row's event (`outcome_history`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeRow {
+    pub version: i64,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub recorded_at: i64,
+}
+
+/// Everything known about one problem: the row, its evidence, the operator actions and
+/// the ledger outcomes, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueDetail {
+    #[serde(flatten)]
+    pub item: QueueItem,
+    pub evidence: Value,
+    pub actions: Vec<ActionRow>,
+    pub outcomes: Vec<OutcomeRow>,
+}
+
+/// A dead letter to record, built by the exception consumer.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    /// The event id when the payload decodes, else `<stream>:<sequence>`.
+    pub id: String,
+    pub reason: String,
+    pub detail: String,
+    /// Raw message, headers, dead-letter facts, decoded event, order, stock.
+    pub evidence: Value,
+    pub order_ref: Option<String>,
+    pub stream_seq: u64,
+    /// `Some(resolution)` when the event already has a final outcome: recorded resolved.
+    pub already_final: Option<String>,
+}
+
+/// Whether a dead letter made a new row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    /// The problem already had a row (the ledger recorded it before terminating the
+    /// message, or the dead letter was delivered again): its evidence gained the
+    /// dead-letter facts, nothing else changed.
+    AlreadyQueued,
+}
+
+/// What an operator retry is to publish, or why there is nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryStart {
+    /// Publish `payload` (the original bytes); this is retry number `attempt`.
+    Go { item: Box<QueueItem>, attempt: i64, payload: Vec<u8> },
+    /// The problem is resolved already: nothing is published (recorded as such).
+    AlreadyResolved { resolution: Option<String> },
+}
+
+/// What a resolve did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveDone {
+    Resolved,
+    /// It was resolved already; nothing changed (recorded as such).
+    AlreadyResolved { resolution: Option<String> },
+}
+
+/// The gauges of the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// `(reason, state, count)` for every row not resolved.
+    pub unresolved: Vec<(String, String, i64)>,
+    /// Creation time (Unix ms) of the oldest row not resolved.
+    pub oldest_unresolved_at: Option<i64>,
+    pub resolved: i64,
+}
+
+const ITEM_COLUMNS: &str = "id, event_id, reason, state, detail, order_ref, deadline, source, stream_seq, retries, \
+                            retry_event_id, created_at, updated_at, resolution";
+
+fn item_from_row(row: &AnyRow) -> Result<QueueItem, StoreError> {
+    Ok(QueueItem {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        reason: row.try_get("reason")?,
+        state: row.try_get("state")?,
+        detail: row.try_get("detail")?,
+        order_ref: row.try_get("order_ref")?,
+        deadline: row.try_get("deadline")?,
+        source: row.try_get("source")?,
+        stream_seq: row.try_get("stream_seq")?,
+        retries: row.try_get("retries")?,
+        retry_event_id: row.try_get("retry_event_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        resolution: row.try_get("resolution")?,
+    })
+}
+
+fn action_from_row(r: &AnyRow) -> Result<ActionRow, StoreError> {
+    Ok(ActionRow {
+        seq: r.try_get("seq")?,
+        action: r.try_get("action")?,
+        actor: r.try_get("actor")?,
+        reason: r.try_get("reason")?,
+        result: r.try_get("result")?,
+        detail: parse_json(&r.try_get::<String, _>("detail")?),
+        at: r.try_get("at")?,
+    })
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn non_empty(what: &str, s: &str) -> Result<(), QueueError> {
+    if s.trim().is_empty() { Err(QueueError::Invalid(format!("{what} must not be empty"))) } else { Ok(()) }
+}
+
+/// Bytes from lowercase or uppercase hex; `None` if it is not hex.
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The original bytes of a stored message: the processed envelope (`hex:` prefixed when it
+/// was not text), or the evidence's `message.raw_utf8` / `message.raw_hex`.
+fn original_bytes(envelope: Option<&str>, evidence: &Value) -> Option<Vec<u8>> {
+    if let Some(env) = envelope {
+        return match env.strip_prefix("hex:") {
+            Some(h) => from_hex(h),
+            None => Some(env.as_bytes().to_vec()),
+        };
+    }
+    let msg = evidence.get("message")?;
+    if let Some(s) = msg.get("raw_utf8").and_then(Value::as_str) {
+        return Some(s.as_bytes().to_vec());
+    }
+    msg.get("raw_hex").and_then(Value::as_str).and_then(from_hex)
+}
+
+/// One entry to append to the audit trail: who (`actor`), what (`action`, `result`,
+/// `detail`) and why (`reason`); the time is given when it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAction<'a> {
+    /// The exception id, or `stock:<event id>` for a stock correction.
+    pub target: &'a str,
+    /// `retry`, `resolve`, `stock_correct` or `retry_result`.
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub result: &'a str,
+    pub detail: &'a Value,
+}
+
+/// Appends one action to the audit trail of its target, numbered after its last one.
+pub(crate) async fn insert_action(conn: &mut AnyConnection, a: NewAction<'_>, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO operator_actions (target, seq, action, actor, reason, result, detail, at) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7 FROM operator_actions WHERE target = $1",
+    )
+    .bind(a.target).bind(a.action).bind(a.actor).bind(a.reason).bind(a.result).bind(a.detail.to_string()).bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Called by the ledger, inside its batch transaction, when an operator retry met the same
+/// exception again: the row goes back to `open` and the trail says so.
+pub(crate) async fn retry_still_open(conn: &mut AnyConnection, event_id: &str, now: i64) -> Result<(), StoreError> {
+    let row = sqlx::query("SELECT id, reason FROM exceptions WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let (id, reason): (String, String) = (row.try_get("id")?, row.try_get("reason")?);
+    sqlx::query("UPDATE exceptions SET state = 'open', updated_at = $2 WHERE id = $1 AND state = 'retrying'")
+        .bind(&id).bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let result = format!("still {reason}");
+    insert_action(conn, NewAction { target: &id, action: "retry_result", actor: SYSTEM_ACTOR_LEDGER, reason: "operator retry applied", result: &result, detail: &json!({}) }, now).await
+}
+
+impl Store {
+    /// A transaction that takes the write lock at once on SQLite (no lock upgrade
+    /// failures between two operators) and runs at the default level on PostgreSQL, where
+    /// the exception row is locked with `FOR UPDATE`.
+    async fn workflow_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Rows of the queue, newest first.
+    pub async fn queue_list(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
+        let limit = filter.limit.unwrap_or(QUEUE_LIST_MAX).clamp(1, QUEUE_LIST_MAX);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS} FROM exceptions WHERE ($1 IS NULL OR reason = $1) AND ($2 IS NULL OR state = $2) \
+             AND ($3 IS NULL OR created_at <= $3) ORDER BY created_at DESC, id LIMIT {limit}"
+        )))
+        .bind(filter.reason.as_deref())
+        .bind(filter.state.as_deref())
+        .bind(filter.created_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// One problem with its evidence and its whole trail.
+    pub async fn queue_item(&self, id: &str) -> Result<Option<QueueDetail>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let item = item_from_row(&row)?;
+        let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
+        let actions = sqlx::query(
+            "SELECT seq, action, actor, reason, result, detail, at FROM operator_actions WHERE target = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(action_from_row)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let event = item.retry_event_id.clone().unwrap_or_else(|| item.event_id.clone());
+        let outcomes = sqlx::query(
+            "SELECT version, outcome, reason, recorded_at FROM outcome_history WHERE event_id = $1 OR event_id = $2 \
+             ORDER BY recorded_at, version",
+        )
+        .bind(&item.event_id)
+        .bind(&event)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(OutcomeRow {
+                version: r.try_get("version")?,
+                outcome: r.try_get("outcome")?,
+                reason: r.try_get("reason")?,
+                recorded_at: r.try_get("recorded_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(QueueDetail { item, evidence, actions, outcomes }))
+    }
+
+    /// Records a dead letter as a problem, once: a second report of the same message (the
+    /// ledger's own row for a message it terminated, or a redelivered dead letter) only
+    /// adds the dead-letter facts to the existing row's evidence.
+    pub async fn queue_record_dead_letter(&self, dl: &NewDeadLetter, now: i64) -> Result<Recorded, StoreError> {
+        let mut tx = self.workflow_tx().await?;
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT evidence FROM exceptions WHERE event_id = $1{}",
+            self.for_update()
+        )))
+        .bind(&dl.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let facts = dl.evidence.get("dead_letter").cloned().unwrap_or(Value::Null);
+        let recorded = if let Some(row) = existing {
+            let mut evidence = parse_json(&row.try_get::<String, _>("evidence")?);
+            if let Some(map) = evidence.as_object_mut()
+                && !map.contains_key("dead_letter")
+            {
+                map.insert("dead_letter".into(), facts);
+                sqlx::query("UPDATE exceptions SET evidence = $2 WHERE event_id = $1")
+                    .bind(&dl.id).bind(evidence.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Recorded::AlreadyQueued
+        } else {
+            let state = if dl.already_final.is_some() { "resolved" } else { "open" };
+            let seq = i64::try_from(dl.stream_seq).ok();
+            sqlx::query(
+                "INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, created_at, updated_at, \
+                 resolution, source, stream_seq) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $7, $8, 'dlq', $9)",
+            )
+            .bind(&dl.id).bind(&dl.reason).bind(state).bind(&dl.detail).bind(dl.evidence.to_string())
+            .bind(dl.order_ref.as_deref()).bind(now).bind(dl.already_final.as_deref()).bind(seq)
+            .execute(&mut *tx)
+            .await?;
+            Recorded::New
+        };
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Starts an operator retry: checks the row, counts the attempt, marks it `retrying`
+    /// and writes the audit entry, in one transaction, and returns the original bytes to
+    /// publish. A resolved row is left alone (the request is still recorded).
+    pub async fn queue_begin_retry(&self, id: &str, actor: &str, why: &str, now: i64) -> Result<RetryStart, QueueError> {
+        non_empty("actor", actor)?;
+        non_empty("reason", why)?;
+        let mut tx = self.workflow_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1{}",
+            self.for_update()
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
+        let item = item_from_row(&row)?;
+        if item.state == "resolved" {
+            insert_action(&mut tx, NewAction { target: id, action: "retry", actor, reason: why, result: "noop: already resolved", detail: &json!({}) }, now).await?;
+            tx.commit().await?;
+            return Ok(RetryStart::AlreadyResolved { resolution: item.resolution });
+        }
+        let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
+        let envelope: Option<String> = sqlx::query("SELECT envelope FROM processed_events WHERE event_id = $1")
+            .bind(&item.event_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("envelope"))
+            .transpose()?;
+        let payload = original_bytes(envelope.as_deref(), &evidence)
+            .ok_or_else(|| QueueError::Invalid(format!("exception {id} holds no original message to re-publish")))?;
+        let attempt = item.retries + 1;
+        sqlx::query("UPDATE exceptions SET state = 'retrying', retries = $2, updated_at = $3 WHERE id = $1")
+            .bind(id).bind(attempt).bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_action(&mut tx, NewAction { target: id, action: "retry", actor, reason: why, result: "publishing", detail: &json!({"attempt": attempt}) }, now).await?;
+        tx.commit().await?;
+        Ok(RetryStart::Go { item: Box::new(QueueItem { state: "retrying".into(), retries: attempt, ..item }), attempt, payload })
+    }
+
+    /// Records that retry `attempt` was published (under `msg_id`; `event_id` is the id the
+    /// ledger will record it under, when it differs from the row's own key).
+    pub async fn queue_retry_published(&self, id: &str, attempt: i64, msg_id: &str, event_id: Option<&str>, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.workflow_tx().await?;
+        if let Some(e) = event_id {
+            sqlx::query("UPDATE exceptions SET retry_event_id = $2 WHERE id = $1").bind(id).bind(e).execute(&mut *tx).await?;
+        }
+        let detail = json!({"attempt": attempt, "msg_id": msg_id, "event_id": event_id});
+        insert_action(&mut tx, NewAction { target: id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "retry published", result: "published", detail: &detail }, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that retry `attempt` could not be published: the row is open again.
+    pub async fn queue_retry_failed(&self, id: &str, attempt: i64, error: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.workflow_tx().await?;
+        sqlx::query("UPDATE exceptions SET state = 'open', updated_at = $2 WHERE id = $1 AND state = 'retrying'")
+            .bind(id).bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let detail = json!({"attempt": attempt, "error": error});
+        insert_action(&mut tx, NewAction { target: id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "retry not published", result: "failed", detail: &detail }, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves a problem as a deliberate no-op: no stock moves; the reason and the actor
+    /// are recorded. Resolving a resolved row changes nothing (and is recorded).
+    pub async fn queue_resolve(&self, id: &str, actor: &str, why: &str, now: i64) -> Result<ResolveDone, QueueError> {
+        non_empty("actor", actor)?;
+        non_empty("reason", why)?;
+        let mut tx = self.workflow_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT state, resolution FROM exceptions WHERE id = $1{}",
+            self.for_update()
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
+        let (state, resolution): (String, Option<String>) = (row.try_get("state")?, row.try_get("resolution")?);
+        if state == "resolved" {
+            insert_action(&mut tx, NewAction { target: id, action: "resolve", actor, reason: why, result: "noop: already resolved", detail: &json!({}) }, now).await?;
+            tx.commit().await?;
+            return Ok(ResolveDone::AlreadyResolved { resolution });
+        }
+        let text = format!("no-op by {actor}: {why}");
+        sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE id = $1")
+            .bind(id).bind(&text).bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_action(&mut tx, NewAction { target: id, action: "resolve", actor, reason: why, result: "resolved", detail: &json!({"was": state}) }, now).await?;
+        tx.commit().await?;
+        Ok(ResolveDone::Resolved)
+    }
+
+    /// Appends an action to its target's trail on its own (a stock correction).
+    pub async fn record_action(&self, action: NewAction<'_>, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.workflow_tx().await?;
+        insert_action(&mut tx, action, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit trail of `target` (an exception id or `stock:<event id>`), oldest first.
+    pub async fn actions(&self, target: &str) -> Result<Vec<ActionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, action, actor, reason, result, detail, at FROM operator_actions WHERE target = $1 ORDER BY seq",
+        )
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(action_from_row).collect()
+    }
+
+    /// Resolves rows whose event now has a final outcome although the ledger did not resolve
+    /// them itself: dead letters (the ledger never saw an open exception for them) and
+    /// rows retried under another event id. Returns how many were resolved.
+    pub async fn queue_reconcile(&self, now: i64) -> Result<u64, StoreError> {
+        let candidates = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT e.id, p.outcome, p.reason, p.event_id FROM exceptions e JOIN processed_events p \
+             ON p.event_id = COALESCE(e.retry_event_id, e.event_id) \
+             WHERE e.state <> 'resolved' AND (e.source = 'dlq' OR e.retry_event_id IS NOT NULL) \
+             AND (p.outcome <> 'exception' OR p.event_id <> e.event_id) LIMIT {RECONCILE_BATCH_MAX}"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut resolved = 0;
+        for row in &candidates {
+            let id: String = row.try_get("id")?;
+            let outcome: String = row.try_get("outcome")?;
+            let reason: Option<String> = row.try_get("reason")?;
+            let event_id: String = row.try_get("event_id")?;
+            let text = match outcome.as_str() {
+                "exception" => format!("superseded by exception {event_id} ({})", reason.unwrap_or_default()),
+                _ => format!("retried: {}", reason.unwrap_or(outcome)),
+            };
+            let mut tx = self.workflow_tx().await?;
+            let n = sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE id = $1 AND state <> 'resolved'")
+                .bind(&id).bind(&text).bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                let detail = json!({"event_id": event_id});
+                insert_action(&mut tx, NewAction { target: &id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "event has a final outcome", result: &text, detail: &detail }, now).await?;
+                resolved += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(resolved)
+    }
+
+    /// Counts for the gauges: unresolved rows by reason and state, the oldest one, and how
+    /// many are resolved.
+    pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let rows = sqlx::query(
+            "SELECT reason, state, COUNT(*) AS n FROM exceptions WHERE state <> 'resolved' GROUP BY reason, state ORDER BY reason, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let unresolved = rows
+            .iter()
+            .map(|r| Ok((r.try_get("reason")?, r.try_get("state")?, r.try_get("n")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let oldest: Option<i64> = sqlx::query("SELECT MIN(created_at) FROM exceptions WHERE state <> 'resolved'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let resolved: i64 = sqlx::query("SELECT COUNT(*) FROM exceptions WHERE state = 'resolved'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(QueueStats { unresolved, oldest_unresolved_at: oldest, resolved })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_bytes_come_from_the_envelope_or_the_evidence() {
+        assert_eq!(original_bytes(Some("{\"a\":1}"), &Value::Null), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(original_bytes(Some("hex:00ff"), &Value::Null), Some(vec![0, 255]));
+        let ev = json!({"message": {"raw_hex": "6869"}});
+        assert_eq!(original_bytes(None, &ev), Some(b"hi".to_vec()));
+        let ev = json!({"message": {"raw_utf8": "x"}});
+        assert_eq!(original_bytes(None, &ev), Some(b"x".to_vec()));
+        assert_eq!(original_bytes(None, &json!({})), None);
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("zz"), None);
+    }
+}
