@@ -51,6 +51,10 @@ enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create or update the ledger database schema (STOCKLEDGER_DATABASE_URL). Idempotent
+    /// and safe to run at any time; run it before starting new versions of the services,
+    /// so that several processes never race to migrate an embedded SQLite file.
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +109,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ledger(LedgerCommand::Verify { json }) => verify(json).await,
+        Command::Ledger(LedgerCommand::Migrate) => migrate().await,
         Command::Replay(args) => replay::run(args).await,
         Command::Exceptions(cmd) => exceptions::run(cmd).await,
         Command::Stock(cmd) => stock::run(cmd).await,
@@ -152,6 +157,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn migrate() -> anyhow::Result<ExitCode> {
+    let cfg = config::Config::from_env().context("reading configuration")?;
+    // Connecting runs the migrations.
+    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+        .await
+        .context("migrating the ledger database")?;
+    store.close().await;
+    println!("ledger database is up to date");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify(json: bool) -> anyhow::Result<ExitCode> {
