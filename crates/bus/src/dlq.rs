@@ -117,7 +117,10 @@ pub struct BadAdvisory {
 
 /// Reads an advisory from its subject and JSON payload.
 pub fn parse_advisory(subject: &str, payload: &[u8]) -> Result<Advisory, BadAdvisory> {
-    let bad = |message: String| BadAdvisory { subject: subject.to_owned(), message };
+    let bad = |message: String| BadAdvisory {
+        subject: subject.to_owned(),
+        message,
+    };
     let reason = if subject.starts_with("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.") {
         DeadReason::MaxDeliveries
     } else if subject.starts_with("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.") {
@@ -126,7 +129,13 @@ pub fn parse_advisory(subject: &str, payload: &[u8]) -> Result<Advisory, BadAdvi
         return Err(bad("not a max-deliveries or terminated advisory".into()));
     };
     let w: AdvisoryWire = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
-    Ok(Advisory { reason, stream: w.stream, consumer: w.consumer, stream_seq: w.stream_seq, deliveries: w.deliveries })
+    Ok(Advisory {
+        reason,
+        stream: w.stream,
+        consumer: w.consumer,
+        stream_seq: w.stream_seq,
+        deliveries: w.deliveries,
+    })
 }
 
 /// The stream of dead letters of a namespace: `<NS>_DLQ`.
@@ -142,7 +151,16 @@ pub fn dlq_wildcard(ns: &Namespace) -> String {
 /// The subject of the dead letter of message `seq` of `stream`: one subject per source
 /// message, which makes "already dead-lettered?" a lookup.
 pub fn dlq_subject(ns: &Namespace, stream: &str, seq: u64) -> String {
-    let stream: String = stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let stream: String = stream
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("{}.dlq.{stream}.{seq}", ns.as_str())
 }
 
@@ -170,7 +188,9 @@ pub struct DlqLimits {
 
 impl Default for DlqLimits {
     fn default() -> Self {
-        Self { max_age: Duration::from_secs(90 * 86_400) }
+        Self {
+            max_age: Duration::from_secs(90 * 86_400),
+        }
     }
 }
 
@@ -217,7 +237,10 @@ impl Bus {
     /// ledger) missing streams are created with the defaults and existing ones are left
     /// as they are. Safe to call from every process at every start; the ledger calls it
     /// before consuming, so advisories are captured even if no exception consumer ever ran.
-    pub async fn ensure_dead_letter_streams(&self, limits: Option<&DlqLimits>) -> Result<(), BusError> {
+    pub async fn ensure_dead_letter_streams(
+        &self,
+        limits: Option<&DlqLimits>,
+    ) -> Result<(), BusError> {
         let defaults = DlqLimits::default();
         let update = limits.is_some();
         let limits = limits.unwrap_or(&defaults);
@@ -246,15 +269,29 @@ impl Bus {
 
     async fn ensure_stream(&self, config: stream::Config, update: bool) -> Result<(), BusError> {
         if update {
-            self.jetstream().create_or_update_stream(config).await.map_err(unavailable)?;
+            self.jetstream()
+                .create_or_update_stream(config)
+                .await
+                .map_err(unavailable)?;
         } else {
-            self.jetstream().get_or_create_stream(config).await.map_err(unavailable)?;
+            self.jetstream()
+                .get_or_create_stream(config)
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }
 
-    async fn dlq_durable(&self, stream_name: String, durable: &str) -> Result<PullConsumer, BusError> {
-        let stream = self.jetstream().get_stream(stream_name).await.map_err(unavailable)?;
+    async fn dlq_durable(
+        &self,
+        stream_name: String,
+        durable: &str,
+    ) -> Result<PullConsumer, BusError> {
+        let stream = self
+            .jetstream()
+            .get_stream(stream_name)
+            .await
+            .map_err(unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             ack_policy: consumer::AckPolicy::Explicit,
@@ -268,12 +305,14 @@ impl Bus {
 
     /// The exception consumer's durable on the advisory stream.
     pub async fn advisory_consumer(&self) -> Result<PullConsumer, BusError> {
-        self.dlq_durable(advisory_stream(self.namespace()), ADVISORY_CONSUMER).await
+        self.dlq_durable(advisory_stream(self.namespace()), ADVISORY_CONSUMER)
+            .await
     }
 
     /// The exception consumer's durable on the dead-letter stream.
     pub async fn dlq_consumer(&self) -> Result<PullConsumer, BusError> {
-        self.dlq_durable(dlq_stream(self.namespace()), DLQ_CONSUMER).await
+        self.dlq_durable(dlq_stream(self.namespace()), DLQ_CONSUMER)
+            .await
     }
 
     /// Writes the dead letter for `adv`: the original fetched by its stream sequence, with
@@ -281,14 +320,22 @@ impl Bus {
     /// nothing if that message already has a dead letter.
     pub async fn dead_letter(&self, adv: &Advisory) -> Result<DeadLettered, BusError> {
         let ns = self.namespace();
-        let dlq = self.jetstream().get_stream(dlq_stream(ns)).await.map_err(unavailable)?;
+        let dlq = self
+            .jetstream()
+            .get_stream(dlq_stream(ns))
+            .await
+            .map_err(unavailable)?;
         let subject = dlq_subject(ns, &adv.stream, adv.stream_seq);
         match dlq.get_last_raw_message_by_subject(&subject).await {
             Ok(_) => return Ok(DeadLettered::AlreadyThere),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {}
             Err(e) => return Err(unavailable(e)),
         }
-        let source = self.jetstream().get_stream(adv.stream.clone()).await.map_err(unavailable)?;
+        let source = self
+            .jetstream()
+            .get_stream(adv.stream.clone())
+            .await
+            .map_err(unavailable)?;
         let original = match source.get_raw_message(adv.stream_seq).await {
             Ok(m) => Some(m),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,
@@ -316,19 +363,33 @@ impl Bus {
             }
         };
         let msg_id = format!("dlq:{}:{}", adv.stream, adv.stream_seq);
-        let published = self.publish_event(subject, &msg_id, payload, Some(headers)).await?;
-        Ok(if published.duplicate { DeadLettered::AlreadyThere } else { DeadLettered::Published(published.stream_seq) })
+        let published = self
+            .publish_event(subject, &msg_id, payload, Some(headers))
+            .await?;
+        Ok(if published.duplicate {
+            DeadLettered::AlreadyThere
+        } else {
+            DeadLettered::Published(published.stream_seq)
+        })
     }
 
     /// How many dead letters the dead-letter stream holds (the DLQ depth gauge).
     pub async fn dlq_depth(&self) -> Result<u64, BusError> {
-        let mut s = self.jetstream().get_stream(dlq_stream(self.namespace())).await.map_err(unavailable)?;
+        let mut s = self
+            .jetstream()
+            .get_stream(dlq_stream(self.namespace()))
+            .await
+            .map_err(unavailable)?;
         Ok(s.info().await.map_err(unavailable)?.state.messages)
     }
 
     /// Advisories captured but not yet turned into dead letters.
     pub async fn advisories_pending(&self) -> Result<u64, BusError> {
-        let mut s = self.jetstream().get_stream(advisory_stream(self.namespace())).await.map_err(unavailable)?;
+        let mut s = self
+            .jetstream()
+            .get_stream(advisory_stream(self.namespace()))
+            .await
+            .map_err(unavailable)?;
         Ok(s.info().await.map_err(unavailable)?.state.messages)
     }
 
@@ -337,27 +398,44 @@ impl Bus {
     /// `<event id>:retry:<n>` (a fresh JetStream identity, or the duplicate window would
     /// swallow it), and the [`crate::OPERATOR_RETRY_HEADER`] asks the ledger to decide the
     /// event again if its outcome is an open exception.
-    pub async fn publish_operator_retry(&self, subject: String, msg_id: &str, payload: Bytes, actor: &str) -> Result<crate::Published, BusError> {
+    pub async fn publish_operator_retry(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+        actor: &str,
+    ) -> Result<crate::Published, BusError> {
         let mut headers = HeaderMap::new();
         headers.insert(crate::OPERATOR_RETRY_HEADER, actor);
-        self.publish_event(subject, msg_id, payload, Some(headers)).await
+        self.publish_event(subject, msg_id, payload, Some(headers))
+            .await
     }
 }
 
 /// Reads a dead letter delivered by [`Bus::dlq_consumer`].
 pub fn read_dead_letter(msg: &Message) -> Result<DeadLetter, BadAdvisory> {
-    let bad = |message: &str| BadAdvisory { subject: msg.subject.to_string(), message: message.to_owned() };
+    let bad = |message: &str| BadAdvisory {
+        subject: msg.subject.to_string(),
+        message: message.to_owned(),
+    };
     let h = msg.headers.as_ref().ok_or_else(|| bad("no headers"))?;
-    let reason = header(h, HEADER_REASON).and_then(|r| DeadReason::from_code(&r)).ok_or_else(|| bad("no reason"))?;
+    let reason = header(h, HEADER_REASON)
+        .and_then(|r| DeadReason::from_code(&r))
+        .ok_or_else(|| bad("no reason"))?;
     let number = |name: &str| header(h, name).and_then(|v| v.parse::<u64>().ok());
     let stream_seq = number(HEADER_STREAM_SEQ).ok_or_else(|| bad("no source sequence"))?;
     let mut headers: Vec<(String, String)> = h
         .iter()
         .filter_map(|(name, values)| {
             let n: &str = name.as_ref();
-            n.strip_prefix(ORIGINAL_HEADER_PREFIX).map(|orig| (orig.to_owned(), values))
+            n.strip_prefix(ORIGINAL_HEADER_PREFIX)
+                .map(|orig| (orig.to_owned(), values))
         })
-        .flat_map(|(orig, values)| values.iter().map(move |v| (orig.clone(), v.as_str().to_owned())))
+        .flat_map(|(orig, values)| {
+            values
+                .iter()
+                .map(move |v| (orig.clone(), v.as_str().to_owned()))
+        })
         .collect();
     headers.sort();
     Ok(DeadLetter {
@@ -401,7 +479,13 @@ mod tests {
     fn names_follow_the_namespace() {
         let ns = Namespace::default();
         assert_eq!(dlq_stream(&ns), "STOCKLEDGER_DLQ");
-        assert_eq!(dlq_subject(&ns, "STOCKLEDGER_EVENTS", 9), "stockledger.dlq.STOCKLEDGER_EVENTS.9");
-        assert_eq!(advisory_subjects(&ns)[1], "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.STOCKLEDGER_EVENTS.*");
+        assert_eq!(
+            dlq_subject(&ns, "STOCKLEDGER_EVENTS", 9),
+            "stockledger.dlq.STOCKLEDGER_EVENTS.9"
+        );
+        assert_eq!(
+            advisory_subjects(&ns)[1],
+            "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.STOCKLEDGER_EVENTS.*"
+        );
     }
 }

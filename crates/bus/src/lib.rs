@@ -13,8 +13,8 @@ pub mod subjects;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
 use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 
 pub use async_nats::jetstream::consumer::PullConsumer;
@@ -85,7 +85,11 @@ impl Default for ConsumerLimits {
         Self {
             ack_wait: Duration::from_secs(30),
             max_deliver: 100,
-            backoff: vec![Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(60)],
+            backoff: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(60),
+            ],
             max_ack_pending: 4096,
         }
     }
@@ -113,11 +117,15 @@ impl Bus {
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(config.connect_timeout)
-            .event_callback(|ev| async move { tracing::info!(event = %ev, "nats connection event") })
+            .event_callback(
+                |ev| async move { tracing::info!(event = %ev, "nats connection event") },
+            )
             .connect(config.url.as_str())
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let js = jetstream::ContextBuilder::new().timeout(config.publish_timeout).build(client.clone());
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.publish_timeout)
+            .build(client.clone());
         Ok(Bus { client, js, config })
     }
 
@@ -161,7 +169,10 @@ impl Bus {
             allow_direct: true,
             ..Default::default()
         };
-        self.js.create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.js
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         self.ensure_callback_stream().await
     }
 
@@ -177,15 +188,27 @@ impl Bus {
             duplicate_window: self.config.duplicate_window,
             ..Default::default()
         };
-        self.js.create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.js
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(())
     }
 
     /// A durable pull consumer named `durable` on the callbacks of `provider`, created or
     /// updated. `max_deliver` -1 means unbounded: the worker bounds its own retries.
-    pub async fn callback_consumer(&self, durable: &str, provider: &str, limits: &ConsumerLimits) -> Result<PullConsumer, BusError> {
+    pub async fn callback_consumer(
+        &self,
+        durable: &str,
+        provider: &str,
+        limits: &ConsumerLimits,
+    ) -> Result<PullConsumer, BusError> {
         let ns = &self.config.namespace;
-        let stream = self.js.get_stream(ns.callbacks_stream()).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let stream = self
+            .js
+            .get_stream(ns.callbacks_stream())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         let config = consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             filter_subject: ns.callback_subject(provider),
@@ -197,12 +220,21 @@ impl Bus {
             max_ack_pending: limits.max_ack_pending,
             ..Default::default()
         };
-        stream.create_consumer(config).await.map_err(|e| BusError::Unavailable(e.to_string()))
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
     /// at most the publish timeout. Only an `Ok` means the event is durably stored.
-    pub async fn publish_event(&self, subject: String, msg_id: &str, payload: Bytes, extra: Option<HeaderMap>) -> Result<Published, BusError> {
+    pub async fn publish_event(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+        extra: Option<HeaderMap>,
+    ) -> Result<Published, BusError> {
         // Fail fast while disconnected: the client would otherwise buffer the message and
         // send it after a reconnect, long after the caller was told "unavailable".
         if !self.is_connected() {
@@ -218,16 +250,25 @@ impl Bus {
             ack.await
         };
         match tokio::time::timeout(self.config.publish_timeout, publish).await {
-            Err(_) => Err(BusError::Unavailable("publish not acknowledged in time".into())),
+            Err(_) => Err(BusError::Unavailable(
+                "publish not acknowledged in time".into(),
+            )),
             Ok(Err(e)) => Err(classify_publish(e)),
-            Ok(Ok(ack)) => Ok(Published { stream_seq: ack.sequence, duplicate: ack.duplicate }),
+            Ok(Ok(ack)) => Ok(Published {
+                stream_seq: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
         }
     }
 
     /// The ledger's durable pull consumer on the events stream, created or updated.
     pub async fn ledger_consumer(&self, limits: &ConsumerLimits) -> Result<PullConsumer, BusError> {
         let ns = &self.config.namespace;
-        let stream = self.js.get_stream(ns.events_stream()).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let stream = self
+            .js
+            .get_stream(ns.events_stream())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         let config = consumer::pull::Config {
             durable_name: Some(LEDGER_CONSUMER.to_owned()),
             filter_subject: ns.events_wildcard(),
@@ -247,17 +288,26 @@ impl Bus {
 
     /// Announces a decision on core NATS (not stored: waiters that miss it read the ledger).
     pub async fn announce(&self, subject: String, payload: Bytes) -> Result<(), BusError> {
-        self.client.publish(subject, payload).await.map_err(|e| BusError::Unavailable(e.to_string()))
+        self.client
+            .publish(subject, payload)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     /// Subscribes to a core NATS subject (decision announcements).
     pub async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
-        self.client.subscribe(subject).await.map_err(|e| BusError::Unavailable(e.to_string()))
+        self.client
+            .subscribe(subject)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     /// Waits until everything published on this connection has reached the server.
     pub async fn flush(&self) -> Result<(), BusError> {
-        self.client.flush().await.map_err(|e| BusError::Unavailable(e.to_string()))
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 }
 
@@ -271,7 +321,10 @@ fn classify_publish(e: jetstream::context::PublishError) -> BusError {
 
 /// True when the message was re-published by an operator to retry its exception.
 pub fn is_operator_retry(msg: &Message) -> bool {
-    msg.headers.as_ref().and_then(|h| h.get(OPERATOR_RETRY_HEADER)).is_some()
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(OPERATOR_RETRY_HEADER))
+        .is_some()
 }
 
 /// What the ledger announces on [`Namespace::decision_subject`] after committing the

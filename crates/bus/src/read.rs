@@ -64,32 +64,59 @@ impl Reader {
 impl Bus {
     /// The last sequence of a stream (0 when empty).
     pub async fn stream_last_seq(&self, stream: &str) -> Result<u64, BusError> {
-        let mut s = self.jetstream().get_stream(stream).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let info = s.info().await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let mut s = self
+            .jetstream()
+            .get_stream(stream)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let info = s
+            .info()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(info.state.last_sequence)
     }
 
     /// Reads `stream` (only subjects matching `filter`) from `from`, up to the messages
     /// pending now.
-    pub async fn read(&self, stream: &str, filter: &str, from: ReadFrom) -> Result<Reader, BusError> {
+    pub async fn read(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: ReadFrom,
+    ) -> Result<Reader, BusError> {
         let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
-        let s = self.jetstream().get_stream(stream).await.map_err(|e| unavailable(&e))?;
+        let s = self
+            .jetstream()
+            .get_stream(stream)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let deliver_policy = match from {
             ReadFrom::Start => DeliverPolicy::All,
-            ReadFrom::Sequence(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence: start_sequence.max(1) },
+            ReadFrom::Sequence(start_sequence) => DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            },
             ReadFrom::Time(ms) => {
-                let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                    .map_err(|e| BusError::Refused(e.to_string()))?;
+                let start_time =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .map_err(|e| BusError::Refused(e.to_string()))?;
                 DeliverPolicy::ByStartTime { start_time }
             }
             ReadFrom::LastPerSubject => DeliverPolicy::LastPerSubject,
         };
         let mut c = s
-            .create_consumer(consumer::pull::OrderedConfig { filter_subject: filter.to_owned(), deliver_policy, ..Default::default() })
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter.to_owned(),
+                deliver_policy,
+                ..Default::default()
+            })
             .await
             .map_err(|e| unavailable(&e))?;
         let total = c.info().await.map_err(|e| unavailable(&e))?.num_pending;
         let messages = c.messages().await.map_err(|e| unavailable(&e))?;
-        Ok(Reader { messages, remaining: total, total })
+        Ok(Reader {
+            messages,
+            remaining: total,
+            total,
+        })
     }
 }

@@ -75,7 +75,12 @@ impl Namespace {
 
     /// The subject of one (SKU, location).
     pub fn stock_subject(&self, sku: &str, location: &str) -> String {
-        format!("{}.stock.{}.{}", self.as_str(), encode_token(sku), encode_token(location))
+        format!(
+            "{}.stock.{}.{}",
+            self.as_str(),
+            encode_token(sku),
+            encode_token(location)
+        )
     }
 }
 
@@ -109,7 +114,10 @@ impl Bus {
             allow_direct: true,
             ..Default::default()
         };
-        self.jetstream().create_or_update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.jetstream()
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(())
     }
 
@@ -126,8 +134,13 @@ impl Bus {
                     .headers
                     .get(SEQ_HEADER)
                     .and_then(|v| v.as_str().parse::<u64>().ok())
-                    .ok_or_else(|| BusError::Refused(format!("stock message on {subject} has no {SEQ_HEADER}")))?;
-                Ok(Some(LastChange { seq, stream_seq: msg.sequence }))
+                    .ok_or_else(|| {
+                        BusError::Refused(format!("stock message on {subject} has no {SEQ_HEADER}"))
+                    })?;
+                Ok(Some(LastChange {
+                    seq,
+                    stream_seq: msg.sequence,
+                }))
             }
             Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(BusError::Unavailable(e.to_string())),
@@ -137,7 +150,13 @@ impl Bus {
     /// Publishes one stock change with sequence `seq` on `subject`, stored only if the last
     /// message on the subject is still the one at stream sequence `expected_stream_seq`
     /// (0: none). Awaits the ack within the publish timeout.
-    pub async fn publish_stock_change(&self, subject: String, seq: u64, payload: Bytes, expected_stream_seq: u64) -> Result<StockPublish, BusError> {
+    pub async fn publish_stock_change(
+        &self,
+        subject: String,
+        seq: u64,
+        payload: Bytes,
+        expected_stream_seq: u64,
+    ) -> Result<StockPublish, BusError> {
         let mut headers = HeaderMap::new();
         headers.insert(SEQ_HEADER, seq.to_string().as_str());
         let msg_id = format!("{subject}:{seq}");
@@ -154,9 +173,13 @@ impl Bus {
             ack.await
         };
         match tokio::time::timeout(self.publish_timeout(), publish).await {
-            Err(_) => Err(BusError::Unavailable("stock change not acknowledged in time".into())),
+            Err(_) => Err(BusError::Unavailable(
+                "stock change not acknowledged in time".into(),
+            )),
             Ok(Ok(ack)) => Ok(StockPublish::Stored(ack.sequence)),
-            Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(StockPublish::Moved),
+            Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(StockPublish::Moved)
+            }
             Ok(Err(e)) => Err(BusError::Unavailable(e.to_string())),
         }
     }

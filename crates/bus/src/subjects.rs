@@ -42,8 +42,13 @@ impl Namespace {
     pub fn parse(s: &str) -> Result<Namespace, InvalidNamespace> {
         let ok = !s.is_empty()
             && s.len() <= NAMESPACE_LEN_MAX
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok { Ok(Namespace(s.to_owned())) } else { Err(InvalidNamespace(s.to_owned())) }
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(Namespace(s.to_owned()))
+        } else {
+            Err(InvalidNamespace(s.to_owned()))
+        }
     }
 
     /// The namespace text.
@@ -91,7 +96,11 @@ impl Namespace {
 }
 
 fn clean(c: char) -> char {
-    if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }
+    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+        c
+    } else {
+        '_'
+    }
 }
 
 /// One subject token: no dots, no wildcards, never empty.
@@ -112,8 +121,14 @@ mod tests {
     #[test]
     fn subjects_never_gain_wildcards_or_empty_tokens() {
         let ns = Namespace::default();
-        assert_eq!(ns.event_subject("portone", "payment.captured"), "stockledger.events.portone.payment.captured");
-        assert_eq!(ns.event_subject("a b*>", "x..y"), "stockledger.events.a_b__.x._.y");
+        assert_eq!(
+            ns.event_subject("portone", "payment.captured"),
+            "stockledger.events.portone.payment.captured"
+        );
+        assert_eq!(
+            ns.event_subject("a b*>", "x..y"),
+            "stockledger.events.a_b__.x._.y"
+        );
         assert_eq!(ns.events_stream(), "STOCKLEDGER_EVENTS");
     }
 

@@ -155,23 +155,46 @@ impl Config {
             portone_key: r.secret("STOCKLEDGER_PORTONE_KEY"),
             portone_allowed_ips: r.list("STOCKLEDGER_PORTONE_ALLOWED_IPS"),
             trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
-            stripe_webhook_secrets: r.list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET").into_iter().map(Secret).collect(),
-            adyen_hmac_keys: r.list("STOCKLEDGER_ADYEN_HMAC_KEY").into_iter().map(Secret).collect(),
+            stripe_webhook_secrets: r
+                .list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET")
+                .into_iter()
+                .map(Secret)
+                .collect(),
+            adyen_hmac_keys: r
+                .list("STOCKLEDGER_ADYEN_HMAC_KEY")
+                .into_iter()
+                .map(Secret)
+                .collect(),
             adyen_basic_user: r.optional("STOCKLEDGER_ADYEN_BASIC_USER"),
             adyen_basic_password: r.secret("STOCKLEDGER_ADYEN_BASIC_PASSWORD"),
             ipint_api_url: r.string("STOCKLEDGER_IPINT_API_URL", "https://api.ipint.io:8003"),
             ipint_api_key: r.secret("STOCKLEDGER_IPINT_API_KEY"),
             ipint_api_secret: r.secret("STOCKLEDGER_IPINT_API_SECRET"),
             ipint_timeout: r.duration("STOCKLEDGER_IPINT_TIMEOUT", "10s")?,
-            ipint_verify_attempts: r.number("STOCKLEDGER_IPINT_VERIFY_ATTEMPTS", 100, 1, 100_000)?,
+            ipint_verify_attempts: r.number(
+                "STOCKLEDGER_IPINT_VERIFY_ATTEMPTS",
+                100,
+                1,
+                100_000,
+            )?,
             ipint_verify_backoff_max: r.duration("STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX", "10m")?,
             reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
             unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
             confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
-            max_body_bytes: r.number("STOCKLEDGER_MAX_BODY_BYTES", 262_144, 1, MAX_BODY_BYTES_MAX)?,
+            max_body_bytes: r.number(
+                "STOCKLEDGER_MAX_BODY_BYTES",
+                262_144,
+                1,
+                MAX_BODY_BYTES_MAX,
+            )?,
             request_timeout: r.duration("STOCKLEDGER_REQUEST_TIMEOUT", "10s")?,
             publish_timeout: r.duration("STOCKLEDGER_PUBLISH_TIMEOUT", "3s")?,
-            fetch_batch_max: r.number("STOCKLEDGER_FETCH_BATCH_MAX", 256, 1, FETCH_BATCH_MAX_MAX)?,
+            fetch_batch_max: r.number(
+                "STOCKLEDGER_FETCH_BATCH_MAX",
+                256,
+                1,
+                FETCH_BATCH_MAX_MAX,
+            )?,
             ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
             max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
             max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
@@ -179,8 +202,10 @@ impl Config {
             sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
             db_pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
             shutdown_grace: r.duration("STOCKLEDGER_SHUTDOWN_GRACE", "10s")?,
-            exceptions_metrics_addr: Some(r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"))
-                .filter(|a| a != "off"),
+            exceptions_metrics_addr: Some(
+                r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"),
+            )
+            .filter(|a| a != "off"),
             exceptions_sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
             dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
             merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
@@ -195,7 +220,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn optional(&self, var: &str) -> Option<String> {
-        (self.get)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.get)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
     fn string(&self, var: &str, default: &str) -> String {
         self.optional(var).unwrap_or_else(|| default.to_owned())
@@ -205,7 +232,12 @@ impl Reader<'_> {
     }
     fn list(&self, var: &str) -> Vec<String> {
         self.optional(var)
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn duration(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
@@ -220,10 +252,16 @@ impl Reader<'_> {
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(value) = self.optional(var) else { return Ok(default) };
+        let Some(value) = self.optional(var) else {
+            return Ok(default);
+        };
         match value.parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(ConfigError { var, value, message: format!("expected a whole number from {min} to {max}") }),
+            _ => Err(ConfigError {
+                var,
+                value,
+                message: format!("expected a whole number from {min} to {max}"),
+            }),
         }
     }
 }
@@ -267,7 +305,10 @@ mod tests {
         let e = Config::from_map(&map).unwrap_err();
         assert_eq!(e.var, "STOCKLEDGER_RESERVATION_TTL");
         let map = HashMap::from([("STOCKLEDGER_MAX_BODY_BYTES".to_owned(), "0".to_owned())]);
-        assert_eq!(Config::from_map(&map).unwrap_err().var, "STOCKLEDGER_MAX_BODY_BYTES");
+        assert_eq!(
+            Config::from_map(&map).unwrap_err().var,
+            "STOCKLEDGER_MAX_BODY_BYTES"
+        );
     }
 
     #[test]

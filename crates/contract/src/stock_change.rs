@@ -55,7 +55,13 @@ pub struct StockChange {
 
 impl StockChange {
     /// The message for `key` after a transaction caused by `event_id` of `kind`.
-    pub fn new(key: &StockKey, balance: &Balance, event_id: EventId, kind: &str, recorded_at: Timestamp) -> Self {
+    pub fn new(
+        key: &StockKey,
+        balance: &Balance,
+        event_id: EventId,
+        kind: &str,
+        recorded_at: Timestamp,
+    ) -> Self {
         Self {
             schema: STOCK_CHANGE_SCHEMA.to_owned(),
             version: STOCK_CHANGE_VERSION,
@@ -69,7 +75,10 @@ impl StockChange {
                 returned: balance.returned,
                 written_off: balance.written_off,
             },
-            cause: Cause { event_id: event_id.to_string(), kind: kind.to_owned() },
+            cause: Cause {
+                event_id: event_id.to_string(),
+                kind: kind.to_owned(),
+            },
             recorded_at: wire_time::format(recorded_at),
         }
     }

@@ -378,7 +378,13 @@ fn v2_merchant_and_causation_id_are_required_keys() {
 #[test]
 fn v2_bad_merchants_are_named() {
     let long = "m".repeat(201);
-    for bad in [json!(""), json!("acme\u{7}"), json!(long), json!(null), json!(7)] {
+    for bad in [
+        json!(""),
+        json!("acme\u{7}"),
+        json!(long),
+        json!(null),
+        json!(7),
+    ] {
         let mut v = golden_v2("stock.received");
         v["merchant"] = bad.clone();
         assert_invalid(&v, "merchant");
@@ -388,7 +394,10 @@ fn v2_bad_merchants_are_named() {
 
 #[test]
 fn v2_bad_causation_ids_are_named() {
-    let upper = golden_v2("payment.authorized")["event_id"].as_str().unwrap().to_uppercase();
+    let upper = golden_v2("payment.authorized")["event_id"]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
     for bad in [json!("not-a-uuid"), json!(upper), json!(""), json!(1)] {
         let mut v = golden_v2("payment.captured");
         v["causation_id"] = bad.clone();
@@ -421,7 +430,10 @@ fn v2_objects_are_closed_and_v1_does_not_take_v2_fields() {
 #[test]
 fn v2_keeps_v1_errors_with_their_paths() {
     let mut v = golden_v2("order.registered");
-    v["payload"]["lines"][1].as_object_mut().unwrap().remove("sku");
+    v["payload"]["lines"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("sku");
     assert_invalid(&v, "payload.lines[1].sku");
     assert_v2_schema_refuses(&v);
 

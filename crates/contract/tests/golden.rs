@@ -112,10 +112,21 @@ fn every_golden_example_upcasts_to_the_v2_envelope_of_the_rule() {
         };
         assert_eq!(upcast, expected, "{kind}");
         assert_eq!(contract::v2::upcast(as_v1.clone()), expected, "{kind}");
-        assert_eq!(upcast.event_id(), as_v1.event_id(), "{kind}: the id does not change");
-        assert_eq!(event, as_v1.to_domain().unwrap(), "{kind}: nor does the event");
+        assert_eq!(
+            upcast.event_id(),
+            as_v1.event_id(),
+            "{kind}: the id does not change"
+        );
+        assert_eq!(
+            event,
+            as_v1.to_domain().unwrap(),
+            "{kind}: nor does the event"
+        );
         let written: Value = serde_json::from_slice(&upcast.to_json()).unwrap();
-        assert_eq!(written["version"], 2, "{kind}: an upcast event is written as v2");
+        assert_eq!(
+            written["version"], 2,
+            "{kind}: an upcast event is written as v2"
+        );
         assert!(common::envelope_validator_v2().is_valid(&written), "{kind}");
     }
 }

@@ -49,8 +49,15 @@ fn every_golden_example_decodes_into_its_domain_event_and_carries_merchant_and_c
         let (envelope, event) = decode_event(&bytes).unwrap_or_else(|e| panic!("{kind}: {e}"));
         let value = json(&bytes);
         assert_eq!(envelope.kind_name(), kind);
-        assert_eq!(envelope.event_id().to_string(), value["event_id"].as_str().unwrap());
-        assert_eq!(envelope.merchant, value["merchant"].as_str().unwrap(), "{kind}");
+        assert_eq!(
+            envelope.event_id().to_string(),
+            value["event_id"].as_str().unwrap()
+        );
+        assert_eq!(
+            envelope.merchant,
+            value["merchant"].as_str().unwrap(),
+            "{kind}"
+        );
         assert_eq!(
             envelope.causation_id.map(|c| c.to_string()),
             value["causation_id"].as_str().map(str::to_owned),

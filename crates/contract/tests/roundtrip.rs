@@ -7,8 +7,7 @@
 use contract::wire_time::{TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS};
 use contract::{DEFAULT_MERCHANT, Envelope, Source, decode_event, v1};
 use domain::{
-    FlagReason,
-    AuthorizationMode, ChargebackOutcome, Currency, DisputeId, EventId, EventKind,
+    AuthorizationMode, ChargebackOutcome, Currency, DisputeId, EventId, EventKind, FlagReason,
     InspectionOutcome, Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment,
     PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
 };
@@ -125,7 +124,11 @@ fn kind() -> impl Strategy<Value = EventKind> {
         (payment(), any::<bool>(), free_text()).prop_map(|(payment, u, detail)| {
             EventKind::PaymentFlagged {
                 payment,
-                reason: if u { FlagReason::Unverifiable } else { FlagReason::AmountMismatch },
+                reason: if u {
+                    FlagReason::Unverifiable
+                } else {
+                    FlagReason::AmountMismatch
+                },
                 detail,
             }
         }),
@@ -240,7 +243,10 @@ fn round_trip(
     assert_eq!(old_event, event);
     assert_eq!(upcast.merchant, DEFAULT_MERCHANT);
     assert_eq!(upcast.causation_id, None);
-    assert_eq!(upcast.with_merchant(added.merchant.clone()).payload, envelope.payload);
+    assert_eq!(
+        upcast.with_merchant(added.merchant.clone()).payload,
+        envelope.payload
+    );
 }
 
 proptest! {

@@ -15,7 +15,10 @@ fn load(rel: &str) -> serde_json::Value {
 }
 
 fn validator() -> jsonschema::Validator {
-    jsonschema::options().should_validate_formats(true).build(&load("v1.schema.json")).unwrap()
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&load("v1.schema.json"))
+        .unwrap()
 }
 
 #[test]
@@ -23,14 +26,34 @@ fn golden_example_validates_and_parses() {
     let golden = load("examples/payment.captured.json");
     assert!(validator().is_valid(&golden));
     let change = StockChange::parse(golden.to_string().as_bytes()).expect("parses");
-    assert_eq!((change.sku.as_str(), change.seq, change.balances.sold), ("tee-black-m", 7, 2));
+    assert_eq!(
+        (change.sku.as_str(), change.seq, change.balances.sold),
+        ("tee-black-m", 7, 2)
+    );
 }
 
 #[test]
 fn what_the_ledger_writes_validates() {
-    let key = StockKey { sku: Sku::parse("A.1/ü").unwrap(), location: Location::parse("main").unwrap() };
-    let balance = Balance { available: 3, reserved: 1, sold: 2, returned: 0, written_off: 0, external: -6, seq: 9 };
-    let change = StockChange::new(&key, &balance, EventId::from_dedupe_key("x"), "payment.authorized", Timestamp(1_763_600_000_000));
+    let key = StockKey {
+        sku: Sku::parse("A.1/ü").unwrap(),
+        location: Location::parse("main").unwrap(),
+    };
+    let balance = Balance {
+        available: 3,
+        reserved: 1,
+        sold: 2,
+        returned: 0,
+        written_off: 0,
+        external: -6,
+        seq: 9,
+    };
+    let change = StockChange::new(
+        &key,
+        &balance,
+        EventId::from_dedupe_key("x"),
+        "payment.authorized",
+        Timestamp(1_763_600_000_000),
+    );
     let json: serde_json::Value = serde_json::from_slice(&change.to_json()).unwrap();
     assert!(validator().is_valid(&json), "{json}");
     assert_eq!(StockChange::parse(&change.to_json()), Some(change));

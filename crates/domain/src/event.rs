@@ -18,7 +18,10 @@ pub enum OrderLookup {
     OrderRef(OrderRef),
     /// By a provider's payment reference attached to the order (an iPint invoice id, a
     /// Stripe PaymentIntent id).
-    PaymentRef { provider: Provider, payment_ref: PaymentRef },
+    PaymentRef {
+        provider: Provider,
+        payment_ref: PaymentRef,
+    },
 }
 
 /// Whether the provider asks before capturing (and waits for the answer) or only tells.
@@ -76,11 +79,21 @@ pub enum InspectionOutcome {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventKind {
     /// The merchant registers (or re-registers) an order.
-    OrderRegistered { spec: OrderSpec, payment_refs: Vec<(Provider, PaymentRef)> },
+    OrderRegistered {
+        spec: OrderSpec,
+        payment_refs: Vec<(Provider, PaymentRef)>,
+    },
     /// The merchant attaches a provider's payment reference to an order.
-    PaymentRefAttached { order_ref: OrderRef, provider: Provider, payment_ref: PaymentRef },
+    PaymentRefAttached {
+        order_ref: OrderRef,
+        provider: Provider,
+        payment_ref: PaymentRef,
+    },
     /// `available → reserved`.
-    PaymentAuthorized { payment: Payment, mode: AuthorizationMode },
+    PaymentAuthorized {
+        payment: Payment,
+        mode: AuthorizationMode,
+    },
     /// `reserved → sold`, or `available → sold`.
     PaymentCaptured { payment: Payment },
     /// `reserved → available`.
@@ -90,25 +103,58 @@ pub enum EventKind {
     PaymentNoted { payment: Payment, status: String },
     /// A provider payment stockledger will not apply without a person: always an exception
     /// with `reason` and the evidence in `detail`; no stock moves.
-    PaymentFlagged { payment: Payment, reason: FlagReason, detail: String },
+    PaymentFlagged {
+        payment: Payment,
+        reason: FlagReason,
+        detail: String,
+    },
     /// Emitted by stockledger after the reservation TTL: `reserved → available`.
-    ReservationExpired { order_ref: OrderRef, reservation: EventId },
+    ReservationExpired {
+        order_ref: OrderRef,
+        reservation: EventId,
+    },
     /// Recorded for reconciliation; no stock effect.
     PaymentSettled { payment: Payment },
     /// Money back is not goods back: recorded, no stock effect.
     PaymentRefunded { payment: Payment },
     /// Opens a `chargeback_review` exception; no restock.
-    ChargebackOpened { payment: Payment, dispute_id: DisputeId, deadline: Option<Timestamp> },
+    ChargebackOpened {
+        payment: Payment,
+        dispute_id: DisputeId,
+        deadline: Option<Timestamp>,
+    },
     /// Recorded; closes the matching `chargeback_review`.
-    ChargebackClosed { payment: Payment, dispute_id: DisputeId, outcome: ChargebackOutcome },
+    ChargebackClosed {
+        payment: Payment,
+        dispute_id: DisputeId,
+        outcome: ChargebackOutcome,
+    },
     /// `sold → returned` for the lines received.
-    ReturnReceived { order_ref: OrderRef, reference: ReturnRef, lines: Lines },
+    ReturnReceived {
+        order_ref: OrderRef,
+        reference: ReturnRef,
+        lines: Lines,
+    },
     /// `returned → available` or `returned → written_off`.
-    ReturnInspected { reference: ReturnRef, outcome: InspectionOutcome, lines: Lines },
+    ReturnInspected {
+        reference: ReturnRef,
+        outcome: InspectionOutcome,
+        lines: Lines,
+    },
     /// `external → available`.
-    StockReceived { key: StockKey, quantity: Quantity, reference: String },
+    StockReceived {
+        key: StockKey,
+        quantity: Quantity,
+        reference: String,
+    },
     /// Between `external` and `available`, either way (`delta` non-zero).
-    StockCorrected { key: StockKey, delta: i64, reason: String, evidence: String, approved_by: String },
+    StockCorrected {
+        key: StockKey,
+        delta: i64,
+        reason: String,
+        evidence: String,
+        approved_by: String,
+    },
 }
 
 impl EventKind {

@@ -20,13 +20,13 @@ pub mod stock;
 pub mod types;
 
 pub use event::{
-    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason, InspectionOutcome,
-    OrderLookup, Payment,
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
+    InspectionOutcome, OrderLookup, Payment,
 };
 pub use matrix::{Context, decide};
 pub use order::{Line, Lines, Order, OrderSpec, OrderState, ReturnRecord};
 pub use outcome::{
-    Chargeback, DeclineReason, Decision, ExceptionReason, NoOpReason, Outcome, RefusalReason,
+    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, RefusalReason,
     Resolution,
 };
 pub use state::State;

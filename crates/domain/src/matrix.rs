@@ -7,19 +7,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::event::{
-    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason, InspectionOutcome,
-    Payment,
+    AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
+    InspectionOutcome, Payment,
 };
 use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
 use crate::outcome::{
-    Chargeback, DeclineReason, Decision, ExceptionReason, NoOpReason, Outcome, RefusalReason,
+    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, RefusalReason,
     Resolution,
 };
 use crate::state::State;
 use crate::stock::{Balance, Bucket, Movement, StockKey};
-use crate::types::{
-    DisputeId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
-};
+use crate::types::{DisputeId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp};
 
 /// What the matrix needs to know besides the state: the time and the limits. Passed in,
 /// never read from a clock.
@@ -43,14 +41,20 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
         Some(_) => return Decision::Duplicate,
     };
     // An operator retry is a deliberate "try now": the unknown-order hold is over.
-    let hold_until = if retrying { event.recorded_at } else { event.recorded_at.plus(ctx.unknown_order_hold) };
+    let hold_until = if retrying {
+        event.recorded_at
+    } else {
+        event.recorded_at.plus(ctx.unknown_order_hold)
+    };
     let mut resolution = match decide_fresh(state, event, ctx.now, hold_until) {
         Fresh::Defer(until) => return Decision::Defer { until },
         Fresh::Record(r) => *r,
     };
     if retrying {
-        if let (Some(Outcome::Exception { reason: old, .. }), Outcome::Exception { reason: new, .. }) =
-            (prior, &resolution.outcome)
+        if let (
+            Some(Outcome::Exception { reason: old, .. }),
+            Outcome::Exception { reason: new, .. },
+        ) = (prior, &resolution.outcome)
             && old.code() == new.code()
         {
             return Decision::StillException;
@@ -68,32 +72,43 @@ enum Fresh {
 fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timestamp) -> Fresh {
     let r = match &event.kind {
         EventKind::OrderRegistered { spec, payment_refs } => register(state, spec, payment_refs),
-        EventKind::PaymentRefAttached { order_ref, provider, payment_ref } => {
-            attach(state, order_ref, provider, payment_ref)
-        }
+        EventKind::PaymentRefAttached {
+            order_ref,
+            provider,
+            payment_ref,
+        } => attach(state, order_ref, provider, payment_ref),
         EventKind::StockReceived { key, quantity, .. } => {
             let mut moves = Moves::new(state);
             moves.push(key, Bucket::External, Bucket::Available, *quantity);
             moves.finish(None)
         }
-        EventKind::StockCorrected { key, delta, reason, evidence, approved_by } => {
-            correct(state, key, *delta, [reason, evidence, approved_by])
-        }
-        EventKind::ReturnReceived { order_ref, reference, lines } => {
-            receive_return(state, order_ref, reference, lines)
-        }
-        EventKind::ReturnInspected { reference, outcome, lines } => {
-            inspect(state, reference, *outcome, lines)
-        }
-        EventKind::ReservationExpired { order_ref, reservation } => {
-            match state.orders.get(order_ref) {
-                Some(o) if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) => {
-                    release(state, o)
-                }
-                Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
-                None => noop(None, NoOpReason::ReservationNotActive),
+        EventKind::StockCorrected {
+            key,
+            delta,
+            reason,
+            evidence,
+            approved_by,
+        } => correct(state, key, *delta, [reason, evidence, approved_by]),
+        EventKind::ReturnReceived {
+            order_ref,
+            reference,
+            lines,
+        } => receive_return(state, order_ref, reference, lines),
+        EventKind::ReturnInspected {
+            reference,
+            outcome,
+            lines,
+        } => inspect(state, reference, *outcome, lines),
+        EventKind::ReservationExpired {
+            order_ref,
+            reservation,
+        } => match state.orders.get(order_ref) {
+            Some(o) if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) => {
+                release(state, o)
             }
-        }
+            Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
+            None => noop(None, NoOpReason::ReservationNotActive),
+        },
         kind => match kind.payment() {
             Some(payment) => return payment_event(state, event, payment, now, hold_until),
             None => noop(None, NoOpReason::ProviderStatusRecorded),
@@ -112,14 +127,25 @@ fn payment_event(
     hold_until: Timestamp,
 ) -> Fresh {
     let Some(order) = state.resolve_order(&payment.order) else {
-        if let EventKind::PaymentAuthorized { mode: AuthorizationMode::Confirmation, .. } = event.kind {
-            return Fresh::Record(Box::new(noop(None, NoOpReason::Declined(DeclineReason::UnknownOrder))));
+        if let EventKind::PaymentAuthorized {
+            mode: AuthorizationMode::Confirmation,
+            ..
+        } = event.kind
+        {
+            return Fresh::Record(Box::new(noop(
+                None,
+                NoOpReason::Declined(DeclineReason::UnknownOrder),
+            )));
         }
         if now < hold_until {
             return Fresh::Defer(hold_until);
         }
         let detail = format!("no registered order for {:?}", payment.order);
-        return Fresh::Record(Box::new(exception(None, ExceptionReason::UnknownOrder, detail)));
+        return Fresh::Record(Box::new(exception(
+            None,
+            ExceptionReason::UnknownOrder,
+            detail,
+        )));
     };
     let r = match &event.kind {
         EventKind::PaymentAuthorized { mode, .. } => authorize(state, event, order, payment, *mode),
@@ -134,18 +160,28 @@ fn payment_event(
             };
             exception(Some(order), reason, detail.clone())
         }
-        EventKind::ChargebackOpened { dispute_id, deadline, .. } => {
-            open_chargeback(state, event, order, dispute_id, *deadline)
-        }
-        EventKind::ChargebackClosed { dispute_id, outcome, .. } => {
-            close_chargeback(state, order, dispute_id, *outcome)
-        }
+        EventKind::ChargebackOpened {
+            dispute_id,
+            deadline,
+            ..
+        } => open_chargeback(state, event, order, dispute_id, *deadline),
+        EventKind::ChargebackClosed {
+            dispute_id,
+            outcome,
+            ..
+        } => close_chargeback(state, order, dispute_id, *outcome),
         _ => noop(Some(order), NoOpReason::ProviderStatusRecorded),
     };
     Fresh::Record(Box::new(r))
 }
 
-fn authorize(state: &State, event: &Event, order: &Order, payment: &Payment, mode: AuthorizationMode) -> Resolution {
+fn authorize(
+    state: &State,
+    event: &Event,
+    order: &Order,
+    payment: &Payment,
+    mode: AuthorizationMode,
+) -> Resolution {
     match order.state {
         OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
         OrderState::Sold | OrderState::Released => {
@@ -155,9 +191,10 @@ fn authorize(state: &State, event: &Event, order: &Order, payment: &Payment, mod
     }
     if let Some(detail) = amount_mismatch(order, payment) {
         return match mode {
-            AuthorizationMode::Confirmation => {
-                noop(Some(order), NoOpReason::Declined(DeclineReason::AmountMismatch))
-            }
+            AuthorizationMode::Confirmation => noop(
+                Some(order),
+                NoOpReason::Declined(DeclineReason::AmountMismatch),
+            ),
             AuthorizationMode::Notification => {
                 exception(Some(order), ExceptionReason::AmountMismatch, detail)
             }
@@ -166,12 +203,15 @@ fn authorize(state: &State, event: &Event, order: &Order, payment: &Payment, mod
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Available, Bucket::Reserved) {
         return match mode {
-            AuthorizationMode::Confirmation => {
-                noop(Some(order), NoOpReason::Declined(DeclineReason::InsufficientInventory))
-            }
-            AuthorizationMode::Notification => {
-                exception(Some(order), ExceptionReason::InsufficientAtAuthorization, short)
-            }
+            AuthorizationMode::Confirmation => noop(
+                Some(order),
+                NoOpReason::Declined(DeclineReason::InsufficientInventory),
+            ),
+            AuthorizationMode::Notification => exception(
+                Some(order),
+                ExceptionReason::InsufficientAtAuthorization,
+                short,
+            ),
         };
     }
     let mut after = order.clone();
@@ -189,7 +229,11 @@ fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
     if let Some(detail) = amount_mismatch(order, payment) {
         return exception(Some(order), ExceptionReason::AmountMismatch, detail);
     }
-    let from = if order.state == OrderState::Reserved { Bucket::Reserved } else { Bucket::Available };
+    let from = if order.state == OrderState::Reserved {
+        Bucket::Reserved
+    } else {
+        Bucket::Available
+    };
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, from, Bucket::Sold) {
         return exception(Some(order), ExceptionReason::Oversold, short);
@@ -209,7 +253,10 @@ fn void(state: &State, order: &Order) -> Resolution {
         OrderState::Sold => exception(
             Some(order),
             ExceptionReason::VoidAfterCapture,
-            format!("order {} was already sold when the void arrived", order.spec.order_ref),
+            format!(
+                "order {} was already sold when the void arrived",
+                order.spec.order_ref
+            ),
         ),
         OrderState::Reserved => release(state, order),
     }
@@ -220,7 +267,10 @@ fn release(state: &State, order: &Order) -> Resolution {
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Reserved, Bucket::Available) {
         // A reserved order always holds its lines; reaching this is a broken invariant.
-        panic!("reserved order {} does not hold its reservation: {short}", order.spec.order_ref);
+        panic!(
+            "reserved order {} does not hold its reservation: {short}",
+            order.spec.order_ref
+        );
     }
     let mut after = order.clone();
     after.state = OrderState::Released;
@@ -242,8 +292,15 @@ fn open_chargeback(
     {
         return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
     }
-    let detail = format!("dispute {dispute_id} opened on order {}", order.spec.order_ref);
-    let mut r = exception(Some(order), ExceptionReason::ChargebackReview { deadline }, detail);
+    let detail = format!(
+        "dispute {dispute_id} opened on order {}",
+        order.spec.order_ref
+    );
+    let mut r = exception(
+        Some(order),
+        ExceptionReason::ChargebackReview { deadline },
+        detail,
+    );
     r.chargeback = Some(Chargeback {
         dispute_id: dispute_id.clone(),
         order_ref: order.spec.order_ref.clone(),
@@ -259,7 +316,10 @@ fn close_chargeback(
     dispute_id: &DisputeId,
     outcome: ChargebackOutcome,
 ) -> Resolution {
-    let opened_by = state.chargebacks.get(dispute_id).and_then(|cb| cb.opened_by);
+    let opened_by = state
+        .chargebacks
+        .get(dispute_id)
+        .and_then(|cb| cb.opened_by);
     let mut r = noop(Some(order), NoOpReason::ChargebackClosed(outcome));
     r.chargeback = Some(Chargeback {
         dispute_id: dispute_id.clone(),
@@ -274,7 +334,10 @@ fn register(state: &State, spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) ->
     let order_ref = &spec.order_ref;
     let mut new_refs = Vec::new();
     for (provider, payment_ref) in refs {
-        match state.payment_refs.get(&(provider.clone(), payment_ref.clone())) {
+        match state
+            .payment_refs
+            .get(&(provider.clone(), payment_ref.clone()))
+        {
             Some(owner) if owner == order_ref => {}
             Some(_) => return refused(state.orders.get(order_ref), RefusalReason::PaymentRefInUse),
             None => new_refs.push((provider.clone(), payment_ref.clone(), order_ref.clone())),
@@ -299,11 +362,19 @@ fn register(state: &State, spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) ->
     r
 }
 
-fn attach(state: &State, order_ref: &OrderRef, provider: &Provider, payment_ref: &PaymentRef) -> Resolution {
+fn attach(
+    state: &State,
+    order_ref: &OrderRef,
+    provider: &Provider,
+    payment_ref: &PaymentRef,
+) -> Resolution {
     let Some(order) = state.orders.get(order_ref) else {
         return refused(None, RefusalReason::UnknownOrder);
     };
-    match state.payment_refs.get(&(provider.clone(), payment_ref.clone())) {
+    match state
+        .payment_refs
+        .get(&(provider.clone(), payment_ref.clone()))
+    {
         Some(owner) if owner == order_ref => noop(Some(order), NoOpReason::PaymentRefUnchanged),
         Some(_) => refused(Some(order), RefusalReason::PaymentRefInUse),
         None => {
@@ -333,7 +404,12 @@ fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) ->
     moves.finish(None)
 }
 
-fn receive_return(state: &State, order_ref: &OrderRef, reference: &ReturnRef, lines: &Lines) -> Resolution {
+fn receive_return(
+    state: &State,
+    order_ref: &OrderRef,
+    reference: &ReturnRef,
+    lines: &Lines,
+) -> Resolution {
     let Some(order) = state.orders.get(order_ref) else {
         return refused(None, RefusalReason::UnknownOrder);
     };
@@ -353,7 +429,10 @@ fn receive_return(state: &State, order_ref: &OrderRef, reference: &ReturnRef, li
         after.returned.insert(key.clone(), already + q.get());
     }
     let mut moves = Moves::new(state);
-    if moves.all_lines(lines, Bucket::Sold, Bucket::Returned).is_err() {
+    if moves
+        .all_lines(lines, Bucket::Sold, Bucket::Returned)
+        .is_err()
+    {
         return refused(Some(order), RefusalReason::ReturnExceedsSold);
     }
     let awaiting = lines.iter().map(|(k, q)| (k.clone(), q.get())).collect();
@@ -366,7 +445,12 @@ fn receive_return(state: &State, order_ref: &OrderRef, reference: &ReturnRef, li
     r
 }
 
-fn inspect(state: &State, reference: &ReturnRef, outcome: InspectionOutcome, lines: &Lines) -> Resolution {
+fn inspect(
+    state: &State,
+    reference: &ReturnRef,
+    outcome: InspectionOutcome,
+    lines: &Lines,
+) -> Resolution {
     let Some(ret) = state.returns.get(reference) else {
         return refused(None, RefusalReason::UnknownReturn);
     };
@@ -377,7 +461,9 @@ fn inspect(state: &State, reference: &ReturnRef, outcome: InspectionOutcome, lin
         if q.get() > waiting {
             return refused(order, RefusalReason::InspectionExceedsReturned);
         }
-        after.awaiting_inspection.insert(key.clone(), waiting - q.get());
+        after
+            .awaiting_inspection
+            .insert(key.clone(), waiting - q.get());
     }
     let to = match outcome {
         InspectionOutcome::Restock => Bucket::Available,
@@ -444,12 +530,18 @@ struct Moves<'a> {
 
 impl<'a> Moves<'a> {
     fn new(state: &'a State) -> Self {
-        Self { state, scratch: BTreeMap::new(), movements: Vec::new() }
+        Self {
+            state,
+            scratch: BTreeMap::new(),
+            movements: Vec::new(),
+        }
     }
 
     fn balance(&mut self, key: &StockKey) -> &mut Balance {
         let state = self.state;
-        self.scratch.entry(key.clone()).or_insert_with(|| state.balance(key))
+        self.scratch
+            .entry(key.clone())
+            .or_insert_with(|| state.balance(key))
     }
 
     /// Plans one movement; false (and nothing planned) when `from` would go negative.
@@ -458,7 +550,13 @@ impl<'a> Moves<'a> {
         if !balance.can_take(from, quantity) {
             return false;
         }
-        let m = Movement { key: key.clone(), from, to, quantity, seq: balance.seq + 1 };
+        let m = Movement {
+            key: key.clone(),
+            from,
+            to,
+            quantity,
+            seq: balance.seq + 1,
+        };
         balance.apply(&m);
         self.movements.push(m);
         true
@@ -480,7 +578,9 @@ impl<'a> Moves<'a> {
     }
 
     fn finish(self, order: Option<Order>) -> Resolution {
-        let outcome = Outcome::Moved { movements: self.movements };
+        let outcome = Outcome::Moved {
+            movements: self.movements,
+        };
         let mut r = base(order.as_ref(), outcome);
         r.balances = self.scratch.into_iter().collect();
         r.order = order;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{EventId, Money, OrderRef, Quantity, ReturnRef, Timestamp};
 use crate::stock::StockKey;
+use crate::types::{EventId, Money, OrderRef, Quantity, ReturnRef, Timestamp};
 
 /// The most lines one order, return or inspection may have.
 pub const LINES_MAX: usize = 500;

@@ -126,7 +126,10 @@ pub enum Outcome {
     /// Deliberately nothing.
     NoOp { reason: NoOpReason },
     /// Waits for a person; `detail` is the evidence in words.
-    Exception { reason: ExceptionReason, detail: String },
+    Exception {
+        reason: ExceptionReason,
+        detail: String,
+    },
 }
 
 impl Outcome {

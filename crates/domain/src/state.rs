@@ -35,9 +35,12 @@ impl State {
     pub fn resolve_order(&self, lookup: &OrderLookup) -> Option<&Order> {
         let order_ref = match lookup {
             OrderLookup::OrderRef(r) => r,
-            OrderLookup::PaymentRef { provider, payment_ref } => {
-                self.payment_refs.get(&(provider.clone(), payment_ref.clone()))?
-            }
+            OrderLookup::PaymentRef {
+                provider,
+                payment_ref,
+            } => self
+                .payment_refs
+                .get(&(provider.clone(), payment_ref.clone()))?,
         };
         self.orders.get(order_ref)
     }
@@ -49,7 +52,8 @@ impl State {
             self.balances.insert(key.clone(), *balance);
         }
         if let Some(order) = &r.order {
-            self.orders.insert(order.spec.order_ref.clone(), order.clone());
+            self.orders
+                .insert(order.spec.order_ref.clone(), order.clone());
         }
         for (provider, payment_ref, order_ref) in &r.payment_refs {
             self.payment_refs

@@ -120,8 +120,17 @@ impl Balance {
     /// Applies one movement and advances the sequence. The caller has checked
     /// [`Balance::can_take`]; the invariants are asserted, not assumed.
     pub fn apply(&mut self, m: &Movement) {
-        assert_eq!(m.seq, self.seq + 1, "movement for {} out of sequence", m.key);
-        assert!(self.can_take(m.from, m.quantity), "movement would make {} negative", m.from);
+        assert_eq!(
+            m.seq,
+            self.seq + 1,
+            "movement for {} out of sequence",
+            m.key
+        );
+        assert!(
+            self.can_take(m.from, m.quantity),
+            "movement would make {} negative",
+            m.from
+        );
         *self.slot(m.from) -= m.quantity.as_i64();
         *self.slot(m.to) += m.quantity.as_i64();
         self.seq = m.seq;

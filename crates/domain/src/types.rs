@@ -41,7 +41,10 @@ fn check_identifier(what: &'static str, s: &str) -> Result<(), InvalidValue> {
         return Err(InvalidValue::Empty { what });
     }
     if s.len() > IDENTIFIER_LEN_MAX {
-        return Err(InvalidValue::TooLong { what, max: IDENTIFIER_LEN_MAX });
+        return Err(InvalidValue::TooLong {
+            what,
+            max: IDENTIFIER_LEN_MAX,
+        });
     }
     if s.chars().any(char::is_control) {
         return Err(InvalidValue::ControlCharacter { what });
@@ -198,7 +201,10 @@ impl Money {
     /// Parses a decimal string such as `"100.50"` (no exponent, no float) and a currency.
     pub fn parse(amount: &str, currency: &str) -> Result<Self, InvalidValue> {
         let amount = parse_amount(amount)?;
-        Ok(Self { amount, currency: Currency::parse(currency)? })
+        Ok(Self {
+            amount,
+            currency: Currency::parse(currency)?,
+        })
     }
     /// True when both amount (numerically) and currency are equal.
     pub fn same_as(&self, other: &Money) -> bool {

@@ -4,7 +4,9 @@
 
 mod support;
 
-use domain::Bucket::{Available as A, External as X, Reserved as R, Returned as Ret, Sold as S, WrittenOff as W};
+use domain::Bucket::{
+    Available as A, External as X, Reserved as R, Returned as Ret, Sold as S, WrittenOff as W,
+};
 use domain::*;
 use support::*;
 
@@ -27,7 +29,13 @@ use Given::*;
 
 /// Applies `given`, then `when`; asserts the decision and the stock of SKU `a` and `b`
 /// (available, reserved, sold, returned, written_off) afterwards.
-fn check(given: Vec<Given>, when: EventKind, expect: Expect, a: (i64, i64, i64, i64, i64), b: Option<(i64, i64, i64, i64, i64)>) {
+fn check(
+    given: Vec<Given>,
+    when: EventKind,
+    expect: Expect,
+    a: (i64, i64, i64, i64, i64),
+    b: Option<(i64, i64, i64, i64, i64)>,
+) {
     let mut w = World::new();
     for g in given {
         match g {
@@ -35,19 +43,28 @@ fn check(given: Vec<Given>, when: EventKind, expect: Expect, a: (i64, i64, i64, 
             Register(o, items, amount) => w.register(o, items, amount),
             Event(kind) => {
                 let d = w.when(kind);
-                assert!(matches!(d, Decision::Record(_)), "given event not recorded: {d:?}");
+                assert!(
+                    matches!(d, Decision::Record(_)),
+                    "given event not recorded: {d:?}"
+                );
             }
         }
     }
     let d = w.when(when);
     match expect {
         Expect::Moved(m) => {
-            let want: Vec<_> = m.iter().map(|(s, f, t, q)| (s.to_string(), *f, *t, *q)).collect();
+            let want: Vec<_> = m
+                .iter()
+                .map(|(s, f, t, q)| (s.to_string(), *f, *t, *q))
+                .collect();
             assert_eq!(moved(&d), want);
         }
         Expect::NoOp(reason) => assert_eq!(noop_reason(&d), reason),
         Expect::Exception(code) => assert_eq!(exception_code(&d), code),
-        Expect::Defer => assert!(matches!(d, Decision::Defer { .. }), "expected defer, got {d:?}"),
+        Expect::Defer => assert!(
+            matches!(d, Decision::Defer { .. }),
+            "expected defer, got {d:?}"
+        ),
     }
     assert_eq!(w.stock("a"), a, "stock of a");
     if let Some(b) = b {
@@ -59,7 +76,10 @@ fn check(given: Vec<Given>, when: EventKind, expect: Expect, a: (i64, i64, i64, 
 }
 
 fn authorized(order: &'static str, mode: AuthorizationMode) -> EventKind {
-    EventKind::PaymentAuthorized { payment: pay(order, Some("20.00")), mode }
+    EventKind::PaymentAuthorized {
+        payment: pay(order, Some("20.00")),
+        mode,
+    }
 }
 fn notify(order: &'static str) -> EventKind {
     authorized(order, AuthorizationMode::Notification)
@@ -68,10 +88,14 @@ fn confirm(order: &'static str) -> EventKind {
     authorized(order, AuthorizationMode::Confirmation)
 }
 fn captured(order: &'static str) -> EventKind {
-    EventKind::PaymentCaptured { payment: pay(order, Some("20")) }
+    EventKind::PaymentCaptured {
+        payment: pay(order, Some("20")),
+    }
 }
 fn voided(order: &'static str) -> EventKind {
-    EventKind::PaymentVoided { payment: pay(order, None) }
+    EventKind::PaymentVoided {
+        payment: pay(order, None),
+    }
 }
 fn stocked(n: u64) -> Vec<Given> {
     vec![Receive("a", n), Register("o1", &[("a", 2)], "20.00")]
@@ -85,81 +109,180 @@ fn with(mut g: Vec<Given>, more: Vec<Given>) -> Vec<Given> {
 
 #[test]
 fn authorized_reserves_every_line() {
-    check(stocked(5), notify("o1"), Expect::Moved(&[("a", A, R, 2)]), (3, 2, 0, 0, 0), None);
+    check(
+        stocked(5),
+        notify("o1"),
+        Expect::Moved(&[("a", A, R, 2)]),
+        (3, 2, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorized_is_all_lines_or_none() {
-    let given = vec![Receive("a", 5), Receive("b", 1), Register("o1", &[("a", 2), ("b", 2)], "20")];
-    check(given, notify("o1"), Expect::Exception("insufficient_at_authorization"), (5, 0, 0, 0, 0), Some((1, 0, 0, 0, 0)));
+    let given = vec![
+        Receive("a", 5),
+        Receive("b", 1),
+        Register("o1", &[("a", 2), ("b", 2)], "20"),
+    ];
+    check(
+        given,
+        notify("o1"),
+        Expect::Exception("insufficient_at_authorization"),
+        (5, 0, 0, 0, 0),
+        Some((1, 0, 0, 0, 0)),
+    );
 }
 
 #[test]
 fn authorized_short_on_confirmation_is_declined() {
-    check(stocked(1), confirm("o1"), Expect::NoOp(NoOpReason::Declined(DeclineReason::InsufficientInventory)), (1, 0, 0, 0, 0), None);
+    check(
+        stocked(1),
+        confirm("o1"),
+        Expect::NoOp(NoOpReason::Declined(DeclineReason::InsufficientInventory)),
+        (1, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorized_short_on_notification_is_an_exception() {
-    check(stocked(1), notify("o1"), Expect::Exception("insufficient_at_authorization"), (1, 0, 0, 0, 0), None);
+    check(
+        stocked(1),
+        notify("o1"),
+        Expect::Exception("insufficient_at_authorization"),
+        (1, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorized_with_other_amount_on_confirmation_is_declined() {
-    let when = EventKind::PaymentAuthorized { payment: pay("o1", Some("19.99")), mode: AuthorizationMode::Confirmation };
-    check(stocked(5), when, Expect::NoOp(NoOpReason::Declined(DeclineReason::AmountMismatch)), (5, 0, 0, 0, 0), None);
+    let when = EventKind::PaymentAuthorized {
+        payment: pay("o1", Some("19.99")),
+        mode: AuthorizationMode::Confirmation,
+    };
+    check(
+        stocked(5),
+        when,
+        Expect::NoOp(NoOpReason::Declined(DeclineReason::AmountMismatch)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorized_with_other_currency_on_notification_is_amount_mismatch() {
-    let payment = Payment { order: OrderLookup::OrderRef(order_ref("o1")), amount: Some(Money::parse("20.00", "EUR").unwrap()) };
-    let when = EventKind::PaymentAuthorized { payment, mode: AuthorizationMode::Notification };
-    check(stocked(5), when, Expect::Exception("amount_mismatch"), (5, 0, 0, 0, 0), None);
+    let payment = Payment {
+        order: OrderLookup::OrderRef(order_ref("o1")),
+        amount: Some(Money::parse("20.00", "EUR").unwrap()),
+    };
+    let when = EventKind::PaymentAuthorized {
+        payment,
+        mode: AuthorizationMode::Notification,
+    };
+    check(
+        stocked(5),
+        when,
+        Expect::Exception("amount_mismatch"),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 // ---- payment.captured ---------------------------------------------------------------
 
 #[test]
 fn captured_after_authorization_sells_the_reservation() {
-    check(with(stocked(5), vec![Event(notify("o1"))]), captured("o1"), Expect::Moved(&[("a", R, S, 2)]), (3, 0, 2, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        captured("o1"),
+        Expect::Moved(&[("a", R, S, 2)]),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn captured_without_reservation_sells_from_available() {
-    check(stocked(5), captured("o1"), Expect::Moved(&[("a", A, S, 2)]), (3, 0, 2, 0, 0), None);
+    check(
+        stocked(5),
+        captured("o1"),
+        Expect::Moved(&[("a", A, S, 2)]),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn captured_short_is_oversold_and_moves_nothing() {
-    check(stocked(1), captured("o1"), Expect::Exception("oversold"), (1, 0, 0, 0, 0), None);
+    check(
+        stocked(1),
+        captured("o1"),
+        Expect::Exception("oversold"),
+        (1, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn captured_with_other_amount_is_amount_mismatch() {
-    let when = EventKind::PaymentCaptured { payment: pay("o1", Some("15.00")) };
-    check(with(stocked(5), vec![Event(notify("o1"))]), when, Expect::Exception("amount_mismatch"), (3, 2, 0, 0, 0), None);
+    let when = EventKind::PaymentCaptured {
+        payment: pay("o1", Some("15.00")),
+    };
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        when,
+        Expect::Exception("amount_mismatch"),
+        (3, 2, 0, 0, 0),
+        None,
+    );
 }
 
 // ---- payment.voided -----------------------------------------------------------------
 
 #[test]
 fn voided_releases_the_reservation() {
-    check(with(stocked(5), vec![Event(notify("o1"))]), voided("o1"), Expect::Moved(&[("a", R, A, 2)]), (5, 0, 0, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        voided("o1"),
+        Expect::Moved(&[("a", R, A, 2)]),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn voided_with_nothing_reserved_is_a_noop() {
-    check(stocked(5), voided("o1"), Expect::NoOp(NoOpReason::NothingReserved), (5, 0, 0, 0, 0), None);
+    check(
+        stocked(5),
+        voided("o1"),
+        Expect::NoOp(NoOpReason::NothingReserved),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn voided_after_capture_is_an_exception() {
-    check(with(stocked(5), vec![Event(captured("o1"))]), voided("o1"), Expect::Exception("void_after_capture"), (3, 0, 2, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        voided("o1"),
+        Expect::Exception("void_after_capture"),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn voided_twice_is_a_noop() {
-    check(with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]), voided("o1"), Expect::NoOp(NoOpReason::AlreadyReleased), (5, 0, 0, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]),
+        voided("o1"),
+        Expect::NoOp(NoOpReason::AlreadyReleased),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 // ---- reservation.expired ------------------------------------------------------------
@@ -171,7 +294,10 @@ fn expired_releases_the_reservation() {
     w.register("o1", &[("a", 2)], "20");
     w.when(notify("o1"));
     let reservation = w.state.orders[&order_ref("o1")].reserved_by.unwrap();
-    let d = w.when(EventKind::ReservationExpired { order_ref: order_ref("o1"), reservation });
+    let d = w.when(EventKind::ReservationExpired {
+        order_ref: order_ref("o1"),
+        reservation,
+    });
     assert_eq!(moved(&d), vec![("a".into(), R, A, 2)]);
     assert_eq!(w.order_state("o1"), OrderState::Released);
     // A capture after expiry still sells, from available.
@@ -189,7 +315,10 @@ fn expired_after_capture_or_void_is_a_noop() {
         let reservation = w.state.orders[&order_ref("o1")].reserved_by.unwrap();
         w.when(last);
         let before = w.stock("a");
-        let d = w.when(EventKind::ReservationExpired { order_ref: order_ref("o1"), reservation });
+        let d = w.when(EventKind::ReservationExpired {
+            order_ref: order_ref("o1"),
+            reservation,
+        });
         assert_eq!(noop_reason(&d), NoOpReason::ReservationNotActive);
         assert_eq!(w.stock("a"), before);
     }
@@ -199,23 +328,58 @@ fn expired_after_capture_or_void_is_a_noop() {
 
 #[test]
 fn flagged_payment_is_an_exception_of_its_reason_and_moves_nothing() {
-    for (reason, code) in [(FlagReason::Unverifiable, "unverifiable"), (FlagReason::AmountMismatch, "amount_mismatch")] {
-        let when = EventKind::PaymentFlagged { payment: pay("o1", Some("20")), reason, detail: "evidence".into() };
-        check(stocked(5), when.clone(), Expect::Exception(code), (5, 0, 0, 0, 0), None);
-        check(with(stocked(5), vec![Event(captured("o1"))]), when, Expect::Exception(code), (3, 0, 2, 0, 0), None);
+    for (reason, code) in [
+        (FlagReason::Unverifiable, "unverifiable"),
+        (FlagReason::AmountMismatch, "amount_mismatch"),
+    ] {
+        let when = EventKind::PaymentFlagged {
+            payment: pay("o1", Some("20")),
+            reason,
+            detail: "evidence".into(),
+        };
+        check(
+            stocked(5),
+            when.clone(),
+            Expect::Exception(code),
+            (5, 0, 0, 0, 0),
+            None,
+        );
+        check(
+            with(stocked(5), vec![Event(captured("o1"))]),
+            when,
+            Expect::Exception(code),
+            (3, 0, 2, 0, 0),
+            None,
+        );
     }
 }
 
 #[test]
 fn settled_is_recorded_without_stock_effect() {
-    let when = EventKind::PaymentSettled { payment: pay("o1", Some("20")) };
-    check(with(stocked(5), vec![Event(captured("o1"))]), when, Expect::NoOp(NoOpReason::SettlementRecorded), (3, 0, 2, 0, 0), None);
+    let when = EventKind::PaymentSettled {
+        payment: pay("o1", Some("20")),
+    };
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        when,
+        Expect::NoOp(NoOpReason::SettlementRecorded),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn refunded_is_not_goods_back() {
-    let when = EventKind::PaymentRefunded { payment: pay("o1", Some("20")) };
-    check(with(stocked(5), vec![Event(captured("o1"))]), when, Expect::NoOp(NoOpReason::RefundRecorded), (3, 0, 2, 0, 0), None);
+    let when = EventKind::PaymentRefunded {
+        payment: pay("o1", Some("20")),
+    };
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        when,
+        Expect::NoOp(NoOpReason::RefundRecorded),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
@@ -225,111 +389,265 @@ fn chargeback_opened_is_a_review_exception_with_deadline_and_no_restock() {
     w.register("o1", &[("a", 2)], "20");
     w.when(captured("o1"));
     let dispute = DisputeId::parse("dp_1").unwrap();
-    let d = w.when(EventKind::ChargebackOpened { payment: pay("o1", None), dispute_id: dispute.clone(), deadline: Some(Timestamp(99)) });
-    assert_eq!(outcome(&d), Outcome::Exception {
-        reason: ExceptionReason::ChargebackReview { deadline: Some(Timestamp(99)) },
-        detail: "dispute dp_1 opened on order o1".into(),
+    let d = w.when(EventKind::ChargebackOpened {
+        payment: pay("o1", None),
+        dispute_id: dispute.clone(),
+        deadline: Some(Timestamp(99)),
     });
+    assert_eq!(
+        outcome(&d),
+        Outcome::Exception {
+            reason: ExceptionReason::ChargebackReview {
+                deadline: Some(Timestamp(99))
+            },
+            detail: "dispute dp_1 opened on order o1".into(),
+        }
+    );
     assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
-    let d = w.when(EventKind::ChargebackOpened { payment: pay("o1", None), dispute_id: dispute.clone(), deadline: None });
+    let d = w.when(EventKind::ChargebackOpened {
+        payment: pay("o1", None),
+        dispute_id: dispute.clone(),
+        deadline: None,
+    });
     assert_eq!(noop_reason(&d), NoOpReason::ChargebackAlreadyOpen);
-    let d = w.when(EventKind::ChargebackClosed { payment: pay("o1", None), dispute_id: dispute.clone(), outcome: ChargebackOutcome::Lost });
-    assert_eq!(noop_reason(&d), NoOpReason::ChargebackClosed(ChargebackOutcome::Lost));
-    let Decision::Record(r) = d else { unreachable!() };
+    let d = w.when(EventKind::ChargebackClosed {
+        payment: pay("o1", None),
+        dispute_id: dispute.clone(),
+        outcome: ChargebackOutcome::Lost,
+    });
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::ChargebackClosed(ChargebackOutcome::Lost)
+    );
+    let Decision::Record(r) = d else {
+        unreachable!()
+    };
     let cb = r.chargeback.unwrap();
-    assert!(cb.opened_by.is_some(), "closing names the exception it resolves");
+    assert!(
+        cb.opened_by.is_some(),
+        "closing names the exception it resolves"
+    );
     assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
 }
 
 // ---- returns and inspection ---------------------------------------------------------
 
 fn returned(reference: &'static str, n: u64) -> EventKind {
-    EventKind::ReturnReceived { order_ref: order_ref("o1"), reference: ReturnRef::parse(reference).unwrap(), lines: lines(&[("a", n)]) }
+    EventKind::ReturnReceived {
+        order_ref: order_ref("o1"),
+        reference: ReturnRef::parse(reference).unwrap(),
+        lines: lines(&[("a", n)]),
+    }
 }
 fn inspected(reference: &'static str, outcome: InspectionOutcome, n: u64) -> EventKind {
-    EventKind::ReturnInspected { reference: ReturnRef::parse(reference).unwrap(), outcome, lines: lines(&[("a", n)]) }
+    EventKind::ReturnInspected {
+        reference: ReturnRef::parse(reference).unwrap(),
+        outcome,
+        lines: lines(&[("a", n)]),
+    }
 }
 
 #[test]
 fn return_received_moves_sold_to_returned() {
-    check(with(stocked(5), vec![Event(captured("o1"))]), returned("r1", 1), Expect::Moved(&[("a", S, Ret, 1)]), (3, 0, 1, 1, 0), None);
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        returned("r1", 1),
+        Expect::Moved(&[("a", S, Ret, 1)]),
+        (3, 0, 1, 1, 0),
+        None,
+    );
 }
 
 #[test]
 fn return_of_more_than_sold_is_refused() {
-    let given = with(stocked(5), vec![Event(captured("o1")), Event(returned("r1", 1))]);
-    check(given, returned("r2", 2), Expect::NoOp(NoOpReason::Refused(RefusalReason::ReturnExceedsSold)), (3, 0, 1, 1, 0), None);
+    let given = with(
+        stocked(5),
+        vec![Event(captured("o1")), Event(returned("r1", 1))],
+    );
+    check(
+        given,
+        returned("r2", 2),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::ReturnExceedsSold)),
+        (3, 0, 1, 1, 0),
+        None,
+    );
 }
 
 #[test]
 fn return_of_an_unsold_order_is_refused() {
-    check(stocked(5), returned("r1", 1), Expect::NoOp(NoOpReason::Refused(RefusalReason::ReturnOfUnsoldOrder)), (5, 0, 0, 0, 0), None);
+    check(
+        stocked(5),
+        returned("r1", 1),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::ReturnOfUnsoldOrder)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn inspection_restocks() {
-    let given = with(stocked(5), vec![Event(captured("o1")), Event(returned("r1", 2))]);
-    check(given, inspected("r1", InspectionOutcome::Restock, 2), Expect::Moved(&[("a", Ret, A, 2)]), (5, 0, 0, 0, 0), None);
+    let given = with(
+        stocked(5),
+        vec![Event(captured("o1")), Event(returned("r1", 2))],
+    );
+    check(
+        given,
+        inspected("r1", InspectionOutcome::Restock, 2),
+        Expect::Moved(&[("a", Ret, A, 2)]),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn inspection_writes_off() {
-    let given = with(stocked(5), vec![Event(captured("o1")), Event(returned("r1", 2))]);
-    check(given, inspected("r1", InspectionOutcome::WriteOff, 1), Expect::Moved(&[("a", Ret, W, 1)]), (3, 0, 0, 1, 1), None);
+    let given = with(
+        stocked(5),
+        vec![Event(captured("o1")), Event(returned("r1", 2))],
+    );
+    check(
+        given,
+        inspected("r1", InspectionOutcome::WriteOff, 1),
+        Expect::Moved(&[("a", Ret, W, 1)]),
+        (3, 0, 0, 1, 1),
+        None,
+    );
 }
 
 #[test]
 fn inspection_of_more_than_returned_is_refused() {
-    let given = with(stocked(5), vec![Event(captured("o1")), Event(returned("r1", 1))]);
-    check(given, inspected("r1", InspectionOutcome::Restock, 2), Expect::NoOp(NoOpReason::Refused(RefusalReason::InspectionExceedsReturned)), (3, 0, 1, 1, 0), None);
+    let given = with(
+        stocked(5),
+        vec![Event(captured("o1")), Event(returned("r1", 1))],
+    );
+    check(
+        given,
+        inspected("r1", InspectionOutcome::Restock, 2),
+        Expect::NoOp(NoOpReason::Refused(
+            RefusalReason::InspectionExceedsReturned,
+        )),
+        (3, 0, 1, 1, 0),
+        None,
+    );
 }
 
 // ---- receipts and corrections -------------------------------------------------------
 
 #[test]
 fn stock_received_comes_from_external() {
-    let when = EventKind::StockReceived { key: key("a", "main"), quantity: Quantity::new(7).unwrap(), reference: "po-1".into() };
-    check(vec![], when, Expect::Moved(&[("a", X, A, 7)]), (7, 0, 0, 0, 0), None);
+    let when = EventKind::StockReceived {
+        key: key("a", "main"),
+        quantity: Quantity::new(7).unwrap(),
+        reference: "po-1".into(),
+    };
+    check(
+        vec![],
+        when,
+        Expect::Moved(&[("a", X, A, 7)]),
+        (7, 0, 0, 0, 0),
+        None,
+    );
 }
 
 fn corrected(delta: i64, approver: &str) -> EventKind {
-    EventKind::StockCorrected { key: key("a", "main"), delta, reason: "count".into(), evidence: "photo-1".into(), approved_by: approver.into() }
+    EventKind::StockCorrected {
+        key: key("a", "main"),
+        delta,
+        reason: "count".into(),
+        evidence: "photo-1".into(),
+        approved_by: approver.into(),
+    }
 }
 
 #[test]
 fn correction_moves_between_external_and_available_either_way() {
-    check(vec![Receive("a", 5)], corrected(3, "lee"), Expect::Moved(&[("a", X, A, 3)]), (8, 0, 0, 0, 0), None);
-    check(vec![Receive("a", 5)], corrected(-2, "lee"), Expect::Moved(&[("a", A, X, 2)]), (3, 0, 0, 0, 0), None);
+    check(
+        vec![Receive("a", 5)],
+        corrected(3, "lee"),
+        Expect::Moved(&[("a", X, A, 3)]),
+        (8, 0, 0, 0, 0),
+        None,
+    );
+    check(
+        vec![Receive("a", 5)],
+        corrected(-2, "lee"),
+        Expect::Moved(&[("a", A, X, 2)]),
+        (3, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn correction_that_would_go_negative_is_refused() {
-    check(vec![Receive("a", 5)], corrected(-6, "lee"), Expect::NoOp(NoOpReason::Refused(RefusalReason::CorrectionWouldGoNegative)), (5, 0, 0, 0, 0), None);
+    check(
+        vec![Receive("a", 5)],
+        corrected(-6, "lee"),
+        Expect::NoOp(NoOpReason::Refused(
+            RefusalReason::CorrectionWouldGoNegative,
+        )),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn correction_without_approver_is_refused() {
-    check(vec![Receive("a", 5)], corrected(1, " "), Expect::NoOp(NoOpReason::Refused(RefusalReason::CorrectionUnapproved)), (5, 0, 0, 0, 0), None);
+    check(
+        vec![Receive("a", 5)],
+        corrected(1, " "),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::CorrectionUnapproved)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 // ---- orders -------------------------------------------------------------------------
 
 #[test]
 fn re_registering_identically_is_a_noop() {
-    let when = EventKind::OrderRegistered { spec: spec("o1", &[("a", 2)], "20.0"), payment_refs: vec![] };
-    check(stocked(5), when, Expect::NoOp(NoOpReason::OrderUnchanged), (5, 0, 0, 0, 0), None);
+    let when = EventKind::OrderRegistered {
+        spec: spec("o1", &[("a", 2)], "20.0"),
+        payment_refs: vec![],
+    };
+    check(
+        stocked(5),
+        when,
+        Expect::NoOp(NoOpReason::OrderUnchanged),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn changing_an_order_before_stock_moved_updates_it() {
-    let when = EventKind::OrderRegistered { spec: spec("o1", &[("a", 3)], "30"), payment_refs: vec![] };
-    check(stocked(5), when, Expect::NoOp(NoOpReason::OrderUpdated), (5, 0, 0, 0, 0), None);
+    let when = EventKind::OrderRegistered {
+        spec: spec("o1", &[("a", 3)], "30"),
+        payment_refs: vec![],
+    };
+    check(
+        stocked(5),
+        when,
+        Expect::NoOp(NoOpReason::OrderUpdated),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn changing_an_order_after_stock_moved_is_refused() {
-    let when = EventKind::OrderRegistered { spec: spec("o1", &[("a", 3)], "30"), payment_refs: vec![] };
-    check(with(stocked(5), vec![Event(notify("o1"))]), when, Expect::NoOp(NoOpReason::Refused(RefusalReason::OrderChangedAfterStockMoved)), (3, 2, 0, 0, 0), None);
+    let when = EventKind::OrderRegistered {
+        spec: spec("o1", &[("a", 3)], "30"),
+        payment_refs: vec![],
+    };
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        when,
+        Expect::NoOp(NoOpReason::Refused(
+            RefusalReason::OrderChangedAfterStockMoved,
+        )),
+        (3, 2, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
@@ -339,9 +657,19 @@ fn payment_found_by_attached_payment_ref() {
     w.register("o1", &[("a", 2)], "20");
     let provider = Provider::parse("stripe").unwrap();
     let pi = PaymentRef::parse("pi_1").unwrap();
-    let d = w.when(EventKind::PaymentRefAttached { order_ref: order_ref("o1"), provider: provider.clone(), payment_ref: pi.clone() });
+    let d = w.when(EventKind::PaymentRefAttached {
+        order_ref: order_ref("o1"),
+        provider: provider.clone(),
+        payment_ref: pi.clone(),
+    });
     assert_eq!(noop_reason(&d), NoOpReason::PaymentRefAttached);
-    let payment = Payment { order: OrderLookup::PaymentRef { provider, payment_ref: pi }, amount: Some(usd("20")) };
+    let payment = Payment {
+        order: OrderLookup::PaymentRef {
+            provider,
+            payment_ref: pi,
+        },
+        amount: Some(usd("20")),
+    };
     let d = w.when(EventKind::PaymentCaptured { payment });
     assert_eq!(moved(&d), vec![("a".into(), A, S, 2)]);
 }
@@ -360,12 +688,24 @@ fn unknown_order_is_held_then_an_exception() {
 
 #[test]
 fn unknown_order_within_hold_defers() {
-    check(vec![Receive("a", 5)], captured("nope"), Expect::Defer, (5, 0, 0, 0, 0), None);
+    check(
+        vec![Receive("a", 5)],
+        captured("nope"),
+        Expect::Defer,
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn unknown_order_on_confirmation_is_declined_at_once() {
-    check(vec![Receive("a", 5)], confirm("nope"), Expect::NoOp(NoOpReason::Declined(DeclineReason::UnknownOrder)), (5, 0, 0, 0, 0), None);
+    check(
+        vec![Receive("a", 5)],
+        confirm("nope"),
+        Expect::NoOp(NoOpReason::Declined(DeclineReason::UnknownOrder)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 // ---- late and repeated events -------------------------------------------------------
@@ -386,27 +726,57 @@ fn an_event_id_seen_before_is_a_duplicate_whatever_its_content() {
 
 #[test]
 fn a_second_capture_is_a_noop() {
-    check(with(stocked(5), vec![Event(captured("o1"))]), captured("o1"), Expect::NoOp(NoOpReason::AlreadySold), (3, 0, 2, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        captured("o1"),
+        Expect::NoOp(NoOpReason::AlreadySold),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn a_second_authorization_is_a_noop() {
-    check(with(stocked(5), vec![Event(notify("o1"))]), notify("o1"), Expect::NoOp(NoOpReason::AlreadyReserved), (3, 2, 0, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        notify("o1"),
+        Expect::NoOp(NoOpReason::AlreadyReserved),
+        (3, 2, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorization_after_sold_is_stale() {
-    check(with(stocked(5), vec![Event(captured("o1"))]), notify("o1"), Expect::NoOp(NoOpReason::StaleAuthorization), (3, 0, 2, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        notify("o1"),
+        Expect::NoOp(NoOpReason::StaleAuthorization),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn authorization_after_released_is_stale_and_never_re_reserves() {
-    check(with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]), notify("o1"), Expect::NoOp(NoOpReason::StaleAuthorization), (5, 0, 0, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]),
+        notify("o1"),
+        Expect::NoOp(NoOpReason::StaleAuthorization),
+        (5, 0, 0, 0, 0),
+        None,
+    );
 }
 
 #[test]
 fn capture_after_released_sells_from_available() {
-    check(with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]), captured("o1"), Expect::Moved(&[("a", A, S, 2)]), (3, 0, 2, 0, 0), None);
+    check(
+        with(stocked(5), vec![Event(notify("o1")), Event(voided("o1"))]),
+        captured("o1"),
+        Expect::Moved(&[("a", A, S, 2)]),
+        (3, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
@@ -419,7 +789,13 @@ fn capture_after_released_without_stock_is_oversold() {
         Event(voided("o1")),
         Event(captured("o2")),
     ];
-    check(given, captured("o1"), Expect::Exception("oversold"), (0, 0, 2, 0, 0), None);
+    check(
+        given,
+        captured("o1"),
+        Expect::Exception("oversold"),
+        (0, 0, 2, 0, 0),
+        None,
+    );
 }
 
 #[test]
@@ -453,12 +829,22 @@ fn operator_retry_after_fixing_the_cause_applies_once_and_is_final() {
     let e = w.event(captured("o9"));
     w.now += HOLD.as_millis() as i64;
     assert_eq!(exception_code(&w.deliver(&e, false)), "unknown_order");
-    assert_eq!(w.deliver(&e, true), Decision::StillException, "retry before the fix");
+    assert_eq!(
+        w.deliver(&e, true),
+        Decision::StillException,
+        "retry before the fix"
+    );
     w.register("o9", &[("a", 2)], "20");
     let d = w.deliver(&e, true);
-    let Decision::Record(r) = &d else { panic!("{d:?}") };
+    let Decision::Record(r) = &d else {
+        panic!("{d:?}")
+    };
     assert!(r.replaces_exception);
     assert_eq!(moved(&d), vec![("a".into(), A, S, 2)]);
-    assert_eq!(w.deliver(&e, true), Decision::Duplicate, "a final outcome is never replaced");
+    assert_eq!(
+        w.deliver(&e, true),
+        Decision::Duplicate,
+        "a final outcome is never replaced"
+    );
     assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
 }

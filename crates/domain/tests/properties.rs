@@ -63,18 +63,38 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
     let id = EventId::from_dedupe_key(&format!("prop:{idx}"));
     let payment = |o: usize| pay(&oref(o), Some(&format!("{}.00", 10 * (o + 1))));
     let kind = match op {
-        Op::Receive(s, n) => EventKind::StockReceived { key: key(SKUS[*s], "main"), quantity: Quantity::new(*n).ok()?, reference: format!("r{idx}") },
-        Op::Register(o) => EventKind::OrderRegistered { spec: spec(&oref(*o), &order_lines(*o), &format!("{}", 10 * (o + 1))), payment_refs: vec![] },
+        Op::Receive(s, n) => EventKind::StockReceived {
+            key: key(SKUS[*s], "main"),
+            quantity: Quantity::new(*n).ok()?,
+            reference: format!("r{idx}"),
+        },
+        Op::Register(o) => EventKind::OrderRegistered {
+            spec: spec(&oref(*o), &order_lines(*o), &format!("{}", 10 * (o + 1))),
+            payment_refs: vec![],
+        },
         Op::Authorize(o, confirm) => EventKind::PaymentAuthorized {
             payment: payment(*o),
-            mode: if *confirm { AuthorizationMode::Confirmation } else { AuthorizationMode::Notification },
+            mode: if *confirm {
+                AuthorizationMode::Confirmation
+            } else {
+                AuthorizationMode::Notification
+            },
         },
-        Op::Capture(o) => EventKind::PaymentCaptured { payment: payment(*o) },
-        Op::Void(o) => EventKind::PaymentVoided { payment: payment(*o) },
-        Op::Refund(o) => EventKind::PaymentRefunded { payment: payment(*o) },
+        Op::Capture(o) => EventKind::PaymentCaptured {
+            payment: payment(*o),
+        },
+        Op::Void(o) => EventKind::PaymentVoided {
+            payment: payment(*o),
+        },
+        Op::Refund(o) => EventKind::PaymentRefunded {
+            payment: payment(*o),
+        },
         Op::Expire(o) => {
             let reservation = state.orders.get(&order_ref(&oref(*o)))?.reserved_by?;
-            EventKind::ReservationExpired { order_ref: order_ref(&oref(*o)), reservation }
+            EventKind::ReservationExpired {
+                order_ref: order_ref(&oref(*o)),
+                reservation,
+            }
         }
         Op::Return(o, n) => EventKind::ReturnReceived {
             order_ref: order_ref(&oref(*o)),
@@ -83,19 +103,38 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
         },
         Op::Inspect(o, restock, n) => EventKind::ReturnInspected {
             reference: ReturnRef::parse(format!("ret{o}")).ok()?,
-            outcome: if *restock { InspectionOutcome::Restock } else { InspectionOutcome::WriteOff },
+            outcome: if *restock {
+                InspectionOutcome::Restock
+            } else {
+                InspectionOutcome::WriteOff
+            },
             lines: lines(&[(SKUS[*o % 3], *n)]),
         },
-        Op::Correct(s, d) => EventKind::StockCorrected { key: key(SKUS[*s], "main"), delta: *d, reason: "count".into(), evidence: "sheet".into(), approved_by: "ops".into() },
-        Op::Redeliver(k) => return (!history.is_empty()).then(|| history[k % history.len()].clone()),
+        Op::Correct(s, d) => EventKind::StockCorrected {
+            key: key(SKUS[*s], "main"),
+            delta: *d,
+            reason: "count".into(),
+            evidence: "sheet".into(),
+            approved_by: "ops".into(),
+        },
+        Op::Redeliver(k) => {
+            return (!history.is_empty()).then(|| history[k % history.len()].clone());
+        }
     };
-    Some(Event { id, recorded_at: Timestamp(idx as i64), kind })
+    Some(Event {
+        id,
+        recorded_at: Timestamp(idx as i64),
+        kind,
+    })
 }
 
 /// No hold: an event for an unknown order is an exception at once, so every delivery is
 /// decided and a second pass over the same history only meets duplicates.
 fn ctx() -> Context {
-    Context { now: Timestamp(1_000_000), unknown_order_hold: Duration::ZERO }
+    Context {
+        now: Timestamp(1_000_000),
+        unknown_order_hold: Duration::ZERO,
+    }
 }
 
 /// Applies `ops` and returns the final state and the events actually delivered.
@@ -103,9 +142,17 @@ fn run(ops: &[Op]) -> (State, Vec<Event>) {
     let mut state = State::default();
     let mut history = Vec::new();
     for (idx, op) in ops.iter().enumerate() {
-        let Some(event) = to_event(op, idx, &history, &state) else { continue };
+        let Some(event) = to_event(op, idx, &history, &state) else {
+            continue;
+        };
         let before = state.clone();
-        let d = state.step(&Delivery { event: event.clone(), operator_retry: false }, &ctx());
+        let d = state.step(
+            &Delivery {
+                event: event.clone(),
+                operator_retry: false,
+            },
+            &ctx(),
+        );
         match &d {
             Decision::Duplicate => assert_eq!(state, before, "a duplicate changed the state"),
             Decision::Record(r) => assert_eq!(state.outcomes[&event.id], r.outcome),
@@ -137,21 +184,37 @@ fn check_invariants(state: &State, history: &[Event]) {
         replayed.entry(m.key.clone()).or_default().apply(m);
     }
     for (k, b) in &state.balances {
-        assert_eq!(replayed.get(k).copied().unwrap_or_default(), *b, "balance of {k} differs from its entries");
+        assert_eq!(
+            replayed.get(k).copied().unwrap_or_default(),
+            *b,
+            "balance of {k} differs from its entries"
+        );
     }
     // Each delivered event id has exactly one outcome.
     for e in history {
-        assert!(state.outcomes.contains_key(&e.id), "event {} has no outcome", e.id);
+        assert!(
+            state.outcomes.contains_key(&e.id),
+            "event {} has no outcome",
+            e.id
+        );
     }
     // A reserved order holds exactly its lines in `reserved`; reserved units are owned.
     let mut owed: BTreeMap<StockKey, i64> = BTreeMap::new();
-    for o in state.orders.values().filter(|o| o.state == OrderState::Reserved) {
+    for o in state
+        .orders
+        .values()
+        .filter(|o| o.state == OrderState::Reserved)
+    {
         for (k, q) in o.spec.lines.iter() {
             *owed.entry(k.clone()).or_default() += q.as_i64();
         }
     }
     for (k, b) in &state.balances {
-        assert_eq!(b.reserved, owed.get(k).copied().unwrap_or(0), "reserved units of {k} not owned by reserved orders");
+        assert_eq!(
+            b.reserved,
+            owed.get(k).copied().unwrap_or(0),
+            "reserved units of {k} not owned by reserved orders"
+        );
     }
 }
 

@@ -29,12 +29,23 @@ struct Args {
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let bench = argv.iter().any(|a| a == "--bench");
-    let value = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).cloned();
+    let value = |name: &str| {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
     Args {
         bench,
-        rate: value("--rate").and_then(|v| v.parse().ok()).unwrap_or(if bench { 200 } else { 20 }),
-        seconds: value("--seconds").and_then(|v| v.parse().ok()).unwrap_or(if bench { 20 } else { 2 }),
-        skus: value("--skus").and_then(|v| v.parse().ok()).unwrap_or(if bench { 1000 } else { 10 }),
+        rate: value("--rate")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if bench { 200 } else { 20 }),
+        seconds: value("--seconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if bench { 20 } else { 2 }),
+        skus: value("--skus")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if bench { 1000 } else { 10 }),
         backends: match value("--backend").as_deref() {
             Some("sqlite") => vec![Backend::Sqlite],
             Some("postgres") => vec![Backend::Postgres],
@@ -45,9 +56,16 @@ fn args() -> Args {
 
 fn binary(name: &str, release: bool) -> anyhow::Result<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let path = target.join(if release { "release" } else { "debug" }).join(name);
-    anyhow::ensure!(path.exists(), "{} is missing: build it first (scripts/bench-http does)", path.display());
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build it first (scripts/bench-http does)",
+        path.display()
+    );
     Ok(path)
 }
 
@@ -97,32 +115,51 @@ async fn main() -> anyhow::Result<()> {
     let a = args();
     let (ingress_bin, ledger_bin) = (binary("ingress", a.bench)?, binary("ledger", a.bench)?);
     let orders = a.rate * a.seconds;
-    println!("http bench: {} confirmations + {} webhooks at {}/s for {}s, {} SKUs", orders, orders, a.rate, a.seconds, a.skus);
+    println!(
+        "http bench: {} confirmations + {} webhooks at {}/s for {}s, {} SKUs",
+        orders, orders, a.rate, a.seconds, a.skus
+    );
     for backend in &a.backends {
         let h = Harness::new(*backend).await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let ledger = spawn(&ledger_bin, &h, "127.0.0.1:0")?;
         let ingress = spawn(&ingress_bin, &h, &addr)?;
         let c = Client::new(&format!("http://{addr}"));
         let ready = Instant::now();
         let probe = e2e::http::reqwest_client();
-        while !probe.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            anyhow::ensure!(ready.elapsed() < Duration::from_secs(30), "ingress did not start");
+        while !probe
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            anyhow::ensure!(
+                ready.elapsed() < Duration::from_secs(30),
+                "ingress did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Stock and orders first (not timed).
         futures::stream::iter(0..a.skus)
             .for_each_concurrent(32, |s| {
                 let c = c.clone();
-                async move { c.receive(&format!("sku-{s}"), 1_000_000, &format!("po-{s}")).await }
+                async move {
+                    c.receive(&format!("sku-{s}"), 1_000_000, &format!("po-{s}"))
+                        .await
+                }
             })
             .await;
         futures::stream::iter(0..orders)
             .for_each_concurrent(32, |i| {
                 let c = c.clone();
                 let skus = a.skus;
-                async move { c.register(&format!("o-{i}"), &format!("sku-{}", i % skus), 1, "10.00").await }
+                async move {
+                    c.register(&format!("o-{i}"), &format!("sku-{}", i % skus), 1, "10.00")
+                        .await
+                }
             })
             .await;
         // Timed: one order per tick: confirmation, then a signed Success (7 in 10) or Failed webhook.
@@ -135,10 +172,20 @@ async fn main() -> anyhow::Result<()> {
             let (c, latencies) = (c.clone(), latencies.clone());
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let (status, _) = c.post("/portone/inventory-confirmation", confirmation(&format!("o-{i}"), &format!("pp-{i}"), "10")).await;
+                let (status, _) = c
+                    .post(
+                        "/portone/inventory-confirmation",
+                        confirmation(&format!("o-{i}"), &format!("pp-{i}"), "10"),
+                    )
+                    .await;
                 latencies.lock().await.push(t.elapsed());
                 let outcome = if i % 10 < 7 { "Success" } else { "Failed" };
-                let (hook, _) = c.post("/webhooks/portone", portone_webhook(&format!("pp-{i}"), &format!("o-{i}"), outcome, "10")).await;
+                let (hook, _) = c
+                    .post(
+                        "/webhooks/portone",
+                        portone_webhook(&format!("pp-{i}"), &format!("o-{i}"), outcome, "10"),
+                    )
+                    .await;
                 (status == 200, hook == 200)
             }));
         }

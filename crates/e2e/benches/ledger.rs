@@ -23,16 +23,30 @@ struct Args {
 fn args() -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let bench = argv.iter().any(|a| a == "--bench");
-    let value = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).cloned();
-    let events = value("--events").and_then(|v| v.parse().ok()).unwrap_or(if bench { 100_000 } else { 300 });
-    let skus = value("--skus").and_then(|v| v.parse().ok()).unwrap_or(if bench { 1000 } else { 20 });
+    let value = |name: &str| {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
+    let events = value("--events")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench { 100_000 } else { 300 });
+    let skus = value("--skus")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench { 1000 } else { 20 });
     let batch = value("--batch").and_then(|v| v.parse().ok()).unwrap_or(256);
     let backends = match value("--backend").as_deref() {
         Some("sqlite") => vec![Backend::Sqlite],
         Some("postgres") => vec![Backend::Postgres],
         _ => vec![Backend::Sqlite, Backend::Postgres],
     };
-    Args { events, skus, batch, backends }
+    Args {
+        events,
+        skus,
+        batch,
+        backends,
+    }
 }
 
 /// Peak resident memory of this process so far (VmHWM), in MiB.
@@ -54,11 +68,19 @@ fn rate(n: usize, d: Duration) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let a = args();
     let events = workload::mixed(a.events, a.skus, 42);
-    println!("ledger bench: {} events ({} SKUs), batch {}", events.len(), a.skus, a.batch);
+    println!(
+        "ledger bench: {} events ({} SKUs), batch {}",
+        events.len(),
+        a.skus,
+        a.batch
+    );
     for backend in &a.backends {
         let h = Harness::new(*backend).await?;
         // 1. Raw JetStream publish rate: the same envelopes, acks awaited in a window of 256.
-        let payloads: Vec<_> = events.iter().map(|(i, e)| (e.id.to_string(), e2e::envelope(i, e).to_json())).collect();
+        let payloads: Vec<_> = events
+            .iter()
+            .map(|(i, e)| (e.id.to_string(), e2e::envelope(i, e).to_json()))
+            .collect();
         let subject = h.bus.namespace().event_subject("bench", "event");
         let start = Instant::now();
         let mut acks = futures::stream::iter(payloads.iter().map(|(id, p)| {
@@ -71,7 +93,11 @@ async fn main() -> anyhow::Result<()> {
         }
         let publish = start.elapsed();
         // 2. The ledger consumer applying them.
-        let n = events.iter().map(|(_, e)| e.id).collect::<std::collections::BTreeSet<_>>().len() as i64;
+        let n = events
+            .iter()
+            .map(|(_, e)| e.id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as i64;
         let mut settings = test_settings();
         settings.fetch_batch_max = a.batch;
         settings.consumer.ack_wait = Duration::from_secs(60);
@@ -104,14 +130,22 @@ async fn main() -> anyhow::Result<()> {
 /// Inserts `rows` rows into a scratch table in transactions of `batch`, returning rows/s.
 async fn raw_inserts(h: &Harness, rows: usize, batch: usize) -> anyhow::Result<f64> {
     let pool = h.store.pool();
-    sqlx_exec(pool, "CREATE TABLE bench_raw (id BIGINT PRIMARY KEY, body TEXT NOT NULL)").await?;
+    sqlx_exec(
+        pool,
+        "CREATE TABLE bench_raw (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+    )
+    .await?;
     let start = Instant::now();
     let mut id = 0i64;
     while (id as usize) < rows {
         let mut tx = pool.begin().await?;
         for _ in 0..batch.min(rows - id as usize) {
             id += 1;
-            store::sqlx::query("INSERT INTO bench_raw (id, body) VALUES ($1, $2)").bind(id).bind("x".repeat(200)).execute(&mut *tx).await?;
+            store::sqlx::query("INSERT INTO bench_raw (id, body) VALUES ($1, $2)")
+                .bind(id)
+                .bind("x".repeat(200))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
     }

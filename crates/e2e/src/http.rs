@@ -21,12 +21,23 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_owned(), http: reqwest_client() }
+        Self {
+            base: base.to_owned(),
+            http: reqwest_client(),
+        }
     }
 
     /// A merchant API call with the test token; returns status and JSON body (Null if empty).
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TEST_API_TOKEN);
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TEST_API_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -46,12 +57,17 @@ impl Client {
             .send()
             .await
             .expect("request");
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// `(available, reserved, sold)` of a SKU at `main`.
     pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
-        let (status, body) = self.api(reqwest::Method::GET, &format!("/v1/stock/{sku}"), None).await;
+        let (status, body) = self
+            .api(reqwest::Method::GET, &format!("/v1/stock/{sku}"), None)
+            .await;
         assert_eq!(status, 200, "{body}");
         let row = body
             .as_object()
@@ -65,19 +81,32 @@ impl Client {
 
     pub async fn receive(&self, sku: &str, quantity: u64, reference: &str) {
         let body = serde_json::json!({"sku": sku, "location": "main", "quantity": quantity, "reference": reference});
-        let (status, resp) = self.api(reqwest::Method::POST, "/v1/stock/receipts", Some(body)).await;
+        let (status, resp) = self
+            .api(reqwest::Method::POST, "/v1/stock/receipts", Some(body))
+            .await;
         assert!(status == 200 || status == 201, "{status} {resp}");
     }
 
     pub async fn register(&self, order: &str, sku: &str, quantity: u64, amount: &str) {
         let body = serde_json::json!({"lines": [{"sku": sku, "location": "main", "quantity": quantity}], "amount": amount, "currency": "USD"});
-        let (status, resp) = self.api(reqwest::Method::PUT, &format!("/v1/orders/{order}"), Some(body)).await;
+        let (status, resp) = self
+            .api(
+                reqwest::Method::PUT,
+                &format!("/v1/orders/{order}"),
+                Some(body),
+            )
+            .await;
         assert!(status == 200 || status == 201, "{status} {resp}");
     }
 }
 
 /// A PortOne payment webhook body signed with the test secret.
-pub fn portone_webhook(order_ref: &str, merchant_order_ref: &str, status: &str, amount: &str) -> Vec<u8> {
+pub fn portone_webhook(
+    order_ref: &str,
+    merchant_order_ref: &str,
+    status: &str,
+    amount: &str,
+) -> Vec<u8> {
     let decimal: rust_decimal::Decimal = amount.parse().expect("decimal amount");
     let fields = providers::portone::PaymentSignatureFields {
         amount: decimal,

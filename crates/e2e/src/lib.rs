@@ -81,7 +81,12 @@ impl Harness {
         bus.ensure_streams().await?;
         let db = TestDatabase::new(backend).await?;
         let store = Store::connect(db.url(), &StoreOptions::default()).await?;
-        Ok(Harness { bus, store, db, nats_url: nats_url.to_owned() })
+        Ok(Harness {
+            bus,
+            store,
+            db,
+            nats_url: nats_url.to_owned(),
+        })
     }
 
     /// Another connection to the same NATS namespace and database: a second process.
@@ -108,15 +113,22 @@ impl Harness {
     pub async fn publish(&self, identity: &str, event: &Event) -> anyhow::Result<()> {
         let env = envelope(identity, event);
         let id = env.event_id().to_string();
-        let subject = self.bus.namespace().event_subject("test", event.kind.name());
-        self.bus.publish_event(subject, &id, env.to_json().into(), None).await?;
+        let subject = self
+            .bus
+            .namespace()
+            .event_subject("test", event.kind.name());
+        self.bus
+            .publish_event(subject, &id, env.to_json().into(), None)
+            .await?;
         Ok(())
     }
 
     /// Publishes raw bytes on the events stream (poison messages).
     pub async fn publish_raw(&self, msg_id: &str, payload: Vec<u8>) -> anyhow::Result<()> {
         let subject = self.bus.namespace().event_subject("test", "raw");
-        self.bus.publish_event(subject, msg_id, payload.into(), None).await?;
+        self.bus
+            .publish_event(subject, msg_id, payload.into(), None)
+            .await?;
         Ok(())
     }
 
@@ -134,7 +146,13 @@ impl Harness {
 
     /// How many distinct events have an outcome.
     pub async fn processed_count(&self) -> anyhow::Result<i64> {
-        Ok(self.store.outcome_counts().await?.iter().map(|(_, n)| n).sum())
+        Ok(self
+            .store
+            .outcome_counts()
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum())
     }
 }
 
@@ -160,8 +178,14 @@ pub const TEST_PORTONE_SECRET: &str = "test-portone-secret";
 /// Ingress configuration for tests: `extra` variables on top of a token and a PortOne secret.
 pub fn ingress_config(extra: &[(&str, &str)]) -> anyhow::Result<config::Config> {
     let mut map = std::collections::HashMap::from([
-        ("STOCKLEDGER_API_TOKEN".to_owned(), TEST_API_TOKEN.to_owned()),
-        ("STOCKLEDGER_PORTONE_SECRET_KEY".to_owned(), TEST_PORTONE_SECRET.to_owned()),
+        (
+            "STOCKLEDGER_API_TOKEN".to_owned(),
+            TEST_API_TOKEN.to_owned(),
+        ),
+        (
+            "STOCKLEDGER_PORTONE_SECRET_KEY".to_owned(),
+            TEST_PORTONE_SECRET.to_owned(),
+        ),
     ]);
     for (k, v) in extra {
         map.insert((*k).to_owned(), (*v).to_owned());
@@ -217,7 +241,10 @@ pub fn exceptions_settings() -> exceptions::ExceptionSettings {
 
 impl Harness {
     /// Starts an exception consumer (as a task, with its own connections).
-    pub async fn start_exceptions(&self, settings: exceptions::ExceptionSettings) -> anyhow::Result<ExceptionsTask> {
+    pub async fn start_exceptions(
+        &self,
+        settings: exceptions::ExceptionSettings,
+    ) -> anyhow::Result<ExceptionsTask> {
         let (bus, store) = self.replica().await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(exceptions::run(bus, store, settings, async move {
@@ -229,14 +256,31 @@ impl Harness {
     /// The operator actions (`stockctl exceptions retry`, …) on this stockledger, waiting
     /// up to `wait` for the ledger's outcome.
     pub fn actions(&self, wait: Duration) -> exceptions::actions::Actions {
-        exceptions::actions::Actions { bus: self.bus.clone(), store: self.store.clone(), wait }
+        exceptions::actions::Actions {
+            bus: self.bus.clone(),
+            store: self.store.clone(),
+            wait,
+        }
     }
 }
 
 /// The v1 envelope of a domain event whose id was derived from `identity`.
 pub fn envelope(identity: &str, event: &Event) -> Envelope {
-    let env = Envelope::new(&event.kind, Source { provider: "test".into(), identity: identity.into() }, event.recorded_at, event.recorded_at, None);
-    assert_eq!(env.event_id(), event.id, "event id must derive from the identity");
+    let env = Envelope::new(
+        &event.kind,
+        Source {
+            provider: "test".into(),
+            identity: identity.into(),
+        },
+        event.recorded_at,
+        event.recorded_at,
+        None,
+    );
+    assert_eq!(
+        env.event_id(),
+        event.id,
+        "event id must derive from the identity"
+    );
     env
 }
 
@@ -244,9 +288,14 @@ pub fn envelope(identity: &str, event: &Event) -> Envelope {
 /// before running the tests).
 pub fn binary(name: &str) -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: build it first (cargo build -p {name}; scripts/test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p {name}; scripts/test does)",
+        path.display()
+    );
     path
 }
 

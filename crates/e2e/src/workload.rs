@@ -4,8 +4,8 @@
 //! envelope.
 
 use domain::{
-    AuthorizationMode, Event, EventId, EventKind, Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec,
-    Payment, Quantity, Sku, StockKey, Timestamp,
+    AuthorizationMode, Event, EventId, EventKind, Line, Lines, Location, Money, OrderLookup,
+    OrderRef, OrderSpec, Payment, Quantity, Sku, StockKey, Timestamp,
 };
 
 /// A small, fast, deterministic generator (xorshift64*).
@@ -34,11 +34,21 @@ fn key(sku: u64) -> StockKey {
 }
 
 fn event(identity: &str, t: i64, kind: EventKind) -> (String, Event) {
-    (identity.to_owned(), Event { id: EventId::from_dedupe_key(identity), recorded_at: Timestamp(t), kind })
+    (
+        identity.to_owned(),
+        Event {
+            id: EventId::from_dedupe_key(identity),
+            recorded_at: Timestamp(t),
+            kind,
+        },
+    )
 }
 
 fn payment(order: &str) -> Payment {
-    Payment { order: OrderLookup::OrderRef(OrderRef::parse(order).expect("valid by construction")), amount: None }
+    Payment {
+        order: OrderLookup::OrderRef(OrderRef::parse(order).expect("valid by construction")),
+        amount: None,
+    }
 }
 
 /// The shape of a workload.
@@ -57,13 +67,23 @@ pub struct Mix {
 impl Mix {
     /// The benchmark's mix: 9 in 10 orders authorized, 7 in 10 captured, the rest voided.
     pub fn realistic() -> Self {
-        Self { void_percent: 30, open_percent: 0, stock_per_sku: 50, base_time: 0 }
+        Self {
+            void_percent: 30,
+            open_percent: 0,
+            stock_per_sku: 50,
+            base_time: 0,
+        }
     }
 
     /// A mix whose final balances do not depend on the order in which events are applied
     /// (no voids, stock for every order), for tests where redelivery reorders events.
     pub fn order_insensitive(base_time: i64) -> Self {
-        Self { void_percent: 0, open_percent: 0, stock_per_sku: 1_000_000, base_time }
+        Self {
+            void_percent: 0,
+            open_percent: 0,
+            stock_per_sku: 1_000_000,
+            base_time,
+        }
     }
 }
 
@@ -79,34 +99,70 @@ pub fn with_mix(n: usize, skus: u64, seed: u64, mix: Mix) -> Vec<(String, Event)
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(n + n / 40);
     for s in 0..skus {
-        let kind = EventKind::StockReceived { key: key(s), quantity: q(mix.stock_per_sku + rng.below(mix.stock_per_sku)), reference: format!("po-{s}") };
-        out.push(event(&format!("wl:{seed}:receipt:{s}"), mix.base_time, kind));
+        let kind = EventKind::StockReceived {
+            key: key(s),
+            quantity: q(mix.stock_per_sku + rng.below(mix.stock_per_sku)),
+            reference: format!("po-{s}"),
+        };
+        out.push(event(
+            &format!("wl:{seed}:receipt:{s}"),
+            mix.base_time,
+            kind,
+        ));
     }
     let mut order = 0u64;
     while out.len() < n {
         order += 1;
         let o = format!("wl-{seed}-{order}");
         let t = mix.base_time + i64::try_from(order).unwrap_or(i64::MAX / 2);
-        let mut lines = vec![Line { key: key(rng.below(skus)), quantity: q(1 + rng.below(3)) }];
+        let mut lines = vec![Line {
+            key: key(rng.below(skus)),
+            quantity: q(1 + rng.below(3)),
+        }];
         if rng.below(3) == 0 {
-            lines.push(Line { key: key(rng.below(skus)), quantity: q(1) });
+            lines.push(Line {
+                key: key(rng.below(skus)),
+                quantity: q(1),
+            });
         }
         let spec = OrderSpec {
             order_ref: OrderRef::parse(&o).expect("valid by construction"),
             lines: Lines::new(lines).expect("valid by construction"),
             amount: Money::parse("10.00", "USD").expect("valid by construction"),
         };
-        out.push(event(&format!("wl:{o}:register"), t, EventKind::OrderRegistered { spec, payment_refs: vec![] }));
+        out.push(event(
+            &format!("wl:{o}:register"),
+            t,
+            EventKind::OrderRegistered {
+                spec,
+                payment_refs: vec![],
+            },
+        ));
         let open = rng.below(100) < mix.open_percent;
         if open || rng.below(10) < 9 {
-            let mode = if rng.below(2) == 0 { AuthorizationMode::Confirmation } else { AuthorizationMode::Notification };
-            out.push(event(&format!("wl:{o}:auth"), t, EventKind::PaymentAuthorized { payment: payment(&o), mode }));
+            let mode = if rng.below(2) == 0 {
+                AuthorizationMode::Confirmation
+            } else {
+                AuthorizationMode::Notification
+            };
+            out.push(event(
+                &format!("wl:{o}:auth"),
+                t,
+                EventKind::PaymentAuthorized {
+                    payment: payment(&o),
+                    mode,
+                },
+            ));
         }
         if !open {
             let end = if rng.below(100) >= mix.void_percent {
-                EventKind::PaymentCaptured { payment: payment(&o) }
+                EventKind::PaymentCaptured {
+                    payment: payment(&o),
+                }
             } else {
-                EventKind::PaymentVoided { payment: payment(&o) }
+                EventKind::PaymentVoided {
+                    payment: payment(&o),
+                }
             };
             out.push(event(&format!("wl:{o}:end"), t, end));
         }

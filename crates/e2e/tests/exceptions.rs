@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use domain::{
-    AuthorizationMode, Event, EventId, EventKind, FlagReason, Line, Lines, Location, Money, OrderLookup, OrderRef,
-    OrderSpec, Payment, Quantity, Sku, StockKey, Timestamp,
+    AuthorizationMode, Event, EventId, EventKind, FlagReason, Line, Lines, Location, Money,
+    OrderLookup, OrderRef, OrderSpec, Payment, Quantity, Sku, StockKey, Timestamp,
 };
 use e2e::{Harness, exceptions_settings, test_settings};
 use exceptions::actions::{ActionError, Correction};
@@ -45,25 +45,52 @@ const WAIT: Duration = Duration::from_secs(60);
 const ACTION_WAIT: Duration = Duration::from_secs(15);
 
 fn key(sku: &str) -> StockKey {
-    StockKey { sku: Sku::parse(sku).expect("sku"), location: Location::parse("main").expect("location") }
+    StockKey {
+        sku: Sku::parse(sku).expect("sku"),
+        location: Location::parse("main").expect("location"),
+    }
 }
 
 fn event(identity: &str, kind: EventKind) -> (String, Event) {
     let t = e2e::now();
-    (identity.to_owned(), Event { id: EventId::from_dedupe_key(identity), recorded_at: t, kind })
+    (
+        identity.to_owned(),
+        Event {
+            id: EventId::from_dedupe_key(identity),
+            recorded_at: t,
+            kind,
+        },
+    )
 }
 
 fn receipt(id: &str, sku: &str, n: u64) -> (String, Event) {
-    event(id, EventKind::StockReceived { key: key(sku), quantity: Quantity::new(n).expect("qty"), reference: id.into() })
+    event(
+        id,
+        EventKind::StockReceived {
+            key: key(sku),
+            quantity: Quantity::new(n).expect("qty"),
+            reference: id.into(),
+        },
+    )
 }
 
 fn register(order: &str, sku: &str, n: u64, amount: &str) -> (String, Event) {
     let spec = OrderSpec {
         order_ref: OrderRef::parse(order).expect("order"),
-        lines: Lines::new(vec![Line { key: key(sku), quantity: Quantity::new(n).expect("qty") }]).expect("lines"),
+        lines: Lines::new(vec![Line {
+            key: key(sku),
+            quantity: Quantity::new(n).expect("qty"),
+        }])
+        .expect("lines"),
         amount: Money::parse(amount, "USD").expect("money"),
     };
-    event(&format!("{order}:register"), EventKind::OrderRegistered { spec, payment_refs: vec![] })
+    event(
+        &format!("{order}:register"),
+        EventKind::OrderRegistered {
+            spec,
+            payment_refs: vec![],
+        },
+    )
 }
 
 fn payment(order: &str, amount: Option<&str>) -> Payment {
@@ -74,7 +101,12 @@ fn payment(order: &str, amount: Option<&str>) -> Payment {
 }
 
 fn capture(order: &str, amount: Option<&str>) -> (String, Event) {
-    event(&format!("{order}:capture"), EventKind::PaymentCaptured { payment: payment(order, amount) })
+    event(
+        &format!("{order}:capture"),
+        EventKind::PaymentCaptured {
+            payment: payment(order, amount),
+        },
+    )
 }
 
 /// Publishes `e` once with its event id as `Nats-Msg-Id`, then `extra` more times with
@@ -84,8 +116,15 @@ async fn publish_times(h: &Harness, (identity, e): &(String, Event), times: usiz
     let id = env.event_id().to_string();
     let subject = h.bus.namespace().event_subject("test", e.kind.name());
     for n in 0..times {
-        let msg_id = if n == 0 { id.clone() } else { format!("{id}:delivery:{n}") };
-        h.bus.publish_event(subject.clone(), &msg_id, env.to_json().into(), None).await.expect("publish");
+        let msg_id = if n == 0 {
+            id.clone()
+        } else {
+            format!("{id}:delivery:{n}")
+        };
+        h.bus
+            .publish_event(subject.clone(), &msg_id, env.to_json().into(), None)
+            .await
+            .expect("publish");
     }
 }
 
@@ -109,7 +148,10 @@ where
 }
 
 async fn rows(h: &Harness) -> Vec<store::QueueItem> {
-    h.store.queue_list(&QueueFilter::default()).await.expect("queue")
+    h.store
+        .queue_list(&QueueFilter::default())
+        .await
+        .expect("queue")
 }
 
 async fn available_sold(h: &Harness, sku: &str) -> (i64, i64) {
@@ -119,15 +161,30 @@ async fn available_sold(h: &Harness, sku: &str) -> (i64, i64) {
 
 async fn poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block(backend: Backend) {
     let h = Harness::new(backend).await.expect("harness");
-    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    let exceptions = h
+        .start_exceptions(exceptions_settings())
+        .await
+        .expect("exceptions");
     let ledger = h.start_ledger(test_settings()).await.expect("ledger");
     let undecodable = b"\x00\xffnot json".to_vec();
     let unknown_version = br#"{"schema":"stockledger.event","version":99}"#.to_vec();
-    h.publish_raw("poison-1", undecodable.clone()).await.expect("publish");
-    h.publish_raw("poison-2", unknown_version.clone()).await.expect("publish");
-    let behind = [receipt("p:receipt", "tee", 5), register("p-1", "tee", 2, "20.00"), capture("p-1", None)];
+    h.publish_raw("poison-1", undecodable.clone())
+        .await
+        .expect("publish");
+    h.publish_raw("poison-2", unknown_version.clone())
+        .await
+        .expect("publish");
+    let behind = [
+        receipt("p:receipt", "tee", 5),
+        register("p-1", "tee", 2, "20.00"),
+        capture("p-1", None),
+    ];
     publish_all(&h, &behind).await;
-    assert_eq!(h.wait_processed(5, WAIT).await.expect("processed"), 5, "the messages behind the poison are processed");
+    assert_eq!(
+        h.wait_processed(5, WAIT).await.expect("processed"),
+        5,
+        "the messages behind the poison are processed"
+    );
     assert_eq!(available_sold(&h, "tee").await, (3, 2));
     // Both poison messages were terminated: their dead letters reach the queue, which keeps
     // one row each (the ledger's), now with the dead-letter facts.
@@ -137,7 +194,11 @@ async fn poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block(backen
             && futures::future::join_all(r.iter().map(|i| h.store.queue_item(&i.id)))
                 .await
                 .into_iter()
-                .all(|d| d.ok().flatten().is_some_and(|d| d.evidence.get("dead_letter").is_some()))
+                .all(|d| {
+                    d.ok()
+                        .flatten()
+                        .is_some_and(|d| d.evidence.get("dead_letter").is_some())
+                })
     })
     .await;
     assert_eq!(h.bus.dlq_depth().await.expect("depth"), 2);
@@ -145,7 +206,12 @@ async fn poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block(backen
     let by_reason: BTreeMap<String, store::QueueDetail> = {
         let mut m = BTreeMap::new();
         for i in rows(&h).await {
-            let d = h.store.queue_item(&i.id).await.expect("item").expect("exists");
+            let d = h
+                .store
+                .queue_item(&i.id)
+                .await
+                .expect("item")
+                .expect("exists");
             m.insert(i.reason.clone(), d);
         }
         m
@@ -156,19 +222,45 @@ async fn poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block(backen
     assert_eq!(u.evidence["message"]["raw_hex"], hex(&undecodable));
     assert_eq!(u.evidence["dead_letter"]["reason"], "terminated");
     let v = &by_reason["unknown_schema_version"];
-    assert_eq!(v.evidence["message"]["raw_utf8"], String::from_utf8(unknown_version).expect("utf8"));
+    assert_eq!(
+        v.evidence["message"]["raw_utf8"],
+        String::from_utf8(unknown_version).expect("utf8")
+    );
     // A retry of a message this release cannot decode is refused, recorded, and leaves the
     // row open.
     let actions = h.actions(ACTION_WAIT);
     let refused = actions.retry(&u.item.id, "ops-alice", "try again").await;
-    assert!(matches!(refused, Err(ActionError::NotRetryable(_))), "{refused:?}");
-    let after = h.store.queue_item(&u.item.id).await.expect("item").expect("exists");
+    assert!(
+        matches!(refused, Err(ActionError::NotRetryable(_))),
+        "{refused:?}"
+    );
+    let after = h
+        .store
+        .queue_item(&u.item.id)
+        .await
+        .expect("item")
+        .expect("exists");
     assert_eq!(after.item.state, "open");
-    assert!(after.actions.iter().any(|a| a.action == "retry" && a.actor == "ops-alice"));
+    assert!(
+        after
+            .actions
+            .iter()
+            .any(|a| a.action == "retry" && a.actor == "ops-alice")
+    );
     // Resolving it is the recorded no-op.
-    let done = actions.resolve(&u.item.id, "ops-alice", "garbage from a load test").await.expect("resolve");
+    let done = actions
+        .resolve(&u.item.id, "ops-alice", "garbage from a load test")
+        .await
+        .expect("resolve");
     assert_eq!(done.result, "resolved");
-    assert_eq!(actions.resolve(&u.item.id, "ops-bob", "again").await.expect("resolve").result, "already_resolved");
+    assert_eq!(
+        actions
+            .resolve(&u.item.id, "ops-bob", "again")
+            .await
+            .expect("resolve")
+            .result,
+        "already_resolved"
+    );
     ledger.stop().await;
     exceptions.stop().await;
 }
@@ -179,7 +271,10 @@ fn hex(b: &[u8]) -> String {
 
 async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(backend: Backend) {
     let h = Harness::new(backend).await.expect("harness");
-    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    let exceptions = h
+        .start_exceptions(exceptions_settings())
+        .await
+        .expect("exceptions");
     // A long hold and few deliveries: the capture for an unregistered order is deferred
     // until JetStream gives up on it.
     let mut settings = test_settings();
@@ -190,11 +285,22 @@ async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(ba
     publish_all(&h, &[receipt("m:receipt", "cap", 4), cap.clone()]).await;
     let id = cap.1.id.to_string();
     eventually("a max_deliveries row for the capture", || async {
-        rows(&h).await.iter().any(|r| r.id == id && r.reason == "max_deliveries")
+        rows(&h)
+            .await
+            .iter()
+            .any(|r| r.id == id && r.reason == "max_deliveries")
     })
     .await;
-    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
-    assert_eq!((d.item.source.as_str(), d.item.state.as_str()), ("dlq", "open"));
+    let d = h
+        .store
+        .queue_item(&id)
+        .await
+        .expect("item")
+        .expect("exists");
+    assert_eq!(
+        (d.item.source.as_str(), d.item.state.as_str()),
+        ("dlq", "open")
+    );
     assert_eq!(d.evidence["event_id"], id.as_str());
     assert_eq!(d.evidence["provider"]["identity"], "late-1:capture");
     assert_eq!(d.evidence["dead_letter"]["deliveries"], 3);
@@ -202,13 +308,23 @@ async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(ba
     assert_eq!(available_sold(&h, "cap").await, (4, 0));
     // Fix the cause, then retry: stock moves once.
     publish_all(&h, &[register("late-1", "cap", 1, "10.00")]).await;
-    assert_eq!(h.wait_processed(2, WAIT).await.expect("processed"), 2, "the capture itself has no outcome yet");
+    assert_eq!(
+        h.wait_processed(2, WAIT).await.expect("processed"),
+        2,
+        "the capture itself has no outcome yet"
+    );
     let actions = h.actions(ACTION_WAIT);
-    let r = actions.retry(&id, "ops-alice", "order late-1 registered").await.expect("retry");
+    let r = actions
+        .retry(&id, "ops-alice", "order late-1 registered")
+        .await
+        .expect("retry");
     assert_eq!(r.result, "resolved", "{r:?}");
     assert_eq!(r.msg_id.as_deref(), Some(format!("{id}:retry:1").as_str()));
     assert_eq!(available_sold(&h, "cap").await, (3, 1));
-    let again = actions.retry(&id, "ops-alice", "again").await.expect("retry");
+    let again = actions
+        .retry(&id, "ops-alice", "again")
+        .await
+        .expect("retry");
     assert_eq!(again.result, "already_resolved");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(available_sold(&h, "cap").await, (3, 1));
@@ -219,10 +335,17 @@ async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(ba
 
 async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Backend) {
     let h = Harness::new(backend).await.expect("harness");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let exceptions = h
-        .start_exceptions(exceptions::ExceptionSettings { metrics_addr: Some(metrics_addr.clone()), ..exceptions_settings() })
+        .start_exceptions(exceptions::ExceptionSettings {
+            metrics_addr: Some(metrics_addr.clone()),
+            ..exceptions_settings()
+        })
         .await
         .expect("exceptions");
     let ledger = h.start_ledger(test_settings()).await.expect("ledger");
@@ -230,7 +353,13 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
     let stage = vec![
         receipt("b:receipt", "biz", 3),
         register("b-void", "biz", 1, "10.00"),
-        event("b-void:auth", EventKind::PaymentAuthorized { payment: payment("b-void", None), mode: AuthorizationMode::Notification }),
+        event(
+            "b-void:auth",
+            EventKind::PaymentAuthorized {
+                payment: payment("b-void", None),
+                mode: AuthorizationMode::Notification,
+            },
+        ),
         capture("b-void", None),
         register("b-over", "none", 1, "10.00"),
         register("b-short", "none", 2, "10.00"),
@@ -238,13 +367,32 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
         register("b-dispute", "biz", 1, "10.00"),
     ];
     publish_all(&h, &stage).await;
-    assert_eq!(h.wait_processed(stage.len() as i64, WAIT).await.expect("processed"), stage.len() as i64);
+    assert_eq!(
+        h.wait_processed(stage.len() as i64, WAIT)
+            .await
+            .expect("processed"),
+        stage.len() as i64
+    );
     let problems = vec![
         ("oversold", capture("b-over", None)),
-        ("void_after_capture", event("b-void:void", EventKind::PaymentVoided { payment: payment("b-void", None) })),
+        (
+            "void_after_capture",
+            event(
+                "b-void:void",
+                EventKind::PaymentVoided {
+                    payment: payment("b-void", None),
+                },
+            ),
+        ),
         (
             "insufficient_at_authorization",
-            event("b-short:auth", EventKind::PaymentAuthorized { payment: payment("b-short", None), mode: AuthorizationMode::Notification }),
+            event(
+                "b-short:auth",
+                EventKind::PaymentAuthorized {
+                    payment: payment("b-short", None),
+                    mode: AuthorizationMode::Notification,
+                },
+            ),
         ),
         ("amount_mismatch", capture("b-amount", Some("9.00"))),
         (
@@ -263,7 +411,11 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
             "unverifiable",
             event(
                 "b-flag",
-                EventKind::PaymentFlagged { payment: payment("b-amount", None), reason: FlagReason::Unverifiable, detail: "no API keys".into() },
+                EventKind::PaymentFlagged {
+                    payment: payment("b-amount", None),
+                    reason: FlagReason::Unverifiable,
+                    detail: "no API keys".into(),
+                },
             ),
         ),
     ];
@@ -271,35 +423,70 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
         publish_times(&h, e, 3).await;
     }
     let total = (stage.len() + problems.len()) as i64;
-    assert_eq!(h.wait_processed(total, WAIT).await.expect("processed"), total);
+    assert_eq!(
+        h.wait_processed(total, WAIT).await.expect("processed"),
+        total
+    );
     // Every delivery was consumed (two duplicates per problem event) before counting rows.
     eventually("all duplicates consumed", || async {
         let mut dups = 0;
         for (_, (_, e)) in &problems {
-            dups += h.store.processed(&e.id.to_string()).await.ok().flatten().map_or(0, |p| p.duplicates);
+            dups += h
+                .store
+                .processed(&e.id.to_string())
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |p| p.duplicates);
         }
         dups == 2 * problems.len() as i64
     })
     .await;
     let r = rows(&h).await;
     for (reason, (_, e)) in &problems {
-        let matching: Vec<_> = r.iter().filter(|i| i.event_id == e.id.to_string()).collect();
+        let matching: Vec<_> = r
+            .iter()
+            .filter(|i| i.event_id == e.id.to_string())
+            .collect();
         assert_eq!(matching.len(), 1, "{reason}: one row");
         assert_eq!(matching[0].reason, *reason);
         assert_eq!(matching[0].state, "open");
     }
     assert_eq!(r.len(), problems.len(), "no other rows: {r:#?}");
-    let cb = r.iter().find(|i| i.reason == "chargeback_review").expect("chargeback row");
+    let cb = r
+        .iter()
+        .find(|i| i.reason == "chargeback_review")
+        .expect("chargeback row");
     assert!(cb.deadline.is_some(), "the dispute deadline is kept");
-    let d = h.store.queue_item(&r.iter().find(|i| i.reason == "oversold").expect("oversold").id).await.expect("item").expect("exists");
-    assert!(d.evidence["stock_at_decision"].is_array() && d.evidence["event"]["source"]["identity"] == "b-over:capture", "{}", d.evidence);
+    let d = h
+        .store
+        .queue_item(
+            &r.iter()
+                .find(|i| i.reason == "oversold")
+                .expect("oversold")
+                .id,
+        )
+        .await
+        .expect("item")
+        .expect("exists");
+    assert!(
+        d.evidence["stock_at_decision"].is_array()
+            && d.evidence["event"]["source"]["identity"] == "b-over:capture",
+        "{}",
+        d.evidence
+    );
     // No dead letter: a business exception is acked, never terminated.
     assert_eq!(h.bus.dlq_depth().await.expect("depth"), 0);
     ingress::install_tls_provider();
-    let scrape = reqwest::get(format!("http://{metrics_addr}/metrics")).await.expect("scrape");
+    let scrape = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .expect("scrape");
     assert_eq!(scrape.status().as_u16(), 200);
     let text = scrape.text().await.expect("metrics text");
-    assert!(text.contains("stockledger_exceptions_unresolved{reason=\"oversold\",state=\"open\"} 1"), "{text}");
+    assert!(
+        text.contains("stockledger_exceptions_unresolved{reason=\"oversold\",state=\"open\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("stockledger_dlq_depth 0"), "{text}");
     ledger.stop().await;
     exceptions.stop().await;
@@ -312,42 +499,95 @@ async fn retry_after_registering_the_missing_order_moves_stock_once(backend: Bac
     publish_all(&h, &[receipt("r:receipt", "ret", 5), cap.clone()]).await;
     assert_eq!(h.wait_processed(2, WAIT).await.expect("processed"), 2);
     let id = cap.1.id.to_string();
-    let row = h.store.queue_item(&id).await.expect("item").expect("an unknown_order exception");
-    assert_eq!((row.item.reason.as_str(), row.item.state.as_str()), ("unknown_order", "open"));
+    let row = h
+        .store
+        .queue_item(&id)
+        .await
+        .expect("item")
+        .expect("an unknown_order exception");
+    assert_eq!(
+        (row.item.reason.as_str(), row.item.state.as_str()),
+        ("unknown_order", "open")
+    );
     let actions = h.actions(ACTION_WAIT);
     // Retried before the cause is fixed: the exception stands and the row is open again.
-    let early = actions.retry(&id, "ops-alice", "maybe it arrived").await.expect("retry");
-    assert_eq!((early.result.as_str(), early.reason.as_deref()), ("open", Some("unknown_order")), "{early:?}");
+    let early = actions
+        .retry(&id, "ops-alice", "maybe it arrived")
+        .await
+        .expect("retry");
+    assert_eq!(
+        (early.result.as_str(), early.reason.as_deref()),
+        ("open", Some("unknown_order")),
+        "{early:?}"
+    );
     assert_eq!(available_sold(&h, "ret").await, (5, 0));
     // Register the order, then retry: the stock moves once.
     publish_all(&h, &[register("r-1", "ret", 2, "20.00")]).await;
     assert_eq!(h.wait_processed(3, WAIT).await.expect("processed"), 3);
-    let fixed = actions.retry(&id, "ops-alice", "order r-1 registered").await.expect("retry");
+    let fixed = actions
+        .retry(&id, "ops-alice", "order r-1 registered")
+        .await
+        .expect("retry");
     assert_eq!(fixed.result, "resolved", "{fixed:?}");
     assert_eq!(fixed.attempt, Some(2));
     assert_eq!(available_sold(&h, "ret").await, (3, 2));
     // Again: nothing is published, nothing moves.
-    let again = actions.retry(&id, "ops-bob", "just in case").await.expect("retry");
+    let again = actions
+        .retry(&id, "ops-bob", "just in case")
+        .await
+        .expect("retry");
     assert_eq!(again.result, "already_resolved");
     // Even a raw re-publish with the operator header (a replay) moves nothing: the outcome is final.
     let env = h.store.pool();
-    let envelope: String = store::sqlx::query_scalar("SELECT envelope FROM processed_events WHERE event_id = $1")
-        .bind(&id)
-        .fetch_one(env)
-        .await
-        .expect("envelope");
+    let envelope: String =
+        store::sqlx::query_scalar("SELECT envelope FROM processed_events WHERE event_id = $1")
+            .bind(&id)
+            .fetch_one(env)
+            .await
+            .expect("envelope");
     h.bus
-        .publish_operator_retry(h.bus.namespace().event_subject("test", "payment.captured"), &format!("{id}:retry:99"), envelope.into_bytes().into(), "test")
+        .publish_operator_retry(
+            h.bus.namespace().event_subject("test", "payment.captured"),
+            &format!("{id}:retry:99"),
+            envelope.into_bytes().into(),
+            "test",
+        )
         .await
         .expect("publish");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(available_sold(&h, "ret").await, (3, 2));
-    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
+    let d = h
+        .store
+        .queue_item(&id)
+        .await
+        .expect("item")
+        .expect("exists");
     assert_eq!(d.item.state, "resolved");
-    let trail: Vec<(String, String, String)> = d.actions.iter().map(|a| (a.action.clone(), a.actor.clone(), a.result.clone())).collect();
-    assert!(trail.contains(&("retry_result".into(), "ledger".into(), "still unknown_order".into())), "{trail:?}");
-    assert_eq!(trail.iter().filter(|(a, _, _)| a == "retry").count(), 3, "{trail:?}");
-    assert_eq!(d.outcomes.iter().map(|o| o.outcome.as_str()).collect::<Vec<_>>(), ["exception", "moved"]);
+    let trail: Vec<(String, String, String)> = d
+        .actions
+        .iter()
+        .map(|a| (a.action.clone(), a.actor.clone(), a.result.clone()))
+        .collect();
+    assert!(
+        trail.contains(&(
+            "retry_result".into(),
+            "ledger".into(),
+            "still unknown_order".into()
+        )),
+        "{trail:?}"
+    );
+    assert_eq!(
+        trail.iter().filter(|(a, _, _)| a == "retry").count(),
+        3,
+        "{trail:?}"
+    );
+    assert_eq!(
+        d.outcomes
+            .iter()
+            .map(|o| o.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["exception", "moved"]
+    );
     assert!(h.store.verify().await.expect("verify").is_ok());
     ledger.stop().await;
 }
@@ -369,15 +609,28 @@ async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
         idempotency_key: Some("cc-7".into()),
     };
     for missing in [
-        Correction { reason: String::new(), ..full.clone() },
-        Correction { evidence: " ".into(), ..full.clone() },
-        Correction { approved_by: String::new(), ..full.clone() },
+        Correction {
+            reason: String::new(),
+            ..full.clone()
+        },
+        Correction {
+            evidence: " ".into(),
+            ..full.clone()
+        },
+        Correction {
+            approved_by: String::new(),
+            ..full.clone()
+        },
     ] {
         let r = actions.correct_stock(&missing).await;
         assert!(matches!(r, Err(ActionError::Invalid(_))), "{r:?}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(h.processed_count().await.expect("count"), 1, "nothing was published");
+    assert_eq!(
+        h.processed_count().await.expect("count"),
+        1,
+        "nothing was published"
+    );
     let done = actions.correct_stock(&full).await.expect("correct");
     assert_eq!(done.outcome, "moved", "{done:?}");
     assert_eq!(available_sold(&h, "cor").await, (5, 0));
@@ -386,14 +639,30 @@ async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
     assert_eq!(again.event_id, done.event_id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(available_sold(&h, "cor").await, (5, 0));
-    let trail = h.store.actions(&format!("stock:{}", done.event_id)).await.expect("trail");
-    assert!(trail.iter().all(|a| a.action == "stock_correct" && a.actor == "ops-alice" && a.reason == "cycle count"), "{trail:?}");
+    let trail = h
+        .store
+        .actions(&format!("stock:{}", done.event_id))
+        .await
+        .expect("trail");
+    assert!(
+        trail.iter().all(|a| a.action == "stock_correct"
+            && a.actor == "ops-alice"
+            && a.reason == "cycle count"),
+        "{trail:?}"
+    );
     assert!(trail.iter().any(|a| a.result == "moved"), "{trail:?}");
     assert_eq!(trail[0].detail["approved_by"], "ops-lead");
     // A correction that would make `available` negative is refused by the ledger.
-    let too_much = Correction { delta: -50, idempotency_key: Some("cc-8".into()), ..full.clone() };
+    let too_much = Correction {
+        delta: -50,
+        idempotency_key: Some("cc-8".into()),
+        ..full.clone()
+    };
     let refused = actions.correct_stock(&too_much).await.expect("correct");
-    assert_eq!((refused.outcome.as_str(), refused.reason.as_deref()), ("noop", Some("refused:correction_would_go_negative")));
+    assert_eq!(
+        (refused.outcome.as_str(), refused.reason.as_deref()),
+        ("noop", Some("refused:correction_would_go_negative"))
+    );
     assert_eq!(available_sold(&h, "cor").await, (5, 0));
     assert!(h.store.verify().await.expect("verify").is_ok());
     ledger.stop().await;
@@ -405,32 +674,59 @@ async fn dead_letters_arriving_while_the_consumer_is_down_are_not_lost(backend: 
     settings.unknown_order_hold = Duration::from_secs(600);
     settings.consumer.max_deliver = 2;
     // The exception consumer starts (creating its durables) and goes down at once.
-    h.start_exceptions(exceptions_settings()).await.expect("exceptions").kill().await;
+    h.start_exceptions(exceptions_settings())
+        .await
+        .expect("exceptions")
+        .kill()
+        .await;
     let ledger = h.start_ledger(settings).await.expect("ledger");
-    h.publish_raw("down-poison", b"{not json".to_vec()).await.expect("publish");
-    let deferred: Vec<_> = (0..3).map(|i| capture(&format!("down-{i}"), None)).collect();
+    h.publish_raw("down-poison", b"{not json".to_vec())
+        .await
+        .expect("publish");
+    let deferred: Vec<_> = (0..3)
+        .map(|i| capture(&format!("down-{i}"), None))
+        .collect();
     publish_all(&h, &deferred).await;
-    eventually("four advisories captured while the consumer is down", || async {
-        h.bus.advisories_pending().await.unwrap_or(0) == 4
-    })
+    eventually(
+        "four advisories captured while the consumer is down",
+        || async { h.bus.advisories_pending().await.unwrap_or(0) == 4 },
+    )
     .await;
     assert_eq!(h.bus.dlq_depth().await.expect("depth"), 0);
-    assert_eq!(rows(&h).await.len(), 1, "only the ledger's own row for the poison message");
-    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    assert_eq!(
+        rows(&h).await.len(),
+        1,
+        "only the ledger's own row for the poison message"
+    );
+    let exceptions = h
+        .start_exceptions(exceptions_settings())
+        .await
+        .expect("exceptions");
     eventually("every dead letter recorded", || async {
         let r = rows(&h).await;
         r.iter().filter(|i| i.reason == "max_deliveries").count() == 3 && r.len() == 4
     })
     .await;
     assert_eq!(h.bus.dlq_depth().await.expect("depth"), 4);
-    eventually("the advisory stream drained", || async { h.bus.advisories_pending().await.unwrap_or(1) == 0 }).await;
+    eventually("the advisory stream drained", || async {
+        h.bus.advisories_pending().await.unwrap_or(1) == 0
+    })
+    .await;
     for (_, e) in &deferred {
-        let d = h.store.queue_item(&e.id.to_string()).await.expect("item").expect("row for each deferred capture");
+        let d = h
+            .store
+            .queue_item(&e.id.to_string())
+            .await
+            .expect("item")
+            .expect("row for each deferred capture");
         assert_eq!(d.item.source, "dlq");
     }
     // Restarting the consumer again records nothing twice.
     exceptions.stop().await;
-    let exceptions = h.start_exceptions(exceptions_settings()).await.expect("exceptions");
+    let exceptions = h
+        .start_exceptions(exceptions_settings())
+        .await
+        .expect("exceptions");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(rows(&h).await.len(), 4);
     exceptions.stop().await;
@@ -440,31 +736,92 @@ async fn dead_letters_arriving_while_the_consumer_is_down_are_not_lost(backend: 
 async fn the_queue_is_served_over_http_with_the_merchant_token(backend: Backend) {
     let h = Harness::new(backend).await.expect("harness");
     let ledger = h.start_ledger(test_settings()).await.expect("ledger");
-    let ingress = h.start_ingress(&e2e::ingress_config(&[]).expect("config")).await.expect("ingress");
+    let ingress = h
+        .start_ingress(&e2e::ingress_config(&[]).expect("config"))
+        .await
+        .expect("ingress");
     ingress::install_tls_provider();
     let client = e2e::http::Client::new(&ingress.url);
-    h.publish_raw("http-poison", b"{not json".to_vec()).await.expect("publish");
+    h.publish_raw("http-poison", b"{not json".to_vec())
+        .await
+        .expect("publish");
     assert_eq!(h.wait_processed(1, WAIT).await.expect("processed"), 1);
-    let unauthenticated = reqwest::get(format!("{}/v1/exceptions", ingress.url)).await.expect("get");
+    let unauthenticated = reqwest::get(format!("{}/v1/exceptions", ingress.url))
+        .await
+        .expect("get");
     assert_eq!(unauthenticated.status().as_u16(), 401);
-    let (status, body) = client.api(reqwest::Method::GET, "/v1/exceptions?state=open&reason=undecodable", None).await;
+    let (status, body) = client
+        .api(
+            reqwest::Method::GET,
+            "/v1/exceptions?state=open&reason=undecodable",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let id = body["exceptions"][0]["id"].as_str().expect("an id").to_owned();
-    let (status, body) = client.api(reqwest::Method::GET, &format!("/v1/exceptions/{id}"), None).await;
-    assert_eq!((status, body["evidence"]["message"]["raw_utf8"].as_str()), (200, Some("{not json")), "{body}");
-    let (status, _) = client.api(reqwest::Method::GET, "/v1/exceptions/nope", None).await;
+    let id = body["exceptions"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let (status, body) = client
+        .api(reqwest::Method::GET, &format!("/v1/exceptions/{id}"), None)
+        .await;
+    assert_eq!(
+        (status, body["evidence"]["message"]["raw_utf8"].as_str()),
+        (200, Some("{not json")),
+        "{body}"
+    );
+    let (status, _) = client
+        .api(reqwest::Method::GET, "/v1/exceptions/nope", None)
+        .await;
     assert_eq!(status, 404);
-    let (status, body) = client.api(reqwest::Method::GET, "/v1/exceptions?state=closed", None).await;
+    let (status, body) = client
+        .api(reqwest::Method::GET, "/v1/exceptions?state=closed", None)
+        .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("malformed")));
-    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/resolve"), Some(serde_json::json!({"reason": "x"}))).await;
+    let (status, body) = client
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/exceptions/{id}/resolve"),
+            Some(serde_json::json!({"reason": "x"})),
+        )
+        .await;
     assert_eq!(status, 400, "the actor is required: {body}");
     let who = serde_json::json!({"actor": "console:ann", "reason": "load-test garbage"});
-    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/retry"), Some(who.clone())).await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("not_retryable")), "{body}");
-    let (status, body) = client.api(reqwest::Method::POST, &format!("/v1/exceptions/{id}/resolve"), Some(who)).await;
-    assert_eq!((status, body["result"].as_str()), (200, Some("resolved")), "{body}");
-    let d = h.store.queue_item(&id).await.expect("item").expect("exists");
-    assert!(d.actions.iter().any(|a| a.action == "resolve" && a.actor == "console:ann"));
+    let (status, body) = client
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/exceptions/{id}/retry"),
+            Some(who.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("not_retryable")),
+        "{body}"
+    );
+    let (status, body) = client
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/exceptions/{id}/resolve"),
+            Some(who),
+        )
+        .await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("resolved")),
+        "{body}"
+    );
+    let d = h
+        .store
+        .queue_item(&id)
+        .await
+        .expect("item")
+        .expect("exists");
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| a.action == "resolve" && a.actor == "console:ann")
+    );
     ingress.stop().await;
     ledger.stop().await;
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use domain::{Balance, Context, Delivery, State};
 use e2e::{Harness, test_settings, workload};
-use workload::Mix;
 use testkit::Backend;
+use workload::Mix;
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -36,19 +36,42 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The balances the pure domain expects after `events`, applied in order.
 fn expected(events: &[(String, domain::Event)]) -> BTreeMap<(String, String), Balance> {
     let mut state = State::default();
-    let ctx = Context { now: e2e::now(), unknown_order_hold: Duration::ZERO };
+    let ctx = Context {
+        now: e2e::now(),
+        unknown_order_hold: Duration::ZERO,
+    };
     for (_, e) in events {
-        state.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx);
+        state.step(
+            &Delivery {
+                event: e.clone(),
+                operator_retry: false,
+            },
+            &ctx,
+        );
     }
-    state.balances.iter().map(|(k, b)| ((k.sku.to_string(), k.location.to_string()), *b)).collect()
+    state
+        .balances
+        .iter()
+        .map(|(k, b)| ((k.sku.to_string(), k.location.to_string()), *b))
+        .collect()
 }
 
 async fn actual(h: &Harness) -> BTreeMap<(String, String), Balance> {
-    h.store.all_balances().await.unwrap().into_iter().map(|(s, l, b)| ((s, l), b)).collect()
+    h.store
+        .all_balances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, l, b)| ((s, l), b))
+        .collect()
 }
 
 fn distinct(events: &[(String, domain::Event)]) -> i64 {
-    events.iter().map(|(_, e)| e.id).collect::<BTreeSet<_>>().len() as i64
+    events
+        .iter()
+        .map(|(_, e)| e.id)
+        .collect::<BTreeSet<_>>()
+        .len() as i64
 }
 
 async fn publish_all(h: &Harness, events: &[(String, domain::Event)]) {
@@ -60,7 +83,9 @@ async fn publish_all(h: &Harness, events: &[(String, domain::Event)]) {
 /// Balances without their sequence numbers: when redelivery reorders a capture before its
 /// authorization, the same units end in the same buckets through one entry instead of two.
 fn units(b: BTreeMap<(String, String), Balance>) -> BTreeMap<(String, String), Balance> {
-    b.into_iter().map(|(k, b)| (k, Balance { seq: 0, ..b })).collect()
+    b.into_iter()
+        .map(|(k, b)| (k, Balance { seq: 0, ..b }))
+        .collect()
 }
 
 async fn assert_ledger_is(h: &Harness, events: &[(String, domain::Event)]) {
@@ -73,19 +98,33 @@ async fn assert_ledger_matches(
     view: fn(BTreeMap<(String, String), Balance>) -> BTreeMap<(String, String), Balance>,
 ) {
     let n = distinct(events);
-    assert_eq!(h.wait_processed(n, WAIT).await.unwrap(), n, "every event has an outcome");
+    assert_eq!(
+        h.wait_processed(n, WAIT).await.unwrap(),
+        n,
+        "every event has an outcome"
+    );
     let (got, want) = (view(actual(h).await), view(expected(events)));
     if got != want {
         let reasons = h.store.pool();
-        let rows: Vec<(String, String, Option<String>)> = store::sqlx::query_as("SELECT kind, outcome, reason FROM processed_events")
-            .fetch_all(reasons).await.unwrap();
+        let rows: Vec<(String, String, Option<String>)> =
+            store::sqlx::query_as("SELECT kind, outcome, reason FROM processed_events")
+                .fetch_all(reasons)
+                .await
+                .unwrap();
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for (k, o, r) in rows { *counts.entry(format!("{k} {o} {}", r.unwrap_or_default())).or_default() += 1; }
+        for (k, o, r) in rows {
+            *counts
+                .entry(format!("{k} {o} {}", r.unwrap_or_default()))
+                .or_default() += 1;
+        }
         panic!("ledger differs from the domain; outcomes: {counts:#?}");
     }
     let report = h.store.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!(report.processed_events as i64, n, "exactly one outcome per event id");
+    assert_eq!(
+        report.processed_events as i64, n,
+        "exactly one outcome per event id"
+    );
 }
 
 async fn history_with_duplicates_ends_where_the_domain_says(backend: Backend) {
@@ -98,14 +137,29 @@ async fn history_with_duplicates_ends_where_the_domain_says(backend: Backend) {
     let before = actual(&h).await;
     for (i, (identity, e)) in events.iter().enumerate() {
         let env = e2e::envelope(identity, e);
-        h.bus.publish_event(h.bus.namespace().event_subject("test", "again"), &format!("again-{i}"), env.to_json().into(), None).await.unwrap();
+        h.bus
+            .publish_event(
+                h.bus.namespace().event_subject("test", "again"),
+                &format!("again-{i}"),
+                env.to_json().into(),
+                None,
+            )
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stream = h.bus.jetstream().get_stream(h.bus.namespace().events_stream()).await.unwrap();
+    let stream = h
+        .bus
+        .jetstream()
+        .get_stream(h.bus.namespace().events_stream())
+        .await
+        .unwrap();
     let consumer: bus::PullConsumer = stream.get_consumer(bus::LEDGER_CONSUMER).await.unwrap();
     let mut info = consumer.clone();
     for _ in 0..600 {
-        if info.info().await.unwrap().num_pending == 0 && info.info().await.unwrap().num_ack_pending == 0 {
+        if info.info().await.unwrap().num_pending == 0
+            && info.info().await.unwrap().num_ack_pending == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -132,7 +186,10 @@ async fn killed_consumer_loses_nothing_and_applies_nothing_twice(backend: Backen
         ledger.kill().await;
     }
     let done = h.processed_count().await.unwrap();
-    assert!(done < distinct(&events), "the kills happened mid-stream ({done} done)");
+    assert!(
+        done < distinct(&events),
+        "the kills happened mid-stream ({done} done)"
+    );
     let ledger = h.start_ledger(settings).await.unwrap();
     assert_ledger_matches(&h, &events, units).await;
     ledger.stop().await;
@@ -140,10 +197,18 @@ async fn killed_consumer_loses_nothing_and_applies_nothing_twice(backend: Backen
 
 /// Publishes the workload's receipts (its first `skus` events) and waits until they are
 /// applied, so that reordering among the rest never meets a SKU without stock.
-async fn receipts_first(h: &Harness, events: &[(String, domain::Event)], skus: usize, settings: &ledger::LedgerSettings) {
+async fn receipts_first(
+    h: &Harness,
+    events: &[(String, domain::Event)],
+    skus: usize,
+    settings: &ledger::LedgerSettings,
+) {
     publish_all(h, &events[..skus]).await;
     let ledger = h.start_ledger(settings.clone()).await.unwrap();
-    assert_eq!(h.wait_processed(skus as i64, WAIT).await.unwrap(), skus as i64);
+    assert_eq!(
+        h.wait_processed(skus as i64, WAIT).await.unwrap(),
+        skus as i64
+    );
     ledger.stop().await;
 }
 
@@ -168,13 +233,27 @@ async fn two_consumers_on_one_durable_end_with_the_same_ledger(backend: Backend)
 async fn poison_message_is_recorded_and_does_not_block(backend: Backend) {
     let h = Harness::new(backend).await.unwrap();
     let events = workload::mixed(50, 5, 4);
-    h.publish_raw("poison-1", b"\x00\xffnot json".to_vec()).await.unwrap();
-    h.publish_raw("poison-2", br#"{"schema":"stockledger.event","version":99}"#.to_vec()).await.unwrap();
+    h.publish_raw("poison-1", b"\x00\xffnot json".to_vec())
+        .await
+        .unwrap();
+    h.publish_raw(
+        "poison-2",
+        br#"{"schema":"stockledger.event","version":99}"#.to_vec(),
+    )
+    .await
+    .unwrap();
     publish_all(&h, &events).await;
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     let n = distinct(&events) + 2;
     assert_eq!(h.wait_processed(n, WAIT).await.unwrap(), n);
-    let reasons: BTreeSet<String> = h.store.exceptions(Some("open")).await.unwrap().into_iter().map(|e| e.reason).collect();
+    let reasons: BTreeSet<String> = h
+        .store
+        .exceptions(Some("open"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
     assert!(reasons.contains("undecodable"), "{reasons:?}");
     assert!(reasons.contains("unknown_schema_version"), "{reasons:?}");
     assert_eq!(actual(&h).await, expected(&events));
@@ -183,7 +262,15 @@ async fn poison_message_is_recorded_and_does_not_block(backend: Backend) {
 
 async fn two_sweepers_release_a_reservation_once(backend: Backend) {
     let h = Harness::new(backend).await.unwrap();
-    let events = workload::with_mix(200, 5, 5, Mix { open_percent: 30, ..Mix::realistic() });
+    let events = workload::with_mix(
+        200,
+        5,
+        5,
+        Mix {
+            open_percent: 30,
+            ..Mix::realistic()
+        },
+    );
     publish_all(&h, &events).await;
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     assert_ledger_is(&h, &events).await;
@@ -194,7 +281,9 @@ async fn two_sweepers_release_a_reservation_once(backend: Backend) {
     let later = domain::Timestamp(e2e::now().0 + 1);
     for _ in 0..2 {
         for sweeper_bus in [h.bus.clone(), h.replica().await.unwrap().0] {
-            ledger::sweeper::sweep_once(&sweeper_bus, &h.store, Duration::ZERO, 1000, later).await.unwrap();
+            ledger::sweeper::sweep_once(&sweeper_bus, &h.store, Duration::ZERO, 1000, later)
+                .await
+                .unwrap();
         }
     }
     for _ in 0..300 {
@@ -207,8 +296,15 @@ async fn two_sweepers_release_a_reservation_once(backend: Backend) {
     assert!(after.values().all(|b| b.reserved == 0), "{after:?}");
     let report = h.store.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    let moved = h.store.count_processed("reservation.expired", Some("moved")).await.unwrap();
-    assert_eq!(moved, reserved_orders, "each reservation released by exactly one expiry");
+    let moved = h
+        .store
+        .count_processed("reservation.expired", Some("moved"))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved, reserved_orders,
+        "each reservation released by exactly one expiry"
+    );
     assert_eq!(h.store.count_orders("reserved").await.unwrap(), 0);
     ledger.stop().await;
 }

@@ -71,7 +71,10 @@ fn settings(ipint_url: Option<&str>) -> Settings {
         map.insert("STOCKLEDGER_IPINT_API_KEY", IPINT_KEY);
         map.insert("STOCKLEDGER_IPINT_API_SECRET", IPINT_SECRET);
     }
-    let map = map.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let map = map
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let mut s = Settings::from_config(&config::Config::from_map(&map).unwrap()).unwrap();
     s.clock = Clock::fixed(NOW);
     s.ipint.backoff_first = Duration::from_millis(50);
@@ -93,11 +96,21 @@ impl Stack {
         });
         tokio::spawn(ingress::ipint_worker::run(state.clone(), stopped.clone()));
         tokio::spawn(ingress::serve(listener, state, stopped));
-        Stack { h, _ledger: ledger, base: format!("http://{addr}"), http: e2e::http::reqwest_client(), _stop: stop }
+        Stack {
+            h,
+            _ledger: ledger,
+            base: format!("http://{addr}"),
+            http: e2e::http::reqwest_client(),
+            _stop: stop,
+        }
     }
 
     async fn post(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, String) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
@@ -106,25 +119,51 @@ impl Stack {
     }
 
     async fn apply(&self, identity: &str, kind: EventKind) {
-        let event = Event { id: EventId::from_dedupe_key(identity), recorded_at: e2e::now(), kind };
+        let event = Event {
+            id: EventId::from_dedupe_key(identity),
+            recorded_at: e2e::now(),
+            kind,
+        };
         self.h.publish(identity, &event).await.unwrap();
         self.outcome(identity).await;
     }
 
     async fn receive(&self, sku: &str, n: u64) {
-        let kind = EventKind::StockReceived { key: key(sku), quantity: Quantity::new(n).unwrap(), reference: format!("in-{sku}") };
+        let kind = EventKind::StockReceived {
+            key: key(sku),
+            quantity: Quantity::new(n).unwrap(),
+            reference: format!("in-{sku}"),
+        };
         self.apply(&format!("test:receive:{sku}"), kind).await;
     }
 
     /// Registers `order_ref` for 2 units of `sku` at `amount` `currency`, with payment refs.
-    async fn register(&self, order_ref: &str, sku: &str, amount: &str, currency: &str, refs: &[(&str, &str)]) {
+    async fn register(
+        &self,
+        order_ref: &str,
+        sku: &str,
+        amount: &str,
+        currency: &str,
+        refs: &[(&str, &str)],
+    ) {
         let spec = OrderSpec {
             order_ref: OrderRef::parse(order_ref).unwrap(),
-            lines: Lines::new([Line { key: key(sku), quantity: Quantity::new(2).unwrap() }]).unwrap(),
+            lines: Lines::new([Line {
+                key: key(sku),
+                quantity: Quantity::new(2).unwrap(),
+            }])
+            .unwrap(),
             amount: Money::parse(amount, currency).unwrap(),
         };
-        let payment_refs = refs.iter().map(|(p, r)| (Provider::parse(*p).unwrap(), PaymentRef::parse(*r).unwrap())).collect();
-        self.apply(&format!("test:order:{order_ref}"), EventKind::OrderRegistered { spec, payment_refs }).await;
+        let payment_refs = refs
+            .iter()
+            .map(|(p, r)| (Provider::parse(*p).unwrap(), PaymentRef::parse(*r).unwrap()))
+            .collect();
+        self.apply(
+            &format!("test:order:{order_ref}"),
+            EventKind::OrderRegistered { spec, payment_refs },
+        )
+        .await;
     }
 
     /// The outcome of the event with this dedupe key, once the ledger recorded it.
@@ -145,11 +184,12 @@ impl Stack {
     async fn once(&self, identity: &str) {
         let row = self.outcome(identity).await;
         let id = EventId::from_dedupe_key(identity).to_string();
-        let n: i64 = store::sqlx::query_scalar("SELECT COUNT(*) FROM processed_events WHERE event_id = $1")
-            .bind(&id)
-            .fetch_one(self.h.store.pool())
-            .await
-            .unwrap();
+        let n: i64 =
+            store::sqlx::query_scalar("SELECT COUNT(*) FROM processed_events WHERE event_id = $1")
+                .bind(&id)
+                .fetch_one(self.h.store.pool())
+                .await
+                .unwrap();
         assert_eq!(n, 1, "{identity}: {row:?}");
     }
 
@@ -160,7 +200,10 @@ impl Stack {
 }
 
 fn key(sku: &str) -> StockKey {
-    StockKey { sku: Sku::parse(sku).unwrap(), location: Location::parse("main").unwrap() }
+    StockKey {
+        sku: Sku::parse(sku).unwrap(),
+        location: Location::parse("main").unwrap(),
+    }
 }
 
 fn label(row: &ProcessedRow) -> String {
@@ -178,66 +221,172 @@ fn stripe_event(id: &str, kind: &str, object: &str) -> Vec<u8> {
 
 fn pi(id: &str, order: Option<&str>) -> String {
     let metadata = order.map_or("{}".to_owned(), |o| format!(r#"{{"order_ref":"{o}"}}"#));
-    format!(r#"{{"id":"{id}","object":"payment_intent","amount":2000,"currency":"usd","metadata":{metadata}}}"#)
+    format!(
+        r#"{{"id":"{id}","object":"payment_intent","amount":2000,"currency":"usd","metadata":{metadata}}}"#
+    )
 }
 
 async fn stripe_send(s: &Stack, body: Vec<u8>) {
     let sig = providers::stripe::sign(&body, STRIPE_SECRET, NOW);
-    let (status, text) = s.post("/webhooks/stripe", body, &[("stripe-signature", sig)]).await;
+    let (status, text) = s
+        .post("/webhooks/stripe", body, &[("stripe-signature", sig)])
+        .await;
     assert_eq!(status, 200, "{text}");
 }
 
 async fn stripe_story_ends_with_the_matrix_balances(backend: testkit::Backend) {
     let s = Stack::new(backend, settings(None)).await;
     s.receive("sk", 10).await;
-    s.register("st-1", "sk", "20.00", "USD", &[("stripe", "pi_1")]).await;
+    s.register("st-1", "sk", "20.00", "USD", &[("stripe", "pi_1")])
+        .await;
     s.register("st-2", "sk", "20.00", "USD", &[]).await;
-    s.register("st-3", "sk", "20.00", "USD", &[("stripe", "pi_3")]).await;
+    s.register("st-3", "sk", "20.00", "USD", &[("stripe", "pi_3")])
+        .await;
 
     // Order 1: authorized (twice: a duplicate delivery), captured, captured again by
     // charge.captured (a business no-op), refunded, disputed, dispute won.
-    let auth = stripe_event("evt_a1", "payment_intent.amount_capturable_updated", &pi("pi_1", Some("st-1")));
+    let auth = stripe_event(
+        "evt_a1",
+        "payment_intent.amount_capturable_updated",
+        &pi("pi_1", Some("st-1")),
+    );
     stripe_send(&s, auth.clone()).await;
     assert_eq!(label(&s.outcome("stripe:evt_a1").await), "moved");
     stripe_send(&s, auth).await;
     s.once("stripe:evt_a1").await;
     assert_eq!(s.balance("sk").await, (8, 2, 0));
-    stripe_send(&s, stripe_event("evt_c1", "payment_intent.succeeded", &pi("pi_1", Some("st-1")))).await;
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_c1",
+            "payment_intent.succeeded",
+            &pi("pi_1", Some("st-1")),
+        ),
+    )
+    .await;
     assert_eq!(label(&s.outcome("stripe:evt_c1").await), "moved");
     let charge = r#"{"id":"ch_1","object":"charge","payment_intent":"pi_1","amount":2000,"amount_refunded":0,"currency":"usd"}"#;
     stripe_send(&s, stripe_event("evt_c2", "charge.captured", charge)).await;
-    assert_eq!(label(&s.outcome("stripe:evt_c2").await), "noop:already_sold");
+    assert_eq!(
+        label(&s.outcome("stripe:evt_c2").await),
+        "noop:already_sold"
+    );
     let refunded = r#"{"id":"ch_1","object":"charge","payment_intent":"pi_1","amount":2000,"amount_refunded":2000,"currency":"usd"}"#;
     stripe_send(&s, stripe_event("evt_r1", "charge.refunded", refunded)).await;
-    assert_eq!(label(&s.outcome("stripe:evt_r1").await), "noop:refund_recorded");
-    let dispute = |status: &str| format!(r#"{{"id":"dp_1","object":"dispute","payment_intent":"pi_1","amount":2000,"currency":"usd","status":"{status}","evidence_details":{{"due_by":1700086400}}}}"#);
-    stripe_send(&s, stripe_event("evt_d1", "charge.dispute.created", &dispute("needs_response"))).await;
-    assert_eq!(label(&s.outcome("stripe:evt_d1").await), "exception:chargeback_review");
-    stripe_send(&s, stripe_event("evt_d2", "charge.dispute.closed", &dispute("won"))).await;
-    assert_eq!(label(&s.outcome("stripe:evt_d2").await), "noop:chargeback_closed:won");
+    assert_eq!(
+        label(&s.outcome("stripe:evt_r1").await),
+        "noop:refund_recorded"
+    );
+    let dispute = |status: &str| {
+        format!(
+            r#"{{"id":"dp_1","object":"dispute","payment_intent":"pi_1","amount":2000,"currency":"usd","status":"{status}","evidence_details":{{"due_by":1700086400}}}}"#
+        )
+    };
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_d1",
+            "charge.dispute.created",
+            &dispute("needs_response"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("stripe:evt_d1").await),
+        "exception:chargeback_review"
+    );
+    stripe_send(
+        &s,
+        stripe_event("evt_d2", "charge.dispute.closed", &dispute("won")),
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("stripe:evt_d2").await),
+        "noop:chargeback_closed:won"
+    );
 
     // Order 2: authorized, a failed attempt (recorded, the reservation holds), then
     // cancelled: the reservation is released.
-    stripe_send(&s, stripe_event("evt_a2", "payment_intent.amount_capturable_updated", &pi("pi_2", Some("st-2")))).await;
-    stripe_send(&s, stripe_event("evt_f2", "payment_intent.payment_failed", &pi("pi_2", Some("st-2")))).await;
-    assert_eq!(label(&s.outcome("stripe:evt_f2").await), "noop:provider_status_recorded");
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_a2",
+            "payment_intent.amount_capturable_updated",
+            &pi("pi_2", Some("st-2")),
+        ),
+    )
+    .await;
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_f2",
+            "payment_intent.payment_failed",
+            &pi("pi_2", Some("st-2")),
+        ),
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("stripe:evt_f2").await),
+        "noop:provider_status_recorded"
+    );
     assert_eq!(s.balance("sk").await, (6, 2, 2));
-    stripe_send(&s, stripe_event("evt_v2", "payment_intent.canceled", &pi("pi_2", Some("st-2")))).await;
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_v2",
+            "payment_intent.canceled",
+            &pi("pi_2", Some("st-2")),
+        ),
+    )
+    .await;
     assert_eq!(label(&s.outcome("stripe:evt_v2").await), "moved");
 
     // Order 3, named only by its PaymentIntent: captured without authorization, then a
     // dispute lost.
-    stripe_send(&s, stripe_event("evt_c3", "payment_intent.succeeded", &pi("pi_3", None))).await;
+    stripe_send(
+        &s,
+        stripe_event("evt_c3", "payment_intent.succeeded", &pi("pi_3", None)),
+    )
+    .await;
     assert_eq!(label(&s.outcome("stripe:evt_c3").await), "moved");
-    let lost = |status: &str| format!(r#"{{"id":"dp_3","object":"dispute","payment_intent":"pi_3","amount":2000,"currency":"usd","status":"{status}"}}"#);
-    stripe_send(&s, stripe_event("evt_d3", "charge.dispute.created", &lost("needs_response"))).await;
-    stripe_send(&s, stripe_event("evt_d4", "charge.dispute.closed", &lost("lost"))).await;
-    assert_eq!(label(&s.outcome("stripe:evt_d4").await), "noop:chargeback_closed:lost");
+    let lost = |status: &str| {
+        format!(
+            r#"{{"id":"dp_3","object":"dispute","payment_intent":"pi_3","amount":2000,"currency":"usd","status":"{status}"}}"#
+        )
+    };
+    stripe_send(
+        &s,
+        stripe_event("evt_d3", "charge.dispute.created", &lost("needs_response")),
+    )
+    .await;
+    stripe_send(
+        &s,
+        stripe_event("evt_d4", "charge.dispute.closed", &lost("lost")),
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("stripe:evt_d4").await),
+        "noop:chargeback_closed:lost"
+    );
 
     // An event type stockledger does not map: 200, nothing published.
-    stripe_send(&s, stripe_event("evt_x", "customer.created", r#"{"id":"cus_1","object":"customer"}"#)).await;
+    stripe_send(
+        &s,
+        stripe_event(
+            "evt_x",
+            "customer.created",
+            r#"{"id":"cus_1","object":"customer"}"#,
+        ),
+    )
+    .await;
     assert_eq!(s.balance("sk").await, (6, 0, 4));
-    assert!(s.h.store.processed(&EventId::from_dedupe_key("stripe:evt_x").to_string()).await.unwrap().is_none());
+    assert!(
+        s.h.store
+            .processed(&EventId::from_dedupe_key("stripe:evt_x").to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 // ---- Adyen -----------------------------------------------------------------------------
@@ -247,16 +396,31 @@ fn adyen_item(psp: &str, orig: &str, mref: &str, code: &str, success: bool, extr
     let unsigned = format!(
         r#"{{"additionalData":{{{extra}}},"amount":{{"currency":"EUR","value":2000}},"eventCode":"{code}","eventDate":"2026-01-01T01:00:00+01:00","merchantAccountCode":"Acct","merchantReference":"{mref}","originalReference":"{orig}","pspReference":"{psp}","reason":"","success":"{success}"}}"#
     );
-    let batch = format!(r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{unsigned}}}]}}"#);
-    let item = providers::adyen::parse_batch(batch.as_bytes()).unwrap().items.remove(0);
+    let batch = format!(
+        r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{unsigned}}}]}}"#
+    );
+    let item = providers::adyen::parse_batch(batch.as_bytes())
+        .unwrap()
+        .items
+        .remove(0);
     let sig = providers::adyen::sign_item(&item, &key);
     let sep = if extra.is_empty() { "" } else { "," };
-    unsigned.replacen(r#""additionalData":{"#, &format!(r#""additionalData":{{"hmacSignature":"{sig}"{sep}"#), 1)
+    unsigned.replacen(
+        r#""additionalData":{"#,
+        &format!(r#""additionalData":{{"hmacSignature":"{sig}"{sep}"#),
+        1,
+    )
 }
 
 async fn adyen_send(s: &Stack, items: &[String]) {
-    let wrapped: Vec<String> = items.iter().map(|i| format!(r#"{{"NotificationRequestItem":{i}}}"#)).collect();
-    let body = format!(r#"{{"live":"false","notificationItems":[{}]}}"#, wrapped.join(","));
+    let wrapped: Vec<String> = items
+        .iter()
+        .map(|i| format!(r#"{{"NotificationRequestItem":{i}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"live":"false","notificationItems":[{}]}}"#,
+        wrapped.join(",")
+    );
     let (status, text) = s.post("/webhooks/adyen", body.into_bytes(), &[]).await;
     assert_eq!((status, text.as_str()), (200, "[accepted]"));
 }
@@ -272,33 +436,98 @@ async fn adyen_story_ends_with_the_matrix_balances(backend: testkit::Backend) {
     adyen_send(&s, std::slice::from_ref(&auth)).await;
     adyen_send(&s, &[auth]).await;
     s.once("adyen:PSP1:AUTHORISATION:true").await;
-    adyen_send(&s, &[adyen_item("CAP1", "PSP1", "ad-1", "CAPTURE", true, "")]).await;
+    adyen_send(
+        &s,
+        &[adyen_item("CAP1", "PSP1", "ad-1", "CAPTURE", true, "")],
+    )
+    .await;
     assert_eq!(label(&s.outcome("adyen:CAP1:CAPTURE:true").await), "moved");
     // One batch of two items: both published before `[accepted]`.
-    adyen_send(&s, &[
-        adyen_item("REF1", "PSP1", "ad-1", "REFUND", true, ""),
-        adyen_item("CB1", "PSP1", "ad-1", "CHARGEBACK", true, ""),
-    ]).await;
-    assert_eq!(label(&s.outcome("adyen:REF1:REFUND:true").await), "noop:refund_recorded");
-    assert_eq!(label(&s.outcome("adyen:CB1:CHARGEBACK:true").await), "exception:chargeback_review");
-    adyen_send(&s, &[adyen_item("CBR1", "PSP1", "ad-1", "CHARGEBACK_REVERSED", true, "")]).await;
-    assert_eq!(label(&s.outcome("adyen:CBR1:CHARGEBACK_REVERSED:true").await), "noop:chargeback_closed:won");
+    adyen_send(
+        &s,
+        &[
+            adyen_item("REF1", "PSP1", "ad-1", "REFUND", true, ""),
+            adyen_item("CB1", "PSP1", "ad-1", "CHARGEBACK", true, ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("adyen:REF1:REFUND:true").await),
+        "noop:refund_recorded"
+    );
+    assert_eq!(
+        label(&s.outcome("adyen:CB1:CHARGEBACK:true").await),
+        "exception:chargeback_review"
+    );
+    adyen_send(
+        &s,
+        &[adyen_item(
+            "CBR1",
+            "PSP1",
+            "ad-1",
+            "CHARGEBACK_REVERSED",
+            true,
+            "",
+        )],
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("adyen:CBR1:CHARGEBACK_REVERSED:true").await),
+        "noop:chargeback_closed:won"
+    );
 
     // Orders 2 and 3: authorisations released by EXPIRE and OFFER_CLOSED.
-    adyen_send(&s, &[adyen_item("PSP2", "", "ad-2", "AUTHORISATION", true, "")]).await;
-    adyen_send(&s, &[adyen_item("PSP3", "", "ad-3", "AUTHORISATION", true, "")]).await;
+    adyen_send(
+        &s,
+        &[adyen_item("PSP2", "", "ad-2", "AUTHORISATION", true, "")],
+    )
+    .await;
+    adyen_send(
+        &s,
+        &[adyen_item("PSP3", "", "ad-3", "AUTHORISATION", true, "")],
+    )
+    .await;
     s.outcome("adyen:PSP3:AUTHORISATION:true").await;
     assert_eq!(s.balance("ak").await, (4, 4, 2));
-    adyen_send(&s, &[adyen_item("EXP2", "PSP2", "ad-2", "EXPIRE", true, "")]).await;
+    adyen_send(
+        &s,
+        &[adyen_item("EXP2", "PSP2", "ad-2", "EXPIRE", true, "")],
+    )
+    .await;
     assert_eq!(label(&s.outcome("adyen:EXP2:EXPIRE:true").await), "moved");
-    adyen_send(&s, &[adyen_item("OFF3", "PSP3", "ad-3", "OFFER_CLOSED", true, "")]).await;
-    assert_eq!(label(&s.outcome("adyen:OFF3:OFFER_CLOSED:true").await), "moved");
+    adyen_send(
+        &s,
+        &[adyen_item("OFF3", "PSP3", "ad-3", "OFFER_CLOSED", true, "")],
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("adyen:OFF3:OFFER_CLOSED:true").await),
+        "moved"
+    );
 
     // Order 4: authorised, then CANCEL_OR_REFUND with action cancel releases it.
-    adyen_send(&s, &[adyen_item("PSP4", "", "ad-4", "AUTHORISATION", true, "")]).await;
+    adyen_send(
+        &s,
+        &[adyen_item("PSP4", "", "ad-4", "AUTHORISATION", true, "")],
+    )
+    .await;
     s.outcome("adyen:PSP4:AUTHORISATION:true").await;
-    adyen_send(&s, &[adyen_item("COR4", "PSP4", "ad-4", "CANCEL_OR_REFUND", true, r#""modification.action":"cancel""#)]).await;
-    assert_eq!(label(&s.outcome("adyen:COR4:CANCEL_OR_REFUND:true").await), "moved");
+    adyen_send(
+        &s,
+        &[adyen_item(
+            "COR4",
+            "PSP4",
+            "ad-4",
+            "CANCEL_OR_REFUND",
+            true,
+            r#""modification.action":"cancel""#,
+        )],
+    )
+    .await;
+    assert_eq!(
+        label(&s.outcome("adyen:COR4:CANCEL_OR_REFUND:true").await),
+        "moved"
+    );
     assert_eq!(s.balance("ak").await, (8, 0, 2));
 }
 
@@ -307,7 +536,10 @@ async fn adyen_story_ends_with_the_matrix_balances(backend: testkit::Backend) {
 /// One scripted answer of the fake iPint API.
 #[derive(Clone)]
 enum Answer {
-    Invoice { status: &'static str, received_local: &'static str },
+    Invoice {
+        status: &'static str,
+        received_local: &'static str,
+    },
     Error(u16),
     Slow(Duration),
 }
@@ -335,13 +567,25 @@ async fn fake_ipint(state: Arc<Mutex<FakeIpint>>) -> String {
         headers: HeaderMap,
         Query(q): Query<HashMap<String, String>>,
     ) -> (StatusCode, String) {
-        let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let path = uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+        let h = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
         let expected = providers::ipint::sign_request(IPINT_SECRET, &h("nonce"), &path);
         let id = q.get("id").cloned().unwrap_or_default();
         let answer = {
             let mut f = fake.lock().unwrap();
-            if h("apikey") != IPINT_KEY || h("signature") != expected || h("nonce") != NOW.to_string() {
+            if h("apikey") != IPINT_KEY
+                || h("signature") != expected
+                || h("nonce") != NOW.to_string()
+            {
                 f.bad_signatures += 1;
                 return (StatusCode::UNAUTHORIZED, String::new());
             }
@@ -354,7 +598,10 @@ async fn fake_ipint(state: Arc<Mutex<FakeIpint>>) -> String {
             }
         };
         match answer {
-            Answer::Invoice { status, received_local } => (StatusCode::OK, invoice_json(&id, status, received_local)),
+            Answer::Invoice {
+                status,
+                received_local,
+            } => (StatusCode::OK, invoice_json(&id, status, received_local)),
             Answer::Error(code) => (StatusCode::from_u16(code).unwrap(), "{}".into()),
             Answer::Slow(d) => {
                 tokio::time::sleep(d).await;
@@ -362,7 +609,9 @@ async fn fake_ipint(state: Arc<Mutex<FakeIpint>>) -> String {
             }
         }
     }
-    let app = axum::Router::new().route("/invoice", axum::routing::get(invoice)).with_state(state);
+    let app = axum::Router::new()
+        .route("/invoice", axum::routing::get(invoice))
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -375,30 +624,63 @@ async fn ipint_callback(s: &Stack, invoice: &str, claimed: &str) {
     let (status, text) = s.post("/webhooks/ipint", body.into_bytes(), &[]).await;
     assert_eq!((status, text.as_str()), (200, ""));
     // Verification is off the request path: the answer never waits for iPint.
-    assert!(started.elapsed() < Duration::from_secs(2), "callback took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "callback took {:?}",
+        started.elapsed()
+    );
 }
 
 async fn ipint_verified_callbacks_end_with_the_matrix_balances(backend: testkit::Backend) {
     use Answer::*;
-    let done = |status| Invoice { status, received_local: "20.00" };
+    let done = |status| Invoice {
+        status,
+        received_local: "20.00",
+    };
     let fake = Arc::new(Mutex::new(FakeIpint::default()));
     {
         let mut f = fake.lock().unwrap();
         let mut script = |id: &str, answers: Vec<Answer>| f.scripts.insert(id.to_owned(), answers);
         script("inv-ok", vec![done("COMPLETED")]);
-        script("inv-short", vec![Invoice { status: "COMPLETED", received_local: "19.99" }]);
+        script(
+            "inv-short",
+            vec![Invoice {
+                status: "COMPLETED",
+                received_local: "19.99",
+            }],
+        );
         script("inv-failed", vec![done("FAILED")]);
-        script("inv-processing", vec![done("CHECKING"), done("PROCESSING"), done("PROCESSING"), done("COMPLETED")]);
+        script(
+            "inv-processing",
+            vec![
+                done("CHECKING"),
+                done("PROCESSING"),
+                done("PROCESSING"),
+                done("COMPLETED"),
+            ],
+        );
         script("inv-500", vec![Error(500), Error(502), done("COMPLETED")]);
-        script("inv-slow", vec![Slow(Duration::from_secs(2)), done("COMPLETED")]);
+        script(
+            "inv-slow",
+            vec![Slow(Duration::from_secs(2)), done("COMPLETED")],
+        );
         script("inv-forever", vec![done("PROCESSING")]);
     }
     let url = fake_ipint(fake.clone()).await;
     let s = Stack::new(backend, settings(Some(&url))).await;
     s.receive("ik", 20).await;
-    let invoices = ["inv-ok", "inv-short", "inv-failed", "inv-processing", "inv-500", "inv-slow", "inv-forever"];
+    let invoices = [
+        "inv-ok",
+        "inv-short",
+        "inv-failed",
+        "inv-processing",
+        "inv-500",
+        "inv-slow",
+        "inv-forever",
+    ];
     for inv in invoices {
-        s.register(&format!("o-{inv}"), "ik", "20.00", "USD", &[("ipint", inv)]).await;
+        s.register(&format!("o-{inv}"), "ik", "20.00", "USD", &[("ipint", inv)])
+            .await;
     }
     for inv in invoices {
         ipint_callback(&s, inv, "COMPLETED").await;
@@ -407,20 +689,38 @@ async fn ipint_verified_callbacks_end_with_the_matrix_balances(backend: testkit:
     ipint_callback(&s, "inv-ok", "COMPLETED").await;
 
     assert_eq!(label(&s.outcome("ipint:inv-ok:COMPLETED").await), "moved");
-    assert_eq!(label(&s.outcome("ipint:inv-short:COMPLETED").await), "exception:amount_mismatch");
-    assert_eq!(label(&s.outcome("ipint:inv-failed:FAILED").await), "noop:nothing_reserved");
-    assert_eq!(label(&s.outcome("ipint:inv-processing:COMPLETED").await), "moved");
+    assert_eq!(
+        label(&s.outcome("ipint:inv-short:COMPLETED").await),
+        "exception:amount_mismatch"
+    );
+    assert_eq!(
+        label(&s.outcome("ipint:inv-failed:FAILED").await),
+        "noop:nothing_reserved"
+    );
+    assert_eq!(
+        label(&s.outcome("ipint:inv-processing:COMPLETED").await),
+        "moved"
+    );
     assert_eq!(label(&s.outcome("ipint:inv-500:COMPLETED").await), "moved");
     assert_eq!(label(&s.outcome("ipint:inv-slow:COMPLETED").await), "moved");
     // Still PROCESSING after the bound (8 verifications): an exception, nothing moved.
-    assert_eq!(label(&s.outcome("ipint:inv-forever:unverifiable").await), "exception:unverifiable");
+    assert_eq!(
+        label(&s.outcome("ipint:inv-forever:unverifiable").await),
+        "exception:unverifiable"
+    );
 
     // The callback claimed COMPLETED for the FAILED invoice: nothing moved to sold for it.
     // Four orders sold two units each: ok, processing, 500, slow.
     assert_eq!(s.balance("ik").await, (12, 0, 8));
     let f = fake.lock().unwrap();
-    assert_eq!(f.bad_signatures, 0, "every request carried the algorithm's signature");
-    assert_eq!(f.calls["inv-ok"], 1, "a duplicate callback is one verification");
+    assert_eq!(
+        f.bad_signatures, 0,
+        "every request carried the algorithm's signature"
+    );
+    assert_eq!(
+        f.calls["inv-ok"], 1,
+        "a duplicate callback is one verification"
+    );
     assert!(f.calls["inv-processing"] >= 4 && f.calls["inv-500"] >= 3 && f.calls["inv-slow"] >= 2);
     assert_eq!(f.calls["inv-forever"], 8);
 }
@@ -429,13 +729,26 @@ async fn ipint_verified_callbacks_end_with_the_matrix_balances(backend: testkit:
 async fn ipint_without_keys_waits_as_unverifiable_and_moves_nothing() {
     let s = Stack::new(testkit::Backend::Sqlite, settings(None)).await;
     s.receive("nk", 5).await;
-    s.register("o-nk", "nk", "20.00", "USD", &[("ipint", "inv-nokeys")]).await;
+    s.register("o-nk", "nk", "20.00", "USD", &[("ipint", "inv-nokeys")])
+        .await;
     ipint_callback(&s, "inv-nokeys", "COMPLETED").await;
-    assert_eq!(label(&s.outcome("ipint:inv-nokeys:unverifiable").await), "exception:unverifiable");
+    assert_eq!(
+        label(&s.outcome("ipint:inv-nokeys:unverifiable").await),
+        "exception:unverifiable"
+    );
     // The trigger is kept and checked again; the exception is not repeated.
     tokio::time::sleep(Duration::from_millis(800)).await;
     s.once("ipint:inv-nokeys:unverifiable").await;
     assert_eq!(s.balance("nk").await, (5, 0, 0));
-    let mut stream = s.h.bus.jetstream().get_stream(s.h.bus.namespace().callbacks_stream()).await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 1, "the callback waits in the stream");
+    let mut stream =
+        s.h.bus
+            .jetstream()
+            .get_stream(s.h.bus.namespace().callbacks_stream())
+            .await
+            .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        1,
+        "the callback waits in the stream"
+    );
 }

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use bus::read::ReadFrom;
-use domain::{AuthorizationMode, Event, EventId, EventKind, OrderLookup, OrderRef, Payment, Timestamp};
+use domain::{
+    AuthorizationMode, Event, EventId, EventKind, OrderLookup, OrderRef, Payment, Timestamp,
+};
 use e2e::{Harness, test_settings, workload};
 use ledger::replay::{ReplayOptions, ReplaySummary, replay};
 use store::{Store, StoreOptions};
@@ -25,19 +27,41 @@ async fn replay_rebuilds_and_is_idempotent_postgres() {
 }
 
 fn payment(order: &str) -> Payment {
-    Payment { order: OrderLookup::OrderRef(OrderRef::parse(order).unwrap()), amount: None }
+    Payment {
+        order: OrderLookup::OrderRef(OrderRef::parse(order).unwrap()),
+        amount: None,
+    }
 }
 
 fn late(identity: &str, kind: EventKind) -> (String, Event) {
-    (identity.to_owned(), Event { id: EventId::from_dedupe_key(identity), recorded_at: Timestamp(1), kind })
+    (
+        identity.to_owned(),
+        Event {
+            id: EventId::from_dedupe_key(identity),
+            recorded_at: Timestamp(1),
+            kind,
+        },
+    )
 }
 
 async fn balances(store: &Store) -> BTreeMap<(String, String), domain::Balance> {
-    store.all_balances().await.unwrap().into_iter().map(|(s, l, b)| ((s, l), b)).collect()
+    store
+        .all_balances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, l, b)| ((s, l), b))
+        .collect()
 }
 
 async fn outcome(store: &Store, label: &str) -> u64 {
-    store.outcome_counts().await.unwrap().into_iter().find(|(o, _)| o == label).map_or(0, |(_, n)| n as u64)
+    store
+        .outcome_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(o, _)| o == label)
+        .map_or(0, |(_, n)| n as u64)
 }
 
 async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
@@ -47,10 +71,18 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
     // capture for an order nobody registered).
     for i in 1..=10 {
         let o = format!("wl-21-{i}");
-        let kind = EventKind::PaymentAuthorized { payment: payment(&o), mode: AuthorizationMode::Notification };
+        let kind = EventKind::PaymentAuthorized {
+            payment: payment(&o),
+            mode: AuthorizationMode::Notification,
+        };
         events.push(late(&format!("late-auth:{o}"), kind));
     }
-    events.push(late("ghost-capture", EventKind::PaymentCaptured { payment: payment("never-registered") }));
+    events.push(late(
+        "ghost-capture",
+        EventKind::PaymentCaptured {
+            payment: payment("never-registered"),
+        },
+    ));
     for (identity, e) in &events {
         h.publish(identity, e).await.unwrap();
     }
@@ -59,19 +91,40 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
     for (i, (identity, e)) in events.iter().take(duplicates as usize).enumerate() {
         let env = e2e::envelope(identity, e);
         let subject = h.bus.namespace().event_subject("test", "again");
-        h.bus.publish_event(subject, &format!("dup-{i}"), env.to_json().into(), None).await.unwrap();
+        h.bus
+            .publish_event(subject, &format!("dup-{i}"), env.to_json().into(), None)
+            .await
+            .unwrap();
     }
-    let distinct = events.iter().map(|(_, e)| e.id).collect::<std::collections::BTreeSet<_>>().len() as i64;
+    let distinct = events
+        .iter()
+        .map(|(_, e)| e.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as i64;
     let ledger = h.start_ledger(test_settings()).await.unwrap();
-    assert_eq!(h.wait_processed(distinct, Duration::from_secs(60)).await.unwrap(), distinct);
+    assert_eq!(
+        h.wait_processed(distinct, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        distinct
+    );
     ledger.stop().await;
     let original = balances(&h.store).await;
-    let (moved, noops, exceptions) = (outcome(&h.store, "moved").await, outcome(&h.store, "noop").await, outcome(&h.store, "exception").await);
-    assert!(noops > 0 && exceptions > 0, "the range holds no-ops ({noops}) and exceptions ({exceptions})");
+    let (moved, noops, exceptions) = (
+        outcome(&h.store, "moved").await,
+        outcome(&h.store, "noop").await,
+        outcome(&h.store, "exception").await,
+    );
+    assert!(
+        noops > 0 && exceptions > 0,
+        "the range holds no-ops ({noops}) and exceptions ({exceptions})"
+    );
 
     // Recovery into an empty ledger.
     let db = TestDatabase::new(backend).await.unwrap();
-    let fresh = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
+    let fresh = Store::connect(db.url(), &StoreOptions::default())
+        .await
+        .unwrap();
     let opts = |dry_run| ReplayOptions {
         filter: h.bus.namespace().events_wildcard(),
         from: ReadFrom::Sequence(1),
@@ -80,21 +133,51 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
         unknown_order_hold: Duration::ZERO,
     };
     let read = distinct as u64 + duplicates;
-    let first = ReplaySummary { read, applied: moved, deduplicated: duplicates, business_noops: noops, exceptions, deferred: 0, unprocessable: 0 };
-    let dry = replay(&h.bus, &fresh, &opts(true), |_, _| {}).await.unwrap();
+    let first = ReplaySummary {
+        read,
+        applied: moved,
+        deduplicated: duplicates,
+        business_noops: noops,
+        exceptions,
+        deferred: 0,
+        unprocessable: 0,
+    };
+    let dry = replay(&h.bus, &fresh, &opts(true), |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(dry, first, "a dry run reports what the replay will do");
-    assert!(balances(&fresh).await.is_empty(), "a dry run changes nothing");
+    assert!(
+        balances(&fresh).await.is_empty(),
+        "a dry run changes nothing"
+    );
     assert_eq!(fresh.outcome_counts().await.unwrap(), vec![]);
-    let real = replay(&h.bus, &fresh, &opts(false), |_, _| {}).await.unwrap();
+    let real = replay(&h.bus, &fresh, &opts(false), |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(real, first);
-    assert_eq!(balances(&fresh).await, original, "the replayed ledger is the original");
+    assert_eq!(
+        balances(&fresh).await,
+        original,
+        "the replayed ledger is the original"
+    );
     // Again: nothing moves.
-    let again = replay(&h.bus, &fresh, &opts(false), |_, _| {}).await.unwrap();
-    assert_eq!(again, ReplaySummary { read, deduplicated: read, ..ReplaySummary::default() });
+    let again = replay(&h.bus, &fresh, &opts(false), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        ReplaySummary {
+            read,
+            deduplicated: read,
+            ..ReplaySummary::default()
+        }
+    );
     assert_eq!(balances(&fresh).await, original);
     assert!(fresh.verify().await.unwrap().is_ok());
     // And into the original ledger: nothing moves either.
-    let onto_original = replay(&h.bus, &h.store, &opts(false), |_, _| {}).await.unwrap();
+    let onto_original = replay(&h.bus, &h.store, &opts(false), |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(onto_original.deduplicated, read);
     assert_eq!(balances(&h.store).await, original);
 
@@ -114,7 +197,11 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
     assert!(!unbounded.status.success());
     assert!(String::from_utf8_lossy(&unbounded.stderr).contains("refusing an unbounded replay"));
     let out = run(&["replay", "--from-seq", "1", "--dry-run", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["read"], read);
     assert_eq!(report["summary"]["deduplicated"], read);

@@ -27,54 +27,97 @@ async fn every_change_once_and_in_order(backend: Backend) {
     for (identity, e) in &events {
         h.publish(identity, e).await.unwrap();
     }
-    let n = events.iter().map(|(_, e)| e.id).collect::<std::collections::BTreeSet<_>>().len() as i64;
+    let n = events
+        .iter()
+        .map(|(_, e)| e.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as i64;
     let mut settings = test_settings();
     settings.fetch_batch_max = 64;
     for progress in [1500, 4000, 7000] {
         let ledger = h.start_ledger(settings.clone()).await.unwrap();
-        h.wait_processed(progress, Duration::from_secs(120)).await.unwrap();
+        h.wait_processed(progress, Duration::from_secs(120))
+            .await
+            .unwrap();
         ledger.kill().await;
     }
     let ledger = h.start_ledger(settings).await.unwrap();
-    assert_eq!(h.wait_processed(n, Duration::from_secs(300)).await.unwrap(), n);
+    assert_eq!(
+        h.wait_processed(n, Duration::from_secs(300)).await.unwrap(),
+        n
+    );
     let start = Instant::now();
     while h.store.stock_outbox_len().await.unwrap() > 0 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the outbox drains");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the outbox drains"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ns = h.bus.namespace();
     // Everything, from the start: per (SKU, location), sequences 1, 2, 3 … once each.
-    let mut reader = h.bus.read(&ns.stock_stream(), &ns.stock_wildcard(), ReadFrom::Start).await.unwrap();
+    let mut reader = h
+        .bus
+        .read(&ns.stock_stream(), &ns.stock_wildcard(), ReadFrom::Start)
+        .await
+        .unwrap();
     let mut seen: BTreeMap<(String, String), Vec<StockChange>> = BTreeMap::new();
     while let Some(msg) = reader.next().await {
         let msg = msg.unwrap();
         let change = StockChange::parse(&msg.payload).expect("a v1 stock change");
         assert_eq!(msg.subject, ns.stock_subject(&change.sku, &change.location));
-        seen.entry((change.sku.clone(), change.location.clone())).or_default().push(change);
+        seen.entry((change.sku.clone(), change.location.clone()))
+            .or_default()
+            .push(change);
     }
     let balances = h.store.all_balances().await.unwrap();
-    assert_eq!(seen.len(), balances.len(), "one subject per (SKU, location)");
+    assert_eq!(
+        seen.len(),
+        balances.len(),
+        "one subject per (SKU, location)"
+    );
     for (sku, location, b) in &balances {
         let changes = &seen[&(sku.clone(), location.clone())];
         let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
         let last_seqs_per_change: Vec<u64> = seqs.clone();
         // Entries of one transaction share one change (its last sequence); changes are
         // strictly increasing and end at the ledger's sequence.
-        assert!(last_seqs_per_change.windows(2).all(|w| w[0] < w[1]), "{sku}@{location}: {seqs:?}");
+        assert!(
+            last_seqs_per_change.windows(2).all(|w| w[0] < w[1]),
+            "{sku}@{location}: {seqs:?}"
+        );
         assert_eq!(seqs.last().copied(), Some(b.seq), "{sku}@{location}");
         let last = changes.last().unwrap();
-        assert_eq!((last.balances.available, last.balances.reserved, last.balances.sold), (b.available, b.reserved, b.sold));
+        assert_eq!(
+            (
+                last.balances.available,
+                last.balances.reserved,
+                last.balances.sold
+            ),
+            (b.available, b.reserved, b.sold)
+        );
     }
     // Exactly one change per (SKU, location) per moving transaction: compare with the entries.
     let moved_pairs: i64 = store_count_pairs(&h).await;
     let total_changes: usize = seen.values().map(Vec::len).sum();
     assert_eq!(total_changes as i64, moved_pairs, "every change once");
     // A late subscriber's snapshot: the last message of every subject is the current state.
-    let mut snapshot = h.bus.read(&ns.stock_stream(), &ns.stock_wildcard(), ReadFrom::LastPerSubject).await.unwrap();
+    let mut snapshot = h
+        .bus
+        .read(
+            &ns.stock_stream(),
+            &ns.stock_wildcard(),
+            ReadFrom::LastPerSubject,
+        )
+        .await
+        .unwrap();
     let mut count = 0;
     while let Some(msg) = snapshot.next().await {
         let c = StockChange::parse(&msg.unwrap().payload).unwrap();
-        let b = balances.iter().find(|(s, l, _)| *s == c.sku && *l == c.location).unwrap();
+        let b = balances
+            .iter()
+            .find(|(s, l, _)| *s == c.sku && *l == c.location)
+            .unwrap();
         assert_eq!(c.seq, b.2.seq);
         count += 1;
     }
@@ -84,6 +127,10 @@ async fn every_change_once_and_in_order(backend: Backend) {
 
 /// The number of distinct (event, SKU, location) among ledger entries: one stock change each.
 async fn store_count_pairs(h: &Harness) -> i64 {
-    let sql = "SELECT COUNT(*) FROM (SELECT DISTINCT event_id, sku, location FROM ledger_entries) AS t";
-    store::sqlx::query_scalar::<_, i64>(sql).fetch_one(h.store.pool()).await.unwrap()
+    let sql =
+        "SELECT COUNT(*) FROM (SELECT DISTINCT event_id, sku, location FROM ledger_entries) AS t";
+    store::sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap()
 }

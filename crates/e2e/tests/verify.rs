@@ -24,9 +24,16 @@ async fn verify_detects_tampering(backend: Backend) {
     for (identity, e) in &events {
         h.publish(identity, e).await.unwrap();
     }
-    let n = events.iter().map(|(_, e)| e.id).collect::<std::collections::BTreeSet<_>>().len() as i64;
+    let n = events
+        .iter()
+        .map(|(_, e)| e.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as i64;
     let ledger = h.start_ledger(test_settings()).await.unwrap();
-    assert_eq!(h.wait_processed(n, Duration::from_secs(60)).await.unwrap(), n);
+    assert_eq!(
+        h.wait_processed(n, Duration::from_secs(60)).await.unwrap(),
+        n
+    );
     ledger.stop().await;
     let verify = || {
         Command::new(e2e::binary("stockctl"))
@@ -36,7 +43,12 @@ async fn verify_detects_tampering(backend: Backend) {
             .unwrap()
     };
     let ok = verify();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     let pool = h.store.pool();
     store::sqlx::query("UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = 'sku-00001'")
@@ -47,7 +59,12 @@ async fn verify_detects_tampering(backend: Backend) {
     assert_eq!(tampered.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&tampered.stdout).unwrap();
     let problems = report["problems"].as_array().unwrap();
-    assert!(problems.iter().any(|p| p["problem"] == "balance_mismatch" && p["sku"] == "sku-00001"), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["problem"] == "balance_mismatch" && p["sku"] == "sku-00001"),
+        "{problems:?}"
+    );
 
     store::sqlx::query(
         "INSERT INTO ledger_entries (sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at) \
@@ -60,6 +77,16 @@ async fn verify_detects_tampering(backend: Backend) {
     assert_eq!(gapped.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&gapped.stdout).unwrap();
     let problems = report["problems"].as_array().unwrap();
-    assert!(problems.iter().any(|p| p["problem"] == "sequence_gap" && p["sku"] == "sku-00002"), "{problems:?}");
-    assert!(problems.iter().any(|p| p["problem"] == "orphan_entry" && p["event_id"] == "forged"), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["problem"] == "sequence_gap" && p["sku"] == "sku-00002"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["problem"] == "orphan_entry" && p["event_id"] == "forged"),
+        "{problems:?}"
+    );
 }

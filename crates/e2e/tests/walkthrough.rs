@@ -26,7 +26,9 @@ fn workspace_root() -> PathBuf {
 /// The shell blocks of the walkthrough, in order.
 fn blocks() -> Vec<String> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    let start = readme.find("<!-- walkthrough:start -->").expect("start marker");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("start marker");
     let end = readme.find("<!-- walkthrough:end -->").expect("end marker");
     let section = &readme[start..end];
     let mut out = Vec::new();
@@ -44,18 +46,29 @@ fn blocks() -> Vec<String> {
 /// The directory holding the `stockctl` binary built with the workspace (`scripts/test`
 /// builds every target before running tests).
 fn stockctl_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     let dir = target.join("debug");
-    assert!(dir.join("stockctl").exists(), "build stockctl first: cargo build -p stockctl (scripts/test does)");
+    assert!(
+        dir.join("stockctl").exists(),
+        "build stockctl first: cargo build -p stockctl (scripts/test does)"
+    );
     dir
 }
 
 async fn walkthrough(backend: Backend) {
     let h = Harness::new(backend).await.unwrap();
     let ledger = h.start_ledger(test_settings()).await.unwrap();
-    let ingress = h.start_ingress(&ingress_config(&[]).unwrap()).await.unwrap();
+    let ingress = h
+        .start_ingress(&ingress_config(&[]).unwrap())
+        .await
+        .unwrap();
     let work = tempfile_dir();
-    let path = format!("{}:{}", stockctl_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        stockctl_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     for (i, block) in blocks().into_iter().enumerate() {
         let url = ingress.url.clone();
         let (block_run, path, work) = (block.clone(), path.clone(), work.clone());
@@ -74,9 +87,17 @@ async fn walkthrough(backend: Backend) {
         .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "step {} failed:\n{block}\nstdout: {stdout}\nstderr: {stderr}", i + 1);
+        assert!(
+            output.status.success(),
+            "step {} failed:\n{block}\nstdout: {stdout}\nstderr: {stderr}",
+            i + 1
+        );
         for expected in block.lines().filter_map(|l| l.trim().strip_prefix("# → ")) {
-            assert!(stdout.contains(expected), "step {}: expected {expected:?} in the output of\n{block}\ngot: {stdout}", i + 1);
+            assert!(
+                stdout.contains(expected),
+                "step {}: expected {expected:?} in the output of\n{block}\ngot: {stdout}",
+                i + 1
+            );
         }
     }
     let report = h.store.verify().await.unwrap();

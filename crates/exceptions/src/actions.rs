@@ -121,19 +121,35 @@ pub struct Actions {
 }
 
 fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
-    let missing: Vec<&str> = fields.iter().filter(|(_, v)| v.trim().is_empty()).map(|(n, _)| *n).collect();
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(n, _)| *n)
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ActionError::Invalid(format!("{} must be given and not empty", missing.join(", "))))
+        Err(ActionError::Invalid(format!(
+            "{} must be given and not empty",
+            missing.join(", ")
+        )))
     }
 }
 
 impl Actions {
     /// Retries exception `id` (see the module documentation). `why` says what was fixed.
-    pub async fn retry(&self, id: &str, actor: &str, why: &str) -> Result<RetryReport, ActionError> {
+    pub async fn retry(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+    ) -> Result<RetryReport, ActionError> {
         required(&[("actor", actor), ("reason", why)])?;
-        let (item, attempt, payload) = match self.store.queue_begin_retry(id, actor, why, now().0).await? {
+        let (item, attempt, payload) = match self
+            .store
+            .queue_begin_retry(id, actor, why, now().0)
+            .await?
+        {
             RetryStart::AlreadyResolved { resolution } => {
                 return Ok(RetryReport {
                     id: id.to_owned(),
@@ -144,7 +160,11 @@ impl Actions {
                     resolution,
                 });
             }
-            RetryStart::Go { item, attempt, payload } => (item, attempt, payload),
+            RetryStart::Go {
+                item,
+                attempt,
+                payload,
+            } => (item, attempt, payload),
         };
         let (envelope, event) = match contract::decode_event(&payload) {
             Ok(decoded) => decoded,
@@ -152,19 +172,32 @@ impl Actions {
                 let why_not = format!(
                     "this release cannot decode the message either ({e}); fix the producer and resolve it, or retry after an upgrade that reads it"
                 );
-                self.store.queue_retry_failed(id, attempt, &why_not, now().0).await?;
+                self.store
+                    .queue_retry_failed(id, attempt, &why_not, now().0)
+                    .await?;
                 return Err(ActionError::NotRetryable(why_not));
             }
         };
         let event_id = event.id.to_string();
         let msg_id = format!("{event_id}:retry:{attempt}");
-        let subject = self.bus.namespace().event_subject(&envelope.source.provider, envelope.kind_name());
-        if let Err(e) = self.bus.publish_operator_retry(subject, &msg_id, payload.into(), actor).await {
-            self.store.queue_retry_failed(id, attempt, &e.to_string(), now().0).await?;
+        let subject = self
+            .bus
+            .namespace()
+            .event_subject(&envelope.source.provider, envelope.kind_name());
+        if let Err(e) = self
+            .bus
+            .publish_operator_retry(subject, &msg_id, payload.into(), actor)
+            .await
+        {
+            self.store
+                .queue_retry_failed(id, attempt, &e.to_string(), now().0)
+                .await?;
             return Err(ActionError::Unavailable(e.to_string()));
         }
         let other_id = (event_id != item.event_id).then_some(event_id.as_str());
-        self.store.queue_retry_published(id, attempt, &msg_id, other_id, now().0).await?;
+        self.store
+            .queue_retry_published(id, attempt, &msg_id, other_id, now().0)
+            .await?;
         let reconciles = item.source == "dlq" || other_id.is_some();
         let settled = wait_until(self.wait, || async {
             if reconciles {
@@ -180,30 +213,57 @@ impl Actions {
             Some(i) => (i.state.clone(), Some(i.reason), i.resolution),
             None => ("pending".to_owned(), Some(item.reason), None),
         };
-        Ok(RetryReport { id: id.to_owned(), result, attempt: Some(attempt), msg_id: Some(msg_id), reason, resolution })
+        Ok(RetryReport {
+            id: id.to_owned(),
+            result,
+            attempt: Some(attempt),
+            msg_id: Some(msg_id),
+            reason,
+            resolution,
+        })
     }
 
     /// Resolves exception `id` as a deliberate no-op with `why`. No stock moves.
-    pub async fn resolve(&self, id: &str, actor: &str, why: &str) -> Result<ResolveReport, ActionError> {
+    pub async fn resolve(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+    ) -> Result<ResolveReport, ActionError> {
         required(&[("actor", actor), ("reason", why)])?;
         let done = self.store.queue_resolve(id, actor, why, now().0).await?;
-        let resolution = self.store.queue_item(id).await?.and_then(|d| d.item.resolution);
+        let resolution = self
+            .store
+            .queue_item(id)
+            .await?
+            .and_then(|d| d.item.resolution);
         let result = match done {
             ResolveDone::Resolved => "resolved",
             ResolveDone::AlreadyResolved { .. } => "already_resolved",
         };
-        Ok(ResolveReport { id: id.to_owned(), result: result.into(), resolution })
+        Ok(ResolveReport {
+            id: id.to_owned(),
+            result: result.into(),
+            resolution,
+        })
     }
 
     /// Publishes a `stock.corrected` event and waits for the ledger's outcome. Refused
     /// (nothing published) without a reason, evidence and an approver.
     pub async fn correct_stock(&self, c: &Correction) -> Result<CorrectionReport, ActionError> {
-        required(&[("reason", &c.reason), ("evidence", &c.evidence), ("approved-by", &c.approved_by), ("actor", &c.actor)])?;
+        required(&[
+            ("reason", &c.reason),
+            ("evidence", &c.evidence),
+            ("approved-by", &c.approved_by),
+            ("actor", &c.actor),
+        ])?;
         if c.delta == 0 {
             return Err(ActionError::Invalid("delta must not be zero".into()));
         }
-        let sku = Sku::parse(c.sku.clone()).map_err(|e| ActionError::Invalid(format!("sku: {e}")))?;
-        let location = Location::parse(c.location.clone()).map_err(|e| ActionError::Invalid(format!("location: {e}")))?;
+        let sku =
+            Sku::parse(c.sku.clone()).map_err(|e| ActionError::Invalid(format!("sku: {e}")))?;
+        let location = Location::parse(c.location.clone())
+            .map_err(|e| ActionError::Invalid(format!("location: {e}")))?;
         let kind = EventKind::StockCorrected {
             key: StockKey { sku, location },
             delta: c.delta,
@@ -211,29 +271,63 @@ impl Actions {
             evidence: c.evidence.clone(),
             approved_by: c.approved_by.clone(),
         };
-        let key = c.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let source = Source { provider: "operator".into(), identity: format!("operator:stock-correction:{key}") };
+        let key = c
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let source = Source {
+            provider: "operator".into(),
+            identity: format!("operator:stock-correction:{key}"),
+        };
         let t = now();
         let envelope = Envelope::new(&kind, source, t, t, None);
-        envelope.to_domain().map_err(|e| ActionError::Invalid(e.to_string()))?;
+        envelope
+            .to_domain()
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
         let event_id = envelope.event_id().to_string();
         let target = format!("stock:{event_id}");
         let detail = json!({
             "sku": c.sku, "location": c.location, "delta": c.delta,
             "evidence": c.evidence, "approved_by": c.approved_by, "event_id": event_id,
         });
-        let action = |result: &'static str| NewAction { target: &target, action: "stock_correct", actor: &c.actor, reason: &c.reason, result, detail: &detail };
+        let action = |result: &'static str| NewAction {
+            target: &target,
+            action: "stock_correct",
+            actor: &c.actor,
+            reason: &c.reason,
+            result,
+            detail: &detail,
+        };
         self.store.record_action(action("publishing"), t.0).await?;
-        let subject = self.bus.namespace().event_subject("operator", envelope.kind_name());
-        let published = match self.bus.publish_event(subject, &event_id, envelope.to_json().into(), None).await {
+        let subject = self
+            .bus
+            .namespace()
+            .event_subject("operator", envelope.kind_name());
+        let published = match self
+            .bus
+            .publish_event(subject, &event_id, envelope.to_json().into(), None)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 let failed = json!({"error": e.to_string()});
-                self.store.record_action(NewAction { result: "not published", detail: &failed, ..action("") }, now().0).await?;
+                self.store
+                    .record_action(
+                        NewAction {
+                            result: "not published",
+                            detail: &failed,
+                            ..action("")
+                        },
+                        now().0,
+                    )
+                    .await?;
                 return Err(ActionError::Unavailable(e.to_string()));
             }
         };
-        let outcome = wait_until(self.wait, || async { self.store.processed(&event_id).await.ok().flatten() }).await;
+        let outcome = wait_until(self.wait, || async {
+            self.store.processed(&event_id).await.ok().flatten()
+        })
+        .await;
         let (label, reason) = match outcome {
             Some(p) => (p.outcome, p.reason),
             None => ("pending".to_owned(), None),
@@ -242,7 +336,20 @@ impl Actions {
             Some(r) => format!("{label}: {r}"),
             None => label.clone(),
         };
-        self.store.record_action(NewAction { result: &result, ..action("") }, now().0).await?;
-        Ok(CorrectionReport { event_id, duplicate: published.duplicate, outcome: label, reason })
+        self.store
+            .record_action(
+                NewAction {
+                    result: &result,
+                    ..action("")
+                },
+                now().0,
+            )
+            .await?;
+        Ok(CorrectionReport {
+            event_id,
+            duplicate: published.duplicate,
+            outcome: label,
+            reason,
+        })
     }
 }

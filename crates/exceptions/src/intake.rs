@@ -25,9 +25,16 @@ use tokio::sync::watch;
 use crate::{ExceptionSettings, ExceptionsError, now};
 
 /// Reads captured advisories and writes their dead letters until `stop`.
-pub async fn run_advisories(bus: Bus, settings: ExceptionSettings, mut stop: watch::Receiver<bool>) -> Result<(), ExceptionsError> {
+pub async fn run_advisories(
+    bus: Bus,
+    settings: ExceptionSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ExceptionsError> {
     let consumer = bus.advisory_consumer().await?;
-    let mut messages = consumer.messages().await.map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
     tracing::info!("advisory intake started");
     loop {
         let next = tokio::select! {
@@ -50,7 +57,12 @@ pub async fn run_advisories(bus: Bus, settings: ExceptionSettings, mut stop: wat
             }
             Ok(adv) => match bus.dead_letter(&adv).await {
                 Ok(done) => {
-                    tracing::info!(stream_seq = adv.stream_seq, reason = adv.reason.code(), ?done, "dead letter written");
+                    tracing::info!(
+                        stream_seq = adv.stream_seq,
+                        reason = adv.reason.code(),
+                        ?done,
+                        "dead letter written"
+                    );
                     AckKind::Ack
                 }
                 Err(e) => {
@@ -66,9 +78,17 @@ pub async fn run_advisories(bus: Bus, settings: ExceptionSettings, mut stop: wat
 }
 
 /// Reads dead letters and records them in the exception queue until `stop`.
-pub async fn run_dead_letters(bus: Bus, store: Store, settings: ExceptionSettings, mut stop: watch::Receiver<bool>) -> Result<(), ExceptionsError> {
+pub async fn run_dead_letters(
+    bus: Bus,
+    store: Store,
+    settings: ExceptionSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ExceptionsError> {
     let consumer = bus.dlq_consumer().await?;
-    let mut messages = consumer.messages().await.map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
     tracing::info!("dead-letter intake started");
     loop {
         let next = tokio::select! {
@@ -131,10 +151,13 @@ pub fn raw_evidence(raw: &[u8]) -> Value {
 pub fn decode_reason(e: &DecodeError) -> (&'static str, String) {
     match e {
         DecodeError::Undecodable { message } => ("undecodable", message.clone()),
-        DecodeError::UnknownVersion { version } => {
-            ("unknown_schema_version", format!("schema version {version} is not known to this release"))
+        DecodeError::UnknownVersion { version } => (
+            "unknown_schema_version",
+            format!("schema version {version} is not known to this release"),
+        ),
+        DecodeError::Invalid { field, message } => {
+            ("missing_fields", format!("{field}: {message}"))
         }
-        DecodeError::Invalid { field, message } => ("missing_fields", format!("{field}: {message}")),
     }
 }
 
@@ -173,7 +196,10 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
         return Ok(NewDeadLetter {
             id: position,
             reason: dl.reason.code().to_owned(),
-            detail: format!("message {} of {} was no longer in its stream when it was dead-lettered", dl.stream_seq, dl.stream),
+            detail: format!(
+                "message {} of {} was no longer in its stream when it was dead-lettered",
+                dl.stream_seq, dl.stream
+            ),
             evidence,
             order_ref: None,
             stream_seq: dl.stream_seq,
@@ -201,20 +227,36 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
         Some(r) => store.order(r).await?,
         None => None,
     };
-    let mut keys: Vec<StockKey> = order.iter().flat_map(|o| o.spec.lines.keys().cloned()).collect();
-    if let EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } = &event.kind {
+    let mut keys: Vec<StockKey> = order
+        .iter()
+        .flat_map(|o| o.spec.lines.keys().cloned())
+        .collect();
+    if let EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } =
+        &event.kind
+    {
         keys.push(key.clone());
     }
     let mut stock = Vec::with_capacity(keys.len());
     for key in &keys {
         let b = store.balance(key).await?;
-        stock.push(json!({"sku": key.sku.as_str(), "location": key.location.as_str(), "balance": b}));
+        stock.push(
+            json!({"sku": key.sku.as_str(), "location": key.location.as_str(), "balance": b}),
+        );
     }
     if let Some(map) = evidence.as_object_mut() {
-        map.insert("event".into(), serde_json::to_value(&envelope).unwrap_or(Value::Null));
+        map.insert(
+            "event".into(),
+            serde_json::to_value(&envelope).unwrap_or(Value::Null),
+        );
         map.insert("event_id".into(), json!(id));
-        map.insert("provider".into(), json!({"provider": envelope.source.provider, "identity": envelope.source.identity}));
-        map.insert("order".into(), serde_json::to_value(&order).unwrap_or(Value::Null));
+        map.insert(
+            "provider".into(),
+            json!({"provider": envelope.source.provider, "identity": envelope.source.identity}),
+        );
+        map.insert(
+            "order".into(),
+            serde_json::to_value(&order).unwrap_or(Value::Null),
+        );
         map.insert("stock_at_dead_letter".into(), json!(stock));
     }
     let already_final = store
@@ -229,7 +271,11 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
             dl.deliveries,
             dl.consumer
         ),
-        DeadReason::Terminated => format!("{} terminated by consumer {} as a permanent failure", event.kind.name(), dl.consumer),
+        DeadReason::Terminated => format!(
+            "{} terminated by consumer {} as a permanent failure",
+            event.kind.name(),
+            dl.consumer
+        ),
     };
     Ok(NewDeadLetter {
         id,
@@ -277,7 +323,8 @@ mod tests {
 
     #[test]
     fn decode_errors_map_to_the_ledgers_reason_codes() {
-        let e = contract::decode_event(br#"{"schema":"stockledger.event","version":99}"#).expect_err("unknown version");
+        let e = contract::decode_event(br#"{"schema":"stockledger.event","version":99}"#)
+            .expect_err("unknown version");
         assert_eq!(decode_reason(&e).0, "unknown_schema_version");
         let e = contract::decode_event(b"nope").expect_err("not json");
         assert_eq!(decode_reason(&e).0, "undecodable");

@@ -57,7 +57,9 @@ impl ExceptionSettings {
     /// Settings from the process configuration.
     pub fn from_config(c: &config::Config) -> Self {
         Self {
-            dlq: DlqLimits { max_age: c.dlq_max_age },
+            dlq: DlqLimits {
+                max_age: c.dlq_max_age,
+            },
             sweep_interval: c.exceptions_sweep_interval,
             metrics_addr: c.exceptions_metrics_addr.clone(),
             ..Self::default()
@@ -78,7 +80,12 @@ pub enum ExceptionsError {
 
 /// Runs the three loops (and the metrics endpoint, when configured) until `shutdown`
 /// completes; each loop finishes the message in hand and returns.
-pub async fn run(bus: Bus, store: Store, settings: ExceptionSettings, shutdown: impl Future<Output = ()>) -> Result<(), ExceptionsError> {
+pub async fn run(
+    bus: Bus,
+    store: Store,
+    settings: ExceptionSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ExceptionsError> {
     bus.ensure_streams().await?;
     bus.ensure_dead_letter_streams(Some(&settings.dlq)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -86,13 +93,29 @@ pub async fn run(bus: Bus, store: Store, settings: ExceptionSettings, shutdown: 
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr.as_str()).await?;
             tracing::info!(addr = %listener.local_addr()?, "exceptions metrics listening");
-            let gauges = metrics::Gauges { bus: bus.clone(), store: store.clone() };
-            Some(tokio::spawn(metrics::serve(listener, gauges, stop_rx.clone())))
+            let gauges = metrics::Gauges {
+                bus: bus.clone(),
+                store: store.clone(),
+            };
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                gauges,
+                stop_rx.clone(),
+            )))
         }
         None => None,
     };
-    let advisories = tokio::spawn(intake::run_advisories(bus.clone(), settings.clone(), stop_rx.clone()));
-    let letters = tokio::spawn(intake::run_dead_letters(bus.clone(), store.clone(), settings.clone(), stop_rx.clone()));
+    let advisories = tokio::spawn(intake::run_advisories(
+        bus.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
+    let letters = tokio::spawn(intake::run_dead_letters(
+        bus.clone(),
+        store.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
     let sweeper = tokio::spawn(reconcile_loop(store, settings.sweep_interval, stop_rx));
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -117,7 +140,10 @@ async fn reconcile_loop(store: Store, interval: Duration, mut stop: watch::Recei
     loop {
         match store.queue_reconcile(now().0).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(resolved = n, "dead-letter exceptions resolved by their final outcome"),
+            Ok(n) => tracing::info!(
+                resolved = n,
+                "dead-letter exceptions resolved by their final outcome"
+            ),
             Err(e) => tracing::warn!(error = %e, "reconcile failed; will try again"),
         }
         tokio::select! {
@@ -129,6 +155,9 @@ async fn reconcile_loop(store: Store, interval: Duration, mut stop: watch::Recei
 
 /// The current time as the domain sees it. The one place this crate reads the clock.
 pub fn now() -> Timestamp {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }

@@ -58,27 +58,62 @@ impl Gauges {
         let depth = self.bus.dlq_depth().await?;
         let pending = self.bus.advisories_pending().await?;
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP stockledger_exceptions_unresolved Exceptions open or retrying, by reason code and state.");
+        let _ = writeln!(
+            out,
+            "# HELP stockledger_exceptions_unresolved Exceptions open or retrying, by reason code and state."
+        );
         let _ = writeln!(out, "# TYPE stockledger_exceptions_unresolved gauge");
         for code in REASON_CODES {
-            if !stats.unresolved.iter().any(|(r, s, _)| r == code && s == "open") {
-                let _ = writeln!(out, "stockledger_exceptions_unresolved{{reason=\"{code}\",state=\"open\"}} 0");
+            if !stats
+                .unresolved
+                .iter()
+                .any(|(r, s, _)| r == code && s == "open")
+            {
+                let _ = writeln!(
+                    out,
+                    "stockledger_exceptions_unresolved{{reason=\"{code}\",state=\"open\"}} 0"
+                );
             }
         }
         for (reason, state, n) in &stats.unresolved {
-            let _ = writeln!(out, "stockledger_exceptions_unresolved{{reason=\"{}\",state=\"{}\"}} {n}", label(reason), label(state));
+            let _ = writeln!(
+                out,
+                "stockledger_exceptions_unresolved{{reason=\"{}\",state=\"{}\"}} {n}",
+                label(reason),
+                label(state)
+            );
         }
-        let age = stats.oldest_unresolved_at.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
-        let _ = writeln!(out, "# HELP stockledger_exceptions_oldest_unresolved_age_seconds Age of the oldest exception not resolved.");
-        let _ = writeln!(out, "# TYPE stockledger_exceptions_oldest_unresolved_age_seconds gauge");
-        let _ = writeln!(out, "stockledger_exceptions_oldest_unresolved_age_seconds {age}");
-        let _ = writeln!(out, "# HELP stockledger_exceptions_resolved Exceptions resolved.");
+        let age = stats
+            .oldest_unresolved_at
+            .map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "# HELP stockledger_exceptions_oldest_unresolved_age_seconds Age of the oldest exception not resolved."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE stockledger_exceptions_oldest_unresolved_age_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "stockledger_exceptions_oldest_unresolved_age_seconds {age}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP stockledger_exceptions_resolved Exceptions resolved."
+        );
         let _ = writeln!(out, "# TYPE stockledger_exceptions_resolved gauge");
         let _ = writeln!(out, "stockledger_exceptions_resolved {}", stats.resolved);
-        let _ = writeln!(out, "# HELP stockledger_dlq_depth Dead letters held by the dead-letter stream.");
+        let _ = writeln!(
+            out,
+            "# HELP stockledger_dlq_depth Dead letters held by the dead-letter stream."
+        );
         let _ = writeln!(out, "# TYPE stockledger_dlq_depth gauge");
         let _ = writeln!(out, "stockledger_dlq_depth {depth}");
-        let _ = writeln!(out, "# HELP stockledger_dlq_advisories_pending Advisories captured, not yet dead letters.");
+        let _ = writeln!(
+            out,
+            "# HELP stockledger_dlq_advisories_pending Advisories captured, not yet dead letters."
+        );
         let _ = writeln!(out, "# TYPE stockledger_dlq_advisories_pending gauge");
         let _ = writeln!(out, "stockledger_dlq_advisories_pending {pending}");
         Ok(out)
@@ -87,7 +122,9 @@ impl Gauges {
 
 /// A label value with `\` and `"` escaped.
 fn label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `/metrics` on `listener` until `stop`.
@@ -100,7 +137,10 @@ pub async fn serve(listener: TcpListener, gauges: Gauges, mut stop: watch::Recei
         let Ok((stream, _)) = conn else { continue };
         let gauges = gauges.clone();
         tokio::spawn(async move {
-            if tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &gauges)).await.is_err() {
+            if tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &gauges))
+                .await
+                .is_err()
+            {
                 tracing::debug!("metrics request timed out");
             }
         });

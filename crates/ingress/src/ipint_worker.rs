@@ -277,7 +277,9 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()>) -> Result<
     let verifier = Verifier::new(settings.clone(), state.settings.clock.clone())
         .map_err(|e| BusError::Refused(e.to_string()))?;
     if settings.credentials.is_none() {
-        tracing::warn!("STOCKLEDGER_IPINT_API_KEY/SECRET not set: iPint callbacks are kept and flagged unverifiable until they are configured");
+        tracing::warn!(
+            "STOCKLEDGER_IPINT_API_KEY/SECRET not set: iPint callbacks are kept and flagged unverifiable until they are configured"
+        );
     }
     state.bus.ensure_callback_stream().await?;
     let limits = ConsumerLimits {
@@ -354,7 +356,8 @@ async fn handle(state: &AppState, verifier: &Verifier, msg: &Message) -> Settle 
     };
     if delivered >= settings.verify_attempts {
         state.metrics.verification(IPINT, "gave_up");
-        let detail = format!("iPint invoice {id} not verified after {delivered} attempts: {problem}");
+        let detail =
+            format!("iPint invoice {id} not verified after {delivered} attempts: {problem}");
         return publish_flag(state, id, detail).await;
     }
     state.metrics.verification(IPINT, "retry");
@@ -368,7 +371,12 @@ async fn publish_flag(state: &AppState, invoice_id: &str, detail: String) -> Set
     }
 }
 
-async fn publish_kind(state: &AppState, kind: &EventKind, identity: String, raw: Option<&[u8]>) -> Settle {
+async fn publish_kind(
+    state: &AppState,
+    kind: &EventKind,
+    identity: String,
+    raw: Option<&[u8]>,
+) -> Settle {
     let out = match Outgoing::new(kind, IPINT, identity, raw) {
         Ok(o) => o,
         Err(e) => {

@@ -303,7 +303,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/exceptions", get(routes::exceptions::list))
         .route("/v1/exceptions/{id}", get(routes::exceptions::show))
         .route("/v1/exceptions/{id}/retry", post(routes::exceptions::retry))
-        .route("/v1/exceptions/{id}/resolve", post(routes::exceptions::resolve))
+        .route(
+            "/v1/exceptions/{id}/resolve",
+            post(routes::exceptions::resolve),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             routes::auth::require_token,

@@ -130,7 +130,10 @@ impl Metrics {
 
     /// Counts one verification of an unsigned callback and what came of it.
     pub fn verification(&self, provider: &str, result: &str) {
-        bump(&self.verifications, (provider.to_owned(), result.to_owned()));
+        bump(
+            &self.verifications,
+            (provider.to_owned(), result.to_owned()),
+        );
     }
 
     /// Records how long a merchant write waited for its decision.

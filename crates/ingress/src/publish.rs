@@ -113,7 +113,10 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
     let id = out.event_id.to_string();
     // Every event leaves in this ingress's merchant scope; the scope is not part of the
     // event id, so it cannot make a duplicate look new.
-    let envelope = out.envelope.clone().with_merchant(state.settings.merchant.as_str());
+    let envelope = out
+        .envelope
+        .clone()
+        .with_merchant(state.settings.merchant.as_str());
     match bus
         .publish_event(subject, &id, Bytes::from(envelope.to_json()), None)
         .await

@@ -193,7 +193,10 @@ async fn a_decision_past_the_deadline_is_declined_and_compensated() {
     assert_eq!(events[0].2["payload"]["mode"], "confirmation");
     assert_eq!(events[1].2["payload"]["order_ref"], "order-1");
     // It names the reservation this confirmation would make, and no other.
-    assert_eq!(events[1].2["payload"]["reservation"], event_id("portone:confirm:po-late").as_str());
+    assert_eq!(
+        events[1].2["payload"]["reservation"],
+        event_id("portone:confirm:po-late").as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,11 +17,17 @@ struct Row {
 }
 
 fn ticks(cell: &str) -> Vec<String> {
-    cell.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn table(doc: &str, heading: &str) -> Vec<Row> {
-    let start = doc.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("no section {heading}"));
+    let start = doc
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
     let section = &doc[start + 4..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let rows: Vec<Row> = section
@@ -30,8 +36,16 @@ fn table(doc: &str, heading: &str) -> Vec<Row> {
         .map(|l| {
             let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
             assert_eq!(cells.len(), 4, "{l}");
-            let event = ticks(cells[1]).into_iter().next().unwrap_or_else(|| cells[1].to_owned());
-            Row { message: ticks(cells[0]), event, event_cell: cells[1].to_owned(), key: ticks(cells[2]).into_iter().next().unwrap_or_default() }
+            let event = ticks(cells[1])
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| cells[1].to_owned());
+            Row {
+                message: ticks(cells[0]),
+                event,
+                event_cell: cells[1].to_owned(),
+                key: ticks(cells[2]).into_iter().next().unwrap_or_default(),
+            }
         })
         .collect();
     assert!(rows.len() > 3, "{heading}: {} rows", rows.len());
@@ -39,11 +53,17 @@ fn table(doc: &str, heading: &str) -> Vec<Row> {
 }
 
 fn attr<'a>(tokens: &'a [String], name: &str) -> Option<&'a str> {
-    tokens.iter().find_map(|t| t.strip_prefix(&format!("{name}=")))
+    tokens
+        .iter()
+        .find_map(|t| t.strip_prefix(&format!("{name}=")))
 }
 
 fn doc() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/providers.md")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/providers.md"
+    ))
+    .unwrap()
 }
 
 fn name(kind: Option<&EventKind>) -> &str {
@@ -57,7 +77,12 @@ fn check_outcome(kind: Option<&EventKind>, row: &Row) {
             domain::ChargebackOutcome::Won => "(won)",
             domain::ChargebackOutcome::Lost => "(lost)",
         };
-        assert!(row.event_cell.contains(word), "{:?}: {}", row.message, row.event_cell);
+        assert!(
+            row.event_cell.contains(word),
+            "{:?}: {}",
+            row.message,
+            row.event_cell
+        );
     }
 }
 
@@ -65,8 +90,14 @@ fn check_outcome(kind: Option<&EventKind>, row: &Row) {
 fn stripe_table_matches_the_code() {
     for row in table(&doc(), "Stripe") {
         let kind = &row.message[0];
-        let status = attr(&row.message, "status").map(|s| format!(r#","status":"{s}""#)).unwrap_or_default();
-        let object = if kind.starts_with("charge.dispute") { "dispute" } else { "charge" };
+        let status = attr(&row.message, "status")
+            .map(|s| format!(r#","status":"{s}""#))
+            .unwrap_or_default();
+        let object = if kind.starts_with("charge.dispute") {
+            "dispute"
+        } else {
+            "charge"
+        };
         let body = format!(
             r#"{{"id":"evt_doc","type":"{kind}","data":{{"object":{{"id":"dp_1","object":"{object}","payment_intent":"pi_1","amount":100,"currency":"usd"{status}}}}}}}"#
         );
@@ -75,7 +106,11 @@ fn stripe_table_matches_the_code() {
         assert_eq!(name(translated.as_ref()), row.event, "{kind}");
         check_outcome(translated.as_ref(), &row);
         if translated.is_some() {
-            assert_eq!(row.key.replace("{event id}", &event.id), event.dedupe_key(), "{kind}");
+            assert_eq!(
+                row.key.replace("{event id}", &event.id),
+                event.dedupe_key(),
+                "{kind}"
+            );
         }
     }
 }
@@ -91,12 +126,19 @@ fn adyen_table_matches_the_code() {
         let body = format!(
             r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"additionalData":{{"hmacSignature":"x"{action}}},"amount":{{"currency":"EUR","value":100}},"eventCode":"{code}","merchantAccountCode":"A","merchantReference":"ord-1","originalReference":"P0","pspReference":"P1","success":"{success}"}}}}]}}"#
         );
-        let item = providers::adyen::parse_batch(body.as_bytes()).unwrap().items.remove(0);
+        let item = providers::adyen::parse_batch(body.as_bytes())
+            .unwrap()
+            .items
+            .remove(0);
         let translated = adyen::translate(&item).unwrap();
         assert_eq!(name(translated.as_ref()), row.event, "{code} {success}");
         check_outcome(translated.as_ref(), &row);
         if translated.is_some() {
-            let key = row.key.replace("{pspReference}", "P1").replace("{eventCode}", code).replace("{success}", success);
+            let key = row
+                .key
+                .replace("{pspReference}", "P1")
+                .replace("{eventCode}", code)
+                .replace("{success}", success);
             assert_eq!(key, item.dedupe_key(), "{code}");
         }
     }
@@ -121,17 +163,28 @@ fn ipint_table_matches_the_code() {
         match ipint_worker::verdict(&invoice).unwrap() {
             Verdict::Publish { kind, identity } => {
                 assert_eq!(kind.name(), row.event, "{status}");
-                let key = row.key.replace("{invoice_id}", "inv_doc").replace("{status}", status);
+                let key = row
+                    .key
+                    .replace("{invoice_id}", "inv_doc")
+                    .replace("{status}", status);
                 assert_eq!(key, identity, "{status}");
                 if let EventKind::PaymentFlagged { reason, .. } = kind {
                     let code = match reason {
                         domain::FlagReason::Unverifiable => "unverifiable",
                         domain::FlagReason::AmountMismatch => "amount_mismatch",
                     };
-                    assert!(row.event_cell.contains(&format!("`{code}`")), "{status}: {}", row.event_cell);
+                    assert!(
+                        row.event_cell.contains(&format!("`{code}`")),
+                        "{status}: {}",
+                        row.event_cell
+                    );
                 }
             }
-            Verdict::Later { .. } => assert!(row.event.starts_with("verify again later"), "{status}: {}", row.event),
+            Verdict::Later { .. } => assert!(
+                row.event.starts_with("verify again later"),
+                "{status}: {}",
+                row.event
+            ),
         }
     }
 }

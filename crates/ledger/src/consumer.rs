@@ -11,8 +11,8 @@ use bus::{AckKind, Bus, DecisionNotice, Message};
 use contract::DecodeError;
 use domain::{Context, ExceptionReason, Timestamp};
 use futures::{FutureExt, StreamExt};
-use store::{Applied, Incoming, Store};
 use std::sync::Arc;
+use store::{Applied, Incoming, Store};
 
 use tokio::sync::{Notify, watch};
 
@@ -61,7 +61,10 @@ pub async fn run(
         .messages()
         .await
         .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
-    tracing::info!(batch_max = settings.fetch_batch_max, "ledger consumer started");
+    tracing::info!(
+        batch_max = settings.fetch_batch_max,
+        "ledger consumer started"
+    );
     loop {
         let first = tokio::select! {
             _ = stop.changed() => break,
@@ -95,9 +98,17 @@ pub async fn run(
 }
 
 /// Applies one batch of messages and settles each: ack, nak with a delay, or term.
-pub async fn process_batch(bus: &Bus, store: &Store, settings: &LedgerSettings, batch: &[Message]) -> BatchSummary {
+pub async fn process_batch(
+    bus: &Bus,
+    store: &Store,
+    settings: &LedgerSettings,
+    batch: &[Message],
+) -> BatchSummary {
     let now = now();
-    let ctx = Context { now, unknown_order_hold: settings.unknown_order_hold };
+    let ctx = Context {
+        now,
+        unknown_order_hold: settings.unknown_order_hold,
+    };
     let mut summary = BatchSummary::default();
     let mut incomings = Vec::with_capacity(batch.len());
     let mut owners = Vec::with_capacity(batch.len());
@@ -133,7 +144,9 @@ pub async fn process_batch(bus: &Bus, store: &Store, settings: &LedgerSettings, 
             tracing::warn!(error = %e, "batch failed; isolating");
             let mut one_by_one = Vec::with_capacity(incomings.len());
             for incoming in &incomings {
-                let r = store.apply_batch(std::slice::from_ref(incoming), &ctx).await;
+                let r = store
+                    .apply_batch(std::slice::from_ref(incoming), &ctx)
+                    .await;
                 one_by_one.push(r.map(|mut rep| rep.results.remove(0)));
             }
             one_by_one
@@ -173,25 +186,46 @@ fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition 
             let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 16);
             let backoff = Duration::from_secs(1u64 << (delivered - 1).min(6));
             let remaining = Duration::from_millis(u64::try_from(until.0 - now.0).unwrap_or(0));
-            Disposition::Later(backoff.min(remaining).min(DEFER_DELAY_MAX).max(Duration::from_millis(100)))
+            Disposition::Later(
+                backoff
+                    .min(remaining)
+                    .min(DEFER_DELAY_MAX)
+                    .max(Duration::from_millis(100)),
+            )
         }
     }
 }
 
 /// Records a message that cannot become an event, with its raw bytes, as an exception.
-async fn unprocessable(store: &Store, msg: &Message, e: &DecodeError, stream_seq: Option<u64>, now: Timestamp) -> Disposition {
+async fn unprocessable(
+    store: &Store,
+    msg: &Message,
+    e: &DecodeError,
+    stream_seq: Option<u64>,
+    now: Timestamp,
+) -> Disposition {
     let (reason, detail) = match e {
         DecodeError::Undecodable { message } => (ExceptionReason::Undecodable, message.clone()),
-        DecodeError::UnknownVersion { version } => {
-            (ExceptionReason::UnknownSchemaVersion, format!("schema version {version} is not known to this release"))
-        }
-        DecodeError::Invalid { field, message } => (ExceptionReason::MissingFields, format!("{field}: {message}")),
+        DecodeError::UnknownVersion { version } => (
+            ExceptionReason::UnknownSchemaVersion,
+            format!("schema version {version} is not known to this release"),
+        ),
+        DecodeError::Invalid { field, message } => (
+            ExceptionReason::MissingFields,
+            format!("{field}: {message}"),
+        ),
     };
     let id = match stream_seq {
-        Some(seq) => format!("{}:{seq}", msg.info().map(|i| i.stream.to_owned()).unwrap_or_default()),
+        Some(seq) => format!(
+            "{}:{seq}",
+            msg.info().map(|i| i.stream.to_owned()).unwrap_or_default()
+        ),
         None => format!("subject:{}", msg.subject),
     };
-    match store.record_unprocessable(&id, &reason, &detail, &msg.payload, stream_seq, now).await {
+    match store
+        .record_unprocessable(&id, &reason, &detail, &msg.payload, stream_seq, now)
+        .await
+    {
         Ok(()) => {
             tracing::warn!(%id, reason = reason.code(), "unprocessable message recorded as an exception");
             Disposition::Terminate
@@ -218,13 +252,17 @@ async fn settle(msg: &Message, d: Disposition) {
 /// Tells synchronous waiters (the ingress) what was decided. Best effort: a waiter that
 /// misses it reads the ledger.
 async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
-    let Applied::Recorded(outcome) = applied else { return };
+    let Applied::Recorded(outcome) = applied else {
+        return;
+    };
     let notice = DecisionNotice {
         event_id: incoming.event.id.to_string(),
         outcome: outcome.label().to_owned(),
         reason: store::reason_code(outcome),
     };
-    let Ok(payload) = serde_json::to_vec(&notice) else { return };
+    let Ok(payload) = serde_json::to_vec(&notice) else {
+        return;
+    };
     let subject = bus.namespace().decision_subject(&notice.event_id);
     if let Err(e) = bus.announce(subject, payload.into()).await {
         tracing::debug!(error = %e, "decision announcement not sent");

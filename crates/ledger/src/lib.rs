@@ -78,7 +78,12 @@ pub enum LedgerError {
 
 /// Runs the consumer (and the sweeper, when enabled) until `shutdown` completes, then
 /// finishes the batch in flight and returns.
-pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: impl Future<Output = ()>) -> Result<(), LedgerError> {
+pub async fn run(
+    bus: Bus,
+    store: Store,
+    settings: LedgerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LedgerError> {
     bus.ensure_streams().await?;
     // Capture dead-letter advisories from the first delivery on (issue 5).
     bus.ensure_dead_letter_streams(None).await?;
@@ -90,7 +95,12 @@ pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: imp
         tokio::spawn(async move { relay::run(bus, store, wake, stop).await })
     };
     let sweeper = settings.sweep_interval.map(|interval| {
-        let (bus, store, settings, stop) = (bus.clone(), store.clone(), settings.clone(), stop_rx.clone());
+        let (bus, store, settings, stop) = (
+            bus.clone(),
+            store.clone(),
+            settings.clone(),
+            stop_rx.clone(),
+        );
         tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
     });
     let consumer = consumer::run(bus, store, settings, stop_rx, wake);
@@ -114,6 +124,9 @@ pub async fn run(bus: Bus, store: Store, settings: LedgerSettings, shutdown: imp
 
 /// The current time as the domain sees it. The one place the ledger reads the clock.
 pub fn now() -> Timestamp {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }

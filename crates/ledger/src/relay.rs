@@ -54,7 +54,12 @@ pub async fn run(bus: Bus, store: Store, wake: Arc<Notify>, mut stop: watch::Rec
 
 /// Publishes up to `limit` waiting changes in order and clears them. Returns how many
 /// changes it handled (published or found already published).
-pub async fn relay_once(bus: &Bus, store: &Store, known: &mut LastKnown, limit: i64) -> Result<usize, LedgerError> {
+pub async fn relay_once(
+    bus: &Bus,
+    store: &Store,
+    known: &mut LastKnown,
+    limit: i64,
+) -> Result<usize, LedgerError> {
     let pending = store.pending_stock_changes(limit).await?;
     let mut done = Vec::with_capacity(pending.len());
     for change in &pending {
@@ -66,7 +71,13 @@ pub async fn relay_once(bus: &Bus, store: &Store, known: &mut LastKnown, limit: 
     Ok(done.len())
 }
 
-async fn publish_one(bus: &Bus, known: &mut LastKnown, subject: &str, seq: u64, payload: &[u8]) -> Result<(), LedgerError> {
+async fn publish_one(
+    bus: &Bus,
+    known: &mut LastKnown,
+    subject: &str,
+    seq: u64,
+    payload: &[u8],
+) -> Result<(), LedgerError> {
     for _ in 0..RACE_RETRIES_MAX {
         let last = match known.get(subject) {
             Some(last) => Some(*last),
@@ -76,7 +87,10 @@ async fn publish_one(bus: &Bus, known: &mut LastKnown, subject: &str, seq: u64, 
             return Ok(()); // Already on the stream.
         }
         let expected = last.map_or(0, |l| l.stream_seq);
-        match bus.publish_stock_change(subject.to_owned(), seq, payload.to_vec().into(), expected).await? {
+        match bus
+            .publish_stock_change(subject.to_owned(), seq, payload.to_vec().into(), expected)
+            .await?
+        {
             StockPublish::Stored(stream_seq) => {
                 known.insert(subject.to_owned(), LastChange { seq, stream_seq });
                 return Ok(());
@@ -86,5 +100,7 @@ async fn publish_one(bus: &Bus, known: &mut LastKnown, subject: &str, seq: u64, 
             }
         }
     }
-    Err(LedgerError::Bus(bus::BusError::Unavailable(format!("{subject}: lost the race {RACE_RETRIES_MAX} times"))))
+    Err(LedgerError::Bus(bus::BusError::Unavailable(format!(
+        "{subject}: lost the race {RACE_RETRIES_MAX} times"
+    ))))
 }

@@ -50,12 +50,21 @@ pub struct ReplaySummary {
 }
 
 /// Replays `opts` and calls `progress(done, total)` after every batch.
-pub async fn replay(bus: &Bus, store: &Store, opts: &ReplayOptions, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySummary, LedgerError> {
+pub async fn replay(
+    bus: &Bus,
+    store: &Store,
+    opts: &ReplayOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReplaySummary, LedgerError> {
     let stream = bus.namespace().events_stream();
     let mut reader = bus.read(&stream, &opts.filter, opts.from).await?;
     let total = reader.total;
     let mut summary = ReplaySummary::default();
-    let mut dry = if opts.dry_run { Some(store.dry_run().await?) } else { None };
+    let mut dry = if opts.dry_run {
+        Some(store.dry_run().await?)
+    } else {
+        None
+    };
     let mut batch: Vec<Incoming> = Vec::with_capacity(REPLAY_BATCH_MAX);
     let mut done = 0u64;
     while let Some(msg) = reader.next().await {
@@ -78,10 +87,21 @@ pub async fn replay(bus: &Bus, store: &Store, opts: &ReplayOptions, mut progress
                     let id = format!("{stream}:{}", msg.stream_seq);
                     let reason = match e {
                         contract::DecodeError::Undecodable { .. } => ExceptionReason::Undecodable,
-                        contract::DecodeError::UnknownVersion { .. } => ExceptionReason::UnknownSchemaVersion,
+                        contract::DecodeError::UnknownVersion { .. } => {
+                            ExceptionReason::UnknownSchemaVersion
+                        }
                         contract::DecodeError::Invalid { .. } => ExceptionReason::MissingFields,
                     };
-                    store.record_unprocessable(&id, &reason, &e.to_string(), &msg.payload, Some(msg.stream_seq), now()).await?;
+                    store
+                        .record_unprocessable(
+                            &id,
+                            &reason,
+                            &e.to_string(),
+                            &msg.payload,
+                            Some(msg.stream_seq),
+                            now(),
+                        )
+                        .await?;
                 }
             }
         }
@@ -109,7 +129,10 @@ async fn apply(
     if batch.is_empty() {
         return Ok(());
     }
-    let ctx = Context { now: now(), unknown_order_hold: opts.unknown_order_hold };
+    let ctx = Context {
+        now: now(),
+        unknown_order_hold: opts.unknown_order_hold,
+    };
     let results = match dry {
         Some(dry) => dry.apply(batch, &ctx).await?,
         None => store.apply_batch(batch, &ctx).await?.results,

@@ -17,9 +17,23 @@ use crate::{LedgerError, LedgerSettings, now};
 pub const SELF_PROVIDER: &str = "stockledger";
 
 /// Sweeps every `interval` until `stop` turns true.
-pub async fn run(bus: Bus, store: Store, settings: &LedgerSettings, interval: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    bus: Bus,
+    store: Store,
+    settings: &LedgerSettings,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        match sweep_once(&bus, &store, settings.reservation_ttl, settings.sweep_batch_max, now()).await {
+        match sweep_once(
+            &bus,
+            &store,
+            settings.reservation_ttl,
+            settings.sweep_batch_max,
+            now(),
+        )
+        .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "published reservation expiries"),
             Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
@@ -33,17 +47,32 @@ pub async fn run(bus: Bus, store: Store, settings: &LedgerSettings, interval: Du
 
 /// Publishes one expiry per reservation made before `now - ttl`, at most `limit`.
 /// Returns how many were published (duplicates of earlier sweeps included).
-pub async fn sweep_once(bus: &Bus, store: &Store, ttl: Duration, limit: usize, now: Timestamp) -> Result<usize, LedgerError> {
+pub async fn sweep_once(
+    bus: &Bus,
+    store: &Store,
+    ttl: Duration,
+    limit: usize,
+    now: Timestamp,
+) -> Result<usize, LedgerError> {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let cutoff = Timestamp(now.0.saturating_sub(ttl_ms));
-    let due = store.reservations_due(cutoff, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
+    let due = store
+        .reservations_due(cutoff, i64::try_from(limit).unwrap_or(i64::MAX))
+        .await?;
     for (order_ref, reservation) in &due {
-        let kind = EventKind::ReservationExpired { order_ref: order_ref.clone(), reservation: *reservation };
-        let source = Source { provider: SELF_PROVIDER.to_owned(), identity: format!("stockledger:reservation-expired:{reservation}") };
+        let kind = EventKind::ReservationExpired {
+            order_ref: order_ref.clone(),
+            reservation: *reservation,
+        };
+        let source = Source {
+            provider: SELF_PROVIDER.to_owned(),
+            identity: format!("stockledger:reservation-expired:{reservation}"),
+        };
         let envelope = Envelope::new(&kind, source, now, now, None).caused_by(*reservation);
         let id = envelope.event_id().to_string();
         let subject = bus.namespace().event_subject(SELF_PROVIDER, kind.name());
-        bus.publish_event(subject, &id, envelope.to_json().into(), None).await?;
+        bus.publish_event(subject, &id, envelope.to_json().into(), None)
+            .await?;
     }
     Ok(due.len())
 }

@@ -93,24 +93,43 @@ pub async fn connect() -> anyhow::Result<Actions> {
         .await
         .context("opening the ledger database")?;
     let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
-    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    bus_cfg.namespace =
+        bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     bus_cfg.publish_timeout = cfg.publish_timeout;
-    let bus = bus::Bus::connect(bus_cfg).await.context("connecting to NATS")?;
-    Ok(Actions { bus, store, wait: cfg.confirmation_deadline })
+    let bus = bus::Bus::connect(bus_cfg)
+        .await
+        .context("connecting to NATS")?;
+    Ok(Actions {
+        bus,
+        store,
+        wait: cfg.confirmation_deadline,
+    })
 }
 
 /// Runs one exceptions subcommand.
 pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ExceptionsCommand::List { reason, state, older_than, limit, json } => {
+        ExceptionsCommand::List {
+            reason,
+            state,
+            older_than,
+            limit,
+            json,
+        } => {
             let created_before = match older_than {
                 Some(age) => {
-                    let d = config::parse_duration(&age).context("--older-than: expected 500ms, 8s, 10m, 2h or 7d")?;
+                    let d = config::parse_duration(&age)
+                        .context("--older-than: expected 500ms, 8s, 10m, 2h or 7d")?;
                     Some(exceptions::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
                 }
                 None => None,
             };
-            let filter = QueueFilter { reason, state, created_before, limit: Some(limit) };
+            let filter = QueueFilter {
+                reason,
+                state,
+                created_before,
+                limit: Some(limit),
+            };
             let store = connect_store_only().await?;
             let rows = store.queue_list(&filter).await?;
             if json {
@@ -142,8 +161,14 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
                     "{}: {}{}{}",
                     r.id,
                     r.result,
-                    r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default(),
-                    r.resolution.as_ref().map(|x| format!(" — {x}")).unwrap_or_default()
+                    r.reason
+                        .as_ref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default(),
+                    r.resolution
+                        .as_ref()
+                        .map(|x| format!(" — {x}"))
+                        .unwrap_or_default()
                 )
             })
         }
@@ -151,11 +176,24 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
             let who = actor(a.actor)?;
             let actions = connect().await?;
             let report = actions.resolve(&a.id, &who, &a.reason).await;
-            finish(report, a.json, |r| format!("{}: {}{}", r.id, r.result, r.resolution.as_ref().map(|x| format!(" — {x}")).unwrap_or_default()))
+            finish(report, a.json, |r| {
+                format!(
+                    "{}: {}{}",
+                    r.id,
+                    r.result,
+                    r.resolution
+                        .as_ref()
+                        .map(|x| format!(" — {x}"))
+                        .unwrap_or_default()
+                )
+            })
         }
         ExceptionsCommand::Stats => {
             let actions = connect().await?;
-            let gauges = exceptions::metrics::Gauges { bus: actions.bus, store: actions.store };
+            let gauges = exceptions::metrics::Gauges {
+                bus: actions.bus,
+                store: actions.store,
+            };
             print!("{}", gauges.render(exceptions::now().0).await?);
             Ok(ExitCode::SUCCESS)
         }
@@ -178,7 +216,9 @@ pub fn finish<T: serde::Serialize>(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(ActionError::Unavailable(m)) => Err(anyhow::anyhow!("unavailable, nothing changed; try again later: {m}")),
+        Err(ActionError::Unavailable(m)) => Err(anyhow::anyhow!(
+            "unavailable, nothing changed; try again later: {m}"
+        )),
         Err(e) => {
             eprintln!("stockctl: {e}");
             Ok(ExitCode::from(1))
@@ -188,7 +228,9 @@ pub fn finish<T: serde::Serialize>(
 
 async fn connect_store_only() -> anyhow::Result<store::Store> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    store::Store::connect(&cfg.database_url, &store::StoreOptions::default()).await.context("opening the ledger database")
+    store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+        .await
+        .context("opening the ledger database")
 }
 
 /// `3d`, `5h`, `12m`, `40s`: the largest whole unit.
@@ -203,11 +245,18 @@ fn age(ms: i64) -> String {
 }
 
 fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
 fn print_table(rows: &[QueueItem], now: i64) {
-    println!("{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} DETAIL", "ID", "REASON", "STATE", "AGE", "TRY", "ORDER");
+    println!(
+        "{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} DETAIL",
+        "ID", "REASON", "STATE", "AGE", "TRY", "ORDER"
+    );
     for r in rows {
         println!(
             "{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} {}",
@@ -229,15 +278,37 @@ fn print_detail(d: &QueueDetail) {
     println!("exception   {}", i.id);
     println!("event id    {}", i.event_id);
     println!("reason      {}", i.reason);
-    println!("state       {}{}", i.state, i.resolution.as_ref().map(|r| format!(" — {r}")).unwrap_or_default());
+    println!(
+        "state       {}{}",
+        i.state,
+        i.resolution
+            .as_ref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default()
+    );
     println!("detail      {}", i.detail);
-    println!("source      {}{}", i.source, i.stream_seq.map(|s| format!(" (stream sequence {s})")).unwrap_or_default());
+    println!(
+        "source      {}{}",
+        i.source,
+        i.stream_seq
+            .map(|s| format!(" (stream sequence {s})"))
+            .unwrap_or_default()
+    );
     println!("order       {}", i.order_ref.as_deref().unwrap_or("-"));
     if let Some(dl) = i.deadline {
         println!("deadline    {} (in {})", dl, age(dl - now));
     }
-    println!("created     {} ago; retries {}", age(now - i.created_at), i.retries);
-    let provider = d.evidence.pointer("/event/source").or_else(|| d.evidence.get("provider")).cloned().unwrap_or(Value::Null);
+    println!(
+        "created     {} ago; retries {}",
+        age(now - i.created_at),
+        i.retries
+    );
+    let provider = d
+        .evidence
+        .pointer("/event/source")
+        .or_else(|| d.evidence.get("provider"))
+        .cloned()
+        .unwrap_or(Value::Null);
     println!("provider    {provider}");
     println!("evidence");
     let pretty = serde_json::to_string_pretty(&d.evidence).unwrap_or_default();
@@ -248,9 +319,26 @@ fn print_detail(d: &QueueDetail) {
     let mut trail: Vec<(i64, String)> = d
         .actions
         .iter()
-        .map(|a| (a.at, format!("{:<14} {:<12} by {:<12} {} (why: {})", a.action, a.result, a.actor, a.detail, a.reason)))
+        .map(|a| {
+            (
+                a.at,
+                format!(
+                    "{:<14} {:<12} by {:<12} {} (why: {})",
+                    a.action, a.result, a.actor, a.detail, a.reason
+                ),
+            )
+        })
         .collect();
-    trail.extend(d.outcomes.iter().map(|o| (o.recorded_at, format!("ledger outcome {} {}", o.outcome, o.reason.as_deref().unwrap_or("")))));
+    trail.extend(d.outcomes.iter().map(|o| {
+        (
+            o.recorded_at,
+            format!(
+                "ledger outcome {} {}",
+                o.outcome,
+                o.reason.as_deref().unwrap_or("")
+            ),
+        )
+    }));
     trail.sort_by_key(|(t, _)| *t);
     for (t, line) in trail {
         println!("  {} ago  {line}", age(now - t));

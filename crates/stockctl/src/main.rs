@@ -12,7 +12,11 @@ mod replay;
 mod stock;
 
 #[derive(Parser)]
-#[command(name = "stockctl", version, about = "Operate a stockledger deployment.")]
+#[command(
+    name = "stockctl",
+    version,
+    about = "Operate a stockledger deployment."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -126,7 +130,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             method_name,
             secret_key,
         }) => {
-            let decimal: rust_decimal::Decimal = amount.parse().context("--amount must be a decimal such as 100.50")?;
+            let decimal: rust_decimal::Decimal = amount
+                .parse()
+                .context("--amount must be a decimal such as 100.50")?;
             let fields = providers::portone::PaymentSignatureFields {
                 amount: decimal,
                 channel_key: &channel_key,
@@ -139,7 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 status: &status,
             };
             let signature = providers::portone::sign_payment_webhook(&fields, &secret_key);
-            let amount_json: serde_json::Value = serde_json::from_str(&decimal.normalize().to_string()).context("amount")?;
+            let amount_json: serde_json::Value =
+                serde_json::from_str(&decimal.normalize().to_string()).context("amount")?;
             let body = serde_json::json!({
                 "amount": amount_json,
                 "channel_key": channel_key,
@@ -190,5 +197,9 @@ async fn verify(json: bool) -> anyhow::Result<ExitCode> {
             println!("  {}", serde_json::to_string(p)?);
         }
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -44,19 +44,25 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let from = match (args.from_seq, &args.since, args.all_history) {
         (Some(seq), _, _) => ReadFrom::Sequence(seq),
         (None, Some(since), _) => {
-            let t = contract::wire_time::parse(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let t =
+                contract::wire_time::parse(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
             ReadFrom::Time(t.0)
         }
         (None, None, true) => ReadFrom::Start,
         (None, None, false) => {
-            anyhow::bail!("refusing an unbounded replay: give --from-seq, --since, or --all-history explicitly")
+            anyhow::bail!(
+                "refusing an unbounded replay: give --from-seq, --since, or --all-history explicitly"
+            )
         }
     };
     let cfg = config::Config::from_env().context("reading configuration")?;
     let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
-    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    bus_cfg.namespace =
+        bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     let namespace = bus_cfg.namespace.clone();
-    let bus = bus::Bus::connect(bus_cfg).await.context("connecting to NATS")?;
+    let bus = bus::Bus::connect(bus_cfg)
+        .await
+        .context("connecting to NATS")?;
     let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
         .await
         .context("opening the ledger database")?;
@@ -68,14 +74,26 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         unknown_order_hold: cfg.unknown_order_hold,
     };
     let started = Instant::now();
-    let summary = ledger::replay::replay(&bus, &store, &opts, |done, total| progress(done, total, started)).await?;
+    let summary = ledger::replay::replay(&bus, &store, &opts, |done, total| {
+        progress(done, total, started)
+    })
+    .await?;
     eprintln!();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"dry_run": args.dry_run, "summary": summary}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"dry_run": args.dry_run, "summary": summary})
+            )?
+        );
     } else {
         println!(
             "{}replayed {} events: {} applied, {} deduplicated no-ops, {} business no-ops, {} exceptions, {} deferred, {} unprocessable",
-            if args.dry_run { "dry run (nothing changed): " } else { "" },
+            if args.dry_run {
+                "dry run (nothing changed): "
+            } else {
+                ""
+            },
             summary.read,
             summary.applied,
             summary.deduplicated,
@@ -94,7 +112,11 @@ fn progress(done: u64, total: u64, started: Instant) {
     let rate = done as f64 / elapsed;
     let left = total.saturating_sub(done) as f64 / rate.max(1e-9);
     let width = 30usize;
-    let filled = if total == 0 { width } else { (done as usize * width / total as usize).min(width) };
+    let filled = if total == 0 {
+        width
+    } else {
+        (done as usize * width / total as usize).min(width)
+    };
     let bar = format!("{}{}", "#".repeat(filled), ".".repeat(width - filled));
     eprint!("\r[{bar}] {done}/{total} {rate:.0} events/s ETA {left:.0}s ");
     let _ = std::io::stderr().flush();

@@ -61,13 +61,20 @@ pub struct CorrectArgs {
 /// Runs one stock subcommand.
 pub async fn run(cmd: StockCommand) -> anyhow::Result<ExitCode> {
     let StockCommand::Correct(a) = cmd;
-    let missing: Vec<&str> = [("--reason", &a.reason), ("--evidence", &a.evidence), ("--approved-by", &a.approved_by)]
-        .into_iter()
-        .filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty()))
-        .map(|(n, _)| n)
-        .collect();
+    let missing: Vec<&str> = [
+        ("--reason", &a.reason),
+        ("--evidence", &a.evidence),
+        ("--approved-by", &a.approved_by),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty()))
+    .map(|(n, _)| n)
+    .collect();
     if !missing.is_empty() {
-        eprintln!("stockctl: refused: a stock correction needs {} (nothing was changed)", missing.join(", "));
+        eprintln!(
+            "stockctl: refused: a stock correction needs {} (nothing was changed)",
+            missing.join(", ")
+        );
         return Ok(ExitCode::from(1));
     }
     let correction = Correction {
@@ -90,7 +97,11 @@ pub async fn run(cmd: StockCommand) -> anyhow::Result<ExitCode> {
         println!(
             "would move {} unit(s) {} at {}/{} (available now {}); nothing changed: add --apply to publish",
             correction.delta.unsigned_abs(),
-            if correction.delta > 0 { "external → available" } else { "available → external" },
+            if correction.delta > 0 {
+                "external → available"
+            } else {
+                "available → external"
+            },
             correction.sku,
             correction.location,
             b.available
@@ -99,6 +110,14 @@ pub async fn run(cmd: StockCommand) -> anyhow::Result<ExitCode> {
     }
     let report = actions.correct_stock(&correction).await;
     finish(report, a.json, |r| {
-        format!("{}: {}{}", r.event_id, r.outcome, r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default())
+        format!(
+            "{}: {}{}",
+            r.event_id,
+            r.outcome,
+            r.reason
+                .as_ref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        )
     })
 }

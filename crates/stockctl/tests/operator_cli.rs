@@ -13,14 +13,33 @@ fn stockctl() -> Command {
 fn a_correction_without_reason_evidence_or_approver_is_refused() {
     // NATS and the database point nowhere: the refusal happens before either is used.
     let out = stockctl()
-        .args(["stock", "correct", "--sku", "tee", "--location", "main", "--delta=-2", "--reason", "count", "--actor", "ann", "--apply"])
+        .args([
+            "stock",
+            "correct",
+            "--sku",
+            "tee",
+            "--location",
+            "main",
+            "--delta=-2",
+            "--reason",
+            "count",
+            "--actor",
+            "ann",
+            "--apply",
+        ])
         .env("STOCKLEDGER_NATS_URL", "nats://127.0.0.1:1")
-        .env("STOCKLEDGER_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env(
+            "STOCKLEDGER_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
         .output()
         .expect("run stockctl");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refused") && err.contains("--evidence") && err.contains("--approved-by"), "{err}");
+    assert!(
+        err.contains("refused") && err.contains("--evidence") && err.contains("--approved-by"),
+        "{err}"
+    );
     assert!(!err.contains("--reason,"), "{err}");
 }
 
@@ -35,7 +54,10 @@ fn every_acting_command_says_when_it_is_safe() {
     ] {
         let out = stockctl().args(args).output().expect("run stockctl");
         let help = String::from_utf8_lossy(&out.stdout).to_lowercase();
-        assert!(out.status.success() && help.contains("safe"), "{args:?}: {help}");
+        assert!(
+            out.status.success() && help.contains("safe"),
+            "{args:?}: {help}"
+        );
     }
 }
 
@@ -43,9 +65,21 @@ fn every_acting_command_says_when_it_is_safe() {
 fn list_reads_an_empty_queue() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let out = stockctl().args(["exceptions", "list", "--json"]).env("STOCKLEDGER_DATABASE_URL", &url).output().expect("run stockctl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = stockctl()
+        .args(["exceptions", "list", "--json"])
+        .env("STOCKLEDGER_DATABASE_URL", &url)
+        .output()
+        .expect("run stockctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
-    let out = stockctl().args(["exceptions", "show", "nope"]).env("STOCKLEDGER_DATABASE_URL", &url).output().expect("run stockctl");
+    let out = stockctl()
+        .args(["exceptions", "show", "nope"])
+        .env("STOCKLEDGER_DATABASE_URL", &url)
+        .output()
+        .expect("run stockctl");
     assert_eq!(out.status.code(), Some(1));
 }

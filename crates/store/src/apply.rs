@@ -47,7 +47,11 @@ pub struct BatchReport {
 impl Store {
     /// Applies `batch` in one transaction, in order, and commits. Returns after the commit
     /// is durable; only then may the caller acknowledge the messages.
-    pub async fn apply_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<BatchReport, StoreError> {
+    pub async fn apply_batch(
+        &self,
+        batch: &[Incoming],
+        ctx: &Context,
+    ) -> Result<BatchReport, StoreError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -74,10 +78,16 @@ impl Store {
     /// rolled back when it is dropped. For `stockctl replay --dry-run`. It holds the write
     /// lock (SQLite) or a serializable transaction (PostgreSQL) while it lives: keep it short.
     pub async fn dry_run(&self) -> Result<DryRun, StoreError> {
-        Ok(DryRun { tx: self.pool.begin_with(self.begin_statement()).await? })
+        Ok(DryRun {
+            tx: self.pool.begin_with(self.begin_statement()).await?,
+        })
     }
 
-    async fn try_batch(&self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
+    async fn try_batch(
+        &self,
+        batch: &[Incoming],
+        ctx: &Context,
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin_with(self.begin_statement()).await?;
         let mut results = Vec::with_capacity(batch.len());
         for incoming in batch {
@@ -95,7 +105,11 @@ pub struct DryRun {
 
 impl DryRun {
     /// Applies `batch` as [`Store::apply_batch`] would, inside the dry run.
-    pub async fn apply(&mut self, batch: &[Incoming], ctx: &Context) -> Result<Vec<Applied>, StoreError> {
+    pub async fn apply(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &Context,
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut results = Vec::with_capacity(batch.len());
         for incoming in batch {
             results.push(apply_one(&mut self.tx, incoming, ctx).await?);
@@ -110,22 +124,39 @@ impl DryRun {
     }
 }
 
-async fn apply_one(conn: &mut AnyConnection, incoming: &Incoming, ctx: &Context) -> Result<Applied, StoreError> {
+async fn apply_one(
+    conn: &mut AnyConnection,
+    incoming: &Incoming,
+    ctx: &Context,
+) -> Result<Applied, StoreError> {
     let state = load::state_for(conn, &incoming.event).await?;
-    let delivery = Delivery { event: incoming.event.clone(), operator_retry: incoming.operator_retry };
+    let delivery = Delivery {
+        event: incoming.event.clone(),
+        operator_retry: incoming.operator_retry,
+    };
     match domain::decide(&state, &delivery, ctx) {
         Decision::Duplicate | Decision::StillException => {
-            sqlx::query("UPDATE processed_events SET duplicates = duplicates + 1 WHERE event_id = $1")
-                .bind(incoming.event.id.to_string())
-                .execute(&mut *conn)
-                .await?;
-            Ok(if incoming.operator_retry && state.outcomes.get(&incoming.event.id).is_some_and(Outcome::is_exception) {
-                // The exception queue row goes back from `retrying` to `open`, audited.
-                crate::queue::retry_still_open(conn, &incoming.event.id.to_string(), ctx.now.0).await?;
-                Applied::StillException
-            } else {
-                Applied::Duplicate
-            })
+            sqlx::query(
+                "UPDATE processed_events SET duplicates = duplicates + 1 WHERE event_id = $1",
+            )
+            .bind(incoming.event.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+            Ok(
+                if incoming.operator_retry
+                    && state
+                        .outcomes
+                        .get(&incoming.event.id)
+                        .is_some_and(Outcome::is_exception)
+                {
+                    // The exception queue row goes back from `retrying` to `open`, audited.
+                    crate::queue::retry_still_open(conn, &incoming.event.id.to_string(), ctx.now.0)
+                        .await?;
+                    Applied::StillException
+                } else {
+                    Applied::Duplicate
+                },
+            )
         }
         Decision::Defer { until } => Ok(Applied::Deferred { until }),
         Decision::Record(resolution) => {
@@ -149,7 +180,10 @@ pub(crate) fn is_conflict(e: &StoreError) -> bool {
         StoreError::Conflict => true,
         StoreError::Database(sqlx::Error::Database(db)) => {
             db.is_unique_violation()
-                || matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517"))
+                || matches!(
+                    db.code().as_deref(),
+                    Some("40001" | "40P01" | "5" | "6" | "517")
+                )
         }
         _ => false,
     }

@@ -22,22 +22,22 @@ mod verify;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::Executor;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use apply::{Applied, BatchReport, DryRun, Incoming};
 pub use outbox::PendingChange;
 pub use persist::reason_code;
 pub use queue::{
-    ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError, QueueFilter, QueueItem, QueueStats, Recorded,
-    ResolveDone, RetryStart,
+    ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
+    QueueFilter, QueueItem, QueueStats, Recorded, ResolveDone, RetryStart,
 };
 pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
-pub use verify::{VerifyProblem, VerifyReport};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate
 /// depends on sqlx directly.
 pub use sqlx;
 pub use sqlx::AnyPool;
+pub use verify::{VerifyProblem, VerifyReport};
 
 /// The most attempts [`Store::apply_batch`] makes when a transaction conflicts with another
 /// writer (a sequence already taken, a serialization failure).
@@ -100,7 +100,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 

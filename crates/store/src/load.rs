@@ -17,7 +17,10 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The partial state `decide` needs for `event`.
-pub(crate) async fn state_for(conn: &mut AnyConnection, event: &Event) -> Result<State, StoreError> {
+pub(crate) async fn state_for(
+    conn: &mut AnyConnection,
+    event: &Event,
+) -> Result<State, StoreError> {
     let mut state = State::default();
     if let Some(outcome) = prior_outcome(conn, event.id).await? {
         state.outcomes.insert(event.id, outcome);
@@ -31,17 +34,27 @@ pub(crate) async fn state_for(conn: &mut AnyConnection, event: &Event) -> Result
                 load_payment_ref(conn, &mut state, p, r).await?;
             }
         }
-        EventKind::PaymentRefAttached { order_ref, provider, payment_ref } => {
+        EventKind::PaymentRefAttached {
+            order_ref,
+            provider,
+            payment_ref,
+        } => {
             orders.push(order_ref.clone());
             load_payment_ref(conn, &mut state, provider, payment_ref).await?;
         }
         EventKind::ReservationExpired { order_ref, .. } => orders.push(order_ref.clone()),
-        EventKind::ReturnReceived { order_ref, reference, lines } => {
+        EventKind::ReturnReceived {
+            order_ref,
+            reference,
+            lines,
+        } => {
             orders.push(order_ref.clone());
             load_return(conn, &mut state, reference).await?;
             keys.extend(lines.keys().cloned());
         }
-        EventKind::ReturnInspected { reference, lines, .. } => {
+        EventKind::ReturnInspected {
+            reference, lines, ..
+        } => {
             if let Some(ret) = load_return(conn, &mut state, reference).await? {
                 orders.push(ret);
             }
@@ -54,14 +67,21 @@ pub(crate) async fn state_for(conn: &mut AnyConnection, event: &Event) -> Result
             if let Some(payment) = kind.payment() {
                 match &payment.order {
                     OrderLookup::OrderRef(r) => orders.push(r.clone()),
-                    OrderLookup::PaymentRef { provider, payment_ref } => {
-                        if let Some(r) = load_payment_ref(conn, &mut state, provider, payment_ref).await? {
+                    OrderLookup::PaymentRef {
+                        provider,
+                        payment_ref,
+                    } => {
+                        if let Some(r) =
+                            load_payment_ref(conn, &mut state, provider, payment_ref).await?
+                        {
                             orders.push(r);
                         }
                     }
                 }
             }
-            if let EventKind::ChargebackOpened { dispute_id, .. } | EventKind::ChargebackClosed { dispute_id, .. } = kind {
+            if let EventKind::ChargebackOpened { dispute_id, .. }
+            | EventKind::ChargebackClosed { dispute_id, .. } = kind
+            {
                 load_chargeback(conn, &mut state, dispute_id).await?;
             }
         }
@@ -79,14 +99,19 @@ pub(crate) async fn state_for(conn: &mut AnyConnection, event: &Event) -> Result
     Ok(state)
 }
 
-pub(crate) async fn prior_outcome(conn: &mut AnyConnection, id: EventId) -> Result<Option<Outcome>, StoreError> {
+pub(crate) async fn prior_outcome(
+    conn: &mut AnyConnection,
+    id: EventId,
+) -> Result<Option<Outcome>, StoreError> {
     let row = sqlx::query("SELECT outcome_json FROM processed_events WHERE event_id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
     let json: String = row.try_get(0)?;
-    serde_json::from_str(&json).map(Some).map_err(|e| corrupt("outcome_json", e))
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|e| corrupt("outcome_json", e))
 }
 
 async fn load_payment_ref(
@@ -95,52 +120,74 @@ async fn load_payment_ref(
     provider: &Provider,
     payment_ref: &PaymentRef,
 ) -> Result<Option<OrderRef>, StoreError> {
-    let row = sqlx::query("SELECT order_ref FROM payment_refs WHERE provider = $1 AND payment_ref = $2")
-        .bind(provider.as_str())
-        .bind(payment_ref.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT order_ref FROM payment_refs WHERE provider = $1 AND payment_ref = $2")
+            .bind(provider.as_str())
+            .bind(payment_ref.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else { return Ok(None) };
-    let order_ref = OrderRef::parse(row.try_get::<String, _>(0)?).map_err(|e| corrupt("payment_refs.order_ref", e))?;
-    state.payment_refs.insert((provider.clone(), payment_ref.clone()), order_ref.clone());
+    let order_ref = OrderRef::parse(row.try_get::<String, _>(0)?)
+        .map_err(|e| corrupt("payment_refs.order_ref", e))?;
+    state
+        .payment_refs
+        .insert((provider.clone(), payment_ref.clone()), order_ref.clone());
     Ok(Some(order_ref))
 }
 
 /// Loads a return into `state`; returns the order it belongs to.
-async fn load_return(conn: &mut AnyConnection, state: &mut State, reference: &ReturnRef) -> Result<Option<OrderRef>, StoreError> {
+async fn load_return(
+    conn: &mut AnyConnection,
+    state: &mut State,
+    reference: &ReturnRef,
+) -> Result<Option<OrderRef>, StoreError> {
     let row = sqlx::query("SELECT body FROM returns WHERE reference = $1")
         .bind(reference.as_str())
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let ret: ReturnRecord = serde_json::from_str(&row.try_get::<String, _>(0)?).map_err(|e| corrupt("returns.body", e))?;
+    let ret: ReturnRecord = serde_json::from_str(&row.try_get::<String, _>(0)?)
+        .map_err(|e| corrupt("returns.body", e))?;
     let order_ref = ret.order_ref.clone();
     state.returns.insert(reference.clone(), ret);
     Ok(Some(order_ref))
 }
 
-async fn load_chargeback(conn: &mut AnyConnection, state: &mut State, dispute_id: &DisputeId) -> Result<(), StoreError> {
+async fn load_chargeback(
+    conn: &mut AnyConnection,
+    state: &mut State,
+    dispute_id: &DisputeId,
+) -> Result<(), StoreError> {
     let row = sqlx::query("SELECT body FROM chargebacks WHERE dispute_id = $1")
         .bind(dispute_id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(row) = row {
-        let cb: Chargeback = serde_json::from_str(&row.try_get::<String, _>(0)?).map_err(|e| corrupt("chargebacks.body", e))?;
+        let cb: Chargeback = serde_json::from_str(&row.try_get::<String, _>(0)?)
+            .map_err(|e| corrupt("chargebacks.body", e))?;
         state.chargebacks.insert(dispute_id.clone(), cb);
     }
     Ok(())
 }
 
-pub(crate) async fn load_order(conn: &mut AnyConnection, order_ref: &OrderRef) -> Result<Option<domain::Order>, StoreError> {
+pub(crate) async fn load_order(
+    conn: &mut AnyConnection,
+    order_ref: &OrderRef,
+) -> Result<Option<domain::Order>, StoreError> {
     let row = sqlx::query("SELECT body FROM orders WHERE order_ref = $1")
         .bind(order_ref.as_str())
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    serde_json::from_str(&row.try_get::<String, _>(0)?).map(Some).map_err(|e| corrupt("orders.body", e))
+    serde_json::from_str(&row.try_get::<String, _>(0)?)
+        .map(Some)
+        .map_err(|e| corrupt("orders.body", e))
 }
 
-pub(crate) async fn load_balance(conn: &mut AnyConnection, key: &StockKey) -> Result<Balance, StoreError> {
+pub(crate) async fn load_balance(
+    conn: &mut AnyConnection,
+    key: &StockKey,
+) -> Result<Balance, StoreError> {
     let row = sqlx::query(
         "SELECT available, reserved, sold, returned, written_off, external, seq FROM balances \
          WHERE sku = $1 AND location = $2",
@@ -149,7 +196,9 @@ pub(crate) async fn load_balance(conn: &mut AnyConnection, key: &StockKey) -> Re
     .bind(key.location.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = row else { return Ok(Balance::default()) };
+    let Some(row) = row else {
+        return Ok(Balance::default());
+    };
     balance_from_row(&row)
 }
 

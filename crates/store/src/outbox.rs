@@ -18,7 +18,10 @@ pub struct PendingChange {
 
 impl Store {
     /// The oldest waiting stock changes, at most `limit`, ordered by (SKU, location, seq).
-    pub async fn pending_stock_changes(&self, limit: i64) -> Result<Vec<PendingChange>, StoreError> {
+    pub async fn pending_stock_changes(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<PendingChange>, StoreError> {
         let rows = sqlx::query(
             "SELECT sku, location, seq, payload FROM stock_outbox ORDER BY sku, location, seq LIMIT $1",
         )
@@ -31,7 +34,8 @@ impl Store {
                 Ok(PendingChange {
                     sku: r.try_get("sku")?,
                     location: r.try_get("location")?,
-                    seq: u64::try_from(seq).map_err(|e| StoreError::Corrupt(format!("stock_outbox.seq: {e}")))?,
+                    seq: u64::try_from(seq)
+                        .map_err(|e| StoreError::Corrupt(format!("stock_outbox.seq: {e}")))?,
                     payload: r.try_get("payload")?,
                 })
             })
@@ -39,7 +43,10 @@ impl Store {
     }
 
     /// Removes published changes (idempotent).
-    pub async fn clear_stock_changes(&self, published: &[(String, String, u64)]) -> Result<(), StoreError> {
+    pub async fn clear_stock_changes(
+        &self,
+        published: &[(String, String, u64)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (sku, location, seq) in published {
             sqlx::query("DELETE FROM stock_outbox WHERE sku = $1 AND location = $2 AND seq = $3")
@@ -55,6 +62,9 @@ impl Store {
 
     /// How many stock changes wait to be published (a gauge for operators and tests).
     pub async fn stock_outbox_len(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM stock_outbox").fetch_one(&self.pool).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM stock_outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 }

@@ -40,7 +40,11 @@ fn noop_code(reason: &NoOpReason) -> String {
 }
 
 fn conflict_if_zero(rows: u64) -> Result<(), StoreError> {
-    if rows == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+    if rows == 0 {
+        Err(StoreError::Conflict)
+    } else {
+        Ok(())
+    }
 }
 
 pub(crate) async fn record(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
@@ -93,7 +97,13 @@ pub(crate) async fn record(conn: &mut AnyConnection, rec: &Record<'_>) -> Result
         };
         conflict_if_zero(rows.rows_affected())?;
         // The stock-change message for downstream systems, in the same transaction.
-        let change = contract::stock_change::StockChange::new(key, b, rec.event.id, rec.event.kind.name(), Timestamp(rec.now));
+        let change = contract::stock_change::StockChange::new(
+            key,
+            b,
+            rec.event.id,
+            rec.event.kind.name(),
+            Timestamp(rec.now),
+        );
         sqlx::query("INSERT INTO stock_outbox (sku, location, seq, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(key.sku.as_str())
             .bind(key.location.as_str())
@@ -114,7 +124,8 @@ fn seq_i64(seq: u64) -> Result<i64, StoreError> {
 async fn write_outcome(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
     let r = rec.resolution;
     let id = rec.event.id.to_string();
-    let outcome_json = serde_json::to_string(&r.outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let outcome_json =
+        serde_json::to_string(&r.outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let reason = reason_code(&r.outcome);
     let order_ref = r.order_ref.as_ref().map(|o| o.as_str().to_owned());
     let stream_seq = rec.stream_seq.and_then(|s| i64::try_from(s).ok());
@@ -165,17 +176,23 @@ async fn write_after_images(conn: &mut AnyConnection, rec: &Record<'_>) -> Resul
         .await?;
     }
     for (provider, payment_ref, order_ref) in &r.payment_refs {
-        sqlx::query("INSERT INTO payment_refs (provider, payment_ref, order_ref) VALUES ($1, $2, $3)")
-            .bind(provider.as_str()).bind(payment_ref.as_str()).bind(order_ref.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO payment_refs (provider, payment_ref, order_ref) VALUES ($1, $2, $3)",
+        )
+        .bind(provider.as_str())
+        .bind(payment_ref.as_str())
+        .bind(order_ref.as_str())
+        .execute(&mut *conn)
+        .await?;
     }
     if let Some(ret) = &r.return_record {
         sqlx::query(
             "INSERT INTO returns (reference, order_ref, body) VALUES ($1, $2, $3) \
              ON CONFLICT (reference) DO UPDATE SET body = excluded.body",
         )
-        .bind(ret.reference.as_str()).bind(ret.order_ref.as_str()).bind(body(ret)?)
+        .bind(ret.reference.as_str())
+        .bind(ret.order_ref.as_str())
+        .bind(body(ret)?)
         .execute(&mut *conn)
         .await?;
     }
@@ -184,16 +201,27 @@ async fn write_after_images(conn: &mut AnyConnection, rec: &Record<'_>) -> Resul
             "INSERT INTO chargebacks (dispute_id, order_ref, body) VALUES ($1, $2, $3) \
              ON CONFLICT (dispute_id) DO UPDATE SET body = excluded.body",
         )
-        .bind(cb.dispute_id.as_str()).bind(cb.order_ref.as_str()).bind(body(cb)?)
+        .bind(cb.dispute_id.as_str())
+        .bind(cb.order_ref.as_str())
+        .bind(body(cb)?)
         .execute(&mut *conn)
         .await?;
         if let (Some(opened_by), Some(outcome)) = (cb.opened_by, cb.closed) {
-            let resolution = format!("chargeback closed: {}", if outcome == domain::ChargebackOutcome::Won { "won" } else { "lost" });
+            let resolution = format!(
+                "chargeback closed: {}",
+                if outcome == domain::ChargebackOutcome::Won {
+                    "won"
+                } else {
+                    "lost"
+                }
+            );
             sqlx::query(
                 "UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 \
                  WHERE event_id = $1 AND state <> 'resolved'",
             )
-            .bind(opened_by.to_string()).bind(resolution).bind(rec.now)
+            .bind(opened_by.to_string())
+            .bind(resolution)
+            .bind(rec.now)
             .execute(&mut *conn)
             .await?;
         }
@@ -241,7 +269,10 @@ async fn write_exception(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(
             .await?;
         }
         outcome if r.replaces_exception => {
-            let resolution = format!("retried: {}", reason_code(outcome).unwrap_or_else(|| "moved".into()));
+            let resolution = format!(
+                "retried: {}",
+                reason_code(outcome).unwrap_or_else(|| "moved".into())
+            );
             sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE event_id = $1")
                 .bind(&id).bind(resolution).bind(rec.now)
                 .execute(&mut *conn)

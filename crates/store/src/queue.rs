@@ -139,7 +139,11 @@ pub enum Recorded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryStart {
     /// Publish `payload` (the original bytes); this is retry number `attempt`.
-    Go { item: Box<QueueItem>, attempt: i64, payload: Vec<u8> },
+    Go {
+        item: Box<QueueItem>,
+        attempt: i64,
+        payload: Vec<u8>,
+    },
     /// The problem is resolved already: nothing is published (recorded as such).
     AlreadyResolved { resolution: Option<String> },
 }
@@ -149,7 +153,9 @@ pub enum RetryStart {
 pub enum ResolveDone {
     Resolved,
     /// It was resolved already; nothing changed (recorded as such).
-    AlreadyResolved { resolution: Option<String> },
+    AlreadyResolved {
+        resolution: Option<String>,
+    },
 }
 
 /// The gauges of the queue.
@@ -201,7 +207,11 @@ fn parse_json(text: &str) -> Value {
 }
 
 fn non_empty(what: &str, s: &str) -> Result<(), QueueError> {
-    if s.trim().is_empty() { Err(QueueError::Invalid(format!("{what} must not be empty"))) } else { Ok(()) }
+    if s.trim().is_empty() {
+        Err(QueueError::Invalid(format!("{what} must not be empty")))
+    } else {
+        Ok(())
+    }
 }
 
 /// Bytes from lowercase or uppercase hex; `None` if it is not hex.
@@ -209,7 +219,10 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The original bytes of a stored message: the processed envelope (`hex:` prefixed when it
@@ -225,7 +238,9 @@ fn original_bytes(envelope: Option<&str>, evidence: &Value) -> Option<Vec<u8>> {
     if let Some(s) = msg.get("raw_utf8").and_then(Value::as_str) {
         return Some(s.as_bytes().to_vec());
     }
-    msg.get("raw_hex").and_then(Value::as_str).and_then(from_hex)
+    msg.get("raw_hex")
+        .and_then(Value::as_str)
+        .and_then(from_hex)
 }
 
 /// One entry to append to the audit trail: who (`actor`), what (`action`, `result`,
@@ -243,7 +258,11 @@ pub struct NewAction<'a> {
 }
 
 /// Appends one action to the audit trail of its target, numbered after its last one.
-pub(crate) async fn insert_action(conn: &mut AnyConnection, a: NewAction<'_>, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn insert_action(
+    conn: &mut AnyConnection,
+    a: NewAction<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO operator_actions (target, seq, action, actor, reason, result, detail, at) \
          SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7 FROM operator_actions WHERE target = $1",
@@ -256,7 +275,11 @@ pub(crate) async fn insert_action(conn: &mut AnyConnection, a: NewAction<'_>, no
 
 /// Called by the ledger, inside its batch transaction, when an operator retry met the same
 /// exception again: the row goes back to `open` and the trail says so.
-pub(crate) async fn retry_still_open(conn: &mut AnyConnection, event_id: &str, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn retry_still_open(
+    conn: &mut AnyConnection,
+    event_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     let row = sqlx::query("SELECT id, reason FROM exceptions WHERE event_id = $1")
         .bind(event_id)
         .fetch_optional(&mut *conn)
@@ -268,7 +291,19 @@ pub(crate) async fn retry_still_open(conn: &mut AnyConnection, event_id: &str, n
         .execute(&mut *conn)
         .await?;
     let result = format!("still {reason}");
-    insert_action(conn, NewAction { target: &id, action: "retry_result", actor: SYSTEM_ACTOR_LEDGER, reason: "operator retry applied", result: &result, detail: &json!({}) }, now).await
+    insert_action(
+        conn,
+        NewAction {
+            target: &id,
+            action: "retry_result",
+            actor: SYSTEM_ACTOR_LEDGER,
+            reason: "operator retry applied",
+            result: &result,
+            detail: &json!({}),
+        },
+        now,
+    )
+    .await
 }
 
 impl Store {
@@ -292,7 +327,10 @@ impl Store {
 
     /// Rows of the queue, newest first.
     pub async fn queue_list(&self, filter: &QueueFilter) -> Result<Vec<QueueItem>, StoreError> {
-        let limit = filter.limit.unwrap_or(QUEUE_LIST_MAX).clamp(1, QUEUE_LIST_MAX);
+        let limit = filter
+            .limit
+            .unwrap_or(QUEUE_LIST_MAX)
+            .clamp(1, QUEUE_LIST_MAX);
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ITEM_COLUMNS} FROM exceptions WHERE ($1 IS NULL OR reason = $1) AND ($2 IS NULL OR state = $2) \
              AND ($3 IS NULL OR created_at <= $3) ORDER BY created_at DESC, id LIMIT {limit}"
@@ -307,10 +345,12 @@ impl Store {
 
     /// One problem with its evidence and its whole trail.
     pub async fn queue_item(&self, id: &str) -> Result<Option<QueueDetail>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let item = item_from_row(&row)?;
         let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
@@ -323,7 +363,10 @@ impl Store {
         .iter()
         .map(action_from_row)
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let event = item.retry_event_id.clone().unwrap_or_else(|| item.event_id.clone());
+        let event = item
+            .retry_event_id
+            .clone()
+            .unwrap_or_else(|| item.event_id.clone());
         let outcomes = sqlx::query(
             "SELECT version, outcome, reason, recorded_at FROM outcome_history WHERE event_id = $1 OR event_id = $2 \
              ORDER BY recorded_at, version",
@@ -342,13 +385,22 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(QueueDetail { item, evidence, actions, outcomes }))
+        Ok(Some(QueueDetail {
+            item,
+            evidence,
+            actions,
+            outcomes,
+        }))
     }
 
     /// Records a dead letter as a problem, once: a second report of the same message (the
     /// ledger's own row for a message it terminated, or a redelivered dead letter) only
     /// adds the dead-letter facts to the existing row's evidence.
-    pub async fn queue_record_dead_letter(&self, dl: &NewDeadLetter, now: i64) -> Result<Recorded, StoreError> {
+    pub async fn queue_record_dead_letter(
+        &self,
+        dl: &NewDeadLetter,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
         let mut tx = self.workflow_tx().await?;
         let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT evidence FROM exceptions WHERE event_id = $1{}",
@@ -357,7 +409,11 @@ impl Store {
         .bind(&dl.id)
         .fetch_optional(&mut *tx)
         .await?;
-        let facts = dl.evidence.get("dead_letter").cloned().unwrap_or(Value::Null);
+        let facts = dl
+            .evidence
+            .get("dead_letter")
+            .cloned()
+            .unwrap_or(Value::Null);
         let recorded = if let Some(row) = existing {
             let mut evidence = parse_json(&row.try_get::<String, _>("evidence")?);
             if let Some(map) = evidence.as_object_mut()
@@ -365,13 +421,18 @@ impl Store {
             {
                 map.insert("dead_letter".into(), facts);
                 sqlx::query("UPDATE exceptions SET evidence = $2 WHERE event_id = $1")
-                    .bind(&dl.id).bind(evidence.to_string())
+                    .bind(&dl.id)
+                    .bind(evidence.to_string())
                     .execute(&mut *tx)
                     .await?;
             }
             Recorded::AlreadyQueued
         } else {
-            let state = if dl.already_final.is_some() { "resolved" } else { "open" };
+            let state = if dl.already_final.is_some() {
+                "resolved"
+            } else {
+                "open"
+            };
             let seq = i64::try_from(dl.stream_seq).ok();
             sqlx::query(
                 "INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, created_at, updated_at, \
@@ -390,7 +451,13 @@ impl Store {
     /// Starts an operator retry: checks the row, counts the attempt, marks it `retrying`
     /// and writes the audit entry, in one transaction, and returns the original bytes to
     /// publish. A resolved row is left alone (the request is still recorded).
-    pub async fn queue_begin_retry(&self, id: &str, actor: &str, why: &str, now: i64) -> Result<RetryStart, QueueError> {
+    pub async fn queue_begin_retry(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<RetryStart, QueueError> {
         non_empty("actor", actor)?;
         non_empty("reason", why)?;
         let mut tx = self.workflow_tx().await?;
@@ -404,58 +471,147 @@ impl Store {
         .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
         let item = item_from_row(&row)?;
         if item.state == "resolved" {
-            insert_action(&mut tx, NewAction { target: id, action: "retry", actor, reason: why, result: "noop: already resolved", detail: &json!({}) }, now).await?;
+            insert_action(
+                &mut tx,
+                NewAction {
+                    target: id,
+                    action: "retry",
+                    actor,
+                    reason: why,
+                    result: "noop: already resolved",
+                    detail: &json!({}),
+                },
+                now,
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(RetryStart::AlreadyResolved { resolution: item.resolution });
+            return Ok(RetryStart::AlreadyResolved {
+                resolution: item.resolution,
+            });
         }
         let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
-        let envelope: Option<String> = sqlx::query("SELECT envelope FROM processed_events WHERE event_id = $1")
-            .bind(&item.event_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("envelope"))
-            .transpose()?;
-        let payload = original_bytes(envelope.as_deref(), &evidence)
-            .ok_or_else(|| QueueError::Invalid(format!("exception {id} holds no original message to re-publish")))?;
+        let envelope: Option<String> =
+            sqlx::query("SELECT envelope FROM processed_events WHERE event_id = $1")
+                .bind(&item.event_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("envelope"))
+                .transpose()?;
+        let payload = original_bytes(envelope.as_deref(), &evidence).ok_or_else(|| {
+            QueueError::Invalid(format!(
+                "exception {id} holds no original message to re-publish"
+            ))
+        })?;
         let attempt = item.retries + 1;
-        sqlx::query("UPDATE exceptions SET state = 'retrying', retries = $2, updated_at = $3 WHERE id = $1")
-            .bind(id).bind(attempt).bind(now)
-            .execute(&mut *tx)
-            .await?;
-        insert_action(&mut tx, NewAction { target: id, action: "retry", actor, reason: why, result: "publishing", detail: &json!({"attempt": attempt}) }, now).await?;
+        sqlx::query(
+            "UPDATE exceptions SET state = 'retrying', retries = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_action(
+            &mut tx,
+            NewAction {
+                target: id,
+                action: "retry",
+                actor,
+                reason: why,
+                result: "publishing",
+                detail: &json!({"attempt": attempt}),
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(RetryStart::Go { item: Box::new(QueueItem { state: "retrying".into(), retries: attempt, ..item }), attempt, payload })
+        Ok(RetryStart::Go {
+            item: Box::new(QueueItem {
+                state: "retrying".into(),
+                retries: attempt,
+                ..item
+            }),
+            attempt,
+            payload,
+        })
     }
 
     /// Records that retry `attempt` was published (under `msg_id`; `event_id` is the id the
     /// ledger will record it under, when it differs from the row's own key).
-    pub async fn queue_retry_published(&self, id: &str, attempt: i64, msg_id: &str, event_id: Option<&str>, now: i64) -> Result<(), StoreError> {
+    pub async fn queue_retry_published(
+        &self,
+        id: &str,
+        attempt: i64,
+        msg_id: &str,
+        event_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.workflow_tx().await?;
         if let Some(e) = event_id {
-            sqlx::query("UPDATE exceptions SET retry_event_id = $2 WHERE id = $1").bind(id).bind(e).execute(&mut *tx).await?;
+            sqlx::query("UPDATE exceptions SET retry_event_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(e)
+                .execute(&mut *tx)
+                .await?;
         }
         let detail = json!({"attempt": attempt, "msg_id": msg_id, "event_id": event_id});
-        insert_action(&mut tx, NewAction { target: id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "retry published", result: "published", detail: &detail }, now).await?;
+        insert_action(
+            &mut tx,
+            NewAction {
+                target: id,
+                action: "retry_result",
+                actor: SYSTEM_ACTOR_EXCEPTIONS,
+                reason: "retry published",
+                result: "published",
+                detail: &detail,
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records that retry `attempt` could not be published: the row is open again.
-    pub async fn queue_retry_failed(&self, id: &str, attempt: i64, error: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn queue_retry_failed(
+        &self,
+        id: &str,
+        attempt: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.workflow_tx().await?;
         sqlx::query("UPDATE exceptions SET state = 'open', updated_at = $2 WHERE id = $1 AND state = 'retrying'")
             .bind(id).bind(now)
             .execute(&mut *tx)
             .await?;
         let detail = json!({"attempt": attempt, "error": error});
-        insert_action(&mut tx, NewAction { target: id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "retry not published", result: "failed", detail: &detail }, now).await?;
+        insert_action(
+            &mut tx,
+            NewAction {
+                target: id,
+                action: "retry_result",
+                actor: SYSTEM_ACTOR_EXCEPTIONS,
+                reason: "retry not published",
+                result: "failed",
+                detail: &detail,
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Resolves a problem as a deliberate no-op: no stock moves; the reason and the actor
     /// are recorded. Resolving a resolved row changes nothing (and is recorded).
-    pub async fn queue_resolve(&self, id: &str, actor: &str, why: &str, now: i64) -> Result<ResolveDone, QueueError> {
+    pub async fn queue_resolve(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<ResolveDone, QueueError> {
         non_empty("actor", actor)?;
         non_empty("reason", why)?;
         let mut tx = self.workflow_tx().await?;
@@ -467,9 +623,22 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
-        let (state, resolution): (String, Option<String>) = (row.try_get("state")?, row.try_get("resolution")?);
+        let (state, resolution): (String, Option<String>) =
+            (row.try_get("state")?, row.try_get("resolution")?);
         if state == "resolved" {
-            insert_action(&mut tx, NewAction { target: id, action: "resolve", actor, reason: why, result: "noop: already resolved", detail: &json!({}) }, now).await?;
+            insert_action(
+                &mut tx,
+                NewAction {
+                    target: id,
+                    action: "resolve",
+                    actor,
+                    reason: why,
+                    result: "noop: already resolved",
+                    detail: &json!({}),
+                },
+                now,
+            )
+            .await?;
             tx.commit().await?;
             return Ok(ResolveDone::AlreadyResolved { resolution });
         }
@@ -478,7 +647,19 @@ impl Store {
             .bind(id).bind(&text).bind(now)
             .execute(&mut *tx)
             .await?;
-        insert_action(&mut tx, NewAction { target: id, action: "resolve", actor, reason: why, result: "resolved", detail: &json!({"was": state}) }, now).await?;
+        insert_action(
+            &mut tx,
+            NewAction {
+                target: id,
+                action: "resolve",
+                actor,
+                reason: why,
+                result: "resolved",
+                detail: &json!({"was": state}),
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(ResolveDone::Resolved)
     }
@@ -521,7 +702,10 @@ impl Store {
             let reason: Option<String> = row.try_get("reason")?;
             let event_id: String = row.try_get("event_id")?;
             let text = match outcome.as_str() {
-                "exception" => format!("superseded by exception {event_id} ({})", reason.unwrap_or_default()),
+                "exception" => format!(
+                    "superseded by exception {event_id} ({})",
+                    reason.unwrap_or_default()
+                ),
                 _ => format!("retried: {}", reason.unwrap_or(outcome)),
             };
             let mut tx = self.workflow_tx().await?;
@@ -532,7 +716,19 @@ impl Store {
                 .rows_affected();
             if n == 1 {
                 let detail = json!({"event_id": event_id});
-                insert_action(&mut tx, NewAction { target: &id, action: "retry_result", actor: SYSTEM_ACTOR_EXCEPTIONS, reason: "event has a final outcome", result: &text, detail: &detail }, now).await?;
+                insert_action(
+                    &mut tx,
+                    NewAction {
+                        target: &id,
+                        action: "retry_result",
+                        actor: SYSTEM_ACTOR_EXCEPTIONS,
+                        reason: "event has a final outcome",
+                        result: &text,
+                        detail: &detail,
+                    },
+                    now,
+                )
+                .await?;
                 resolved += 1;
             }
             tx.commit().await?;
@@ -552,15 +748,20 @@ impl Store {
             .iter()
             .map(|r| Ok((r.try_get("reason")?, r.try_get("state")?, r.try_get("n")?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let oldest: Option<i64> = sqlx::query("SELECT MIN(created_at) FROM exceptions WHERE state <> 'resolved'")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let oldest: Option<i64> =
+            sqlx::query("SELECT MIN(created_at) FROM exceptions WHERE state <> 'resolved'")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
         let resolved: i64 = sqlx::query("SELECT COUNT(*) FROM exceptions WHERE state = 'resolved'")
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        Ok(QueueStats { unresolved, oldest_unresolved_at: oldest, resolved })
+        Ok(QueueStats {
+            unresolved,
+            oldest_unresolved_at: oldest,
+            resolved,
+        })
     }
 }
 
@@ -570,8 +771,14 @@ mod tests {
 
     #[test]
     fn original_bytes_come_from_the_envelope_or_the_evidence() {
-        assert_eq!(original_bytes(Some("{\"a\":1}"), &Value::Null), Some(b"{\"a\":1}".to_vec()));
-        assert_eq!(original_bytes(Some("hex:00ff"), &Value::Null), Some(vec![0, 255]));
+        assert_eq!(
+            original_bytes(Some("{\"a\":1}"), &Value::Null),
+            Some(b"{\"a\":1}".to_vec())
+        );
+        assert_eq!(
+            original_bytes(Some("hex:00ff"), &Value::Null),
+            Some(vec![0, 255])
+        );
         let ev = json!({"message": {"raw_hex": "6869"}});
         assert_eq!(original_bytes(None, &ev), Some(b"hi".to_vec()));
         let ev = json!({"message": {"raw_utf8": "x"}});

@@ -3,7 +3,9 @@
 //! for expiry. Also the one write that has no event to decide: recording a message that
 //! could not be decoded at all.
 
-use domain::{Balance, EventId, ExceptionReason, Order, OrderRef, Outcome, Sku, StockKey, Timestamp};
+use domain::{
+    Balance, EventId, ExceptionReason, Order, OrderRef, Outcome, Sku, StockKey, Timestamp,
+};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -87,7 +89,8 @@ fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, StoreError> {
     })
 }
 
-const PROCESSED_COLUMNS: &str = "event_id, kind, order_ref, outcome, reason, processed_at, duplicates";
+const PROCESSED_COLUMNS: &str =
+    "event_id, kind, order_ref, outcome, reason, processed_at, duplicates";
 
 impl Store {
     /// The balance of one (SKU, location); zeros when nothing was recorded.
@@ -105,7 +108,9 @@ impl Store {
         .bind(sku.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("location")?, balance_from_row(r)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("location")?, balance_from_row(r)?)))
+            .collect()
     }
 
     /// Every balance, ordered by (SKU, location). For tests and `stockctl`.
@@ -116,11 +121,24 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("sku")?, r.try_get("location")?, balance_from_row(r)?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("sku")?,
+                    r.try_get("location")?,
+                    balance_from_row(r)?,
+                ))
+            })
+            .collect()
     }
 
     /// Entries of one (SKU, location) after `after_seq`, in sequence, at most `limit`.
-    pub async fn entries(&self, key: &StockKey, after_seq: i64, limit: i64) -> Result<Vec<EntryRow>, StoreError> {
+    pub async fn entries(
+        &self,
+        key: &StockKey,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at FROM ledger_entries \
              WHERE sku = $1 AND location = $2 AND seq > $3 ORDER BY seq LIMIT $4",
@@ -155,7 +173,10 @@ impl Store {
     }
 
     /// Every event applied to an order, in processing order, with its outcome.
-    pub async fn order_events(&self, order_ref: &OrderRef) -> Result<Vec<OrderEventRow>, StoreError> {
+    pub async fn order_events(
+        &self,
+        order_ref: &OrderRef,
+    ) -> Result<Vec<OrderEventRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE order_ref = $1 ORDER BY processed_at, event_id LIMIT {LIST_LIMIT_MAX}"
         )))
@@ -184,14 +205,22 @@ impl Store {
 
     /// Counts of processed events by outcome label (`moved`, `noop`, `exception`).
     pub async fn outcome_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT outcome, COUNT(*) AS n FROM processed_events GROUP BY outcome ORDER BY outcome")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?))).collect()
+        let rows = sqlx::query(
+            "SELECT outcome, COUNT(*) AS n FROM processed_events GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// How many processed events of `kind` (and `outcome`, when given) there are.
-    pub async fn count_processed(&self, kind: &str, outcome: Option<&str>) -> Result<i64, StoreError> {
+    pub async fn count_processed(
+        &self,
+        kind: &str,
+        outcome: Option<&str>,
+    ) -> Result<i64, StoreError> {
         let n = sqlx::query("SELECT COUNT(*) FROM processed_events WHERE kind = $1 AND ($2 IS NULL OR outcome = $2)")
             .bind(kind)
             .bind(outcome)
@@ -203,7 +232,11 @@ impl Store {
 
     /// How many orders are in `state` (`registered`, `reserved`, `sold`, `released`).
     pub async fn count_orders(&self, state: &str) -> Result<i64, StoreError> {
-        let n = sqlx::query("SELECT COUNT(*) FROM orders WHERE state = $1").bind(state).fetch_one(&self.pool).await?.try_get(0)?;
+        let n = sqlx::query("SELECT COUNT(*) FROM orders WHERE state = $1")
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         Ok(n)
     }
 
@@ -221,7 +254,11 @@ impl Store {
 
     /// Reservations made at or before `cutoff` that still hold stock: `(order, the event
     /// that made the reservation)`, oldest first, at most `limit`.
-    pub async fn reservations_due(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
+    pub async fn reservations_due(
+        &self,
+        cutoff: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
         let rows = sqlx::query(
             "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND reserved_at <= $1 \
              ORDER BY reserved_at LIMIT $2",
@@ -235,9 +272,9 @@ impl Store {
                 let order = OrderRef::parse(r.try_get::<String, _>("order_ref")?)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let by: Option<String> = r.try_get("reserved_by")?;
-                let by = by
-                    .and_then(|s| s.parse::<EventId>().ok())
-                    .ok_or_else(|| StoreError::Corrupt(format!("order {order} reserved without reserved_by")))?;
+                let by = by.and_then(|s| s.parse::<EventId>().ok()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("order {order} reserved without reserved_by"))
+                })?;
                 Ok((order, by))
             })
             .collect()
@@ -261,8 +298,12 @@ impl Store {
             Ok(s) if !s.contains('\0') => (json!({"raw_utf8": s}), s.to_owned()),
             _ => (json!({"raw_hex": hex()}), format!("hex:{}", hex())),
         };
-        let outcome = Outcome::Exception { reason: reason.clone(), detail: detail.to_owned() };
-        let outcome_json = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let outcome = Outcome::Exception {
+            reason: reason.clone(),
+            detail: detail.to_owned(),
+        };
+        let outcome_json =
+            serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let evidence = json!({"message": raw_text, "stream_seq": stream_seq}).to_string();
         let seq = stream_seq.and_then(|s| i64::try_from(s).ok());
         let mut tx = self.pool.begin().await?;

@@ -16,17 +16,41 @@ use crate::{Store, StoreError};
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum VerifyProblem {
     /// The stored balance differs from the sum of the entries.
-    BalanceMismatch { sku: String, location: String, stored: Balance, from_entries: Balance },
+    BalanceMismatch {
+        sku: String,
+        location: String,
+        stored: Balance,
+        from_entries: Balance,
+    },
     /// Entries exist but no balance row does (or the reverse).
     MissingBalance { sku: String, location: String },
     /// The sequence jumps: `expected` was next, `found` came.
-    SequenceGap { sku: String, location: String, expected: i64, found: i64 },
+    SequenceGap {
+        sku: String,
+        location: String,
+        expected: i64,
+        found: i64,
+    },
     /// An entry names a bucket this release does not know.
-    UnknownBucket { sku: String, location: String, seq: i64, bucket: String },
+    UnknownBucket {
+        sku: String,
+        location: String,
+        seq: i64,
+        bucket: String,
+    },
     /// An entry whose event has no `moved` outcome.
-    OrphanEntry { sku: String, location: String, seq: i64, event_id: String },
+    OrphanEntry {
+        sku: String,
+        location: String,
+        seq: i64,
+        event_id: String,
+    },
     /// A `moved` outcome whose recorded movements differ in number from its entries.
-    MovementsMismatch { event_id: String, recorded: usize, entries: i64 },
+    MovementsMismatch {
+        event_id: String,
+        recorded: usize,
+        entries: i64,
+    },
     /// An outcome that cannot be read.
     UnreadableOutcome { event_id: String },
 }
@@ -69,17 +93,34 @@ impl Store {
             let outcome: Option<String> = row.try_get("outcome")?;
             if outcome.as_deref() != Some("moved") {
                 let event_id = row.try_get("event_id")?;
-                report.problems.push(VerifyProblem::OrphanEntry { sku: sku.clone(), location: location.clone(), seq, event_id });
+                report.problems.push(VerifyProblem::OrphanEntry {
+                    sku: sku.clone(),
+                    location: location.clone(),
+                    seq,
+                    event_id,
+                });
             }
-            let slot = recomputed.entry((sku.clone(), location.clone())).or_insert((Balance::default(), 0));
+            let slot = recomputed
+                .entry((sku.clone(), location.clone()))
+                .or_insert((Balance::default(), 0));
             if seq != slot.1 + 1 {
-                report.problems.push(VerifyProblem::SequenceGap { sku: sku.clone(), location: location.clone(), expected: slot.1 + 1, found: seq });
+                report.problems.push(VerifyProblem::SequenceGap {
+                    sku: sku.clone(),
+                    location: location.clone(),
+                    expected: slot.1 + 1,
+                    found: seq,
+                });
             }
             slot.1 = seq;
             for (col, sign) in [("from_bucket", -1), ("to_bucket", 1)] {
                 let name: String = row.try_get(col)?;
                 let Some(bucket) = Bucket::parse(&name) else {
-                    report.problems.push(VerifyProblem::UnknownBucket { sku: sku.clone(), location: location.clone(), seq, bucket: name });
+                    report.problems.push(VerifyProblem::UnknownBucket {
+                        sku: sku.clone(),
+                        location: location.clone(),
+                        seq,
+                        bucket: name,
+                    });
                     continue;
                 };
                 add(&mut slot.0, bucket, sign * quantity);
@@ -99,17 +140,29 @@ impl Store {
             match recomputed.get(&key) {
                 Some((from_entries, _)) if *from_entries == balance => {}
                 Some((from_entries, _)) => report.problems.push(VerifyProblem::BalanceMismatch {
-                    sku: key.0.clone(), location: key.1.clone(), stored: balance, from_entries: *from_entries,
+                    sku: key.0.clone(),
+                    location: key.1.clone(),
+                    stored: balance,
+                    from_entries: *from_entries,
                 }),
-                None => report.problems.push(VerifyProblem::MissingBalance { sku: key.0.clone(), location: key.1.clone() }),
+                None => report.problems.push(VerifyProblem::MissingBalance {
+                    sku: key.0.clone(),
+                    location: key.1.clone(),
+                }),
             }
             seen.insert(key);
         }
         for key in recomputed.keys().filter(|k| !seen.contains(*k)) {
-            report.problems.push(VerifyProblem::MissingBalance { sku: key.0.clone(), location: key.1.clone() });
+            report.problems.push(VerifyProblem::MissingBalance {
+                sku: key.0.clone(),
+                location: key.1.clone(),
+            });
         }
         self.verify_outcomes(&mut report).await?;
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM processed_events").fetch_one(&self.pool).await?.try_get(0)?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM processed_events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         report.processed_events = u64::try_from(n).unwrap_or(0);
         Ok(report)
     }
@@ -132,9 +185,15 @@ impl Store {
             match serde_json::from_str::<domain::Outcome>(&json) {
                 Ok(domain::Outcome::Moved { movements }) if movements.len() as i64 == entries => {}
                 Ok(domain::Outcome::Moved { movements }) => {
-                    report.problems.push(VerifyProblem::MovementsMismatch { event_id, recorded: movements.len(), entries });
+                    report.problems.push(VerifyProblem::MovementsMismatch {
+                        event_id,
+                        recorded: movements.len(),
+                        entries,
+                    });
                 }
-                _ => report.problems.push(VerifyProblem::UnreadableOutcome { event_id }),
+                _ => report
+                    .problems
+                    .push(VerifyProblem::UnreadableOutcome { event_id }),
             }
         }
         Ok(())

@@ -32,32 +32,56 @@ on_both_backends!(
 
 async fn fresh(backend: Backend) -> (TestDatabase, Store) {
     let db = TestDatabase::new(backend).await.expect("test database");
-    let store = Store::connect(db.url(), &StoreOptions::default()).await.expect("connect");
+    let store = Store::connect(db.url(), &StoreOptions::default())
+        .await
+        .expect("connect");
     (db, store)
 }
 
 fn ctx() -> Context {
-    Context { now: Timestamp(10_000_000), unknown_order_hold: Duration::ZERO }
+    Context {
+        now: Timestamp(10_000_000),
+        unknown_order_hold: Duration::ZERO,
+    }
 }
 
 fn key(sku: &str) -> StockKey {
-    StockKey { sku: Sku::parse(sku).unwrap(), location: Location::parse("main").unwrap() }
+    StockKey {
+        sku: Sku::parse(sku).unwrap(),
+        location: Location::parse("main").unwrap(),
+    }
 }
 
 fn lines(items: &[(&str, u64)]) -> Lines {
-    Lines::new(items.iter().map(|(s, q)| Line { key: key(s), quantity: Quantity::new(*q).unwrap() })).unwrap()
+    Lines::new(items.iter().map(|(s, q)| Line {
+        key: key(s),
+        quantity: Quantity::new(*q).unwrap(),
+    }))
+    .unwrap()
 }
 
 fn pay(order: &str) -> Payment {
-    Payment { order: OrderLookup::OrderRef(OrderRef::parse(order).unwrap()), amount: None }
+    Payment {
+        order: OrderLookup::OrderRef(OrderRef::parse(order).unwrap()),
+        amount: None,
+    }
 }
 
 fn event(n: u64, kind: EventKind) -> Event {
-    Event { id: EventId::from_dedupe_key(&format!("conf:{n}")), recorded_at: Timestamp(n as i64), kind }
+    Event {
+        id: EventId::from_dedupe_key(&format!("conf:{n}")),
+        recorded_at: Timestamp(n as i64),
+        kind,
+    }
 }
 
 fn incoming(e: &Event) -> Incoming {
-    Incoming { event: e.clone(), envelope: "{}".into(), operator_retry: false, stream_seq: None }
+    Incoming {
+        event: e.clone(),
+        envelope: "{}".into(),
+        operator_retry: false,
+        stream_seq: None,
+    }
 }
 
 /// A deterministic mixed history over 4 SKUs and 12 orders, with duplicates.
@@ -75,15 +99,39 @@ fn history(seed: u64, len: usize) -> Vec<Event> {
         let r = next();
         let o = format!("o{}", r % 12);
         let kind = match (r >> 8) % 9 {
-            0 => EventKind::StockReceived { key: key(skus[(r >> 16) as usize % 4]), quantity: Quantity::new(1 + (r >> 20) % 4).unwrap(), reference: format!("po{n}") },
+            0 => EventKind::StockReceived {
+                key: key(skus[(r >> 16) as usize % 4]),
+                quantity: Quantity::new(1 + (r >> 20) % 4).unwrap(),
+                reference: format!("po{n}"),
+            },
             1 => EventKind::OrderRegistered {
-                spec: OrderSpec { order_ref: OrderRef::parse(&o).unwrap(), lines: lines(&[(skus[(r % 12) as usize % 4], 1 + r % 2), (skus[(r % 12 + 1) as usize % 4], 1)]), amount: Money::parse("10", "USD").unwrap() },
+                spec: OrderSpec {
+                    order_ref: OrderRef::parse(&o).unwrap(),
+                    lines: lines(&[
+                        (skus[(r % 12) as usize % 4], 1 + r % 2),
+                        (skus[(r % 12 + 1) as usize % 4], 1),
+                    ]),
+                    amount: Money::parse("10", "USD").unwrap(),
+                },
                 payment_refs: vec![],
             },
-            2 | 3 => EventKind::PaymentAuthorized { payment: pay(&o), mode: if r % 2 == 0 { AuthorizationMode::Confirmation } else { AuthorizationMode::Notification } },
+            2 | 3 => EventKind::PaymentAuthorized {
+                payment: pay(&o),
+                mode: if r % 2 == 0 {
+                    AuthorizationMode::Confirmation
+                } else {
+                    AuthorizationMode::Notification
+                },
+            },
             4 | 5 => EventKind::PaymentCaptured { payment: pay(&o) },
             6 => EventKind::PaymentVoided { payment: pay(&o) },
-            7 => EventKind::StockCorrected { key: key(skus[(r >> 16) as usize % 4]), delta: -1, reason: "count".into(), evidence: "sheet".into(), approved_by: "ops".into() },
+            7 => EventKind::StockCorrected {
+                key: key(skus[(r >> 16) as usize % 4]),
+                delta: -1,
+                reason: "count".into(),
+                evidence: "sheet".into(),
+                approved_by: "ops".into(),
+            },
             _ => match out.get((r >> 24) as usize % out.len().max(1)) {
                 Some(e) => {
                     out.push(e.clone());
@@ -100,19 +148,34 @@ fn history(seed: u64, len: usize) -> Vec<Event> {
 async fn apply_in_batches(store: &Store, events: &[Event], cut: usize) {
     for chunk in events.chunks(cut.max(1)) {
         let batch: Vec<Incoming> = chunk.iter().map(incoming).collect();
-        store.apply_batch(&batch, &ctx()).await.expect("apply batch");
+        store
+            .apply_batch(&batch, &ctx())
+            .await
+            .expect("apply batch");
     }
 }
 
 async fn balances(store: &Store) -> BTreeMap<(String, String), Balance> {
-    store.all_balances().await.unwrap().into_iter().map(|(s, l, b)| ((s, l), b)).collect()
+    store
+        .all_balances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, l, b)| ((s, l), b))
+        .collect()
 }
 
 async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
     let events = history(7, 400);
     let mut expected = State::default();
     for e in &events {
-        expected.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx());
+        expected.step(
+            &Delivery {
+                event: e.clone(),
+                operator_retry: false,
+            },
+            &ctx(),
+        );
     }
     let expected: BTreeMap<_, _> = expected
         .balances
@@ -130,12 +193,22 @@ async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
         assert!(report.is_ok(), "{:?}", report.problems);
         results.push(store.outcome_counts().await.unwrap());
     }
-    assert!(results.windows(2).all(|w| w[0] == w[1]), "outcomes differ across batch cuts: {results:?}");
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "outcomes differ across batch cuts: {results:?}"
+    );
 }
 
 async fn constraints_refuse_a_duplicate_sequence_or_event_id(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    let e = event(1, EventKind::StockReceived { key: key("a"), quantity: Quantity::new(3).unwrap(), reference: "po".into() });
+    let e = event(
+        1,
+        EventKind::StockReceived {
+            key: key("a"),
+            quantity: Quantity::new(3).unwrap(),
+            reference: "po".into(),
+        },
+    );
     store.apply_batch(&[incoming(&e)], &ctx()).await.unwrap();
     let dup_seq = sqlx::query(
         "INSERT INTO ledger_entries (sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at) \
@@ -143,7 +216,13 @@ async fn constraints_refuse_a_duplicate_sequence_or_event_id(backend: Backend) {
     )
     .execute(store.pool())
     .await;
-    assert!(dup_seq.unwrap_err().as_database_error().unwrap().is_unique_violation());
+    assert!(
+        dup_seq
+            .unwrap_err()
+            .as_database_error()
+            .unwrap()
+            .is_unique_violation()
+    );
     let dup_event = sqlx::query(
         "INSERT INTO processed_events (event_id, kind, outcome, outcome_json, envelope, processed_at) \
          VALUES ($1, 'stock.received', 'noop', '{}', '{}', 0)",
@@ -151,21 +230,41 @@ async fn constraints_refuse_a_duplicate_sequence_or_event_id(backend: Backend) {
     .bind(e.id.to_string())
     .execute(store.pool())
     .await;
-    assert!(dup_event.unwrap_err().as_database_error().unwrap().is_unique_violation());
-    let negative = sqlx::query("UPDATE balances SET available = -1, external = -2 WHERE sku = 'a'").execute(store.pool()).await;
-    assert!(negative.is_err(), "a negative bucket is refused by the schema");
+    assert!(
+        dup_event
+            .unwrap_err()
+            .as_database_error()
+            .unwrap()
+            .is_unique_violation()
+    );
+    let negative = sqlx::query("UPDATE balances SET available = -1, external = -2 WHERE sku = 'a'")
+        .execute(store.pool())
+        .await;
+    assert!(
+        negative.is_err(),
+        "a negative bucket is refused by the schema"
+    );
 }
 
 async fn verify_detects_a_tampered_balance_and_a_gap(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     apply_in_batches(&store, &history(3, 100), 10).await;
     assert!(store.verify().await.unwrap().is_ok());
-    sqlx::query("UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = 'a'")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = 'a'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     let report = store.verify().await.unwrap();
-    assert!(report.problems.iter().any(|p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if sku == "a")), "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if sku == "a")),
+        "{:?}",
+        report.problems
+    );
     sqlx::query(
         "INSERT INTO ledger_entries (sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at) \
          VALUES ('zz', 'main', 2, 'external', 'available', 1, 'x', 'stock.received', 0)",
@@ -179,35 +278,74 @@ async fn verify_detects_a_tampered_balance_and_a_gap(backend: Backend) {
 
 async fn operator_retry_finalizes_an_exception_once(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    let receive = event(1, EventKind::StockReceived { key: key("a"), quantity: Quantity::new(5).unwrap(), reference: "po".into() });
-    let capture = event(2, EventKind::PaymentCaptured { payment: pay("late") });
-    store.apply_batch(&[incoming(&receive), incoming(&capture)], &ctx()).await.unwrap();
+    let receive = event(
+        1,
+        EventKind::StockReceived {
+            key: key("a"),
+            quantity: Quantity::new(5).unwrap(),
+            reference: "po".into(),
+        },
+    );
+    let capture = event(
+        2,
+        EventKind::PaymentCaptured {
+            payment: pay("late"),
+        },
+    );
+    store
+        .apply_batch(&[incoming(&receive), incoming(&capture)], &ctx())
+        .await
+        .unwrap();
     let open = store.exceptions(Some("open")).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].reason, "unknown_order");
     // Redelivery while open: nothing changes.
-    let r = store.apply_batch(&[incoming(&capture)], &ctx()).await.unwrap();
+    let r = store
+        .apply_batch(&[incoming(&capture)], &ctx())
+        .await
+        .unwrap();
     assert_eq!(r.results, vec![Applied::Duplicate]);
     // Fix the cause, then retry.
-    let register = event(3, EventKind::OrderRegistered {
-        spec: OrderSpec { order_ref: OrderRef::parse("late").unwrap(), lines: lines(&[("a", 2)]), amount: Money::parse("1", "USD").unwrap() },
-        payment_refs: vec![],
-    });
-    store.apply_batch(&[incoming(&register)], &ctx()).await.unwrap();
-    let retry = Incoming { operator_retry: true, ..incoming(&capture) };
+    let register = event(
+        3,
+        EventKind::OrderRegistered {
+            spec: OrderSpec {
+                order_ref: OrderRef::parse("late").unwrap(),
+                lines: lines(&[("a", 2)]),
+                amount: Money::parse("1", "USD").unwrap(),
+            },
+            payment_refs: vec![],
+        },
+    );
+    store
+        .apply_batch(&[incoming(&register)], &ctx())
+        .await
+        .unwrap();
+    let retry = Incoming {
+        operator_retry: true,
+        ..incoming(&capture)
+    };
     let r = store.apply_batch(&[retry.clone()], &ctx()).await.unwrap();
-    assert!(matches!(&r.results[0], Applied::Recorded(Outcome::Moved { .. })), "{:?}", r.results);
+    assert!(
+        matches!(&r.results[0], Applied::Recorded(Outcome::Moved { .. })),
+        "{:?}",
+        r.results
+    );
     let r = store.apply_batch(&[retry], &ctx()).await.unwrap();
     assert_eq!(r.results, vec![Applied::Duplicate]);
     assert_eq!(store.balance(&key("a")).await.unwrap().sold, 2);
     let all = store.exceptions(None).await.unwrap();
     assert_eq!(all[0].state, "resolved");
-    let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outcome_history WHERE event_id = $1")
-        .bind(capture.id.to_string())
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(history, 2, "the exception and the final outcome are both kept");
+    let history: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outcome_history WHERE event_id = $1")
+            .bind(capture.id.to_string())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        history, 2,
+        "the exception and the final outcome are both kept"
+    );
 }
 
 async fn concurrent_writers_end_with_the_same_ledger(backend: Backend) {
@@ -215,7 +353,9 @@ async fn concurrent_writers_end_with_the_same_ledger(backend: Backend) {
     let (_db1, reference) = fresh(backend).await;
     apply_in_batches(&reference, &events, 300).await;
     let (db, store) = fresh(backend).await;
-    let other = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
+    let other = Store::connect(db.url(), &StoreOptions::default())
+        .await
+        .unwrap();
     // Two writers apply interleaved halves of the same (order-insensitive) receipts and then
     // the same full history; conflicts are retried and nothing is applied twice.
     let (a, b) = (store.clone(), other.clone());
@@ -226,9 +366,19 @@ async fn concurrent_writers_end_with_the_same_ledger(backend: Backend) {
     t2.await.unwrap();
     let report = store.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM processed_events").fetch_one(store.pool()).await.unwrap();
-    let distinct = events.iter().map(|e| e.id).collect::<std::collections::BTreeSet<_>>().len();
-    assert_eq!(total as usize, distinct, "each event id has exactly one outcome");
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM processed_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let distinct = events
+        .iter()
+        .map(|e| e.id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert_eq!(
+        total as usize, distinct,
+        "each event id has exactly one outcome"
+    );
     // Units are conserved and nothing is negative whatever the interleaving.
     for (_, _, b) in store.all_balances().await.unwrap() {
         assert!(b.is_valid());
@@ -238,16 +388,42 @@ async fn concurrent_writers_end_with_the_same_ledger(backend: Backend) {
 async fn reservations_due_lists_old_reservations(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let evs = [
-        event(1, EventKind::StockReceived { key: key("a"), quantity: Quantity::new(5).unwrap(), reference: "po".into() }),
-        event(2, EventKind::OrderRegistered {
-            spec: OrderSpec { order_ref: OrderRef::parse("r1").unwrap(), lines: lines(&[("a", 2)]), amount: Money::parse("1", "USD").unwrap() },
-            payment_refs: vec![],
-        }),
-        event(3, EventKind::PaymentAuthorized { payment: pay("r1"), mode: AuthorizationMode::Notification }),
+        event(
+            1,
+            EventKind::StockReceived {
+                key: key("a"),
+                quantity: Quantity::new(5).unwrap(),
+                reference: "po".into(),
+            },
+        ),
+        event(
+            2,
+            EventKind::OrderRegistered {
+                spec: OrderSpec {
+                    order_ref: OrderRef::parse("r1").unwrap(),
+                    lines: lines(&[("a", 2)]),
+                    amount: Money::parse("1", "USD").unwrap(),
+                },
+                payment_refs: vec![],
+            },
+        ),
+        event(
+            3,
+            EventKind::PaymentAuthorized {
+                payment: pay("r1"),
+                mode: AuthorizationMode::Notification,
+            },
+        ),
     ];
     let batch: Vec<_> = evs.iter().map(incoming).collect();
     store.apply_batch(&batch, &ctx()).await.unwrap();
-    assert!(store.reservations_due(Timestamp(2), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .reservations_due(Timestamp(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let due = store.reservations_due(Timestamp(3), 10).await.unwrap();
     assert_eq!(due, vec![(OrderRef::parse("r1").unwrap(), evs[2].id)]);
 }
@@ -256,7 +432,14 @@ async fn unprocessable_messages_are_recorded_once(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     for _ in 0..3 {
         store
-            .record_unprocessable("stream:42", &ExceptionReason::Undecodable, "not JSON", b"\xff\x00garbage", Some(42), Timestamp(1))
+            .record_unprocessable(
+                "stream:42",
+                &ExceptionReason::Undecodable,
+                "not JSON",
+                b"\xff\x00garbage",
+                Some(42),
+                Timestamp(1),
+            )
             .await
             .unwrap();
     }

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
-    InspectionOutcome, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
-    ReturnReceived, StockCorrected, StockReceived,
+    InspectionOutcome, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized,
+    PaymentEvent, PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry,
+    ReservationExpired, ReturnInspected, ReturnReceived, StockCorrected, StockReceived,
 };
 use crate::error::ContractError;
 

@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 pub use self::domain::IDENTITY_LEN_MAX;
 pub use self::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
-    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
-    ReturnReceived, StockCorrected, StockReceived,
+    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload,
+    PaymentAuthorized, PaymentEvent, PaymentFlagged, PaymentNoted, PaymentRefAttached,
+    PaymentRefEntry, ReservationExpired, ReturnInspected, ReturnReceived, StockCorrected,
+    StockReceived,
 };
 pub(crate) use self::read::envelope as read_envelope;
 use crate::error::ContractError;

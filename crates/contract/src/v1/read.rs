@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
-    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload, PaymentAuthorized, PaymentEvent,
-    PaymentFlagged, PaymentNoted, PaymentRefAttached, PaymentRefEntry, ReservationExpired, ReturnInspected,
-    ReturnReceived, StockCorrected, StockReceived,
+    InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload,
+    PaymentAuthorized, PaymentEvent, PaymentFlagged, PaymentNoted, PaymentRefAttached,
+    PaymentRefEntry, ReservationExpired, ReturnInspected, ReturnReceived, StockCorrected,
+    StockReceived,
 };
 use super::{Envelope, Source};
 use crate::error::ContractError;

@@ -143,4 +143,3 @@ pub fn expected_kind(kind: &str) -> EventKind {
         other => panic!("no expectation for {other}"),
     }
 }
-

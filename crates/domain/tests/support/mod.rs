@@ -9,12 +9,18 @@ use domain::*;
 pub const HOLD: Duration = Duration::from_secs(600);
 
 pub fn key(sku: &str, loc: &str) -> StockKey {
-    StockKey { sku: Sku::parse(sku).unwrap(), location: Location::parse(loc).unwrap() }
+    StockKey {
+        sku: Sku::parse(sku).unwrap(),
+        location: Location::parse(loc).unwrap(),
+    }
 }
 
 pub fn lines(items: &[(&str, u64)]) -> Lines {
-    Lines::new(items.iter().map(|(s, q)| Line { key: key(s, "main"), quantity: Quantity::new(*q).unwrap() }))
-        .unwrap()
+    Lines::new(items.iter().map(|(s, q)| Line {
+        key: key(s, "main"),
+        quantity: Quantity::new(*q).unwrap(),
+    }))
+    .unwrap()
 }
 
 pub fn order_ref(s: &str) -> OrderRef {
@@ -26,11 +32,18 @@ pub fn usd(s: &str) -> Money {
 }
 
 pub fn pay(order: &str, amount: Option<&str>) -> Payment {
-    Payment { order: OrderLookup::OrderRef(order_ref(order)), amount: amount.map(usd) }
+    Payment {
+        order: OrderLookup::OrderRef(order_ref(order)),
+        amount: amount.map(usd),
+    }
 }
 
 pub fn spec(order: &str, items: &[(&str, u64)], amount: &str) -> OrderSpec {
-    OrderSpec { order_ref: order_ref(order), lines: lines(items), amount: usd(amount) }
+    OrderSpec {
+        order_ref: order_ref(order),
+        lines: lines(items),
+        amount: usd(amount),
+    }
 }
 
 /// A state, a clock and a counter for fresh event ids.
@@ -42,16 +55,27 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
-        Self { state: State::default(), now: 1_000_000, next: 0 }
+        Self {
+            state: State::default(),
+            now: 1_000_000,
+            next: 0,
+        }
     }
 
     pub fn ctx(&self) -> Context {
-        Context { now: Timestamp(self.now), unknown_order_hold: HOLD }
+        Context {
+            now: Timestamp(self.now),
+            unknown_order_hold: HOLD,
+        }
     }
 
     pub fn event(&mut self, kind: EventKind) -> Event {
         self.next += 1;
-        Event { id: EventId::from_dedupe_key(&format!("test:{}", self.next)), recorded_at: Timestamp(self.now), kind }
+        Event {
+            id: EventId::from_dedupe_key(&format!("test:{}", self.next)),
+            recorded_at: Timestamp(self.now),
+            kind,
+        }
     }
 
     /// Applies a new event and returns the decision.
@@ -62,7 +86,13 @@ impl World {
 
     pub fn deliver(&mut self, e: &Event, operator_retry: bool) -> Decision {
         let ctx = self.ctx();
-        self.state.step(&Delivery { event: e.clone(), operator_retry }, &ctx)
+        self.state.step(
+            &Delivery {
+                event: e.clone(),
+                operator_retry,
+            },
+            &ctx,
+        )
     }
 
     pub fn receive(&mut self, sku: &str, n: u64) {
@@ -75,8 +105,16 @@ impl World {
     }
 
     pub fn register(&mut self, order: &str, items: &[(&str, u64)], amount: &str) {
-        let d = self.when(EventKind::OrderRegistered { spec: spec(order, items, amount), payment_refs: vec![] });
-        assert_eq!(outcome(&d), Outcome::NoOp { reason: NoOpReason::OrderRegistered });
+        let d = self.when(EventKind::OrderRegistered {
+            spec: spec(order, items, amount),
+            payment_refs: vec![],
+        });
+        assert_eq!(
+            outcome(&d),
+            Outcome::NoOp {
+                reason: NoOpReason::OrderRegistered
+            }
+        );
     }
 
     /// (available, reserved, sold, returned, written_off) of one SKU at `main`.

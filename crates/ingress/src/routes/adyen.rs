@@ -16,7 +16,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{AuthorizationMode, ChargebackOutcome, DisputeId, EventKind, OrderLookup, OrderRef, Payment};
+use domain::{
+    AuthorizationMode, ChargebackOutcome, DisputeId, EventKind, OrderLookup, OrderRef, Payment,
+};
 use providers::adyen::{self, AdyenAction, AdyenItem};
 
 use crate::error::ApiError;
@@ -51,7 +53,9 @@ pub async fn webhook(
     let mut outgoing = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
         match translate(item)? {
-            Some(kind) => outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&raw))?),
+            Some(kind) => {
+                outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&raw))?)
+            }
             None => {
                 tracing::info!(psp_reference = %item.psp_reference, event_code = %item.event_code, "Adyen item acknowledged and ignored");
                 state.metrics.ignored(ADYEN, &item.event_code);

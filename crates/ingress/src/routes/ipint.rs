@@ -21,7 +21,10 @@ use crate::publish::{self, IPINT, PublishError};
 use crate::{AppState, RawBody};
 
 /// `POST /webhooks/ipint`.
-pub async fn callback(State(state): State<AppState>, body: RawBody) -> Result<StatusCode, ApiError> {
+pub async fn callback(
+    State(state): State<AppState>,
+    body: RawBody,
+) -> Result<StatusCode, ApiError> {
     let callback = ipint::parse_callback(&body.0)?;
     PaymentRef::parse(callback.invoice_id.as_str())
         .map_err(|e| ApiError::malformed("invoice_id", e.to_string()))?;
@@ -43,7 +46,8 @@ async fn store_trigger(state: &AppState, trigger: &Trigger) -> Result<(), Publis
             "NATS is not connected; nothing was accepted, retry later".into(),
         ));
     }
-    let payload = serde_json::to_vec(trigger).map_err(|e| PublishError::NotSent(ApiError::Internal(e.to_string())))?;
+    let payload = serde_json::to_vec(trigger)
+        .map_err(|e| PublishError::NotSent(ApiError::Internal(e.to_string())))?;
     let subject = bus.namespace().callback_subject(IPINT);
     match bus
         .publish_event(subject, &trigger.msg_id(), Bytes::from(payload), None)

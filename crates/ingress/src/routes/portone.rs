@@ -364,7 +364,10 @@ impl Compensation {
         };
         let out = match Outgoing::new(&kind, PORTONE, self.identity, None) {
             // Caused by the confirmation whose reservation it releases.
-            Ok(o) => Outgoing { envelope: o.envelope.caused_by(self.reservation), ..o },
+            Ok(o) => Outgoing {
+                envelope: o.envelope.caused_by(self.reservation),
+                ..o
+            },
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the compensating reservation.expired");
                 return;

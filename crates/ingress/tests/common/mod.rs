@@ -166,7 +166,10 @@ impl World {
             reservation_ttl: Duration::from_secs(7 * 86_400),
             sweep_interval: None,
             sweep_batch_max: 100,
-            consumer: bus::ConsumerLimits { ack_wait: Duration::from_secs(5), ..bus::ConsumerLimits::default() },
+            consumer: bus::ConsumerLimits {
+                ack_wait: Duration::from_secs(5),
+                ..bus::ConsumerLimits::default()
+            },
             shutdown_grace: Duration::from_secs(5),
         };
         tokio::spawn(async move {
