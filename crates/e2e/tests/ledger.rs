@@ -248,7 +248,10 @@ async fn poison_message_is_recorded_and_does_not_block(backend: Backend) {
     assert_eq!(h.wait_processed(n, WAIT).await.unwrap(), n);
     let reasons: BTreeSet<String> = h
         .store
-        .exceptions(Some("open"))
+        .queue_list(&store::QueueFilter {
+            state: Some("open".into()),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_iter()

@@ -32,7 +32,7 @@ pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
     QueueFilter, QueueItem, QueueStats, Recorded, ResolveDone, RetryStart,
 };
-pub use read::{EntryRow, ExceptionRow, OrderEventRow, ProcessedRow};
+pub use read::{EntryRow, OrderEventRow, ProcessedRow};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate
 /// depends on sqlx directly.
 pub use sqlx;

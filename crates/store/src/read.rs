@@ -47,21 +47,6 @@ pub struct ProcessedRow {
 /// One event in an order's history.
 pub type OrderEventRow = ProcessedRow;
 
-/// One row of the exception queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExceptionRow {
-    pub id: String,
-    pub event_id: String,
-    pub reason: String,
-    pub state: String,
-    pub detail: String,
-    pub order_ref: Option<String>,
-    pub deadline: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub resolution: Option<String>,
-}
-
 fn processed_from_row(row: &AnyRow) -> Result<ProcessedRow, StoreError> {
     Ok(ProcessedRow {
         event_id: row.try_get("event_id")?,
@@ -71,21 +56,6 @@ fn processed_from_row(row: &AnyRow) -> Result<ProcessedRow, StoreError> {
         reason: row.try_get("reason")?,
         processed_at: row.try_get("processed_at")?,
         duplicates: row.try_get("duplicates")?,
-    })
-}
-
-fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, StoreError> {
-    Ok(ExceptionRow {
-        id: row.try_get("id")?,
-        event_id: row.try_get("event_id")?,
-        reason: row.try_get("reason")?,
-        state: row.try_get("state")?,
-        detail: row.try_get("detail")?,
-        order_ref: row.try_get("order_ref")?,
-        deadline: row.try_get("deadline")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        resolution: row.try_get("resolution")?,
     })
 }
 
@@ -238,18 +208,6 @@ impl Store {
             .await?
             .try_get(0)?;
         Ok(n)
-    }
-
-    /// Exceptions, newest first, optionally only those in `state`.
-    pub async fn exceptions(&self, state: Option<&str>) -> Result<Vec<ExceptionRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, event_id, reason, state, detail, order_ref, deadline, created_at, updated_at, resolution \
-             FROM exceptions WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, id LIMIT {LIST_LIMIT_MAX}"
-        )))
-        .bind(state)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(exception_from_row).collect()
     }
 
     /// Reservations made at or before `cutoff` that still hold stock: `(order, the event

@@ -296,7 +296,13 @@ async fn operator_retry_finalizes_an_exception_once(backend: Backend) {
         .apply_batch(&[incoming(&receive), incoming(&capture)], &ctx())
         .await
         .unwrap();
-    let open = store.exceptions(Some("open")).await.unwrap();
+    let open = store
+        .queue_list(&store::QueueFilter {
+            state: Some("open".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].reason, "unknown_order");
     // Redelivery while open: nothing changes.
@@ -334,7 +340,10 @@ async fn operator_retry_finalizes_an_exception_once(backend: Backend) {
     let r = store.apply_batch(&[retry], &ctx()).await.unwrap();
     assert_eq!(r.results, vec![Applied::Duplicate]);
     assert_eq!(store.balance(&key("a")).await.unwrap().sold, 2);
-    let all = store.exceptions(None).await.unwrap();
+    let all = store
+        .queue_list(&store::QueueFilter::default())
+        .await
+        .unwrap();
     assert_eq!(all[0].state, "resolved");
     let history: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM outcome_history WHERE event_id = $1")
@@ -443,7 +452,10 @@ async fn unprocessable_messages_are_recorded_once(backend: Backend) {
             .await
             .unwrap();
     }
-    let ex = store.exceptions(None).await.unwrap();
+    let ex = store
+        .queue_list(&store::QueueFilter::default())
+        .await
+        .unwrap();
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0].reason, "undecodable");
 }
