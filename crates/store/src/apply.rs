@@ -1,14 +1,22 @@
-//! Applying a batch of deliveries in one SQL transaction. Per event: load the state it
-//! touches, decide with the domain, persist. A conflict with another writer (a sequence
-//! number already taken, a serialization failure) rolls the whole batch back and retries
-//! it; nothing is ever overwritten.
+//! Applying a batch of deliveries in one SQL transaction, with a fixed number of round
+//! trips whatever the batch size:
+//! 1. load everything the batch touches with set queries ([`load::state_for_batch`]);
+//! 2. decide every event in batch order with the pure trigger matrix, in memory, each event
+//!    seeing the effects of the ones before it ([`domain::State::step`]);
+//! 3. write every table once with multi-row statements ([`persist::Writes::flush`]), each
+//!    touched balance once, guarded by the sequence it was loaded with;
+//! 4. commit.
+//!
+//! A conflict with another writer (a sequence number already taken, a serialization
+//! failure) rolls the whole batch back and retries it from step 1; nothing is ever
+//! overwritten.
 
 use std::time::Duration;
 
-use domain::{Context, Decision, Delivery, Event, Outcome, Timestamp};
+use domain::{Context, Decision, Delivery, Event, Outcome, State, Timestamp};
 use sqlx::AnyConnection;
 
-use crate::persist::{self, Record};
+use crate::persist::{Record, Writes};
 use crate::{Backend, CONFLICT_RETRIES_MAX, Store, StoreError, load};
 
 /// One message to apply: the decoded event and its raw envelope (kept as evidence).
@@ -89,10 +97,7 @@ impl Store {
         ctx: &Context,
     ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin_with(self.begin_statement()).await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            results.push(apply_one(&mut tx, incoming, ctx).await?);
-        }
+        let results = apply_in(&mut tx, batch, ctx).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -110,11 +115,7 @@ impl DryRun {
         batch: &[Incoming],
         ctx: &Context,
     ) -> Result<Vec<Applied>, StoreError> {
-        let mut results = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            results.push(apply_one(&mut self.tx, incoming, ctx).await?);
-        }
-        Ok(results)
+        apply_in(&mut self.tx, batch, ctx).await
     }
 
     /// Ends the dry run, undoing everything.
@@ -124,51 +125,61 @@ impl DryRun {
     }
 }
 
-async fn apply_one(
+/// Steps 1 to 3 of the batch path on an open transaction.
+async fn apply_in(
     conn: &mut AnyConnection,
+    batch: &[Incoming],
+    ctx: &Context,
+) -> Result<Vec<Applied>, StoreError> {
+    let events: Vec<&Event> = batch.iter().map(|i| &i.event).collect();
+    let mut state = load::state_for_batch(conn, &events).await?;
+    let mut writes = Writes::new(ctx.now);
+    let mut results = Vec::with_capacity(batch.len());
+    for incoming in batch {
+        results.push(decide_one(&mut state, &mut writes, incoming, ctx)?);
+    }
+    if !writes.is_empty() {
+        writes.flush(conn).await?;
+    }
+    Ok(results)
+}
+
+/// Decides one delivery against the batch's state, collects what it writes, and applies
+/// the decision to the state so that the next delivery sees it.
+fn decide_one(
+    state: &mut State,
+    writes: &mut Writes,
     incoming: &Incoming,
     ctx: &Context,
 ) -> Result<Applied, StoreError> {
-    let state = load::state_for(conn, &incoming.event).await?;
     let delivery = Delivery {
         event: incoming.event.clone(),
         operator_retry: incoming.operator_retry,
     };
-    match domain::decide(&state, &delivery, ctx) {
+    let id = incoming.event.id;
+    match domain::decide(state, &delivery, ctx) {
         Decision::Duplicate | Decision::StillException => {
-            sqlx::query(
-                "UPDATE processed_events SET duplicates = duplicates + 1 WHERE event_id = $1",
-            )
-            .bind(incoming.event.id.to_string())
-            .execute(&mut *conn)
-            .await?;
-            Ok(
-                if incoming.operator_retry
-                    && state
-                        .outcomes
-                        .get(&incoming.event.id)
-                        .is_some_and(Outcome::is_exception)
-                {
-                    // The exception queue row goes back from `retrying` to `open`, audited.
-                    crate::queue::retry_still_open(conn, &incoming.event.id.to_string(), ctx.now.0)
-                        .await?;
-                    Applied::StillException
-                } else {
-                    Applied::Duplicate
-                },
-            )
+            let still_open = incoming.operator_retry
+                && state.outcomes.get(&id).is_some_and(Outcome::is_exception);
+            if still_open {
+                // The exception queue row goes back from `retrying` to `open`, audited.
+                writes.still_open(id);
+                Ok(Applied::StillException)
+            } else {
+                writes.duplicate(id);
+                Ok(Applied::Duplicate)
+            }
         }
         Decision::Defer { until } => Ok(Applied::Deferred { until }),
         Decision::Record(resolution) => {
-            let rec = Record {
+            writes.record(&Record {
                 event: &incoming.event,
                 envelope: &incoming.envelope,
                 stream_seq: incoming.stream_seq,
-                before: &state,
+                before: state,
                 resolution: &resolution,
-                now: ctx.now.0,
-            };
-            persist::record(conn, &rec).await?;
+            })?;
+            state.apply(id, &resolution);
             Ok(Applied::Recorded(resolution.outcome.clone()))
         }
     }

@@ -12,6 +12,7 @@
 //! non-negative buckets) hold the rules even against a bug in this crate.
 
 mod apply;
+mod bulk;
 mod load;
 mod outbox;
 mod persist;

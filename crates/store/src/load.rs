@@ -1,6 +1,7 @@
-//! Loading the part of the ledger state one event touches, inside the batch transaction:
-//! the event's prior outcome, the order it names (by reference or by payment reference),
-//! that order's return or dispute, and the balances of every (SKU, location) involved.
+//! Loading the part of the ledger state a batch touches, inside the batch transaction,
+//! with a fixed number of set queries ([`state_for_batch`]): the events' prior outcomes,
+//! the orders they name (by reference or by payment reference), returns and disputes, and
+//! the balances of every (SKU, location) involved. Single-row loaders serve the reads.
 
 use std::collections::BTreeSet;
 
@@ -10,93 +11,262 @@ use domain::{
 };
 use sqlx::{AnyConnection, Row};
 
+use crate::bulk::{Bulk, Val};
+
 use crate::StoreError;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-/// The partial state `decide` needs for `event`.
-pub(crate) async fn state_for(
-    conn: &mut AnyConnection,
-    event: &Event,
-) -> Result<State, StoreError> {
-    let mut state = State::default();
-    if let Some(outcome) = prior_outcome(conn, event.id).await? {
-        state.outcomes.insert(event.id, outcome);
+/// What a batch touches, collected from its events before anything is loaded.
+#[derive(Default)]
+struct Needs {
+    ids: BTreeSet<EventId>,
+    orders: BTreeSet<OrderRef>,
+    payment_refs: BTreeSet<(Provider, PaymentRef)>,
+    returns: BTreeSet<ReturnRef>,
+    disputes: BTreeSet<DisputeId>,
+    keys: BTreeSet<StockKey>,
+}
+
+impl Needs {
+    fn of(events: &[&Event]) -> Needs {
+        let mut n = Needs::default();
+        for event in events {
+            n.ids.insert(event.id);
+            n.add(&event.kind);
+        }
+        n
     }
-    let mut orders: Vec<OrderRef> = Vec::new();
-    let mut keys: BTreeSet<StockKey> = BTreeSet::new();
-    match &event.kind {
-        EventKind::OrderRegistered { spec, payment_refs } => {
-            orders.push(spec.order_ref.clone());
-            for (p, r) in payment_refs {
-                load_payment_ref(conn, &mut state, p, r).await?;
+
+    fn add(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::OrderRegistered { spec, payment_refs } => {
+                self.orders.insert(spec.order_ref.clone());
+                // A new order's lines are decided on in this batch (a payment for it may
+                // follow in the same batch), so its balances are needed too.
+                self.keys.extend(spec.lines.keys().cloned());
+                self.payment_refs.extend(payment_refs.iter().cloned());
             }
-        }
-        EventKind::PaymentRefAttached {
-            order_ref,
-            provider,
-            payment_ref,
-        } => {
-            orders.push(order_ref.clone());
-            load_payment_ref(conn, &mut state, provider, payment_ref).await?;
-        }
-        EventKind::ReservationExpired { order_ref, .. } => orders.push(order_ref.clone()),
-        EventKind::ReturnReceived {
-            order_ref,
-            reference,
-            lines,
-        } => {
-            orders.push(order_ref.clone());
-            load_return(conn, &mut state, reference).await?;
-            keys.extend(lines.keys().cloned());
-        }
-        EventKind::ReturnInspected {
-            reference, lines, ..
-        } => {
-            if let Some(ret) = load_return(conn, &mut state, reference).await? {
-                orders.push(ret);
+            EventKind::PaymentRefAttached {
+                order_ref,
+                provider,
+                payment_ref,
+            } => {
+                self.orders.insert(order_ref.clone());
+                self.payment_refs
+                    .insert((provider.clone(), payment_ref.clone()));
             }
-            keys.extend(lines.keys().cloned());
-        }
-        EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } => {
-            keys.insert(key.clone());
-        }
-        kind => {
-            if let Some(payment) = kind.payment() {
-                match &payment.order {
-                    OrderLookup::OrderRef(r) => orders.push(r.clone()),
-                    OrderLookup::PaymentRef {
-                        provider,
-                        payment_ref,
-                    } => {
-                        if let Some(r) =
-                            load_payment_ref(conn, &mut state, provider, payment_ref).await?
-                        {
-                            orders.push(r);
+            EventKind::ReservationExpired { order_ref, .. } => {
+                self.orders.insert(order_ref.clone());
+            }
+            EventKind::ReturnReceived {
+                order_ref,
+                reference,
+                lines,
+            } => {
+                self.orders.insert(order_ref.clone());
+                self.returns.insert(reference.clone());
+                self.keys.extend(lines.keys().cloned());
+            }
+            EventKind::ReturnInspected {
+                reference, lines, ..
+            } => {
+                self.returns.insert(reference.clone());
+                self.keys.extend(lines.keys().cloned());
+            }
+            EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } => {
+                self.keys.insert(key.clone());
+            }
+            kind => {
+                if let Some(payment) = kind.payment() {
+                    match &payment.order {
+                        OrderLookup::OrderRef(r) => {
+                            self.orders.insert(r.clone());
+                        }
+                        OrderLookup::PaymentRef {
+                            provider,
+                            payment_ref,
+                        } => {
+                            self.payment_refs
+                                .insert((provider.clone(), payment_ref.clone()));
                         }
                     }
                 }
-            }
-            if let EventKind::ChargebackOpened { dispute_id, .. }
-            | EventKind::ChargebackClosed { dispute_id, .. } = kind
-            {
-                load_chargeback(conn, &mut state, dispute_id).await?;
+                if let EventKind::ChargebackOpened { dispute_id, .. }
+                | EventKind::ChargebackClosed { dispute_id, .. } = kind
+                {
+                    self.disputes.insert(dispute_id.clone());
+                }
             }
         }
     }
-    for order_ref in orders {
-        if let Some(order) = load_order(conn, &order_ref).await? {
-            keys.extend(order.spec.lines.keys().cloned());
-            state.orders.insert(order_ref, order);
-        }
+}
+
+/// The partial state `decide` needs for every event of a batch, loaded with a fixed number
+/// of set queries whatever the batch size: prior outcomes, payment references, returns and
+/// disputes, then the orders they and the events name, then the balances of every line of
+/// those orders and every key the events name. Events later in the batch see the effects of
+/// earlier ones because the caller applies each decision to this state in memory.
+pub(crate) async fn state_for_batch(
+    conn: &mut AnyConnection,
+    events: &[&Event],
+) -> Result<State, StoreError> {
+    let mut needs = Needs::of(events);
+    let mut state = State::default();
+    load_outcomes(conn, &mut state, &needs.ids).await?;
+    for (p, r, order_ref) in load_payment_refs(conn, &needs.payment_refs).await? {
+        needs.orders.insert(order_ref.clone());
+        state.payment_refs.insert((p, r), order_ref);
     }
-    for key in keys {
-        let balance = load_balance(conn, &key).await?;
+    for ret in load_returns(conn, &needs.returns).await? {
+        needs.orders.insert(ret.order_ref.clone());
+        state.returns.insert(ret.reference.clone(), ret);
+    }
+    for cb in load_chargebacks(conn, &needs.disputes).await? {
+        state.chargebacks.insert(cb.dispute_id.clone(), cb);
+    }
+    for order in load_orders(conn, &needs.orders).await? {
+        needs.keys.extend(order.spec.lines.keys().cloned());
+        state.orders.insert(order.spec.order_ref.clone(), order);
+    }
+    for (key, balance) in load_balances(conn, &needs.keys).await? {
         state.balances.insert(key, balance);
     }
     Ok(state)
+}
+
+fn one_column<T>(items: &BTreeSet<T>, f: impl Fn(&T) -> String) -> Vec<Vec<Val>> {
+    items.iter().map(|i| vec![Val::Text(f(i))]).collect()
+}
+
+async fn load_outcomes(
+    conn: &mut AnyConnection,
+    state: &mut State,
+    ids: &BTreeSet<EventId>,
+) -> Result<(), StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT event_id, outcome_json FROM processed_events WHERE event_id IN (VALUES ",
+        tail: ")",
+        cols: 1,
+    };
+    for row in Q.fetch(conn, &one_column(ids, ToString::to_string)).await? {
+        let id: String = row.try_get(0)?;
+        let id = id
+            .parse::<EventId>()
+            .map_err(|e| corrupt("processed_events.event_id", e))?;
+        let outcome: Outcome = serde_json::from_str(&row.try_get::<String, _>(1)?)
+            .map_err(|e| corrupt("outcome_json", e))?;
+        state.outcomes.insert(id, outcome);
+    }
+    Ok(())
+}
+
+async fn load_payment_refs(
+    conn: &mut AnyConnection,
+    refs: &BTreeSet<(Provider, PaymentRef)>,
+) -> Result<Vec<(Provider, PaymentRef, OrderRef)>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT provider, payment_ref, order_ref FROM payment_refs \
+               WHERE (provider, payment_ref) IN (VALUES ",
+        tail: ")",
+        cols: 2,
+    };
+    let rows: Vec<Vec<Val>> = refs
+        .iter()
+        .map(|(p, r)| vec![Val::from(p.as_str()), Val::from(r.as_str())])
+        .collect();
+    let mut out = Vec::new();
+    for row in Q.fetch(conn, &rows).await? {
+        let (p, r, o): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        out.push((
+            Provider::parse(&p).map_err(|e| corrupt("payment_refs.provider", e))?,
+            PaymentRef::parse(r).map_err(|e| corrupt("payment_refs.payment_ref", e))?,
+            OrderRef::parse(o).map_err(|e| corrupt("payment_refs.order_ref", e))?,
+        ));
+    }
+    Ok(out)
+}
+
+async fn load_bodies<K, T: serde::de::DeserializeOwned>(
+    conn: &mut AnyConnection,
+    query: Bulk,
+    keys: &BTreeSet<K>,
+    key_text: impl Fn(&K) -> String,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in query.fetch(conn, &one_column(keys, key_text)).await? {
+        out.push(
+            serde_json::from_str(&row.try_get::<String, _>(0)?).map_err(|e| corrupt(what, e))?,
+        );
+    }
+    Ok(out)
+}
+
+async fn load_returns(
+    conn: &mut AnyConnection,
+    refs: &BTreeSet<ReturnRef>,
+) -> Result<Vec<ReturnRecord>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT body FROM returns WHERE reference IN (VALUES ",
+        tail: ")",
+        cols: 1,
+    };
+    load_bodies(conn, Q, refs, |r| r.as_str().to_owned(), "returns.body").await
+}
+
+async fn load_chargebacks(
+    conn: &mut AnyConnection,
+    ids: &BTreeSet<DisputeId>,
+) -> Result<Vec<Chargeback>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT body FROM chargebacks WHERE dispute_id IN (VALUES ",
+        tail: ")",
+        cols: 1,
+    };
+    load_bodies(conn, Q, ids, |d| d.as_str().to_owned(), "chargebacks.body").await
+}
+
+async fn load_orders(
+    conn: &mut AnyConnection,
+    refs: &BTreeSet<OrderRef>,
+) -> Result<Vec<domain::Order>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT body FROM orders WHERE order_ref IN (VALUES ",
+        tail: ")",
+        cols: 1,
+    };
+    load_bodies(conn, Q, refs, |o| o.as_str().to_owned(), "orders.body").await
+}
+
+async fn load_balances(
+    conn: &mut AnyConnection,
+    keys: &BTreeSet<StockKey>,
+) -> Result<Vec<(StockKey, Balance)>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT sku, location, available, reserved, sold, returned, written_off, external, seq \
+               FROM balances WHERE (sku, location) IN (VALUES ",
+        tail: ")",
+        cols: 2,
+    };
+    let rows: Vec<Vec<Val>> = keys
+        .iter()
+        .map(|k| vec![Val::from(k.sku.as_str()), Val::from(k.location.as_str())])
+        .collect();
+    let mut out = Vec::new();
+    for row in Q.fetch(conn, &rows).await? {
+        let (sku, location): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        let key = StockKey {
+            sku: domain::Sku::parse(&sku).map_err(|e| corrupt("balances.sku", e))?,
+            location: domain::Location::parse(&location)
+                .map_err(|e| corrupt("balances.location", e))?,
+        };
+        out.push((key, balance_from_row(&row)?));
+    }
+    Ok(out)
 }
 
 pub(crate) async fn prior_outcome(
@@ -112,62 +282,6 @@ pub(crate) async fn prior_outcome(
     serde_json::from_str(&json)
         .map(Some)
         .map_err(|e| corrupt("outcome_json", e))
-}
-
-async fn load_payment_ref(
-    conn: &mut AnyConnection,
-    state: &mut State,
-    provider: &Provider,
-    payment_ref: &PaymentRef,
-) -> Result<Option<OrderRef>, StoreError> {
-    let row =
-        sqlx::query("SELECT order_ref FROM payment_refs WHERE provider = $1 AND payment_ref = $2")
-            .bind(provider.as_str())
-            .bind(payment_ref.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(row) = row else { return Ok(None) };
-    let order_ref = OrderRef::parse(row.try_get::<String, _>(0)?)
-        .map_err(|e| corrupt("payment_refs.order_ref", e))?;
-    state
-        .payment_refs
-        .insert((provider.clone(), payment_ref.clone()), order_ref.clone());
-    Ok(Some(order_ref))
-}
-
-/// Loads a return into `state`; returns the order it belongs to.
-async fn load_return(
-    conn: &mut AnyConnection,
-    state: &mut State,
-    reference: &ReturnRef,
-) -> Result<Option<OrderRef>, StoreError> {
-    let row = sqlx::query("SELECT body FROM returns WHERE reference = $1")
-        .bind(reference.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let ret: ReturnRecord = serde_json::from_str(&row.try_get::<String, _>(0)?)
-        .map_err(|e| corrupt("returns.body", e))?;
-    let order_ref = ret.order_ref.clone();
-    state.returns.insert(reference.clone(), ret);
-    Ok(Some(order_ref))
-}
-
-async fn load_chargeback(
-    conn: &mut AnyConnection,
-    state: &mut State,
-    dispute_id: &DisputeId,
-) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT body FROM chargebacks WHERE dispute_id = $1")
-        .bind(dispute_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(row) = row {
-        let cb: Chargeback = serde_json::from_str(&row.try_get::<String, _>(0)?)
-            .map_err(|e| corrupt("chargebacks.body", e))?;
-        state.chargebacks.insert(dispute_id.clone(), cb);
-    }
-    Ok(())
 }
 
 pub(crate) async fn load_order(

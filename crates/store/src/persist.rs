@@ -1,23 +1,33 @@
-//! Writing one [`Resolution`] inside the batch transaction: the outcome under the event id,
-//! the movements as entries, balances with an optimistic sequence check, the after-images
-//! of the order, payment references, return and dispute, and the exception queue row.
-//! Nothing here decides; it writes what the domain decided.
+//! Writing the resolutions of a batch inside its transaction, with a fixed number of
+//! multi-row statements whatever the batch size. [`Writes`] collects, in batch order, what
+//! each recorded event changes (its outcome under the event id, the movements as entries,
+//! the after-images of balances, orders, payment references, returns and disputes, and the
+//! exception queue row); [`Writes::flush`] then writes each table once: every touched
+//! balance once, with the sequence it had when the batch was loaded (optimistic
+//! concurrency), one stock-change outbox row per touched (SKU, location), every other
+//! after-image once with its last value. Nothing here decides; it writes what the domain
+//! decided.
 
-use domain::{Event, ExceptionReason, NoOpReason, Outcome, Resolution, State, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::{
+    Balance, Event, EventId, ExceptionReason, NoOpReason, Outcome, Resolution, State, StockKey,
+    Timestamp,
+};
 use serde_json::json;
 use sqlx::AnyConnection;
 
 use crate::StoreError;
+use crate::bulk::{Bulk, Val};
 
 /// Everything persisted for one recorded event.
 pub(crate) struct Record<'a> {
     pub event: &'a Event,
     pub envelope: &'a str,
     pub stream_seq: Option<u64>,
-    /// The state the decision was made on (prior balances give the expected sequences).
+    /// The state the decision was made on (evidence for an exception).
     pub before: &'a State,
     pub resolution: &'a Resolution,
-    pub now: i64,
 }
 
 /// A short stable reason code for an outcome: `declined:insufficient_inventory`,
@@ -39,194 +49,16 @@ fn noop_code(reason: &NoOpReason) -> String {
     }
 }
 
-fn conflict_if_zero(rows: u64) -> Result<(), StoreError> {
-    if rows == 0 {
+fn conflict_if(cond: bool) -> Result<(), StoreError> {
+    if cond {
         Err(StoreError::Conflict)
     } else {
         Ok(())
     }
 }
 
-pub(crate) async fn record(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
-    let r = rec.resolution;
-    write_outcome(conn, rec).await?;
-    if let Outcome::Moved { movements } = &r.outcome {
-        for m in movements {
-            sqlx::query(
-                "INSERT INTO ledger_entries (sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(m.key.sku.as_str())
-            .bind(m.key.location.as_str())
-            .bind(seq_i64(m.seq)?)
-            .bind(m.from.as_str())
-            .bind(m.to.as_str())
-            .bind(m.quantity.as_i64())
-            .bind(rec.event.id.to_string())
-            .bind(rec.event.kind.name())
-            .bind(rec.now)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    for (key, b) in &r.balances {
-        let prior = rec.before.balance(key).seq;
-        let rows = if prior == 0 {
-            sqlx::query(
-                "INSERT INTO balances (sku, location, available, reserved, sold, returned, written_off, external, seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(key.sku.as_str())
-            .bind(key.location.as_str())
-            .bind(b.available).bind(b.reserved).bind(b.sold).bind(b.returned).bind(b.written_off).bind(b.external)
-            .bind(seq_i64(b.seq)?)
-            .execute(&mut *conn)
-            .await?
-        } else {
-            sqlx::query(
-                "UPDATE balances SET available = $3, reserved = $4, sold = $5, returned = $6, written_off = $7, \
-                 external = $8, seq = $9 WHERE sku = $1 AND location = $2 AND seq = $10",
-            )
-            .bind(key.sku.as_str())
-            .bind(key.location.as_str())
-            .bind(b.available).bind(b.reserved).bind(b.sold).bind(b.returned).bind(b.written_off).bind(b.external)
-            .bind(seq_i64(b.seq)?)
-            .bind(seq_i64(prior)?)
-            .execute(&mut *conn)
-            .await?
-        };
-        conflict_if_zero(rows.rows_affected())?;
-        // The stock-change message for downstream systems, in the same transaction.
-        let change = contract::stock_change::StockChange::new(
-            key,
-            b,
-            rec.event.id,
-            rec.event.kind.name(),
-            Timestamp(rec.now),
-        );
-        sqlx::query("INSERT INTO stock_outbox (sku, location, seq, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(key.sku.as_str())
-            .bind(key.location.as_str())
-            .bind(seq_i64(b.seq)?)
-            .bind(String::from_utf8_lossy(&change.to_json()).into_owned())
-            .bind(rec.now)
-            .execute(&mut *conn)
-            .await?;
-    }
-    write_after_images(conn, rec).await?;
-    write_exception(conn, rec).await
-}
-
 fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
-}
-
-async fn write_outcome(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
-    let r = rec.resolution;
-    let id = rec.event.id.to_string();
-    let outcome_json =
-        serde_json::to_string(&r.outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let reason = reason_code(&r.outcome);
-    let order_ref = r.order_ref.as_ref().map(|o| o.as_str().to_owned());
-    let stream_seq = rec.stream_seq.and_then(|s| i64::try_from(s).ok());
-    if r.replaces_exception {
-        let rows = sqlx::query(
-            "UPDATE processed_events SET outcome = $2, reason = $3, outcome_json = $4, order_ref = COALESCE($5, order_ref), \
-             processed_at = $6 WHERE event_id = $1 AND outcome = 'exception'",
-        )
-        .bind(&id).bind(r.outcome.label()).bind(&reason).bind(&outcome_json).bind(&order_ref).bind(rec.now)
-        .execute(&mut *conn)
-        .await?;
-        conflict_if_zero(rows.rows_affected())?;
-    } else {
-        sqlx::query(
-            "INSERT INTO processed_events (event_id, kind, order_ref, outcome, reason, outcome_json, envelope, stream_seq, processed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&id).bind(rec.event.kind.name()).bind(&order_ref).bind(r.outcome.label()).bind(&reason)
-        .bind(&outcome_json).bind(rec.envelope).bind(stream_seq).bind(rec.now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    sqlx::query(
-        "INSERT INTO outcome_history (event_id, version, outcome, reason, outcome_json, recorded_at) \
-         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM outcome_history WHERE event_id = $1",
-    )
-    .bind(&id).bind(r.outcome.label()).bind(&reason).bind(&outcome_json).bind(rec.now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn write_after_images(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
-    let r = rec.resolution;
-    if let Some(order) = &r.order {
-        sqlx::query(
-            "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, body, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (order_ref) DO UPDATE SET state = excluded.state, reserved_by = excluded.reserved_by, \
-             reserved_at = excluded.reserved_at, body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(order.spec.order_ref.as_str())
-        .bind(order.state.as_str())
-        .bind(order.reserved_by.map(|e| e.to_string()))
-        .bind(order.reserved_at.map(|t| t.0))
-        .bind(body(order)?)
-        .bind(rec.now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (provider, payment_ref, order_ref) in &r.payment_refs {
-        sqlx::query(
-            "INSERT INTO payment_refs (provider, payment_ref, order_ref) VALUES ($1, $2, $3)",
-        )
-        .bind(provider.as_str())
-        .bind(payment_ref.as_str())
-        .bind(order_ref.as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if let Some(ret) = &r.return_record {
-        sqlx::query(
-            "INSERT INTO returns (reference, order_ref, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (reference) DO UPDATE SET body = excluded.body",
-        )
-        .bind(ret.reference.as_str())
-        .bind(ret.order_ref.as_str())
-        .bind(body(ret)?)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if let Some(cb) = &r.chargeback {
-        sqlx::query(
-            "INSERT INTO chargebacks (dispute_id, order_ref, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (dispute_id) DO UPDATE SET body = excluded.body",
-        )
-        .bind(cb.dispute_id.as_str())
-        .bind(cb.order_ref.as_str())
-        .bind(body(cb)?)
-        .execute(&mut *conn)
-        .await?;
-        if let (Some(opened_by), Some(outcome)) = (cb.opened_by, cb.closed) {
-            let resolution = format!(
-                "chargeback closed: {}",
-                if outcome == domain::ChargebackOutcome::Won {
-                    "won"
-                } else {
-                    "lost"
-                }
-            );
-            sqlx::query(
-                "UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 \
-                 WHERE event_id = $1 AND state <> 'resolved'",
-            )
-            .bind(opened_by.to_string())
-            .bind(resolution)
-            .bind(rec.now)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// An after-image as JSON for its `body` column.
@@ -234,51 +66,500 @@ fn body<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-async fn write_exception(conn: &mut AnyConnection, rec: &Record<'_>) -> Result<(), StoreError> {
-    let r = rec.resolution;
-    let id = rec.event.id.to_string();
-    match &r.outcome {
-        Outcome::Exception { reason, detail } => {
-            let deadline = match reason {
-                ExceptionReason::ChargebackReview { deadline } => deadline.map(|t| t.0),
-                _ => None,
-            };
-            let balances: Vec<_> = rec
-                .before
-                .balances
-                .iter()
-                .map(|(k, b)| json!({"sku": k.sku.as_str(), "location": k.location.as_str(), "balance": b}))
-                .collect();
-            let envelope: serde_json::Value =
-                serde_json::from_str(rec.envelope).unwrap_or_else(|_| json!(rec.envelope));
-            let evidence = json!({
-                "event": envelope,
-                "order": r.order_ref.as_ref().and_then(|o| rec.before.orders.get(o)),
-                "stock_at_decision": balances,
-                "stream_seq": rec.stream_seq,
-            });
-            sqlx::query(
-                "INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, deadline, created_at, updated_at) \
-                 VALUES ($1, $1, $2, 'open', $3, $4, $5, $6, $7, $7) \
-                 ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, state = 'open', detail = excluded.detail, \
-                 evidence = excluded.evidence, updated_at = excluded.updated_at",
-            )
-            .bind(&id).bind(reason.code()).bind(detail).bind(evidence.to_string())
-            .bind(r.order_ref.as_ref().map(|o| o.as_str().to_owned())).bind(deadline).bind(rec.now)
-            .execute(&mut *conn)
-            .await?;
+/// A touched balance: its sequence when the batch was loaded, its last value, and the
+/// event that last changed it (the cause of its stock-change message).
+struct TouchedBalance {
+    loaded_seq: u64,
+    after: Balance,
+    cause: EventId,
+    cause_kind: &'static str,
+}
+
+/// A write to the exception queue that must happen after the bulk inserts, in batch order
+/// (it may concern a row inserted by this same batch).
+enum QueueStep {
+    /// Mark the exception of this event resolved with this text.
+    Resolve {
+        event_id: String,
+        resolution: String,
+    },
+    /// An operator retry whose exception still stands: back to `open`, audited.
+    StillOpen { event_id: String },
+}
+
+/// What a batch writes, collected in batch order and written by [`Writes::flush`].
+#[derive(Default)]
+pub(crate) struct Writes {
+    now: i64,
+    /// New processed-event rows, by event id (an operator retry replacing an exception
+    /// recorded earlier in the same batch replaces the pending row).
+    processed: BTreeMap<String, Vec<Val>>,
+    /// Rows already in the database whose exception a retry replaced.
+    replaced: Vec<Vec<Val>>,
+    /// `(event id, n-th outcome of that id in this batch, outcome, reason, json)`.
+    history: Vec<Vec<Val>>,
+    history_count: BTreeMap<String, i64>,
+    entries: Vec<Vec<Val>>,
+    balances: BTreeMap<StockKey, TouchedBalance>,
+    orders: BTreeMap<String, Vec<Val>>,
+    payment_refs: BTreeMap<(String, String), Vec<Val>>,
+    returns: BTreeMap<String, Vec<Val>>,
+    chargebacks: BTreeMap<String, Vec<Val>>,
+    exceptions: BTreeMap<String, Vec<Val>>,
+    queue_steps: Vec<QueueStep>,
+    /// Event ids seen again (deduplicated), with how many times.
+    duplicates: BTreeMap<String, i64>,
+}
+
+impl Writes {
+    pub(crate) fn new(now: Timestamp) -> Self {
+        Writes {
+            now: now.0,
+            ..Writes::default()
         }
-        outcome if r.replaces_exception => {
-            let resolution = format!(
-                "retried: {}",
-                reason_code(outcome).unwrap_or_else(|| "moved".into())
-            );
-            sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE event_id = $1")
-                .bind(&id).bind(resolution).bind(rec.now)
-                .execute(&mut *conn)
-                .await?;
-        }
-        _ => {}
     }
+
+    /// True when the batch writes nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.processed.is_empty()
+            && self.replaced.is_empty()
+            && self.duplicates.is_empty()
+            && self.queue_steps.is_empty()
+    }
+
+    /// Counts a delivery of an event id that already has an outcome.
+    pub(crate) fn duplicate(&mut self, id: EventId) {
+        *self.duplicates.entry(id.to_string()).or_default() += 1;
+    }
+
+    /// An operator retry whose exception still stands.
+    pub(crate) fn still_open(&mut self, id: EventId) {
+        self.duplicate(id);
+        self.queue_steps.push(QueueStep::StillOpen {
+            event_id: id.to_string(),
+        });
+    }
+
+    /// Collects everything one recorded event writes. `rec.before` is the batch's state just
+    /// before this event, so the first event of the batch to touch a balance sees the
+    /// sequence loaded from the database: the one the update expects.
+    pub(crate) fn record(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
+        self.outcome(rec)?;
+        let r = rec.resolution;
+        if let Outcome::Moved { movements } = &r.outcome {
+            for m in movements {
+                self.entries.push(vec![
+                    m.key.sku.as_str().into(),
+                    m.key.location.as_str().into(),
+                    seq_i64(m.seq)?.into(),
+                    m.from.as_str().into(),
+                    m.to.as_str().into(),
+                    m.quantity.as_i64().into(),
+                    rec.event.id.to_string().into(),
+                    rec.event.kind.name().into(),
+                    self.now.into(),
+                ]);
+            }
+        }
+        for (key, after) in &r.balances {
+            let loaded_seq = rec.before.balance(key).seq;
+            let touched = self.balances.entry(key.clone()).or_insert(TouchedBalance {
+                loaded_seq,
+                after: *after,
+                cause: rec.event.id,
+                cause_kind: rec.event.kind.name(),
+            });
+            touched.after = *after;
+            touched.cause = rec.event.id;
+            touched.cause_kind = rec.event.kind.name();
+        }
+        self.after_images(rec)?;
+        self.exception(rec)
+    }
+
+    fn outcome(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
+        let r = rec.resolution;
+        let id = rec.event.id.to_string();
+        let outcome_json = body(&r.outcome)?;
+        let reason = reason_code(&r.outcome);
+        let order_ref = r.order_ref.as_ref().map(|o| o.as_str().to_owned());
+        let stream_seq = rec.stream_seq.and_then(|s| i64::try_from(s).ok());
+        if r.replaces_exception && !self.processed.contains_key(&id) {
+            self.replaced.push(vec![
+                id.clone().into(),
+                r.outcome.label().into(),
+                reason.clone().into(),
+                outcome_json.clone().into(),
+                order_ref.clone().into(),
+            ]);
+        } else {
+            let row = self.processed.entry(id.clone()).or_insert_with(|| {
+                vec![
+                    id.clone().into(),
+                    rec.event.kind.name().into(),
+                    Val::OptText(None),
+                    "".into(),
+                    Val::OptText(None),
+                    "".into(),
+                    rec.envelope.into(),
+                    stream_seq.into(),
+                    Val::Int(0),
+                ]
+            });
+            if let (Some(o), Val::OptText(slot)) = (&order_ref, &mut row[2]) {
+                *slot = Some(o.clone());
+            }
+            row[3] = r.outcome.label().into();
+            row[4] = reason.clone().into();
+            row[5] = outcome_json.clone().into();
+            row[8] = Val::Int(self.now);
+        }
+        let n = self.history_count.entry(id.clone()).or_default();
+        *n += 1;
+        self.history.push(vec![
+            id.into(),
+            Val::Int(*n),
+            r.outcome.label().into(),
+            reason.into(),
+            outcome_json.into(),
+            self.now.into(),
+        ]);
+        Ok(())
+    }
+
+    fn after_images(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
+        let r = rec.resolution;
+        if let Some(order) = &r.order {
+            let order_ref = order.spec.order_ref.as_str().to_owned();
+            self.orders.insert(
+                order_ref.clone(),
+                vec![
+                    order_ref.into(),
+                    order.state.as_str().into(),
+                    order.reserved_by.map(|e| e.to_string()).into(),
+                    order.reserved_at.map(|t| t.0).into(),
+                    body(order)?.into(),
+                    self.now.into(),
+                ],
+            );
+        }
+        for (provider, payment_ref, order_ref) in &r.payment_refs {
+            let k = (
+                provider.as_str().to_owned(),
+                payment_ref.as_str().to_owned(),
+            );
+            self.payment_refs.insert(
+                k.clone(),
+                vec![k.0.into(), k.1.into(), order_ref.as_str().into()],
+            );
+        }
+        if let Some(ret) = &r.return_record {
+            self.returns.insert(
+                ret.reference.as_str().to_owned(),
+                vec![
+                    ret.reference.as_str().into(),
+                    ret.order_ref.as_str().into(),
+                    body(ret)?.into(),
+                ],
+            );
+        }
+        if let Some(cb) = &r.chargeback {
+            self.chargebacks.insert(
+                cb.dispute_id.as_str().to_owned(),
+                vec![
+                    cb.dispute_id.as_str().into(),
+                    cb.order_ref.as_str().into(),
+                    body(cb)?.into(),
+                ],
+            );
+            if let (Some(opened_by), Some(outcome)) = (cb.opened_by, cb.closed) {
+                let won = outcome == domain::ChargebackOutcome::Won;
+                self.queue_steps.push(QueueStep::Resolve {
+                    event_id: opened_by.to_string(),
+                    resolution: format!("chargeback closed: {}", if won { "won" } else { "lost" }),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn exception(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
+        let r = rec.resolution;
+        let id = rec.event.id.to_string();
+        match &r.outcome {
+            Outcome::Exception { reason, detail } => {
+                let deadline = match reason {
+                    ExceptionReason::ChargebackReview { deadline } => deadline.map(|t| t.0),
+                    _ => None,
+                };
+                let evidence = evidence(rec);
+                self.exceptions.insert(
+                    id.clone(),
+                    vec![
+                        id.into(),
+                        reason.code().into(),
+                        detail.as_str().into(),
+                        evidence.to_string().into(),
+                        r.order_ref.as_ref().map(|o| o.as_str().to_owned()).into(),
+                        deadline.into(),
+                        self.now.into(),
+                    ],
+                );
+            }
+            outcome if r.replaces_exception => {
+                let resolution = format!(
+                    "retried: {}",
+                    reason_code(outcome).unwrap_or_else(|| "moved".into())
+                );
+                self.queue_steps.push(QueueStep::Resolve {
+                    event_id: id,
+                    resolution,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes everything collected, one multi-row statement per table (cut only above
+    /// [`crate::bulk::BIND_PARAMS_MAX`] parameters), then the few ordered queue steps.
+    pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        let now = self.now;
+        self.flush_outcomes(conn).await?;
+        ENTRIES.execute(conn, &self.entries).await?;
+        flush_balances(conn, &self.balances, now).await?;
+        ORDERS.execute(conn, &values(self.orders)).await?;
+        PAYMENT_REFS
+            .execute(conn, &values(self.payment_refs))
+            .await?;
+        RETURNS.execute(conn, &values(self.returns)).await?;
+        CHARGEBACKS.execute(conn, &values(self.chargebacks)).await?;
+        EXCEPTIONS.execute(conn, &values(self.exceptions)).await?;
+        for step in self.queue_steps {
+            match step {
+                QueueStep::Resolve {
+                    event_id,
+                    resolution,
+                } => {
+                    sqlx::query(
+                        "UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 \
+                         WHERE event_id = $1 AND state <> 'resolved'",
+                    )
+                    .bind(event_id)
+                    .bind(resolution)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                QueueStep::StillOpen { event_id } => {
+                    crate::queue::retry_still_open(conn, &event_id, now).await?;
+                }
+            }
+        }
+        let dups: Vec<Vec<Val>> = self
+            .duplicates
+            .into_iter()
+            .map(|(id, n)| vec![id.into(), n.into()])
+            .collect();
+        DUPLICATES.execute(conn, &dups).await?;
+        Ok(())
+    }
+
+    async fn flush_outcomes(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        let now = self.now;
+        let rows: Vec<Vec<Val>> = self.processed.values().cloned().collect();
+        PROCESSED.execute(conn, &rows).await?;
+        for row in &self.replaced {
+            let mut q = sqlx::query(
+                "UPDATE processed_events SET outcome = $2, reason = $3, outcome_json = $4, \
+                 order_ref = COALESCE($5, order_ref), processed_at = $6 \
+                 WHERE event_id = $1 AND outcome = 'exception'",
+            );
+            for v in row {
+                q = match v {
+                    Val::Text(s) => q.bind(s.as_str()),
+                    Val::OptText(s) => q.bind(s.as_deref()),
+                    Val::Int(n) => q.bind(*n),
+                    Val::OptInt(n) => q.bind(*n),
+                };
+            }
+            let done = q.bind(now).execute(&mut *conn).await?;
+            conflict_if(done.rows_affected() == 0)?;
+        }
+        HISTORY.execute(conn, &self.history).await?;
+        Ok(())
+    }
+}
+
+fn values<K: Ord>(map: BTreeMap<K, Vec<Val>>) -> Vec<Vec<Val>> {
+    map.into_values().collect()
+}
+
+/// Every touched balance once: new ones inserted, known ones updated only where their
+/// sequence is still the one loaded (else another writer got there first: conflict, the
+/// batch is retried). Then one stock-change outbox row per touched (SKU, location).
+async fn flush_balances(
+    conn: &mut AnyConnection,
+    balances: &BTreeMap<StockKey, TouchedBalance>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    let mut outbox = Vec::new();
+    for (key, t) in balances {
+        let b = &t.after;
+        let mut row: Vec<Val> = vec![
+            key.sku.as_str().into(),
+            key.location.as_str().into(),
+            b.available.into(),
+            b.reserved.into(),
+            b.sold.into(),
+            b.returned.into(),
+            b.written_off.into(),
+            b.external.into(),
+            seq_i64(b.seq)?.into(),
+        ];
+        if t.loaded_seq == 0 {
+            inserts.push(row);
+        } else {
+            row.push(seq_i64(t.loaded_seq)?.into());
+            updates.push(row);
+        }
+        let change =
+            contract::stock_change::StockChange::new(key, b, t.cause, t.cause_kind, Timestamp(now));
+        outbox.push(vec![
+            key.sku.as_str().into(),
+            key.location.as_str().into(),
+            seq_i64(b.seq)?.into(),
+            String::from_utf8_lossy(&change.to_json())
+                .into_owned()
+                .into(),
+            now.into(),
+        ]);
+    }
+    BALANCE_INSERTS.execute(conn, &inserts).await?;
+    let updated = BALANCE_UPDATES.execute(conn, &updates).await?;
+    conflict_if(updated != updates.len() as u64)?;
+    OUTBOX.execute(conn, &outbox).await?;
     Ok(())
 }
+
+/// The evidence an exception carries: the event as received, the order and the stock of
+/// every (SKU, location) involved, as they were when the decision was made.
+fn evidence(rec: &Record<'_>) -> serde_json::Value {
+    let r = rec.resolution;
+    let order = r
+        .order_ref
+        .as_ref()
+        .and_then(|o| rec.before.orders.get(o))
+        .or_else(|| {
+            rec.event
+                .kind
+                .payment()
+                .and_then(|p| rec.before.resolve_order(&p.order))
+        });
+    let mut keys: BTreeSet<&StockKey> = BTreeSet::new();
+    if let Some(o) = order {
+        keys.extend(o.spec.lines.keys());
+    }
+    keys.extend(r.balances.iter().map(|(k, _)| k));
+    let balances: Vec<_> = keys
+        .into_iter()
+        .map(|k| json!({"sku": k.sku.as_str(), "location": k.location.as_str(), "balance": rec.before.balance(k)}))
+        .collect();
+    let envelope: serde_json::Value =
+        serde_json::from_str(rec.envelope).unwrap_or_else(|_| json!(rec.envelope));
+    json!({
+        "event": envelope,
+        "order": r.order_ref.as_ref().and_then(|o| rec.before.orders.get(o)),
+        "stock_at_decision": balances,
+        "stream_seq": rec.stream_seq,
+    })
+}
+
+const PROCESSED: Bulk = Bulk {
+    head: "INSERT INTO processed_events (event_id, kind, order_ref, outcome, reason, outcome_json, \
+           envelope, stream_seq, processed_at) VALUES ",
+    tail: "",
+    cols: 9,
+};
+
+/// The n-th outcome of an event in this batch gets the version after the last stored one.
+const HISTORY: Bulk = Bulk {
+    head: "WITH v(event_id, n, outcome, reason, outcome_json, recorded_at) AS (VALUES ",
+    tail: ") INSERT INTO outcome_history (event_id, version, outcome, reason, outcome_json, recorded_at) \
+           SELECT v.event_id, COALESCE((SELECT MAX(h.version) FROM outcome_history h \
+           WHERE h.event_id = v.event_id), 0) + v.n, v.outcome, v.reason, v.outcome_json, v.recorded_at FROM v",
+    cols: 6,
+};
+
+const ENTRIES: Bulk = Bulk {
+    head: "INSERT INTO ledger_entries (sku, location, seq, from_bucket, to_bucket, quantity, event_id, \
+           kind, recorded_at) VALUES ",
+    tail: "",
+    cols: 9,
+};
+
+const BALANCE_INSERTS: Bulk = Bulk {
+    head: "INSERT INTO balances (sku, location, available, reserved, sold, returned, written_off, \
+           external, seq) VALUES ",
+    tail: "",
+    cols: 9,
+};
+
+const BALANCE_UPDATES: Bulk = Bulk {
+    head: "WITH v(sku, location, available, reserved, sold, returned, written_off, external, seq, \
+           prior) AS (VALUES ",
+    tail: ") UPDATE balances SET available = v.available, reserved = v.reserved, sold = v.sold, \
+           returned = v.returned, written_off = v.written_off, external = v.external, seq = v.seq \
+           FROM v WHERE balances.sku = v.sku AND balances.location = v.location AND balances.seq = v.prior",
+    cols: 10,
+};
+
+const OUTBOX: Bulk = Bulk {
+    head: "INSERT INTO stock_outbox (sku, location, seq, payload, created_at) VALUES ",
+    tail: "",
+    cols: 5,
+};
+
+const ORDERS: Bulk = Bulk {
+    head: "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, body, updated_at) VALUES ",
+    tail: " ON CONFLICT (order_ref) DO UPDATE SET state = excluded.state, reserved_by = excluded.reserved_by, \
+           reserved_at = excluded.reserved_at, body = excluded.body, updated_at = excluded.updated_at",
+    cols: 6,
+};
+
+const PAYMENT_REFS: Bulk = Bulk {
+    head: "INSERT INTO payment_refs (provider, payment_ref, order_ref) VALUES ",
+    tail: "",
+    cols: 3,
+};
+
+const RETURNS: Bulk = Bulk {
+    head: "INSERT INTO returns (reference, order_ref, body) VALUES ",
+    tail: " ON CONFLICT (reference) DO UPDATE SET body = excluded.body",
+    cols: 3,
+};
+
+const CHARGEBACKS: Bulk = Bulk {
+    head: "INSERT INTO chargebacks (dispute_id, order_ref, body) VALUES ",
+    tail: " ON CONFLICT (dispute_id) DO UPDATE SET body = excluded.body",
+    cols: 3,
+};
+
+const EXCEPTIONS: Bulk = Bulk {
+    head: "WITH v(event_id, reason, detail, evidence, order_ref, deadline, at) AS (VALUES ",
+    tail: ") INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, deadline, \
+           created_at, updated_at) SELECT event_id, event_id, reason, 'open', detail, evidence, order_ref, \
+           deadline, at, at FROM v WHERE true \
+           ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, state = 'open', \
+           detail = excluded.detail, evidence = excluded.evidence, updated_at = excluded.updated_at",
+    cols: 7,
+};
+
+const DUPLICATES: Bulk = Bulk {
+    head: "WITH v(event_id, n) AS (VALUES ",
+    tail: ") UPDATE processed_events SET duplicates = duplicates + v.n FROM v \
+           WHERE processed_events.event_id = v.event_id",
+    cols: 2,
+};

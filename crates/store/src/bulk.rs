@@ -1,0 +1,166 @@
+//! Multi-row statements with bound parameters, for the batch path: one `INSERT … VALUES`,
+//! one `UPDATE … FROM (VALUES …)` or one `… IN (VALUES …)` for all the rows of a batch,
+//! instead of one statement per row. The same SQL text runs on SQLite and PostgreSQL
+//! (`$N` placeholders, a `WITH v(…) AS (VALUES …)` table for joins, since SQLite does not
+//! name the columns of a bare `VALUES`).
+//!
+//! A statement carries at most [`BIND_PARAMS_MAX`] parameters (SQLite allows 32,766,
+//! PostgreSQL 65,535); larger sets are cut into several statements.
+
+use std::fmt::Write as _;
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::StoreError;
+
+/// The most bound parameters one statement carries. Below both backends' limits.
+pub(crate) const BIND_PARAMS_MAX: usize = 30_000;
+
+/// One bound value. The schema holds only TEXT and BIGINT.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+impl From<String> for Val {
+    fn from(s: String) -> Self {
+        Val::Text(s)
+    }
+}
+impl From<&str> for Val {
+    fn from(s: &str) -> Self {
+        Val::Text(s.to_owned())
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(s: Option<String>) -> Self {
+        Val::OptText(s)
+    }
+}
+impl From<i64> for Val {
+    fn from(n: i64) -> Self {
+        Val::Int(n)
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(n: Option<i64>) -> Self {
+        Val::OptInt(n)
+    }
+}
+
+/// A multi-row statement: `head`, then `(…), (…)` for the rows, then `tail`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bulk {
+    pub head: &'static str,
+    pub tail: &'static str,
+    /// Columns per row: every row has exactly this many values.
+    pub cols: usize,
+}
+
+impl Bulk {
+    /// Rows per statement so that no statement exceeds [`BIND_PARAMS_MAX`].
+    fn rows_per_statement(&self) -> usize {
+        (BIND_PARAMS_MAX / self.cols.max(1)).max(1)
+    }
+
+    fn sql(&self, rows: usize) -> String {
+        let mut sql =
+            String::with_capacity(self.head.len() + self.tail.len() + rows * self.cols * 6);
+        sql.push_str(self.head);
+        let mut n = 0;
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..self.cols {
+                n += 1;
+                let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+            }
+            sql.push(')');
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+
+    fn query<'q>(
+        &self,
+        sql: &'q str,
+        rows: &'q [Vec<Val>],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in rows {
+            debug_assert_eq!(row.len(), self.cols, "row width");
+            for v in row {
+                q = match v {
+                    Val::Text(s) => q.bind(s.as_str()),
+                    Val::OptText(s) => q.bind(s.as_deref()),
+                    Val::Int(n) => q.bind(*n),
+                    Val::OptInt(n) => q.bind(*n),
+                };
+            }
+        }
+        q
+    }
+
+    /// Executes the statement for `rows` (nothing when empty); returns the rows affected.
+    pub async fn execute(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[Vec<Val>],
+    ) -> Result<u64, StoreError> {
+        let mut affected = 0;
+        for chunk in rows.chunks(self.rows_per_statement()) {
+            let sql = self.sql(chunk.len());
+            affected += self
+                .query(&sql, chunk)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        Ok(affected)
+    }
+
+    /// Runs the query for `rows` (nothing when empty) and returns every result row.
+    pub async fn fetch(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[Vec<Val>],
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in rows.chunks(self.rows_per_statement()) {
+            let sql = self.sql(chunk.len());
+            out.extend(self.query(&sql, chunk).fetch_all(&mut *conn).await?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_across_rows() {
+        let b = Bulk {
+            head: "INSERT INTO t (a, b) VALUES ",
+            tail: " ON CONFLICT DO NOTHING",
+            cols: 2,
+        };
+        assert_eq!(
+            b.sql(2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
+
+    #[test]
+    fn no_statement_exceeds_the_parameter_limit() {
+        let b = Bulk {
+            head: "",
+            tail: "",
+            cols: 9,
+        };
+        assert!(b.rows_per_statement() * 9 <= BIND_PARAMS_MAX);
+    }
+}
