@@ -7,6 +7,7 @@
 //! 503 (ingress) or a retry (sweeper): "accepted" always means "durably in JetStream".
 
 pub mod dlq;
+pub mod group;
 pub mod read;
 pub mod stock;
 pub mod subjects;
@@ -20,13 +21,14 @@ use bytes::Bytes;
 pub use async_nats::jetstream::consumer::PullConsumer;
 pub use async_nats::jetstream::{AckKind, Message};
 pub use async_nats::{Client, Subscriber};
+pub use group::{GROUP_HEADER, GroupSettings, split};
 pub use subjects::{IPINT_VERIFIER_CONSUMER, LEDGER_CONSUMER, Namespace};
 
 /// The header that marks a message re-published by an operator to retry an exception.
 pub const OPERATOR_RETRY_HEADER: &str = "Stockledger-Operator-Retry";
 
 /// Errors callers branch on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     /// NATS did not answer in time or is not connected: nothing was accepted; retry later.
     #[error("NATS unavailable: {0}")]
@@ -50,6 +52,8 @@ pub struct BusConfig {
     pub duplicate_window: Duration,
     /// How long the first connection attempt may take.
     pub connect_timeout: Duration,
+    /// Group commit of event publishes ([`group`]).
+    pub group: GroupSettings,
 }
 
 impl BusConfig {
@@ -61,6 +65,7 @@ impl BusConfig {
             publish_timeout: Duration::from_secs(3),
             duplicate_window: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
+            group: GroupSettings::default(),
         }
     }
 }
@@ -110,6 +115,8 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     config: BusConfig,
+    /// The group-commit publisher, when grouping is on.
+    grouper: Option<group::Grouper>,
 }
 
 impl Bus {
@@ -126,7 +133,15 @@ impl Bus {
         let js = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
             .build(client.clone());
-        Ok(Bus { client, js, config })
+        let grouper = config.group.enabled().then(|| {
+            group::Grouper::start(js.clone(), config.group, config.publish_timeout)
+        });
+        Ok(Bus {
+            client,
+            js,
+            config,
+            grouper,
+        })
     }
 
     /// The core NATS client (decision announcements are plain publish/subscribe).
@@ -227,7 +242,9 @@ impl Bus {
     }
 
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
-    /// at most the publish timeout. Only an `Ok` means the event is durably stored.
+    /// at most the publish timeout. Only an `Ok` means the event is durably stored. With
+    /// group commit on and no extra headers, the event may share its message with others
+    /// of the same subject ([`group`]); the answer is still this event's.
     pub async fn publish_event(
         &self,
         subject: String,
@@ -239,6 +256,19 @@ impl Bus {
         // send it after a reconnect, long after the caller was told "unavailable".
         if !self.is_connected() {
             return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
+        if let (Some(grouper), None) = (&self.grouper, &extra) {
+            return match tokio::time::timeout(
+                self.config.publish_timeout,
+                grouper.publish(subject, msg_id, payload),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(BusError::Unavailable(
+                    "publish not acknowledged in time".into(),
+                )),
+            };
         }
         let mut msg = jetstream::message::PublishMessage::build().payload(payload);
         if let Some(h) = extra {
@@ -311,7 +341,7 @@ impl Bus {
     }
 }
 
-fn classify_publish(e: jetstream::context::PublishError) -> BusError {
+pub(crate) fn classify_publish(e: jetstream::context::PublishError) -> BusError {
     use jetstream::context::PublishErrorKind as K;
     match e.kind() {
         K::TimedOut | K::BrokenPipe | K::MaxAckPending => BusError::Unavailable(e.to_string()),

@@ -99,6 +99,16 @@ pub struct Config {
     pub publish_timeout: Duration,
     /// `STOCKLEDGER_FETCH_BATCH_MAX`, default `256`: events per ledger transaction.
     pub fetch_batch_max: usize,
+    /// `STOCKLEDGER_BATCH_LINGER`, default `1ms`: how long the ledger waits for more
+    /// messages after the first of a batch before applying it (never longer; `0ms` applies
+    /// what is already there).
+    pub batch_linger: Duration,
+    /// `STOCKLEDGER_PUBLISH_GROUP_MAX`, default `64`: events one JetStream message may
+    /// carry (group commit); `1` publishes every event alone.
+    pub publish_group_max: usize,
+    /// `STOCKLEDGER_PUBLISH_INFLIGHT_MAX`, default `4`: messages a process may have
+    /// awaiting JetStream's ack at once; events arriving meanwhile wait and leave together.
+    pub publish_inflight_max: usize,
     /// `STOCKLEDGER_ACK_WAIT`, default `30s`.
     pub ack_wait: Duration,
     /// `STOCKLEDGER_MAX_DELIVER`, default `100`.
@@ -130,6 +140,10 @@ pub struct Config {
 /// Hard bounds on the limits: configuration outside them is refused at start.
 pub const MAX_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const FETCH_BATCH_MAX_MAX: usize = 4096;
+pub const PUBLISH_GROUP_MAX_MAX: usize = 1024;
+pub const PUBLISH_INFLIGHT_MAX_MAX: usize = 256;
+/// The longest batch linger accepted: a linger is a latency every synchronous caller pays.
+pub const BATCH_LINGER_MAX: Duration = Duration::from_millis(100);
 
 impl Config {
     /// Reads the process environment.
@@ -195,6 +209,23 @@ impl Config {
                 1,
                 FETCH_BATCH_MAX_MAX,
             )?,
+            batch_linger: r.duration_at_most(
+                "STOCKLEDGER_BATCH_LINGER",
+                "1ms",
+                BATCH_LINGER_MAX,
+            )?,
+            publish_group_max: r.number(
+                "STOCKLEDGER_PUBLISH_GROUP_MAX",
+                64,
+                1,
+                PUBLISH_GROUP_MAX_MAX,
+            )?,
+            publish_inflight_max: r.number(
+                "STOCKLEDGER_PUBLISH_INFLIGHT_MAX",
+                4,
+                1,
+                PUBLISH_INFLIGHT_MAX_MAX,
+            )?,
             ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
             max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
             max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
@@ -247,6 +278,22 @@ impl Reader<'_> {
             value,
             message: "expected a duration such as 500ms, 8s, 10m, 2h or 7d".into(),
         })
+    }
+    fn duration_at_most(
+        &self,
+        var: &'static str,
+        default: &str,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(var, default)?;
+        if d > max {
+            return Err(ConfigError {
+                var,
+                value: self.string(var, default),
+                message: format!("expected at most {} ms", max.as_millis()),
+            });
+        }
+        Ok(d)
     }
     fn number<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
     where

@@ -43,8 +43,9 @@ pub struct StockChange {
     pub version: u32,
     pub sku: String,
     pub location: String,
-    /// The (SKU, location) sequence after this change: changes of one pair are numbered
-    /// 1, 2, 3 … with no gaps, so a subscriber detects a gap or a duplicate by itself.
+    /// The (SKU, location) ledger sequence after this change. It only grows, so a
+    /// subscriber orders and deduplicates by it; it skips the sequences of entries made
+    /// earlier in the same ledger transaction (one message per pair per transaction).
     pub seq: u64,
     /// Every bucket after the change.
     pub balances: Buckets,

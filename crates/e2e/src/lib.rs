@@ -52,6 +52,7 @@ impl LedgerTask {
 pub fn test_settings() -> LedgerSettings {
     LedgerSettings {
         fetch_batch_max: 128,
+        batch_linger: Duration::from_millis(1),
         unknown_order_hold: Duration::ZERO,
         reservation_ttl: Duration::from_secs(7 * 86_400),
         sweep_interval: None,

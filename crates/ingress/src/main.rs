@@ -30,6 +30,8 @@ async fn main() -> Result<()> {
     bus_config.namespace =
         Namespace::parse(&config.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     bus_config.publish_timeout = config.publish_timeout;
+    bus_config.group.max_events = config.publish_group_max;
+    bus_config.group.inflight_max = config.publish_inflight_max;
     let bus = Bus::connect(bus_config)
         .await
         .context("connecting to NATS (STOCKLEDGER_NATS_URL)")?;

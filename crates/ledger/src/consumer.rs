@@ -80,11 +80,22 @@ pub async fn run(
             }
         };
         let mut batch = vec![first];
+        // Take what is already there, then wait for more at most the linger: a synchronous
+        // caller's decision waits for its batch, never longer.
+        let linger_until = tokio::time::Instant::now() + settings.batch_linger;
         while batch.len() < settings.fetch_batch_max {
-            match messages.next().now_or_never() {
-                Some(Some(Ok(m))) => batch.push(m),
-                Some(Some(Err(e))) => tracing::warn!(error = %e, "pull stream error"),
-                _ => break,
+            let next = match messages.next().now_or_never() {
+                Some(next) => next,
+                None if settings.batch_linger.is_zero() => break,
+                None => match tokio::time::timeout_at(linger_until, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(m)) => batch.push(m),
+                Some(Err(e)) => tracing::warn!(error = %e, "pull stream error"),
+                None => break,
             }
         }
         let summary = process_batch(&bus, &store, &settings, &batch).await;
@@ -97,7 +108,10 @@ pub async fn run(
     Ok(())
 }
 
-/// Applies one batch of messages and settles each: ack, nak with a delay, or term.
+/// Applies one batch of messages and settles each: ack, nak with a delay, or term. A
+/// message may carry several events (group commit, [`bus::group`]); it is acknowledged
+/// only when every one of its events has its outcome committed, and delivered again
+/// (its recorded events then being duplicates) when any of them must wait.
 pub async fn process_batch(
     bus: &Bus,
     store: &Store,
@@ -111,68 +125,122 @@ pub async fn process_batch(
     };
     let mut summary = BatchSummary::default();
     let mut incomings = Vec::with_capacity(batch.len());
+    // For each incoming, the index of the message that carried it.
     let mut owners = Vec::with_capacity(batch.len());
-    for msg in batch {
-        let stream_seq = msg.info().ok().map(|i| i.stream_sequence);
-        match contract::decode_event(&msg.payload) {
-            Ok((_, event)) => {
-                incomings.push(Incoming {
-                    event,
-                    envelope: String::from_utf8_lossy(&msg.payload).into_owned(),
-                    operator_retry: bus::is_operator_retry(msg),
-                    stream_seq,
-                });
-                owners.push(msg);
-            }
-            Err(e) => {
-                let d = unprocessable(store, msg, &e, stream_seq, now).await;
-                match d {
-                    Disposition::Terminate => summary.unprocessable += 1,
-                    _ => summary.retried += 1,
+    let mut settled: Vec<Option<Disposition>> = vec![None; batch.len()];
+    for (i, msg) in batch.iter().enumerate() {
+        let stream_seq = msg.info().ok().map(|info| info.stream_sequence);
+        let parts = bus::split(msg.headers.as_ref(), &msg.payload);
+        let grouped = parts.len() > 1;
+        for (n, part) in parts.iter().enumerate() {
+            match contract::decode_event(part) {
+                Ok((_, event)) => {
+                    incomings.push(Incoming {
+                        event,
+                        envelope: String::from_utf8_lossy(part).into_owned(),
+                        operator_retry: bus::is_operator_retry(msg),
+                        stream_seq,
+                    });
+                    owners.push(i);
                 }
-                settle(msg, d).await;
+                Err(e) => {
+                    let id = unprocessable_id(msg, stream_seq, grouped.then_some(n));
+                    let d = unprocessable(store, &id, part, &e, stream_seq, now).await;
+                    match d {
+                        Disposition::Terminate => summary.unprocessable += 1,
+                        _ => summary.retried += 1,
+                    }
+                    // In a group the other events go on: this one has its exception.
+                    let d = if grouped && d == Disposition::Terminate {
+                        Disposition::Done
+                    } else {
+                        d
+                    };
+                    settled[i] = Some(merge(settled[i], d));
+                }
             }
         }
     }
-    if incomings.is_empty() {
-        return summary;
+    if !incomings.is_empty() {
+        let results = apply(store, &incomings, &ctx).await;
+        for ((i, incoming), result) in owners.into_iter().zip(&incomings).zip(results) {
+            let d = match result {
+                Ok(applied) => {
+                    announce(bus, incoming, &applied).await;
+                    match applied {
+                        Applied::Recorded(_) => summary.recorded += 1,
+                        Applied::Duplicate | Applied::StillException => summary.duplicates += 1,
+                        Applied::Deferred { .. } => summary.deferred += 1,
+                    }
+                    disposition(&applied, &batch[i], now)
+                }
+                Err(e) => {
+                    tracing::error!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
+                    summary.retried += 1;
+                    Disposition::Later(TRANSIENT_RETRY_DELAY)
+                }
+            };
+            settled[i] = Some(merge(settled[i], d));
+        }
     }
-    let results = match store.apply_batch(&incomings, &ctx).await {
-        Ok(report) => report.results.into_iter().map(Ok).collect::<Vec<_>>(),
+    for (msg, d) in batch.iter().zip(settled) {
+        settle(msg, d.unwrap_or(Disposition::Done)).await;
+    }
+    summary
+}
+
+/// Applies the batch in one transaction; when one event makes the batch fail for good,
+/// applies the events one by one so that the others go through.
+async fn apply(
+    store: &Store,
+    incomings: &[Incoming],
+    ctx: &Context,
+) -> Vec<Result<Applied, store::StoreError>> {
+    match store.apply_batch(incomings, ctx).await {
+        Ok(report) => report.results.into_iter().map(Ok).collect(),
         Err(e) if incomings.len() > 1 && !e.is_transient() => {
-            // One event poisons the batch: apply one by one so the others go through.
             tracing::warn!(error = %e, "batch failed; isolating");
             let mut one_by_one = Vec::with_capacity(incomings.len());
-            for incoming in &incomings {
-                let r = store
-                    .apply_batch(std::slice::from_ref(incoming), &ctx)
-                    .await;
+            for incoming in incomings {
+                let r = store.apply_batch(std::slice::from_ref(incoming), ctx).await;
                 one_by_one.push(r.map(|mut rep| rep.results.remove(0)));
             }
             one_by_one
         }
         Err(e) => incomings.iter().map(|_| Err(clone_error(&e))).collect(),
-    };
-    for ((msg, incoming), result) in owners.into_iter().zip(&incomings).zip(results) {
-        let d = match result {
-            Ok(applied) => {
-                announce(bus, incoming, &applied).await;
-                match applied {
-                    Applied::Recorded(_) => summary.recorded += 1,
-                    Applied::Duplicate | Applied::StillException => summary.duplicates += 1,
-                    Applied::Deferred { .. } => summary.deferred += 1,
-                }
-                disposition(&applied, msg, now)
-            }
-            Err(e) => {
-                tracing::error!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
-                summary.retried += 1;
-                Disposition::Later(TRANSIENT_RETRY_DELAY)
-            }
-        };
-        settle(msg, d).await;
     }
-    summary
+}
+
+/// How a message leaves when its events want different things: any "later" wins (the
+/// shortest delay), then "terminate", then "done".
+fn merge(a: Option<Disposition>, b: Disposition) -> Disposition {
+    match (a, b) {
+        (None, b) => b,
+        (Some(Disposition::Later(x)), Disposition::Later(y)) => Disposition::Later(x.min(y)),
+        (Some(Disposition::Later(x)), _) | (Some(_), Disposition::Later(x)) => {
+            Disposition::Later(x)
+        }
+        (Some(Disposition::Terminate), _) | (Some(_), Disposition::Terminate) => {
+            Disposition::Terminate
+        }
+        (Some(Disposition::Done), Disposition::Done) => Disposition::Done,
+    }
+}
+
+/// The exception id of a message that cannot become an event: its stream position, and
+/// its line within a group.
+fn unprocessable_id(msg: &Message, stream_seq: Option<u64>, line: Option<usize>) -> String {
+    let base = match stream_seq {
+        Some(seq) => format!(
+            "{}:{seq}",
+            msg.info().map(|i| i.stream.to_owned()).unwrap_or_default()
+        ),
+        None => format!("subject:{}", msg.subject),
+    };
+    match line {
+        Some(n) => format!("{base}:{n}"),
+        None => base,
+    }
 }
 
 fn clone_error(e: &store::StoreError) -> store::StoreError {
@@ -199,7 +267,8 @@ fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition 
 /// Records a message that cannot become an event, with its raw bytes, as an exception.
 async fn unprocessable(
     store: &Store,
-    msg: &Message,
+    id: &str,
+    payload: &[u8],
     e: &DecodeError,
     stream_seq: Option<u64>,
     now: Timestamp,
@@ -215,15 +284,8 @@ async fn unprocessable(
             format!("{field}: {message}"),
         ),
     };
-    let id = match stream_seq {
-        Some(seq) => format!(
-            "{}:{seq}",
-            msg.info().map(|i| i.stream.to_owned()).unwrap_or_default()
-        ),
-        None => format!("subject:{}", msg.subject),
-    };
     match store
-        .record_unprocessable(&id, &reason, &detail, &msg.payload, stream_seq, now)
+        .record_unprocessable(id, &reason, &detail, payload, stream_seq, now)
         .await
     {
         Ok(()) => {

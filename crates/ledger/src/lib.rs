@@ -33,6 +33,8 @@ use store::Store;
 pub struct LedgerSettings {
     /// Events per SQL transaction at most (`STOCKLEDGER_FETCH_BATCH_MAX`).
     pub fetch_batch_max: usize,
+    /// How long a batch waits for more messages after its first (`STOCKLEDGER_BATCH_LINGER`).
+    pub batch_linger: Duration,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`.
     pub unknown_order_hold: Duration,
     /// `STOCKLEDGER_RESERVATION_TTL`.
@@ -52,6 +54,7 @@ impl LedgerSettings {
     pub fn from_config(c: &config::Config) -> Self {
         Self {
             fetch_batch_max: c.fetch_batch_max,
+            batch_linger: c.batch_linger,
             unknown_order_hold: c.unknown_order_hold,
             reservation_ttl: c.reservation_ttl,
             sweep_interval: Some(c.sweep_interval),

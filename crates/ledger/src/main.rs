@@ -15,6 +15,8 @@ async fn main() -> anyhow::Result<()> {
     bus_cfg.namespace =
         bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     bus_cfg.publish_timeout = cfg.publish_timeout;
+    bus_cfg.group.max_events = cfg.publish_group_max;
+    bus_cfg.group.inflight_max = cfg.publish_inflight_max;
     let bus = bus::Bus::connect(bus_cfg)
         .await
         .context("connecting to NATS")?;

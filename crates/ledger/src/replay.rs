@@ -13,7 +13,7 @@ use store::{Applied, Incoming, Store};
 use crate::{LedgerError, now};
 
 /// The most events applied per transaction during a replay.
-pub const REPLAY_BATCH_MAX: usize = 256;
+pub const REPLAY_BATCH_MAX: usize = 1024;
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct ReplayOptions {
 /// What a replay did (or, in a dry run, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReplaySummary {
-    /// Messages read in the range.
+    /// Events read in the range (a message may carry several, see `bus::group`).
     pub read: u64,
     /// Events that moved stock now.
     pub applied: u64,
@@ -73,35 +73,46 @@ pub async fn replay(
         if opts.to_seq.is_some_and(|to| msg.stream_seq > to) {
             break;
         }
-        summary.read += 1;
-        match contract::decode_event(&msg.payload) {
-            Ok((_, event)) => batch.push(Incoming {
-                event,
-                envelope: String::from_utf8_lossy(&msg.payload).into_owned(),
-                operator_retry: false,
-                stream_seq: Some(msg.stream_seq),
-            }),
-            Err(e) => {
-                summary.unprocessable += 1;
-                if dry.is_none() {
-                    let id = format!("{stream}:{}", msg.stream_seq);
-                    let reason = match e {
-                        contract::DecodeError::Undecodable { .. } => ExceptionReason::Undecodable,
-                        contract::DecodeError::UnknownVersion { .. } => {
-                            ExceptionReason::UnknownSchemaVersion
-                        }
-                        contract::DecodeError::Invalid { .. } => ExceptionReason::MissingFields,
-                    };
-                    store
-                        .record_unprocessable(
-                            &id,
-                            &reason,
-                            &e.to_string(),
-                            &msg.payload,
-                            Some(msg.stream_seq),
-                            now(),
-                        )
-                        .await?;
+        let parts = bus::split(msg.headers.as_ref(), &msg.payload);
+        let grouped = parts.len() > 1;
+        for (n, part) in parts.iter().enumerate() {
+            summary.read += 1;
+            match contract::decode_event(part) {
+                Ok((_, event)) => batch.push(Incoming {
+                    event,
+                    envelope: String::from_utf8_lossy(part).into_owned(),
+                    operator_retry: false,
+                    stream_seq: Some(msg.stream_seq),
+                }),
+                Err(e) => {
+                    summary.unprocessable += 1;
+                    if dry.is_none() {
+                        let id = match grouped {
+                            true => format!("{stream}:{}:{n}", msg.stream_seq),
+                            false => format!("{stream}:{}", msg.stream_seq),
+                        };
+                        let reason = match e {
+                            contract::DecodeError::Undecodable { .. } => {
+                                ExceptionReason::Undecodable
+                            }
+                            contract::DecodeError::UnknownVersion { .. } => {
+                                ExceptionReason::UnknownSchemaVersion
+                            }
+                            contract::DecodeError::Invalid { .. } => {
+                                ExceptionReason::MissingFields
+                            }
+                        };
+                        store
+                            .record_unprocessable(
+                                &id,
+                                &reason,
+                                &e.to_string(),
+                                part,
+                                Some(msg.stream_seq),
+                                now(),
+                            )
+                            .await?;
+                    }
                 }
             }
         }

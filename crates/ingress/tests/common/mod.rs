@@ -162,6 +162,7 @@ impl World {
         let store = self.store.clone();
         let settings = ledger::LedgerSettings {
             fetch_batch_max: 64,
+            batch_linger: Duration::from_millis(1),
             unknown_order_hold: Duration::ZERO,
             reservation_ttl: Duration::from_secs(7 * 86_400),
             sweep_interval: None,
