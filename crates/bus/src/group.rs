@@ -125,7 +125,9 @@ async fn send_loop(
     timeout: Duration,
 ) {
     let slots = std::sync::Arc::new(Semaphore::new(settings.inflight_max.max(1)));
-    let drain_max = settings.max_events.saturating_mul(settings.inflight_max.max(1) * 4);
+    let drain_max = settings
+        .max_events
+        .saturating_mul(settings.inflight_max.max(1) * 4);
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -235,6 +237,15 @@ fn group_id(group: &[Pending]) -> String {
     format!("group:{hex}")
 }
 
+/// How many events a message carries, from its header (1 without one).
+pub fn event_count(headers: Option<&HeaderMap>) -> usize {
+    headers
+        .and_then(|h| h.get(GROUP_HEADER))
+        .and_then(|v| v.as_str().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The events one message carries, in order: the lines of a group, or the payload itself.
 pub fn split(headers: Option<&HeaderMap>, payload: &Bytes) -> Vec<Bytes> {
     let grouped = headers.and_then(|h| h.get(GROUP_HEADER)).is_some();
@@ -300,7 +311,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(GROUP_HEADER, "2");
         let parts = split(Some(&h), &join(&group));
-        assert_eq!(parts, vec![Bytes::from("{\"n\":1}"), Bytes::from("{\"n\":2}")]);
+        assert_eq!(
+            parts,
+            vec![Bytes::from("{\"n\":1}"), Bytes::from("{\"n\":2}")]
+        );
         let one = Bytes::from("{\"a\":\"x\\ny\"}");
         assert_eq!(split(None, &one), vec![one.clone()]);
     }
@@ -310,6 +324,9 @@ mod tests {
         let a = [pending("s", "1"), pending("s", "2")];
         let b = [pending("s", "1"), pending("s", "3")];
         assert_ne!(group_id(&a), group_id(&b));
-        assert_eq!(group_id(&a), group_id(&[pending("s", "1"), pending("s", "2")]));
+        assert_eq!(
+            group_id(&a),
+            group_id(&[pending("s", "1"), pending("s", "2")])
+        );
     }
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 pub use async_nats::jetstream::consumer::PullConsumer;
 pub use async_nats::jetstream::{AckKind, Message};
 pub use async_nats::{Client, Subscriber};
-pub use group::{GROUP_HEADER, GroupSettings, split};
+pub use group::{GROUP_HEADER, GroupSettings, event_count, split};
 pub use subjects::{IPINT_VERIFIER_CONSUMER, LEDGER_CONSUMER, Namespace};
 
 /// The header that marks a message re-published by an operator to retry an exception.
@@ -133,9 +133,10 @@ impl Bus {
         let js = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
             .build(client.clone());
-        let grouper = config.group.enabled().then(|| {
-            group::Grouper::start(js.clone(), config.group, config.publish_timeout)
-        });
+        let grouper = config
+            .group
+            .enabled()
+            .then(|| group::Grouper::start(js.clone(), config.group, config.publish_timeout));
         Ok(Bus {
             client,
             js,

@@ -79,11 +79,13 @@ pub async fn run(
                 continue;
             }
         };
+        // Events, not messages, bound a batch: a message may carry a group of events.
+        let mut events = bus::event_count(first.headers.as_ref());
         let mut batch = vec![first];
         // Take what is already there, then wait for more at most the linger: a synchronous
         // caller's decision waits for its batch, never longer.
         let linger_until = tokio::time::Instant::now() + settings.batch_linger;
-        while batch.len() < settings.fetch_batch_max {
+        while events < settings.fetch_batch_max {
             let next = match messages.next().now_or_never() {
                 Some(next) => next,
                 None if settings.batch_linger.is_zero() => break,
@@ -93,7 +95,10 @@ pub async fn run(
                 },
             };
             match next {
-                Some(Ok(m)) => batch.push(m),
+                Some(Ok(m)) => {
+                    events += bus::event_count(m.headers.as_ref());
+                    batch.push(m);
+                }
                 Some(Err(e)) => tracing::warn!(error = %e, "pull stream error"),
                 None => break,
             }

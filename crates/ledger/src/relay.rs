@@ -8,6 +8,8 @@
 //! change and tries again. Nothing depends on JetStream's duplicate window.
 
 use std::collections::HashMap;
+
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,9 @@ pub const RELAY_BATCH_MAX: i64 = 512;
 pub const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Attempts at one change when other relays keep moving its subject.
 const RACE_RETRIES_MAX: u32 = 8;
+/// Subjects published at once: each subject's changes go one after the other (their
+/// order is the promise), different subjects' changes wait for their acks together.
+pub const RELAY_SUBJECTS_INFLIGHT_MAX: usize = 32;
 
 /// The last change known on each subject, to avoid a lookup per publish.
 pub type LastKnown = HashMap<String, LastChange>;
@@ -61,28 +66,83 @@ pub async fn relay_once(
     limit: i64,
 ) -> Result<usize, LedgerError> {
     let pending = store.pending_stock_changes(limit).await?;
-    let mut done = Vec::with_capacity(pending.len());
+    // Rows come ordered by (SKU, location, seq): cut them into runs of one subject.
+    let mut runs: Vec<(String, Vec<store::PendingChange>)> = Vec::new();
     for change in &pending {
         let subject = bus.namespace().stock_subject(&change.sku, &change.location);
-        publish_one(bus, known, &subject, change.seq, change.payload.as_bytes()).await?;
-        done.push((change.sku.clone(), change.location.clone(), change.seq));
+        match runs.last_mut() {
+            Some((s, run)) if *s == subject => run.push(change.clone()),
+            _ => runs.push((subject, vec![change.clone()])),
+        }
     }
+    let published: Vec<(String, Option<LastChange>, Result<(), LedgerError>)> =
+        futures::stream::iter(runs.into_iter().map(|(subject, run)| {
+            let last = known.get(&subject).copied();
+            async move {
+                let mut last = last;
+                for change in &run {
+                    let r = publish_one(
+                        bus,
+                        &mut last,
+                        &subject,
+                        change.seq,
+                        change.payload.as_bytes(),
+                    )
+                    .await;
+                    if r.is_err() {
+                        return (subject, None, r);
+                    }
+                }
+                (subject, last, Ok(()))
+            }
+        }))
+        .buffer_unordered(RELAY_SUBJECTS_INFLIGHT_MAX)
+        .collect()
+        .await;
+    let mut failed = None;
+    for (subject, last, result) in published {
+        match (last, result) {
+            (Some(l), Ok(())) => {
+                known.insert(subject, l);
+            }
+            (_, Err(e)) => {
+                known.remove(&subject);
+                failed = Some(e);
+            }
+            (None, Ok(())) => {}
+        }
+    }
+    // Clear what reached the stream: every change of a subject up to its last stored one.
+    let done: Vec<(String, String, u64)> = pending
+        .iter()
+        .filter(|c| {
+            let subject = bus.namespace().stock_subject(&c.sku, &c.location);
+            known.get(&subject).is_some_and(|l| l.seq >= c.seq)
+        })
+        .map(|c| (c.sku.clone(), c.location.clone(), c.seq))
+        .collect();
     store.clear_stock_changes(&done).await?;
-    Ok(done.len())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(done.len()),
+    }
 }
 
+/// Publishes one change after `known`, the last change believed stored on `subject`
+/// (`None`: look it up), and updates it.
 async fn publish_one(
     bus: &Bus,
-    known: &mut LastKnown,
+    known: &mut Option<LastChange>,
     subject: &str,
     seq: u64,
     payload: &[u8],
 ) -> Result<(), LedgerError> {
     for _ in 0..RACE_RETRIES_MAX {
-        let last = match known.get(subject) {
-            Some(last) => Some(*last),
+        let last = match *known {
+            Some(last) => Some(last),
             None => bus.last_stock_change(subject).await?,
         };
+        *known = last;
         if last.is_some_and(|l| l.seq >= seq) {
             return Ok(()); // Already on the stream.
         }
@@ -92,11 +152,11 @@ async fn publish_one(
             .await?
         {
             StockPublish::Stored(stream_seq) => {
-                known.insert(subject.to_owned(), LastChange { seq, stream_seq });
+                *known = Some(LastChange { seq, stream_seq });
                 return Ok(());
             }
             StockPublish::Moved => {
-                known.remove(subject);
+                *known = None;
             }
         }
     }

@@ -98,9 +98,7 @@ pub async fn replay(
                             contract::DecodeError::UnknownVersion { .. } => {
                                 ExceptionReason::UnknownSchemaVersion
                             }
-                            contract::DecodeError::Invalid { .. } => {
-                                ExceptionReason::MissingFields
-                            }
+                            contract::DecodeError::Invalid { .. } => ExceptionReason::MissingFields,
                         };
                         store
                             .record_unprocessable(

@@ -6,6 +6,11 @@
 //!
 //! A statement carries at most [`BIND_PARAMS_MAX`] parameters (SQLite allows 32,766,
 //! PostgreSQL 65,535); larger sets are cut into several statements.
+//!
+//! Placeholders are `$1, $2, …` on PostgreSQL and anonymous `?` on SQLite: sqlx looks a
+//! numbered SQLite parameter up by name, which SQLite answers by scanning every name, so
+//! a statement with thousands of `$N` costs time quadratic in its size (measured: 80% of
+//! the ledger's time at 16k parameters). `?` are bound by position.
 
 use std::fmt::Write as _;
 
@@ -16,6 +21,9 @@ use crate::StoreError;
 
 /// The most bound parameters one statement carries. Below both backends' limits.
 pub(crate) const BIND_PARAMS_MAX: usize = 30_000;
+
+/// Statements of at most this many rows are kept in the connection's statement cache.
+const CACHED_ROWS_MAX: usize = 16;
 
 /// One bound value. The schema holds only TEXT and BIGINT.
 #[derive(Debug, Clone)]
@@ -67,7 +75,7 @@ impl Bulk {
         (BIND_PARAMS_MAX / self.cols.max(1)).max(1)
     }
 
-    fn sql(&self, rows: usize) -> String {
+    fn sql(&self, rows: usize, numbered: bool) -> String {
         let mut sql =
             String::with_capacity(self.head.len() + self.tail.len() + rows * self.cols * 6);
         sql.push_str(self.head);
@@ -76,7 +84,12 @@ impl Bulk {
             sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..self.cols {
                 n += 1;
-                let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+                sql.push_str(if c == 0 { "" } else { ", " });
+                if numbered {
+                    let _ = write!(sql, "${n}");
+                } else {
+                    sql.push('?');
+                }
             }
             sql.push(')');
         }
@@ -89,7 +102,11 @@ impl Bulk {
         sql: &'q str,
         rows: &'q [Vec<Val>],
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // The text changes with the row count: small statements (the common, low-load case)
+        // are prepared once and cached; large ones are not, or the cache would hold many
+        // large statements per connection.
+        let persistent = rows.len() <= CACHED_ROWS_MAX;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(persistent);
         for row in rows {
             debug_assert_eq!(row.len(), self.cols, "row width");
             for v in row {
@@ -111,8 +128,9 @@ impl Bulk {
         rows: &[Vec<Val>],
     ) -> Result<u64, StoreError> {
         let mut affected = 0;
+        let numbered = numbered(conn);
         for chunk in rows.chunks(self.rows_per_statement()) {
-            let sql = self.sql(chunk.len());
+            let sql = self.sql(chunk.len(), numbered);
             affected += self
                 .query(&sql, chunk)
                 .execute(&mut *conn)
@@ -129,12 +147,18 @@ impl Bulk {
         rows: &[Vec<Val>],
     ) -> Result<Vec<AnyRow>, StoreError> {
         let mut out = Vec::new();
+        let numbered = numbered(conn);
         for chunk in rows.chunks(self.rows_per_statement()) {
-            let sql = self.sql(chunk.len());
+            let sql = self.sql(chunk.len(), numbered);
             out.extend(self.query(&sql, chunk).fetch_all(&mut *conn).await?);
         }
         Ok(out)
     }
+}
+
+/// True when the connection takes `$N` placeholders (PostgreSQL), false for `?` (SQLite).
+fn numbered(conn: &AnyConnection) -> bool {
+    conn.backend_name() != "SQLite"
 }
 
 #[cfg(test)]
@@ -149,8 +173,12 @@ mod tests {
             cols: 2,
         };
         assert_eq!(
-            b.sql(2),
+            b.sql(2, true),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            b.sql(2, false),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
     }
 

@@ -4,6 +4,8 @@
 
 use sqlx::Row;
 
+use crate::bulk::{Bulk, Val};
+
 use crate::{Store, StoreError};
 
 /// One stock change waiting to be published.
@@ -42,21 +44,29 @@ impl Store {
             .collect()
     }
 
-    /// Removes published changes (idempotent).
+    /// Removes published changes (idempotent), with one statement per
+    /// [`crate::bulk::BIND_PARAMS_MAX`] parameters.
     pub async fn clear_stock_changes(
         &self,
         published: &[(String, String, u64)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (sku, location, seq) in published {
-            sqlx::query("DELETE FROM stock_outbox WHERE sku = $1 AND location = $2 AND seq = $3")
-                .bind(sku)
-                .bind(location)
-                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        const DELETE: Bulk = Bulk {
+            head: "DELETE FROM stock_outbox WHERE (sku, location, seq) IN (VALUES ",
+            tail: ")",
+            cols: 3,
+        };
+        let rows: Vec<Vec<Val>> = published
+            .iter()
+            .map(|(sku, location, seq)| {
+                vec![
+                    Val::from(sku.as_str()),
+                    Val::from(location.as_str()),
+                    Val::Int(i64::try_from(*seq).unwrap_or(i64::MAX)),
+                ]
+            })
+            .collect();
+        let mut conn = self.pool.acquire().await?;
+        DELETE.execute(&mut conn, &rows).await?;
         Ok(())
     }
 
