@@ -1,220 +1,293 @@
-//! The HTTP benchmark: the real `ingress` and `ledger` binaries as separate processes, fed
-//! PortOne inventory confirmations and signed payment webhooks over loopback at a fixed
-//! rate. Reports throughput, confirmation latency p50/p99 and each process's peak memory,
-//! on SQLite and on PostgreSQL.
+//! # The HTTP benchmark (issue 9): the real binaries, many clients, a fixed amount of work
 //!
-//! Run: `scripts/bench-http` (or, with release binaries built,
-//! `cargo bench -p e2e --bench http -- --bench --rate 200 --seconds 20`).
-//! Without `--bench` (as `cargo test --all-targets` runs it) it does a short smoke run with
-//! the debug binaries.
+//! Drives the real `ingress` and `ledger` binaries (as separate processes, on a fresh NATS
+//! namespace and a fresh database) over loopback HTTP from `--clients` concurrent clients
+//! (default 64), each sending its next request as soon as the previous one is answered,
+//! through a FIXED NUMBER of distinct requests (not a fixed rate), on SQLite and on
+//! PostgreSQL. Per backend, in this order, it measures:
+//!
+//! 1. merchant order registration `PUT /v1/orders/{ref}` (answered with the ledger's
+//!    decision) for `--orders` orders over `--skus` SKUs: rate, p50, p99;
+//! 2. PortOne inventory confirmations (`POST /portone/inventory-confirmation`, each
+//!    reserves one unit, answered with the decision): rate, p50, p99;
+//! 3. signed PortOne `Success` webhooks (reserved → sold) for the same orders: the HTTP
+//!    accept rate (answered once JetStream acknowledged) and the "accepted → applied"
+//!    rate = webhooks / time from the first send until the ledger processed all of them
+//!    (its `processed_events`, polled every 20 ms);
+//! 4. the same three on one hot SKU (`--hot-orders` orders, all on one (SKU, location));
+//! 5. replay of every event already applied (the dedupe path) by the real `stockctl replay
+//!    --all-history`: events / wall time of the process. With `--bench`, the stream is first
+//!    topped up to `--replay-events` (default 100,000) with one-unit receipts published
+//!    straight to JetStream and applied by the ledger (not timed);
+//! 6. peak RSS (VmHWM) of the ingress and the ledger over the whole run, and of stockctl
+//!    during the replay;
+//! 7. the raw ceilings, in the same run: JetStream durable publish on one fresh
+//!    file-storage stream (`--raw-messages` messages with `Nats-Msg-Id` from `--clients`
+//!    publishers, each awaiting its ack), batched inserts (`--raw-rows` rows, 256 per
+//!    transaction in one multi-row INSERT) into a fresh database of the backend (SQLite: a
+//!    WAL + `synchronous = FULL` file), and `GET /healthz` (`--raw-http` requests) against
+//!    the same ingress.
+//!
+//! It then prints one markdown table per backend and a summary comparing them. Every
+//! figure is measured. Correctness is asserted on every run: every request succeeds, the
+//! ledger processes every published event (no more, no fewer), every SKU's units add up to
+//! what it received with each order's unit sold, `Store::verify` passes, and the replay
+//! moves nothing.
+//!
+//! Run: `scripts/bench-http` (builds the release binaries, starts a throwaway nats-server
+//! with `sync_interval: always`, uses the local PostgreSQL), with options such as
+//! `scripts/bench-http --orders 3000 --skus 200 --clients 64 --backend postgres`.
+//! `--ledgers N` starts N ledger processes on the same database. Any `STOCKLEDGER_*`
+//! variable in the bench's environment reaches the spawned binaries
+//! (`STOCKLEDGER_FETCH_BATCH_MAX=512 scripts/bench-http`).
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it is a smoke run with the
+//! debug binaries and tiny counts, asserting the same correctness.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "http/ceilings.rs"]
+mod ceilings;
+#[path = "http/load.rs"]
+mod load;
+#[path = "http/phases.rs"]
+mod phases;
+#[path = "http/procs.rs"]
+mod procs;
+#[path = "http/report.rs"]
+mod report;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use e2e::http::{Client, confirmation, portone_webhook};
-use e2e::{Harness, TEST_API_TOKEN, TEST_PORTONE_SECRET};
-use futures::StreamExt;
+use anyhow::Context as _;
+use e2e::Harness;
 use testkit::Backend;
 
-struct Args {
-    bench: bool,
-    rate: u64,
-    seconds: u64,
-    skus: u64,
-    backends: Vec<Backend>,
+use phases::{Bench, Order, orders};
+use procs::Binaries;
+use report::{Report, Row};
+
+/// The bench's settings, from the command line (defaults: `--bench` / smoke).
+pub struct Args {
+    pub bench: bool,
+    /// Orders over many SKUs (3,000 / 40).
+    pub orders: usize,
+    /// SKUs they are spread over (200 / 5).
+    pub skus: usize,
+    /// Orders on the one hot SKU (same as `orders`).
+    pub hot_orders: usize,
+    /// Concurrent HTTP clients and JetStream publishers (64 / 4).
+    pub clients: usize,
+    /// Ledger processes (1).
+    pub ledgers: usize,
+    /// Events the replay goes over at least (100,000 / whatever the phases published).
+    pub replay_events: usize,
+    /// Raw ceilings: JetStream messages (20,000 / 200), database rows (100,000 / 2,000),
+    /// `/healthz` requests (50,000 / 400).
+    pub raw_messages: usize,
+    pub raw_rows: usize,
+    pub raw_http: usize,
+    pub backends: Vec<Backend>,
 }
 
-fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    let bench = argv.iter().any(|a| a == "--bench");
-    let value = |name: &str| {
-        argv.iter()
-            .position(|a| a == name)
-            .and_then(|i| argv.get(i + 1))
-            .cloned()
-    };
-    Args {
-        bench,
-        rate: value("--rate")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if bench { 200 } else { 20 }),
-        seconds: value("--seconds")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if bench { 20 } else { 2 }),
-        skus: value("--skus")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if bench { 1000 } else { 10 }),
-        backends: match value("--backend").as_deref() {
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        for removed in ["--rate", "--seconds"] {
+            anyhow::ensure!(
+                !argv.iter().any(|a| a == removed),
+                "{removed} is gone: the bench sends a fixed number of requests (--orders, --skus, --clients)"
+            );
+        }
+        let bench = argv.iter().any(|a| a == "--bench");
+        let value = |name: &str| {
+            argv.iter()
+                .position(|a| a == name)
+                .and_then(|i| argv.get(i + 1))
+        };
+        let num =
+            |name: &str, bench_default: usize, smoke_default: usize| -> anyhow::Result<usize> {
+                match value(name) {
+                    Some(v) => v.parse().with_context(|| format!("{name} {v}")),
+                    None => Ok(if bench { bench_default } else { smoke_default }),
+                }
+            };
+        let orders = num("--orders", 3000, 40)?;
+        let backends = match value("--backend").map(String::as_str) {
             Some("sqlite") => vec![Backend::Sqlite],
             Some("postgres") => vec![Backend::Postgres],
-            _ => vec![Backend::Sqlite, Backend::Postgres],
-        },
+            Some("both") | None => vec![Backend::Sqlite, Backend::Postgres],
+            Some(other) => anyhow::bail!("--backend {other}: sqlite, postgres or both"),
+        };
+        Ok(Args {
+            bench,
+            orders,
+            skus: num("--skus", 200, 5)?.max(1),
+            hot_orders: num("--hot-orders", orders, orders)?,
+            clients: num("--clients", 64, 4)?.max(1),
+            ledgers: num("--ledgers", 1, 1)?.max(1),
+            replay_events: num("--replay-events", 100_000, 0)?,
+            raw_messages: num("--raw-messages", 20_000, 200)?,
+            raw_rows: num("--raw-rows", 100_000, 2_000)?,
+            raw_http: num("--raw-http", 50_000, 400)?,
+            backends,
+        })
+    }
+
+    fn setup(&self) -> String {
+        format!(
+            "{} orders over {} SKUs + {} on one hot SKU, {} clients, {} ledger process{}",
+            self.orders,
+            self.skus,
+            self.hot_orders,
+            self.clients,
+            self.ledgers,
+            if self.ledgers == 1 { "" } else { "es" }
+        )
     }
 }
 
-fn binary(name: &str, release: bool) -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let path = target
-        .join(if release { "release" } else { "debug" })
-        .join(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build it first (scripts/bench-http does)",
-        path.display()
+/// Prints a measured row as soon as it is known.
+fn progress(backend: Backend, row: &Row) {
+    let p99 = row.p99.map_or_else(String::new, |d| {
+        format!(", p99 {:.1} ms", d.as_secs_f64() * 1e3)
+    });
+    println!(
+        "  {backend}: {}: {} {}{p99}",
+        row.path,
+        report::thousands(row.rate),
+        row.unit
     );
-    Ok(path)
 }
 
-/// Peak resident memory (VmHWM) of a running process, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+/// The raw ceilings that need no services: JetStream publish and database inserts.
+async fn storage_ceilings(a: &Args, h: &Harness, backend: Backend) -> anyhow::Result<Vec<Row>> {
+    let js = ceilings::jetstream_publish(&h.nats_url, a.raw_messages, a.clients).await?;
+    let js = Row::run(
+        format!(
+            "JetStream durable publish, one fresh stream, {} publishers",
+            a.clients
+        ),
+        &js,
+        "msg/s",
+    );
+    let rows = ceilings::batched_insert(backend, a.raw_rows).await?;
+    let per_tx = ceilings::ROWS_PER_TRANSACTION;
+    let insert = Row::rate(
+        format!(
+            "batched INSERT into a fresh database (SQLite: WAL, synchronous = FULL), {per_tx} rows per transaction"
+        ),
+        a.raw_rows,
+        rows,
+        "rows/s",
+    );
+    Ok(vec![js, insert])
+}
+
+/// Phases 1-3 for one set of orders (all on `label`): registration, confirmation, then
+/// the signed webhooks; returns their rows, printed as they come.
+async fn order_phases(
+    b: &mut Bench,
+    orders: &Arc<Vec<Order>>,
+    label: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let backend = b.backend();
+    let run = b.register(orders).await?;
+    let path = format!("merchant `PUT /v1/orders/{{ref}}` (waits for the decision), {label}");
+    let mut rows = vec![Row::run(path, &run, "req/s")];
+    progress(backend, &rows[0]);
+    let run = b.confirm(orders).await?;
+    let path = format!("PortOne inventory confirmations, {label}");
+    rows.push(Row::run(path, &run, "req/s"));
+    progress(backend, &rows[1]);
+    let (accept, applied) = b.webhooks(orders, label).await?;
+    progress(backend, &accept);
+    progress(backend, &applied);
+    rows.extend([accept, applied]);
+    Ok(rows)
+}
+
+/// One backend, every phase in order; returns its table.
+async fn run_backend(a: &Args, bins: &Binaries, backend: Backend) -> anyhow::Result<Report> {
+    let h = Harness::new(backend).await?;
+    let mut ceilings = storage_ceilings(a, &h, backend).await?;
+    let mut b = Bench::start(h, bins, a).await?;
+    let http = ceilings::http_healthz(&b.c, a.raw_http, a.clients).await?;
+    let path = format!("HTTP `GET /healthz`, {} clients", a.clients);
+    ceilings.push(Row::run(path, &http, "req/s"));
+    for row in &ceilings {
+        progress(backend, row);
+    }
+    let skus: Vec<String> = (0..a.skus).map(|s| format!("sku-{s}")).collect();
+    let hot_sku = vec!["hot-sku".to_owned()];
+    b.seed_stock(&[skus.clone(), hot_sku.clone()].concat())
+        .await?;
+    let many = orders("o", a.orders, &skus);
+    let hot = orders("h", a.hot_orders, &hot_sku);
+    let mut rows = order_phases(&mut b, &many, &format!("{} SKUs", a.skus)).await?;
+    rows.extend(order_phases(&mut b, &hot, "hot SKU").await?);
+    b.fill_for_replay(a.replay_events, a.skus).await?;
+    b.check_stock(&[&many, &hot]).await?;
+    let (replay, stockctl_rss) = b.replay(bins).await?;
+    progress(backend, &replay);
+    rows.push(replay);
+    let mut memory = b.memory();
+    memory.push(("stockctl replay".to_owned(), stockctl_rss));
+    Ok(Report {
+        backend: backend.to_string(),
+        setup: a.setup(),
+        rows,
+        ceilings,
+        memory,
+    })
+}
+
+/// The machine, for the README: cores and CPU model.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bin: &PathBuf, h: &Harness, addr: &str) -> anyhow::Result<Proc> {
-    let child = Command::new(bin)
-        .env("STOCKLEDGER_NATS_URL", &h.nats_url)
-        .env("STOCKLEDGER_NATS_NAMESPACE", h.bus.namespace().as_str())
-        .env("STOCKLEDGER_DATABASE_URL", h.db.url())
-        .env("STOCKLEDGER_API_TOKEN", TEST_API_TOKEN)
-        .env("STOCKLEDGER_PORTONE_SECRET_KEY", TEST_PORTONE_SECRET)
-        .env("STOCKLEDGER_HTTP_ADDR", addr)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
-    Ok(Proc(child))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let a = args();
-    let (ingress_bin, ledger_bin) = (binary("ingress", a.bench)?, binary("ledger", a.bench)?);
-    let orders = a.rate * a.seconds;
+    let a = Args::parse()?;
+    let bins = Binaries::find(a.bench)?;
+    let passed: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("STOCKLEDGER_") && !k.starts_with("STOCKLEDGER_TEST_"))
+        .filter(|(k, _)| !procs::SET_BY_BENCH.contains(&k.as_str()))
+        .filter(|(k, _)| k != "STOCKLEDGER_NATS_SERVER_BIN")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     println!(
-        "http bench: {} confirmations + {} webhooks at {}/s for {}s, {} SKUs",
-        orders, orders, a.rate, a.seconds, a.skus
+        "http bench ({}): {}; machine: {}; settings passed to the services: {}",
+        if a.bench {
+            "release binaries"
+        } else {
+            "smoke run, debug binaries"
+        },
+        a.setup(),
+        machine(),
+        if passed.is_empty() {
+            "none".to_owned()
+        } else {
+            passed.join(" ")
+        }
     );
+    let mut reports = Vec::new();
     for backend in &a.backends {
-        let h = Harness::new(*backend).await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let ledger = spawn(&ledger_bin, &h, "127.0.0.1:0")?;
-        let ingress = spawn(&ingress_bin, &h, &addr)?;
-        let c = Client::new(&format!("http://{addr}"));
-        let ready = Instant::now();
-        let probe = e2e::http::reqwest_client();
-        while !probe
-            .get(format!("http://{addr}/healthz"))
-            .send()
+        let report = run_backend(&a, &bins, *backend)
             .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            anyhow::ensure!(
-                ready.elapsed() < Duration::from_secs(30),
-                "ingress did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Stock and orders first (not timed).
-        futures::stream::iter(0..a.skus)
-            .for_each_concurrent(32, |s| {
-                let c = c.clone();
-                async move {
-                    c.receive(&format!("sku-{s}"), 1_000_000, &format!("po-{s}"))
-                        .await
-                }
-            })
-            .await;
-        futures::stream::iter(0..orders)
-            .for_each_concurrent(32, |i| {
-                let c = c.clone();
-                let skus = a.skus;
-                async move {
-                    c.register(&format!("o-{i}"), &format!("sku-{}", i % skus), 1, "10.00")
-                        .await
-                }
-            })
-            .await;
-        // Timed: one order per tick: confirmation, then a signed Success (7 in 10) or Failed webhook.
-        let latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(orders as usize)));
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate as f64));
-        let start = Instant::now();
-        let mut tasks = Vec::with_capacity(orders as usize);
-        for i in 0..orders {
-            tick.tick().await;
-            let (c, latencies) = (c.clone(), latencies.clone());
-            tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
-                let (status, _) = c
-                    .post(
-                        "/portone/inventory-confirmation",
-                        confirmation(&format!("o-{i}"), &format!("pp-{i}"), "10"),
-                    )
-                    .await;
-                latencies.lock().await.push(t.elapsed());
-                let outcome = if i % 10 < 7 { "Success" } else { "Failed" };
-                let (hook, _) = c
-                    .post(
-                        "/webhooks/portone",
-                        portone_webhook(&format!("pp-{i}"), &format!("o-{i}"), outcome, "10"),
-                    )
-                    .await;
-                (status == 200, hook == 200)
-            }));
-        }
-        let mut ok = (0u64, 0u64);
-        for t in tasks {
-            let (confirmed, hooked) = t.await?;
-            ok.0 += u64::from(confirmed);
-            ok.1 += u64::from(hooked);
-        }
-        let elapsed = start.elapsed();
-        let expected = a.skus as i64 + 3 * orders as i64;
-        let done = h.wait_processed(expected, Duration::from_secs(600)).await?;
-        let drained = start.elapsed();
-        let mut lat = latencies.lock().await.clone();
-        lat.sort();
-        println!(
-            "{backend}: {:.0} req/s sent ({} confirmations 200, {} webhooks 200 of {orders} each) | ledger caught up after {:.1}s ({done}/{expected} events) | confirmation p50 {:.1} ms p99 {:.1} ms | peak RSS ingress {:.0} MiB, ledger {:.0} MiB",
-            (2 * orders) as f64 / elapsed.as_secs_f64(),
-            ok.0,
-            ok.1,
-            drained.as_secs_f64(),
-            percentile(&lat, 0.50).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            peak_rss_mib(ingress.0.id()),
-            peak_rss_mib(ledger.0.id()),
-        );
-        anyhow::ensure!(ok.0 == orders && ok.1 == orders, "some requests failed");
-        anyhow::ensure!(done == expected, "the ledger did not process every event");
+            .with_context(|| format!("http bench on {backend}"))?;
+        report::print(&report);
+        reports.push(report);
     }
-    println!("1 passed, 0 failed");
+    if reports.len() > 1 {
+        report::print_comparison(&reports);
+    }
+    println!("\n1 passed, 0 failed");
     Ok(())
 }
