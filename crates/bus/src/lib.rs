@@ -371,4 +371,8 @@ pub struct DecisionNotice {
     /// The reason code for a no-op or an exception (`declined:insufficient_inventory`,
     /// `refused:return_exceeds_sold`, `oversold`, …).
     pub reason: Option<String>,
+    /// True when the event had been decided before: `outcome` and `reason` are the first
+    /// decision's (a repeated request answers as the first did).
+    #[serde(default)]
+    pub repeated: bool,
 }

@@ -5,12 +5,14 @@
 //!    right after the publish cannot be missed: the subscription reaches the server before
 //!    the publish, on the same connection.
 //! 2. Publish the event and await JetStream's ack.
-//! 3. Read the ledger's processed-event row once: it is already there for a duplicate (the
-//!    same event published before, by this replica or another) or when the ledger was
-//!    faster than this read.
-//! 4. Otherwise wait on the subscription until the deadline; at the deadline, read the row
-//!    once more (announcements are at most once: one lost in a reconnect must not turn a
-//!    decided event into a timeout).
+//! 3. When JetStream says the event was stored before (a repeated request within its
+//!    duplicate window), the ledger will not see it again: read its processed-event row
+//!    once. Otherwise the ledger announces it, even when it had decided it before (an event
+//!    repeated in another group-commit message reaches the ledger as a duplicate, and the
+//!    ledger announces the first decision), so there is no database read on the common path.
+//! 4. Wait on the subscription until the deadline; at the deadline, read the row once more
+//!    (announcements are at most once: one lost in a reconnect must not turn a decided
+//!    event into a timeout).
 
 use std::time::{Duration, Instant};
 
@@ -63,19 +65,22 @@ pub async fn publish_and_wait(
     let published = publish::publish(state, out).await?;
     let earlier = |processed_at: i64| published.duplicate || processed_at < started_ms;
 
-    match state.store.processed(&id).await {
-        Ok(Some(row)) => {
-            let earlier = earlier(row.processed_at);
-            return Ok(Waited::Decided(Decided {
-                outcome: row.outcome,
-                reason: row.reason,
-                earlier,
-            }));
-        }
-        Ok(None) => {}
-        // The event is accepted; the announcement may still answer.
-        Err(e) => {
-            tracing::warn!(event_id = %id, error = %e, "reading the decision failed; waiting for the announcement")
+    if published.duplicate {
+        match state.store.processed(&id).await {
+            Ok(Some(row)) => {
+                let earlier = earlier(row.processed_at);
+                return Ok(Waited::Decided(Decided {
+                    outcome: row.outcome,
+                    reason: row.reason,
+                    earlier,
+                }));
+            }
+            // Not decided yet (the first request is still waiting too): the announcement
+            // answers.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(event_id = %id, error = %e, "reading the decision failed; waiting for the announcement")
+            }
         }
     }
 
@@ -89,7 +94,7 @@ pub async fn publish_and_wait(
                 return Ok(Waited::Decided(Decided {
                     outcome: notice.outcome,
                     reason: notice.reason,
-                    earlier: published.duplicate,
+                    earlier: published.duplicate || notice.repeated,
                 }));
             }
             Ok(_) => {}

@@ -174,7 +174,9 @@ pub async fn process_batch(
                     announce(bus, incoming, &applied).await;
                     match applied {
                         Applied::Recorded(_) => summary.recorded += 1,
-                        Applied::Duplicate | Applied::StillException => summary.duplicates += 1,
+                        Applied::Duplicate { .. } | Applied::StillException => {
+                            summary.duplicates += 1
+                        }
                         Applied::Deferred { .. } => summary.deferred += 1,
                     }
                     disposition(&applied, &batch[i], now)
@@ -254,7 +256,9 @@ fn clone_error(e: &store::StoreError) -> store::StoreError {
 
 fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition {
     match applied {
-        Applied::Recorded(_) | Applied::Duplicate | Applied::StillException => Disposition::Done,
+        Applied::Recorded(_) | Applied::Duplicate { .. } | Applied::StillException => {
+            Disposition::Done
+        }
         Applied::Deferred { until } => {
             let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 16);
             let backoff = Duration::from_secs(1u64 << (delivered - 1).min(6));
@@ -316,16 +320,20 @@ async fn settle(msg: &Message, d: Disposition) {
     }
 }
 
-/// Tells synchronous waiters (the ingress) what was decided. Best effort: a waiter that
-/// misses it reads the ledger.
+/// Tells synchronous waiters (the ingress) what was decided, and for an event decided
+/// before, what its first decision was. Best effort: a waiter that misses it reads the
+/// ledger at its deadline.
 async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
-    let Applied::Recorded(outcome) = applied else {
-        return;
+    let (outcome, repeated) = match applied {
+        Applied::Recorded(outcome) => (outcome, false),
+        Applied::Duplicate { first } => (first, true),
+        Applied::StillException | Applied::Deferred { .. } => return,
     };
     let notice = DecisionNotice {
         event_id: incoming.event.id.to_string(),
         outcome: outcome.label().to_owned(),
         reason: store::reason_code(outcome),
+        repeated,
     };
     let Ok(payload) = serde_json::to_vec(&notice) else {
         return;

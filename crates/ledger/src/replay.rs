@@ -49,7 +49,30 @@ pub struct ReplaySummary {
     pub unprocessable: u64,
 }
 
-/// Replays `opts` and calls `progress(done, total)` after every batch.
+/// A message of the range that is not an event: recorded as an exception (unless a dry run).
+struct Unprocessable {
+    id: String,
+    reason: ExceptionReason,
+    detail: String,
+    payload: bytes::Bytes,
+    stream_seq: u64,
+}
+
+/// What the reading task hands over: the next batch of events, the messages among them
+/// that are not events, and how many messages of the range were read so far.
+struct ReadBatch {
+    events: Vec<Incoming>,
+    unprocessable: Vec<Unprocessable>,
+    read: u64,
+    done: u64,
+}
+
+/// Batches read ahead of the one being applied.
+const READ_AHEAD_BATCHES: usize = 2;
+
+/// Replays `opts` and calls `progress(done, total)` after every batch. Reading and
+/// decoding the stream run in their own task, ahead of the database by
+/// [`READ_AHEAD_BATCHES`], so the two overlap.
 pub async fn replay(
     bus: &Bus,
     store: &Store,
@@ -57,7 +80,7 @@ pub async fn replay(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, LedgerError> {
     let stream = bus.namespace().events_stream();
-    let mut reader = bus.read(&stream, &opts.filter, opts.from).await?;
+    let reader = bus.read(&stream, &opts.filter, opts.from).await?;
     let total = reader.total;
     let mut summary = ReplaySummary::default();
     let mut dry = if opts.dry_run {
@@ -65,67 +88,104 @@ pub async fn replay(
     } else {
         None
     };
-    let mut batch: Vec<Incoming> = Vec::with_capacity(REPLAY_BATCH_MAX);
-    let mut done = 0u64;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
+    let reading = tokio::spawn(read_batches(reader, stream, opts.to_seq, tx));
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        summary.read += batch.read;
+        for bad in batch.unprocessable {
+            summary.unprocessable += 1;
+            if dry.is_none() {
+                store
+                    .record_unprocessable(
+                        &bad.id,
+                        &bad.reason,
+                        &bad.detail,
+                        &bad.payload,
+                        Some(bad.stream_seq),
+                        now(),
+                    )
+                    .await?;
+            }
+        }
+        apply(store, dry.as_mut(), &batch.events, opts, &mut summary).await?;
+        progress(batch.done, total);
+    }
+    let _ = reading.await;
+    if let Some(dry) = dry {
+        dry.rollback().await?;
+    }
+    Ok(summary)
+}
+
+/// Reads the range, splits and decodes every message, and sends batches of at most
+/// [`REPLAY_BATCH_MAX`] events (the last one possibly empty, to report progress).
+async fn read_batches(
+    mut reader: bus::read::Reader,
+    stream: String,
+    to_seq: Option<u64>,
+    tx: tokio::sync::mpsc::Sender<Result<ReadBatch, LedgerError>>,
+) {
+    let fresh = |done| ReadBatch {
+        events: Vec::with_capacity(REPLAY_BATCH_MAX),
+        unprocessable: Vec::new(),
+        read: 0,
+        done,
+    };
+    let mut batch = fresh(0);
     while let Some(msg) = reader.next().await {
-        let msg = msg?;
-        done += 1;
-        if opts.to_seq.is_some_and(|to| msg.stream_seq > to) {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        if to_seq.is_some_and(|to| msg.stream_seq > to) {
             break;
         }
+        batch.done += 1;
         let parts = bus::split(msg.headers.as_ref(), &msg.payload);
         let grouped = parts.len() > 1;
         for (n, part) in parts.iter().enumerate() {
-            summary.read += 1;
+            batch.read += 1;
             match contract::decode_event(part) {
-                Ok((_, event)) => batch.push(Incoming {
+                Ok((_, event)) => batch.events.push(Incoming {
                     event,
                     envelope: String::from_utf8_lossy(part).into_owned(),
                     operator_retry: false,
                     stream_seq: Some(msg.stream_seq),
                 }),
-                Err(e) => {
-                    summary.unprocessable += 1;
-                    if dry.is_none() {
-                        let id = match grouped {
-                            true => format!("{stream}:{}:{n}", msg.stream_seq),
-                            false => format!("{stream}:{}", msg.stream_seq),
-                        };
-                        let reason = match e {
-                            contract::DecodeError::Undecodable { .. } => {
-                                ExceptionReason::Undecodable
-                            }
-                            contract::DecodeError::UnknownVersion { .. } => {
-                                ExceptionReason::UnknownSchemaVersion
-                            }
-                            contract::DecodeError::Invalid { .. } => ExceptionReason::MissingFields,
-                        };
-                        store
-                            .record_unprocessable(
-                                &id,
-                                &reason,
-                                &e.to_string(),
-                                part,
-                                Some(msg.stream_seq),
-                                now(),
-                            )
-                            .await?;
-                    }
-                }
+                Err(e) => batch.unprocessable.push(Unprocessable {
+                    id: match grouped {
+                        true => format!("{stream}:{}:{n}", msg.stream_seq),
+                        false => format!("{stream}:{}", msg.stream_seq),
+                    },
+                    reason: match e {
+                        contract::DecodeError::Undecodable { .. } => ExceptionReason::Undecodable,
+                        contract::DecodeError::UnknownVersion { .. } => {
+                            ExceptionReason::UnknownSchemaVersion
+                        }
+                        contract::DecodeError::Invalid { .. } => ExceptionReason::MissingFields,
+                    },
+                    detail: e.to_string(),
+                    payload: part.clone(),
+                    stream_seq: msg.stream_seq,
+                }),
             }
         }
-        if batch.len() >= REPLAY_BATCH_MAX {
-            apply(store, dry.as_mut(), &batch, opts, &mut summary).await?;
-            batch.clear();
-            progress(done, total);
+        if batch.events.len() >= REPLAY_BATCH_MAX {
+            let done = batch.done;
+            if tx
+                .send(Ok(std::mem::replace(&mut batch, fresh(done))))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
-    apply(store, dry.as_mut(), &batch, opts, &mut summary).await?;
-    progress(done, total);
-    if let Some(dry) = dry {
-        dry.rollback().await?;
-    }
-    Ok(summary)
+    let _ = tx.send(Ok(batch)).await;
 }
 
 async fn apply(
@@ -151,7 +211,7 @@ async fn apply(
             Applied::Recorded(Outcome::Moved { .. }) => summary.applied += 1,
             Applied::Recorded(Outcome::NoOp { .. }) => summary.business_noops += 1,
             Applied::Recorded(Outcome::Exception { .. }) => summary.exceptions += 1,
-            Applied::Duplicate | Applied::StillException => summary.deduplicated += 1,
+            Applied::Duplicate { .. } | Applied::StillException => summary.deduplicated += 1,
             Applied::Deferred { .. } => summary.deferred += 1,
         }
     }

@@ -36,8 +36,9 @@ pub struct Incoming {
 pub enum Applied {
     /// Recorded with this outcome.
     Recorded(Outcome),
-    /// The event id already had a final outcome (or an open exception): nothing changed.
-    Duplicate,
+    /// The event id already had a final outcome (or an open exception), `first`: nothing
+    /// changed.
+    Duplicate { first: Outcome },
     /// An operator retry whose exception still stands: nothing changed.
     StillException,
     /// The order is not registered yet: nothing recorded; deliver again after `until`.
@@ -161,13 +162,21 @@ fn decide_one(
         Decision::Duplicate | Decision::StillException => {
             let still_open = incoming.operator_retry
                 && state.outcomes.get(&id).is_some_and(Outcome::is_exception);
-            if still_open {
-                // The exception queue row goes back from `retrying` to `open`, audited.
-                writes.still_open(id);
-                Ok(Applied::StillException)
-            } else {
-                writes.duplicate(id);
-                Ok(Applied::Duplicate)
+            match state.outcomes.get(&id) {
+                _ if still_open => {
+                    // The exception queue row goes back from `retrying` to `open`, audited.
+                    writes.still_open(id);
+                    Ok(Applied::StillException)
+                }
+                Some(first) => {
+                    writes.duplicate(id);
+                    Ok(Applied::Duplicate {
+                        first: first.clone(),
+                    })
+                }
+                None => Err(StoreError::Corrupt(format!(
+                    "event {id} decided a duplicate without an outcome"
+                ))),
             }
         }
         Decision::Defer { until } => Ok(Applied::Deferred { until }),
