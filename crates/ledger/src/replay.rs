@@ -204,7 +204,7 @@ async fn apply(
     };
     let results = match dry {
         Some(dry) => dry.apply(batch, &ctx).await?,
-        None => store.apply_batch(batch, &ctx).await?.results,
+        None => store.replay_batch(batch, &ctx).await?.results,
     };
     for r in results {
         match r {

@@ -61,10 +61,31 @@ impl Store {
         batch: &[Incoming],
         ctx: &Context,
     ) -> Result<BatchReport, StoreError> {
+        self.retrying(batch, ctx, Delivered::Consumer).await
+    }
+
+    /// Applies `batch` as [`Store::apply_batch`] does, for a replay of the stream: events
+    /// already processed are not counted as redeliveries (`processed_events.duplicates`
+    /// counts deliveries of an event, not replays of the log), so replaying writes nothing
+    /// for them.
+    pub async fn replay_batch(
+        &self,
+        batch: &[Incoming],
+        ctx: &Context,
+    ) -> Result<BatchReport, StoreError> {
+        self.retrying(batch, ctx, Delivered::Replay).await
+    }
+
+    async fn retrying(
+        &self,
+        batch: &[Incoming],
+        ctx: &Context,
+        by: Delivered,
+    ) -> Result<BatchReport, StoreError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.try_batch(batch, ctx).await {
+            match self.try_batch(batch, ctx, by).await {
                 Ok(results) => return Ok(BatchReport { results, attempts }),
                 Err(e) if is_conflict(&e) && attempts < CONFLICT_RETRIES_MAX => {
                     tracing::debug!(attempts, error = %e, "ledger batch conflicted; retrying");
@@ -96,9 +117,10 @@ impl Store {
         &self,
         batch: &[Incoming],
         ctx: &Context,
+        by: Delivered,
     ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin_with(self.begin_statement()).await?;
-        let results = apply_in(&mut tx, batch, ctx).await?;
+        let results = apply_in(&mut tx, batch, ctx, by).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -110,13 +132,13 @@ pub struct DryRun {
 }
 
 impl DryRun {
-    /// Applies `batch` as [`Store::apply_batch`] would, inside the dry run.
+    /// Applies `batch` as [`Store::replay_batch`] would, inside the dry run.
     pub async fn apply(
         &mut self,
         batch: &[Incoming],
         ctx: &Context,
     ) -> Result<Vec<Applied>, StoreError> {
-        apply_in(&mut self.tx, batch, ctx).await
+        apply_in(&mut self.tx, batch, ctx, Delivered::Replay).await
     }
 
     /// Ends the dry run, undoing everything.
@@ -126,15 +148,24 @@ impl DryRun {
     }
 }
 
+/// Who delivers a batch: the live consumer (a repeated event id is a redelivery, counted)
+/// or a replay of the stream (not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    Consumer,
+    Replay,
+}
+
 /// Steps 1 to 3 of the batch path on an open transaction.
 async fn apply_in(
     conn: &mut AnyConnection,
     batch: &[Incoming],
     ctx: &Context,
+    by: Delivered,
 ) -> Result<Vec<Applied>, StoreError> {
     let events: Vec<&Event> = batch.iter().map(|i| &i.event).collect();
     let mut state = load::state_for_batch(conn, &events).await?;
-    let mut writes = Writes::new(ctx.now);
+    let mut writes = Writes::new(ctx.now, by == Delivered::Consumer);
     let mut results = Vec::with_capacity(batch.len());
     for incoming in batch {
         results.push(decide_one(&mut state, &mut writes, incoming, ctx)?);

@@ -109,12 +109,15 @@ pub(crate) struct Writes {
     queue_steps: Vec<QueueStep>,
     /// Event ids seen again (deduplicated), with how many times.
     duplicates: BTreeMap<String, i64>,
+    /// False for a replay: repeated event ids are not counted.
+    count_duplicates: bool,
 }
 
 impl Writes {
-    pub(crate) fn new(now: Timestamp) -> Self {
+    pub(crate) fn new(now: Timestamp, count_duplicates: bool) -> Self {
         Writes {
             now: now.0,
+            count_duplicates,
             ..Writes::default()
         }
     }
@@ -129,6 +132,9 @@ impl Writes {
 
     /// Counts a delivery of an event id that already has an outcome.
     pub(crate) fn duplicate(&mut self, id: EventId) {
+        if !self.count_duplicates {
+            return;
+        }
         *self.duplicates.entry(id.to_string()).or_default() += 1;
     }
 
