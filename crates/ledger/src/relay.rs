@@ -1,6 +1,9 @@
 //! The stock-change relay: publishes the outbox (`stock_outbox`, written in the same
 //! transaction as the ledger entries) to the stock-change stream, then clears it.
 //!
+//! When several changes of one (SKU, location) wait, only the newest is published (it
+//! carries the balance after all of them; `docs/subscribing.md`).
+//!
 //! Exactly once, in order, per (SKU, location): each change is published with
 //! `Nats-Expected-Last-Subject-Sequence` set to the stream sequence of the change before it
 //! on its subject. A change whose sequence is already on the stream (published before a
@@ -79,21 +82,26 @@ pub async fn relay_once(
         futures::stream::iter(runs.into_iter().map(|(subject, run)| {
             let last = known.get(&subject).copied();
             async move {
+                // Only the newest waiting change of a subject is published: it carries the
+                // balance after every transaction before it, so a relay that fell behind
+                // catches up in one message per (SKU, location) instead of a backlog of
+                // stale balances. The rows it supersedes are cleared with it.
                 let mut last = last;
-                for change in &run {
-                    let r = publish_one(
-                        bus,
-                        &mut last,
-                        &subject,
-                        change.seq,
-                        change.payload.as_bytes(),
-                    )
-                    .await;
-                    if r.is_err() {
-                        return (subject, None, r);
-                    }
+                let Some(newest) = run.last() else {
+                    return (subject, last, Ok(()));
+                };
+                let r = publish_one(
+                    bus,
+                    &mut last,
+                    &subject,
+                    newest.seq,
+                    newest.payload.as_bytes(),
+                )
+                .await;
+                match r {
+                    Ok(()) => (subject, last, Ok(())),
+                    Err(e) => (subject, None, Err(e)),
                 }
-                (subject, last, Ok(()))
             }
         }))
         .buffer_unordered(RELAY_SUBJECTS_INFLIGHT_MAX)

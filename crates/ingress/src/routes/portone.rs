@@ -321,6 +321,11 @@ impl Pending {
     }
 
     async fn answer_moved(&self, d: &Decided) -> Answer {
+        // This call's own reservation, just decided: a yes without another read. Only a
+        // repeated call must check that the reservation it repeats still holds.
+        if !d.earlier {
+            return Answer::reserved();
+        }
         let OrderLookup::OrderRef(order_ref) = &self.payment.order else {
             return Answer::reserved();
         };
@@ -334,8 +339,7 @@ impl Pending {
                 format!("the order is {}", o.state.as_str()),
             ),
             Ok(None) => Answer::no(StatusCode::NOT_FOUND, "unknown_order", None),
-            // A fresh reservation is a yes even if this read fails; a repeated call's is unknown.
-            Err(_) if !d.earlier => Answer::reserved(),
+            // A repeated call's answer is unknown when the read fails.
             Err(e) => ApiError::from(e).into(),
         }
     }
