@@ -78,10 +78,32 @@ impl Bench {
 
     /// Waits until the ledger processed every event published so far, polling every
     /// `poll`; returns when that was seen. Fails if a service died or time ran out.
+    ///
+    /// The poll asks JetStream, not the database: the ledger's durable consumer has nothing
+    /// pending and nothing unacknowledged once every message's transaction committed (it
+    /// acknowledges only after the commit). Counting `processed_events` instead would scan
+    /// a growing table every poll and take CPU from the services being measured; the count
+    /// is read once, at the end, to check it.
     pub async fn settle(&mut self, poll: Duration) -> anyhow::Result<Instant> {
         let started = Instant::now();
+        let stream = self.h.bus.namespace().events_stream();
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = self
+            .h
+            .bus
+            .jetstream()
+            .get_stream(&stream)
+            .await?
+            .get_consumer(bus::LEDGER_CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!("the ledger's consumer: {e}"))?;
         loop {
-            let done = self.h.processed_count().await?;
+            let info = consumer.info().await?;
+            let drained = info.num_pending == 0 && info.num_ack_pending == 0;
+            let done = if drained {
+                self.h.processed_count().await?
+            } else {
+                -1
+            };
             if done >= self.expected {
                 anyhow::ensure!(
                     done == self.expected,
