@@ -109,14 +109,7 @@ impl Bulk {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(persistent);
         for row in rows {
             debug_assert_eq!(row.len(), self.cols, "row width");
-            for v in row {
-                q = match v {
-                    Val::Text(s) => q.bind(s.as_str()),
-                    Val::OptText(s) => q.bind(s.as_deref()),
-                    Val::Int(n) => q.bind(*n),
-                    Val::OptInt(n) => q.bind(*n),
-                };
-            }
+            q = bind_all(q, row);
         }
         q
     }
@@ -154,6 +147,22 @@ impl Bulk {
         }
         Ok(out)
     }
+}
+
+/// Binds `values` to `q`, in order.
+pub(crate) fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    values: &'q [Val],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for v in values {
+        q = match v {
+            Val::Text(s) => q.bind(s.as_str()),
+            Val::OptText(s) => q.bind(s.as_deref()),
+            Val::Int(n) => q.bind(*n),
+            Val::OptInt(n) => q.bind(*n),
+        };
+    }
+    q
 }
 
 /// True when the connection takes `$N` placeholders (PostgreSQL), false for `?` (SQLite).

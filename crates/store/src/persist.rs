@@ -376,20 +376,15 @@ impl Writes {
         let rows: Vec<Vec<Val>> = self.processed.values().cloned().collect();
         PROCESSED.execute(conn, &rows).await?;
         for row in &self.replaced {
-            let mut q = sqlx::query(
+            let q = sqlx::query(
                 "UPDATE processed_events SET outcome = $2, reason = $3, outcome_json = $4, \
                  order_ref = COALESCE($5, order_ref), processed_at = $6 \
                  WHERE event_id = $1 AND outcome = 'exception'",
             );
-            for v in row {
-                q = match v {
-                    Val::Text(s) => q.bind(s.as_str()),
-                    Val::OptText(s) => q.bind(s.as_deref()),
-                    Val::Int(n) => q.bind(*n),
-                    Val::OptInt(n) => q.bind(*n),
-                };
-            }
-            let done = q.bind(now).execute(&mut *conn).await?;
+            let done = crate::bulk::bind_all(q, row)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
             conflict_if(done.rows_affected() == 0)?;
         }
         HISTORY.execute(conn, &self.history).await?;
