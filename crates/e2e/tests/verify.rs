@@ -1,6 +1,7 @@
 //! `stockctl ledger verify` against a real ledger: exit code 0 on a sound ledger; exit code
 //! 1 and a precise report after a balance is tampered with, or a gap is inserted directly
-//! in the database. On SQLite and PostgreSQL.
+//! in the database; exit code 3, naming the place and creating nothing, when pointed at a
+//! database that does not exist or was never migrated. On SQLite and PostgreSQL.
 
 use std::process::Command;
 use std::time::Duration;
@@ -89,4 +90,70 @@ async fn verify_detects_tampering(backend: Backend) {
             .any(|p| p["problem"] == "orphan_entry" && p["event_id"] == "forged"),
         "{problems:?}"
     );
+}
+
+fn verify_at(url: &str) -> std::process::Output {
+    Command::new(e2e::binary("stockctl"))
+        .args(["ledger", "verify"])
+        .env("STOCKLEDGER_DATABASE_URL", url)
+        .output()
+        .expect("stockctl runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_at_a_wrong_sqlite_path_creates_nothing() {
+    let dir = std::env::temp_dir().join(testkit::unique_name("verify_missing"));
+    let path = dir.join("ledger.db");
+    let out = verify_at(&format!("sqlite://{}", path.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(!path.exists() && !dir.exists(), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_an_unmigrated_database_migrates_nothing() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        // A fresh, empty database: not a ledger yet.
+        let db = testkit::TestDatabase::new(backend).await.unwrap();
+        if backend == Backend::Sqlite {
+            // An empty file, as a wrong-but-existing path would be.
+            let path = db
+                .url()
+                .trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned();
+            std::fs::write(&path, b"").unwrap();
+        }
+        let out = verify_at(db.url());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{backend}: {stderr}");
+        assert!(stderr.contains("migrat"), "{backend}: {stderr}");
+        store::sqlx::any::install_default_drivers();
+        let pool = store::sqlx::AnyPool::connect(db.url()).await.unwrap();
+        let tables: i64 = store::sqlx::query_scalar(match backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            }
+        })
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(tables, 0, "{backend}: verify migrated nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_missing_postgres_database_is_exit_3() {
+    let base = std::env::var("STOCKLEDGER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let name = testkit::unique_name("missing_ledger");
+    let out = verify_at(&format!("{server}/{name}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&name), "{stderr}");
 }

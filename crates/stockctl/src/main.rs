@@ -48,8 +48,10 @@ enum Command {
 enum LedgerCommand {
     /// Recompute every balance from the entries, check that every (SKU, location) sequence
     /// has no gap and that every entry belongs to an event whose outcome is `moved`.
-    /// Read-only: safe to run at any time, also while the services run. Exit code 1 and a
-    /// report (text, or JSON with --json) on any mismatch.
+    /// Read-only: safe to run at any time, also while the services run; it never creates
+    /// or migrates a database. Exit code 1 and a report (text, or JSON with --json) on any
+    /// mismatch; exit code 3 when there is no migrated ledger database at
+    /// STOCKLEDGER_DATABASE_URL (the message names it; nothing was created).
     Verify {
         /// Print the report as JSON.
         #[arg(long)]
@@ -177,11 +179,23 @@ async fn migrate() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ledger verify` found no ledger to check (a wrong path, a missing or unmigrated
+/// database): nothing was created or changed.
+const EXIT_NO_LEDGER: u8 = 3;
+
 async fn verify(json: bool) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
-        .await
-        .context("opening the ledger database")?;
+    // Read-only: never create or migrate a database here.
+    let store =
+        match store::Store::open_existing(&cfg.database_url, &store::StoreOptions::default()).await
+        {
+            Ok(s) => s,
+            Err(e @ (store::StoreError::Missing(_) | store::StoreError::NotMigrated(_))) => {
+                eprintln!("stockctl: {e}; nothing was created (STOCKLEDGER_DATABASE_URL)");
+                return Ok(ExitCode::from(EXIT_NO_LEDGER));
+            }
+            Err(e) => return Err(e).context("opening the ledger database"),
+        };
     let report = store.verify().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -66,6 +66,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// [`Store::open_existing`] found no database there (nothing was created).
+    #[error("no ledger database at {0}")]
+    Missing(String),
+    /// [`Store::open_existing`] found a database whose schema is not this release's
+    /// (not a stockledger database, or not migrated yet: run `stockctl ledger migrate`).
+    #[error("{0}")]
+    NotMigrated(String),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -119,13 +126,7 @@ impl Store {
     /// Connects, applies the durability settings, and runs the migrations.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
+        let backend = backend_of(url)?;
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
         } else {
@@ -156,6 +157,63 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// Opens a ledger database that must already exist with this release's schema, for
+    /// read-only tools (`stockctl ledger verify`): it never creates a file or a database
+    /// and never migrates. A wrong path is [`StoreError::Missing`], not an empty ledger
+    /// that checks out.
+    pub async fn open_existing(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = sqlite_path(url);
+                if path.is_empty() || !std::path::Path::new(&path).is_file() {
+                    return Err(StoreError::Missing(path));
+                }
+                if url.contains("mode=") {
+                    url.replace("mode=rwc", "mode=rw")
+                } else {
+                    format!("{url}{}mode=rw", if url.contains('?') { '&' } else { '?' })
+                }
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let connect = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| match &e {
+                // 3D000: invalid_catalog_name, the database does not exist.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+                    StoreError::Missing(redact_password(&url))
+                }
+                _ => StoreError::from(e),
+            })?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        let expected = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count();
+        let applied: Result<i64, _> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await;
+        match applied {
+            Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected) => Ok(Store { pool, backend }),
+            Ok(n) => Err(StoreError::NotMigrated(format!(
+                "the ledger database has {n} of this release's {expected} migrations: run `stockctl ledger migrate` first"
+            ))),
+            Err(_) => Err(StoreError::NotMigrated(
+                "not a stockledger database (no migrations table)".into(),
+            )),
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -174,5 +232,57 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// The file of a `sqlite:` URL (`sqlite://./data/x.db?mode=rwc` → `./data/x.db`).
+fn sqlite_path(url: &str) -> String {
+    let rest = url.trim_start_matches("sqlite:");
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    rest.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// A database URL without its password, for messages.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_and_redacted_urls() {
+        assert_eq!(sqlite_path("sqlite://./data/x.db?mode=rwc"), "./data/x.db");
+        assert_eq!(sqlite_path("sqlite:/tmp/a.db"), "/tmp/a.db");
+        assert_eq!(
+            redact_password("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
