@@ -2,7 +2,9 @@
 //! concurrent publishers share JetStream messages (fewer messages than events), every
 //! caller still gets its own answer, the ledger applies every event exactly once (a retried
 //! event stored twice is a recorded duplicate), and a replay of the stream reads every
-//! event and changes nothing.
+//! event and changes nothing; an event stored twice (its caller retried it in another
+//! message) is announced the second time with its first decision, marked repeated, so the
+//! caller's repeated request answers as the first did without reading the database.
 
 use std::time::Duration;
 
@@ -23,7 +25,10 @@ macro_rules! on_both_backends {
     )*};
 }
 
-on_both_backends!(concurrent_publishes_share_messages_and_apply_once);
+on_both_backends!(
+    concurrent_publishes_share_messages_and_apply_once,
+    an_event_stored_twice_is_announced_with_its_first_decision,
+);
 
 const EVENTS: u64 = 400;
 const RETRIED: u64 = 50;
@@ -100,4 +105,43 @@ async fn concurrent_publishes_share_messages_and_apply_once(backend: testkit::Ba
     assert_eq!(summary.deduplicated, summary.read, "{summary:?}");
     assert_eq!(h.store.balance(&key).await.unwrap(), balance);
     assert!(h.store.verify().await.unwrap().is_ok());
+}
+
+async fn an_event_stored_twice_is_announced_with_its_first_decision(backend: testkit::Backend) {
+    let h = Harness::new(backend).await.unwrap();
+    let ledger = h.start_ledger(test_settings()).await.unwrap();
+    let (identity, event) = receipt(7);
+    let subject = h.bus.namespace().decision_subject(&event.id.to_string());
+    let mut notices = h.bus.subscribe(subject).await.unwrap();
+    let envelope = e2e::envelope(&identity, &event).to_json();
+    let mut next = async || {
+        let msg = tokio::time::timeout(Duration::from_secs(30), notices.next())
+            .await
+            .expect("a decision is announced")
+            .unwrap();
+        serde_json::from_slice::<bus::DecisionNotice>(&msg.payload).unwrap()
+    };
+    // Two messages carrying the same event, as a retry in another group stores it.
+    h.publish_raw("first-message", envelope.clone())
+        .await
+        .unwrap();
+    let first = next().await;
+    h.publish_raw("second-message", envelope).await.unwrap();
+    let second = next().await;
+    assert_eq!((first.outcome.as_str(), first.repeated), ("moved", false));
+    assert_eq!(
+        (second.outcome.as_str(), second.reason, second.repeated),
+        ("moved", first.reason, true),
+        "the second delivery is answered with the first decision"
+    );
+    let key = StockKey {
+        sku: Sku::parse("hot").unwrap(),
+        location: Location::parse("main").unwrap(),
+    };
+    assert_eq!(
+        h.store.balance(&key).await.unwrap().available,
+        2,
+        "moved once"
+    );
+    ledger.stop().await;
 }

@@ -69,41 +69,32 @@ pub async fn relay_once(
     limit: i64,
 ) -> Result<usize, LedgerError> {
     let pending = store.pending_stock_changes(limit).await?;
-    // Rows come ordered by (SKU, location, seq): cut them into runs of one subject.
-    let mut runs: Vec<(String, Vec<store::PendingChange>)> = Vec::new();
-    for change in &pending {
-        let subject = bus.namespace().stock_subject(&change.sku, &change.location);
-        match runs.last_mut() {
-            Some((s, run)) if *s == subject => run.push(change.clone()),
-            _ => runs.push((subject, vec![change.clone()])),
-        }
-    }
-    let published: Vec<(String, Option<LastChange>, Result<(), LedgerError>)> =
-        futures::stream::iter(runs.into_iter().map(|(subject, run)| {
+    let subjects: Vec<String> = pending
+        .iter()
+        .map(|c| bus.namespace().stock_subject(&c.sku, &c.location))
+        .collect();
+    // Only the newest waiting change of a subject is published: it carries the balance
+    // after every transaction before it, so a relay that fell behind catches up in one
+    // message per (SKU, location) instead of a backlog of stale balances. Rows come ordered
+    // by (SKU, location, seq), so the newest of a subject is the last of its run.
+    let newest = (0..pending.len())
+        .filter(|&i| subjects.get(i + 1) != Some(&subjects[i]))
+        .map(|i| {
+            let subject = subjects[i].clone();
             let last = known.get(&subject).copied();
-            async move {
-                // Only the newest waiting change of a subject is published: it carries the
-                // balance after every transaction before it, so a relay that fell behind
-                // catches up in one message per (SKU, location) instead of a backlog of
-                // stale balances. The rows it supersedes are cleared with it.
-                let mut last = last;
-                let Some(newest) = run.last() else {
-                    return (subject, last, Ok(()));
-                };
-                let r = publish_one(
-                    bus,
-                    &mut last,
-                    &subject,
-                    newest.seq,
-                    newest.payload.as_bytes(),
-                )
-                .await;
-                match r {
-                    Ok(()) => (subject, last, Ok(())),
-                    Err(e) => (subject, None, Err(e)),
-                }
-            }
-        }))
+            (subject, last, pending[i].seq, pending[i].payload.clone())
+        })
+        .collect::<Vec<_>>();
+    let published: Vec<(String, Option<LastChange>, Result<(), LedgerError>)> =
+        futures::stream::iter(
+            newest
+                .into_iter()
+                .map(|(subject, last, seq, payload)| async move {
+                    let mut last = last;
+                    let r = publish_one(bus, &mut last, &subject, seq, payload.as_bytes()).await;
+                    (subject, last, r)
+                }),
+        )
         .buffer_unordered(RELAY_SUBJECTS_INFLIGHT_MAX)
         .collect()
         .await;
@@ -120,14 +111,13 @@ pub async fn relay_once(
             (None, Ok(())) => {}
         }
     }
-    // Clear what reached the stream: every change of a subject up to its last stored one.
+    // Clear what reached the stream: every change of a subject up to its last stored one
+    // (the rows the newest superseded go with it).
     let done: Vec<(String, String, u64)> = pending
         .iter()
-        .filter(|c| {
-            let subject = bus.namespace().stock_subject(&c.sku, &c.location);
-            known.get(&subject).is_some_and(|l| l.seq >= c.seq)
-        })
-        .map(|c| (c.sku.clone(), c.location.clone(), c.seq))
+        .zip(&subjects)
+        .filter(|(c, subject)| known.get(*subject).is_some_and(|l| l.seq >= c.seq))
+        .map(|(c, _)| (c.sku.clone(), c.location.clone(), c.seq))
         .collect();
     store.clear_stock_changes(&done).await?;
     match failed {
