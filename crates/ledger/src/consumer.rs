@@ -1,6 +1,6 @@
 //! The consumer loop: pull a batch, decode, apply in one transaction, then acknowledge.
 //!
-//! The order of those steps is the durability argument (`shared/spec/durability.md`): a
+//! The order of those steps is the durability argument (`docs/architecture.md`, "Durability"): a
 //! message is acknowledged only after the transaction that records its outcome has
 //! committed, so a crash anywhere before the ack means redelivery, and redelivery meets the
 //! unique processed event id, so it is a recorded duplicate, never a second movement.

@@ -139,7 +139,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // Durability (shared/spec/durability.md): an acked message's commit
+                        // Durability (docs/architecture.md, "Durability"): an acked message's commit
                         // must survive power loss, so FULL, not NORMAL.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
