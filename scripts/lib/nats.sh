@@ -4,11 +4,15 @@
 #
 #   ensure_nats_server         install if needed; exports STOCKLEDGER_NATS_SERVER_BIN
 #   free_port                  print a free TCP port on 127.0.0.1
+#   port_is_free <port>        succeed if a server could listen on 127.0.0.1:<port> now
 #   start_nats <store_dir> <port>
 #                              render the config into <store_dir>, start the server in
 #                              the background, wait until it accepts connections;
 #                              sets NATS_PID (also written to <store_dir>/nats-server.pid)
 #   stop_nats                  stop the server started by start_nats (safe to call twice)
+#   NATS_LAUNCHER=(cmd args…)  optional: a command start_nats runs the server through
+#                              (scripts/up uses setsid and setpriv --pdeathsig); empty
+#                              by default, then the server is started directly
 #
 # The system nats-server (/usr/sbin, 2.9) is never used: it does not know
 # `sync_interval`, and a system NATS may already own port 4222.
@@ -17,6 +21,7 @@ NATS_SERVER_VERSION=2.12.8
 NATS_CONF_TEMPLATE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy/nats-server.conf"
 NATS_READY_TIMEOUT_S=15
 NATS_PID=
+NATS_LAUNCHER=()
 
 # Prints the version of the nats-server binary $1 ("2.12.8"), or nothing.
 nats_server_version() {
@@ -53,12 +58,26 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Binds like nats-server does (SO_REUSEADDR, so connections of a server that has just
+# stopped, in TIME_WAIT, do not count): fails only if something listens on the port.
+port_is_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+}
+
 start_nats() {
   local store_dir=$1 port=$2
   local conf="$store_dir/nats-server.conf" log="$store_dir/nats-server.log"
   mkdir -p "$store_dir"
   sed -e "s|@PORT@|$port|g" -e "s|@STORE_DIR@|$store_dir|g" "$NATS_CONF_TEMPLATE" >"$conf"
-  "$STOCKLEDGER_NATS_SERVER_BIN" -c "$conf" >>"$log" 2>&1 &
+  ${NATS_LAUNCHER[@]+"${NATS_LAUNCHER[@]}"} "$STOCKLEDGER_NATS_SERVER_BIN" -c "$conf" >>"$log" 2>&1 &
   NATS_PID=$!
   echo "$NATS_PID" >"$store_dir/nats-server.pid"
 
