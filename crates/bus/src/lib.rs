@@ -8,6 +8,7 @@
 
 pub mod dlq;
 pub mod group;
+pub mod progress;
 pub mod read;
 pub mod stock;
 pub mod subjects;
@@ -352,10 +353,17 @@ pub(crate) fn classify_publish(e: jetstream::context::PublishError) -> BusError 
 
 /// True when the message was re-published by an operator to retry its exception.
 pub fn is_operator_retry(msg: &Message) -> bool {
-    msg.headers
-        .as_ref()
-        .and_then(|h| h.get(OPERATOR_RETRY_HEADER))
-        .is_some()
+    has_operator_retry(msg.headers.as_ref())
+}
+
+/// [`is_operator_retry`] for a message read back from the stream (replay, rebuild).
+pub fn has_operator_retry(headers: Option<&async_nats::HeaderMap>) -> bool {
+    headers.and_then(|h| h.get(OPERATOR_RETRY_HEADER)).is_some()
+}
+
+/// A JetStream time as Unix milliseconds.
+pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// What the ledger announces on [`Namespace::decision_subject`] after committing the
@@ -375,4 +383,9 @@ pub struct DecisionNotice {
     /// decision's (a repeated request answers as the first did).
     #[serde(default)]
     pub repeated: bool,
+    /// The content digest (64 hex digits, `contract::content_digest`) of the delivery this
+    /// notice is about. A waiter whose own content has another digest knows the decision
+    /// is not about its content (`docs/decisions.md` §26). Absent from older ledgers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
 }

@@ -29,6 +29,9 @@ pub struct ReadMessage {
     pub stream_seq: u64,
     pub headers: Option<async_nats::HeaderMap>,
     pub payload: bytes::Bytes,
+    /// When JetStream stored the message (Unix ms): the time of a message that is not an
+    /// event and so carries none of its own.
+    pub published_ms: i64,
 }
 
 /// A bounded read of a stream.
@@ -51,8 +54,11 @@ impl Reader {
             Err(e) => return Some(Err(BusError::Unavailable(e.to_string()))),
         };
         self.remaining -= 1;
-        let stream_seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let info = msg.info().ok();
+        let stream_seq = info.as_ref().map_or(0, |i| i.stream_sequence);
+        let published_ms = info.as_ref().map_or(0, |i| crate::unix_ms(i.published));
         Some(Ok(ReadMessage {
+            published_ms,
             subject: msg.subject.to_string(),
             stream_seq,
             headers: msg.headers.clone(),

@@ -12,10 +12,14 @@
 //! - [`decode`] / [`decode_event`]: bytes to an envelope of the current version (older
 //!   versions upcast) and its domain event, with one error type, [`DecodeError`], whose
 //!   variants a consumer branches on.
+//! - [`content_digest`] / [`Envelope::content_digest`]: what "the same content" means for
+//!   one event id (`docs/decisions.md` §26): kind and payload, canonical, without times,
+//!   source, merchant or raw digest.
 //! - The JSON Schemas and golden examples live in `schemas/v<N>/` at the repository root;
 //!   the tests keep every golden example of every version decoding forever. How to add a
 //!   version: `docs/schema-evolution.md`.
 
+mod digest;
 mod error;
 mod json;
 pub mod stock_change;
@@ -26,6 +30,7 @@ pub mod wire_time;
 use domain::Event;
 use serde_json::{Map, Value};
 
+pub use digest::{MERCHANT_API, content_digest, content_digest_of_json};
 pub use error::{ContractError, DecodeError};
 pub use v1::Source;
 pub use v2::Envelope;

@@ -86,7 +86,8 @@ fn every_golden_example_is_what_the_v1_encoder_writes_for_its_domain_event() {
             decoded.occurred_at,
             decoded.recorded_at,
             None,
-        );
+        )
+        .unwrap();
         let built = v1::Envelope {
             raw_digest: decoded.raw_digest.clone(),
             ..built
@@ -108,7 +109,7 @@ fn every_golden_example_upcasts_to_the_v2_envelope_of_the_rule() {
             recorded_at: as_v1.recorded_at,
             source: as_v1.source.clone(),
             raw_digest: as_v1.raw_digest.clone(),
-            payload: as_v1.payload.clone(),
+            payload: contract::v2::Payload::V1(as_v1.payload.clone()),
         };
         assert_eq!(upcast, expected, "{kind}");
         assert_eq!(contract::v2::upcast(as_v1.clone()), expected, "{kind}");

@@ -23,7 +23,10 @@ fn there_is_one_golden_example_per_kind_and_nothing_else() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    let mut expected: Vec<String> = common::KINDS.iter().map(|k| format!("{k}.json")).collect();
+    let mut expected: Vec<String> = common::GOLDENS_V2
+        .iter()
+        .map(|k| format!("{k}.json"))
+        .collect();
     expected.sort();
     assert_eq!(files, expected);
 }
@@ -48,7 +51,7 @@ fn every_golden_example_decodes_into_its_domain_event_and_carries_merchant_and_c
     for (kind, bytes) in common::goldens_v2() {
         let (envelope, event) = decode_event(&bytes).unwrap_or_else(|e| panic!("{kind}: {e}"));
         let value = json(&bytes);
-        assert_eq!(envelope.kind_name(), kind);
+        assert_eq!(envelope.kind_name(), common::kind_of(kind));
         assert_eq!(
             envelope.event_id().to_string(),
             value["event_id"].as_str().unwrap()
@@ -78,6 +81,9 @@ fn every_golden_example_decodes_into_its_domain_event_and_carries_merchant_and_c
 #[test]
 fn the_v1_and_v2_examples_of_a_kind_are_the_same_event() {
     for (kind, bytes) in common::goldens_v2() {
+        if !common::has_v1_twin(kind) {
+            continue;
+        }
         let (v2, from_v2) = decode_event(&bytes).unwrap();
         let (v1, from_v1) = decode_event(&common::golden_bytes(kind)).unwrap();
         assert_eq!(from_v2, from_v1, "{kind}");

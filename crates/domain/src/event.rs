@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::order::{Lines, OrderSpec};
 use crate::stock::StockKey;
 use crate::types::{
-    DisputeId, EventId, Money, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
+    DisputeId, EventId, ExceptionId, Money, OrderRef, PaymentRef, Provider, Quantity, ReturnRef,
+    Timestamp,
 };
 
 /// How a payment event names its order.
@@ -72,6 +73,50 @@ pub enum InspectionOutcome {
     Restock,
     /// `returned → written_off`.
     WriteOff,
+}
+
+/// What an operator does to an exception (`exception.action`, `docs/decisions.md` §27).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    /// Close it as a deliberate no-op: nothing should move (a refund made instead, …).
+    Resolve,
+    /// Close it as not a problem at all (test traffic, a duplicate report). No stock moves.
+    Dismiss,
+    /// Decide the exception's event again after the cause was fixed.
+    Retry,
+    /// `void_after_capture` only: the goods never left, `sold → available` for the
+    /// order's lines.
+    Release,
+    /// `void_after_capture` only: the goods left; a recorded no-op, finance follows up.
+    Keep,
+}
+
+impl OperatorAction {
+    /// Every action, in the order of the wire enum.
+    pub const ALL: [OperatorAction; 5] = [
+        OperatorAction::Resolve,
+        OperatorAction::Dismiss,
+        OperatorAction::Retry,
+        OperatorAction::Release,
+        OperatorAction::Keep,
+    ];
+
+    /// The stable name used on the wire, in the audit trail and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorAction::Resolve => "resolve",
+            OperatorAction::Dismiss => "dismiss",
+            OperatorAction::Retry => "retry",
+            OperatorAction::Release => "release",
+            OperatorAction::Keep => "keep",
+        }
+    }
+
+    /// The action named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<OperatorAction> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// Every contract event kind the trigger matrix knows.
@@ -154,6 +199,22 @@ pub enum EventKind {
         reason: String,
         evidence: String,
         approved_by: String,
+        /// Who ran the correction (may differ from the approver); `None` for corrections
+        /// written before the contract carried it.
+        actor: Option<String>,
+    },
+    /// An operator's action on an exception of the queue: resolve, dismiss, retry, or for
+    /// `void_after_capture` release or keep. Applied by the ledger like any other event,
+    /// so the queue's state and its audit trail come back when the ledger is rebuilt.
+    ExceptionAction {
+        exception_id: ExceptionId,
+        action: OperatorAction,
+        /// Who acts; recorded in the audit trail.
+        actor: String,
+        /// Why; recorded in the audit trail.
+        reason: String,
+        /// What shows it is right (a provider refund id, a shipping record), if any.
+        evidence: Option<String>,
     },
 }
 
@@ -177,6 +238,7 @@ impl EventKind {
             EventKind::ReturnInspected { .. } => "return.inspected",
             EventKind::StockReceived { .. } => "stock.received",
             EventKind::StockCorrected { .. } => "stock.corrected",
+            EventKind::ExceptionAction { .. } => "exception.action",
         }
     }
 

@@ -10,6 +10,7 @@
 //! loads the part of the state one event touches, calls [`decide`], and persists the
 //! [`Resolution`] it gets back; it never decides anything itself.
 
+pub mod conflict;
 pub mod event;
 pub mod matrix;
 pub mod order;
@@ -19,19 +20,20 @@ pub mod state;
 pub mod stock;
 pub mod types;
 
+pub use conflict::{ConflictEvidence, ContentDigest, conflict_id, conflicting_duplicate};
 pub use event::{
     AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
-    InspectionOutcome, OrderLookup, Payment,
+    InspectionOutcome, OperatorAction, OrderLookup, Payment,
 };
 pub use matrix::{Context, decide};
 pub use order::{Line, Lines, Order, OrderSpec, OrderState, ReturnRecord};
 pub use outcome::{
-    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, RefusalReason,
-    Resolution,
+    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, QueueUpdate,
+    RefusalReason, Resolution,
 };
-pub use state::State;
+pub use state::{QueueEntry, State};
 pub use stock::{Balance, Bucket, Movement, StockKey};
 pub use types::{
-    Currency, DisputeId, EventId, InvalidValue, Location, Money, OrderRef, PaymentRef, Provider,
-    Quantity, ReturnRef, Sku, Timestamp,
+    Currency, DisputeId, EventId, ExceptionId, InvalidValue, Location, Money, OrderRef, PaymentRef,
+    Provider, Quantity, ReturnRef, Sku, Timestamp,
 };

@@ -8,22 +8,27 @@ use std::time::Duration;
 
 use crate::event::{
     AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
-    InspectionOutcome, Payment,
+    InspectionOutcome, OperatorAction, Payment,
 };
 use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
 use crate::outcome::{
-    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, RefusalReason,
-    Resolution,
+    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, QueueUpdate,
+    RefusalReason, Resolution,
 };
 use crate::state::State;
 use crate::stock::{Balance, Bucket, Movement, StockKey};
-use crate::types::{DisputeId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp};
+use crate::types::{
+    DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
+};
 
 /// What the matrix needs to know besides the state: the time and the limits. Passed in,
 /// never read from a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
-    /// The time of processing.
+    /// The time of processing: the ledger's clock live, the stream's clock (the latest
+    /// event time read so far) in a replay. An event is never decided earlier than its own
+    /// `recorded_at`, so a replay that reaches an event defers it exactly as the live
+    /// ledger did when the event was new.
     pub now: Timestamp,
     /// How long an event for an unregistered order is deferred before it becomes an
     /// `unknown_order` exception (`STOCKLEDGER_UNKNOWN_ORDER_HOLD`).
@@ -46,7 +51,8 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
     } else {
         event.recorded_at.plus(ctx.unknown_order_hold)
     };
-    let mut resolution = match decide_fresh(state, event, ctx.now, hold_until) {
+    let now = ctx.now.max(event.recorded_at);
+    let mut resolution = match decide_fresh(state, event, now, hold_until) {
         Fresh::Defer(until) => return Decision::Defer { until },
         Fresh::Record(r) => *r,
     };
@@ -88,7 +94,15 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             reason,
             evidence,
             approved_by,
+            ..
         } => correct(state, key, *delta, [reason, evidence, approved_by]),
+        EventKind::ExceptionAction {
+            exception_id,
+            action,
+            actor,
+            reason,
+            ..
+        } => operator_action(state, exception_id, *action, [actor, reason]),
         EventKind::ReturnReceived {
             order_ref,
             reference,
@@ -404,6 +418,108 @@ fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) ->
     moves.finish(None)
 }
 
+/// The code of the one exception `release` and `keep` act on.
+const VOID_AFTER_CAPTURE: &str = "void_after_capture";
+
+/// An operator action on an exception-queue row (`docs/decisions.md` §27). Never an
+/// error: an unknown or resolved row, or an action that does not fit the row, is a
+/// recorded no-op with its reason, so an action never blocks the stream.
+fn operator_action(
+    state: &State,
+    id: &ExceptionId,
+    action: OperatorAction,
+    [actor, why]: [&String; 2],
+) -> Resolution {
+    if actor.trim().is_empty() || why.trim().is_empty() {
+        return refused(None, RefusalReason::ActionUnapproved);
+    }
+    let Some(entry) = state.exceptions.get(id) else {
+        return refused(None, RefusalReason::UnknownException);
+    };
+    let order = entry.order_ref.as_ref().and_then(|o| state.orders.get(o));
+    if !entry.open {
+        let mut r = noop(order, NoOpReason::ExceptionAlreadyResolved);
+        r.order_ref = entry.order_ref.clone();
+        return r;
+    }
+    let for_void = matches!(action, OperatorAction::Release | OperatorAction::Keep);
+    if for_void && entry.reason != VOID_AFTER_CAPTURE {
+        return refused(order, RefusalReason::NotVoidAfterCapture);
+    }
+    let (mut r, resolution) = match action {
+        OperatorAction::Resolve => (
+            noop(order, NoOpReason::ExceptionResolved),
+            format!("no-op by {actor}: {why}"),
+        ),
+        OperatorAction::Dismiss => (
+            noop(order, NoOpReason::ExceptionDismissed),
+            format!("dismissed by {actor}: {why}"),
+        ),
+        OperatorAction::Keep => (
+            noop(order, NoOpReason::SaleKept),
+            format!("kept by {actor} (the goods left): {why}"),
+        ),
+        OperatorAction::Release => match order {
+            Some(o) if o.state == OrderState::Sold => match release_sale(state, o) {
+                Some(r) => (r, format!("released by {actor}: {why}")),
+                None => return refused(order, RefusalReason::ReleaseOfUnsoldOrder),
+            },
+            _ => return refused(order, RefusalReason::ReleaseOfUnsoldOrder),
+        },
+        OperatorAction::Retry => return retry(state, id, order),
+    };
+    r.queue = Some(QueueUpdate {
+        exception_id: id.clone(),
+        resolution: Some(resolution),
+        retried: false,
+    });
+    r
+}
+
+/// `retry`: accepted when the row is its event's own open exception, which the store then
+/// decides again as an operator retry; refused for a row the ledger never decided (a
+/// message it could not decode, a dead letter).
+fn retry(state: &State, id: &ExceptionId, order: Option<&Order>) -> Resolution {
+    let own_exception = id
+        .as_str()
+        .parse::<EventId>()
+        .ok()
+        .and_then(|e| state.outcomes.get(&e))
+        .is_some_and(Outcome::is_exception);
+    if !own_exception {
+        return refused(order, RefusalReason::NotRetryable);
+    }
+    let mut r = noop(order, NoOpReason::RetryRequested);
+    r.queue = Some(QueueUpdate {
+        exception_id: id.clone(),
+        resolution: None,
+        retried: true,
+    });
+    r
+}
+
+/// `release` of a `void_after_capture`: `sold → available` for what the order still has
+/// sold (its lines less what came back through returns), and the order becomes
+/// `released`. `None` when nothing is left to release.
+fn release_sale(state: &State, order: &Order) -> Option<Resolution> {
+    let remaining = order.spec.lines.iter().filter_map(|(key, q)| {
+        let returned = order.returned.get(key).copied().unwrap_or(0);
+        let left = Quantity::new(q.get().saturating_sub(returned)).ok()?;
+        Some(crate::order::Line {
+            key: key.clone(),
+            quantity: left,
+        })
+    });
+    let lines = Lines::new(remaining).ok()?;
+    let mut moves = Moves::new(state);
+    moves
+        .all_lines(&lines, Bucket::Sold, Bucket::Available)
+        .ok()?;
+    let mut after = order.clone();
+    after.state = OrderState::Released;
+    Some(moves.finish(Some(after)))
+}
+
 fn receive_return(
     state: &State,
     order_ref: &OrderRef,
@@ -495,7 +611,7 @@ fn amount_mismatch(order: &Order, payment: &Payment) -> Option<String> {
     ))
 }
 
-fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
+pub(crate) fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
     Resolution {
         outcome,
         order_ref: order.map(|o| o.spec.order_ref.clone()),
@@ -505,6 +621,7 @@ fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
         return_record: None,
         chargeback: None,
         replaces_exception: false,
+        queue: None,
     }
 }
 

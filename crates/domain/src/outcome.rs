@@ -5,10 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::conflict::ConflictEvidence;
 use crate::event::ChargebackOutcome;
 use crate::order::{Order, ReturnRecord};
 use crate::stock::{Balance, Movement, StockKey};
-use crate::types::{DisputeId, EventId, OrderRef, PaymentRef, Provider, Timestamp};
+use crate::types::{DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, Timestamp};
 
 /// Why a synchronous authorization question was answered "no".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,17 @@ pub enum RefusalReason {
     CorrectionUnapproved,
     /// A quantity of zero or beyond the limit.
     InvalidQuantity,
+    /// An operator action naming no exception the ledger knows.
+    UnknownException,
+    /// An operator action without an actor or a reason.
+    ActionUnapproved,
+    /// `release` or `keep` on an exception that is not a `void_after_capture`.
+    NotVoidAfterCapture,
+    /// `release` for an order that is not `sold` (or holds nothing sold any more).
+    ReleaseOfUnsoldOrder,
+    /// `retry` of an exception whose event the ledger cannot decide again (a message it
+    /// never decoded, a dead letter).
+    NotRetryable,
 }
 
 /// Why a processed event moved nothing, on purpose.
@@ -71,6 +83,21 @@ pub enum NoOpReason {
     Declined(DeclineReason),
     /// A merchant or operator command refused; nothing changed.
     Refused(RefusalReason),
+    /// An operator resolved an exception as a deliberate no-op.
+    ExceptionResolved,
+    /// An operator dismissed an exception as not a problem.
+    ExceptionDismissed,
+    /// An operator kept a sale whose payment was voided after capture: the goods left.
+    SaleKept,
+    /// An operator asked to decide an exception's event again; its new outcome is the
+    /// event's own.
+    RetryRequested,
+    /// An operator action on an exception that is already resolved: nothing to do.
+    ExceptionAlreadyResolved,
+    /// A second, different content under an event id already recorded (a provider sent
+    /// changed content under one delivery identity): recorded under its own id
+    /// ([`crate::conflict::conflict_id`]) with both digests, for a person to see.
+    ConflictingDuplicate(ConflictEvidence),
 }
 
 /// Why an event waits for a person.
@@ -177,6 +204,18 @@ pub struct Resolution {
     /// True when this resolution replaces an open exception of the same event (an operator
     /// retry that succeeded); the store finalizes the event's outcome.
     pub replaces_exception: bool,
+    /// The exception-queue row an operator action changed, for `exception.action` events.
+    pub queue: Option<QueueUpdate>,
+}
+
+/// What an operator action does to its exception-queue row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUpdate {
+    pub exception_id: ExceptionId,
+    /// `Some(text)`: the row is resolved with this resolution; `None`: it stays open.
+    pub resolution: Option<String>,
+    /// True for a retry, counted in the row's retries.
+    pub retried: bool,
 }
 
 /// What to do with one delivery.

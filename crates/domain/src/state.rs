@@ -10,11 +10,23 @@ use crate::matrix::{Context, decide};
 use crate::order::{Order, ReturnRecord};
 use crate::outcome::{Chargeback, Decision, Outcome, Resolution};
 use crate::stock::{Balance, StockKey};
-use crate::types::{DisputeId, EventId, OrderRef, PaymentRef, Provider, ReturnRef};
+use crate::types::{DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, ReturnRef};
 
-/// Balances, orders, returns, disputes and the outcome of every processed event. A store
-/// may fill only the entries one event needs: a missing balance is all zeros, a missing
-/// order is an unregistered one.
+/// An exception-queue row as the matrix sees it: enough to decide an operator action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// The reason code (`void_after_capture`, `max_deliveries`, …).
+    pub reason: String,
+    /// False once the row is resolved (by an operator, a successful retry or a closed
+    /// chargeback): no action changes it any more.
+    pub open: bool,
+    /// The order the exception is about, if it names one.
+    pub order_ref: Option<OrderRef>,
+}
+
+/// Balances, orders, returns, disputes, exception-queue rows and the outcome of every
+/// processed event. A store may fill only the entries one event needs: a missing balance
+/// is all zeros, a missing order is an unregistered one, a missing queue row is unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     pub balances: BTreeMap<StockKey, Balance>,
@@ -23,6 +35,7 @@ pub struct State {
     pub returns: BTreeMap<ReturnRef, ReturnRecord>,
     pub chargebacks: BTreeMap<DisputeId, Chargeback>,
     pub outcomes: BTreeMap<EventId, Outcome>,
+    pub exceptions: BTreeMap<ExceptionId, QueueEntry>,
 }
 
 impl State {
@@ -64,8 +77,44 @@ impl State {
         }
         if let Some(cb) = &r.chargeback {
             self.chargebacks.insert(cb.dispute_id.clone(), cb.clone());
+            if let (Some(opened_by), Some(_)) = (cb.opened_by, cb.closed) {
+                self.close_exception(&opened_by.into());
+            }
         }
+        self.track_queue(event_id, r);
         self.outcomes.insert(event_id, r.outcome.clone());
+    }
+
+    /// Keeps the queue rows in step with a resolution, as the store writes them: a new
+    /// exception opens its event's row, an exception replaced by a retry closes it, and an
+    /// operator action resolves the row it names.
+    fn track_queue(&mut self, event_id: EventId, r: &Resolution) {
+        let own = ExceptionId::from(event_id);
+        match &r.outcome {
+            Outcome::Exception { reason, .. } => {
+                self.exceptions.insert(
+                    own,
+                    QueueEntry {
+                        reason: reason.code().to_owned(),
+                        open: true,
+                        order_ref: r.order_ref.clone(),
+                    },
+                );
+            }
+            _ if r.replaces_exception => self.close_exception(&own),
+            _ => {}
+        }
+        if let Some(q) = &r.queue
+            && q.resolution.is_some()
+        {
+            self.close_exception(&q.exception_id);
+        }
+    }
+
+    fn close_exception(&mut self, id: &ExceptionId) {
+        if let Some(entry) = self.exceptions.get_mut(id) {
+            entry.open = false;
+        }
     }
 
     /// Decides one delivery and applies what was decided. Returns the decision.

@@ -119,6 +119,18 @@ identifier!(
     /// `operator`, `stockledger`.
     Provider, "provider"
 );
+identifier!(
+    /// The id of an exception-queue row: the event id it is about, or
+    /// `<stream>:<sequence>` for a message without a trustworthy event id.
+    ExceptionId, "exception_id"
+);
+
+impl From<EventId> for ExceptionId {
+    /// The row of an event's own exception is keyed by the event id.
+    fn from(id: EventId) -> ExceptionId {
+        ExceptionId(id.to_string())
+    }
+}
 
 /// A positive number of units, at most [`QUANTITY_MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -556,6 +556,7 @@ fn corrected(delta: i64, approver: &str) -> EventKind {
         reason: "count".into(),
         evidence: "photo-1".into(),
         approved_by: approver.into(),
+        actor: Some("ops".into()),
     }
 }
 
@@ -847,4 +848,288 @@ fn operator_retry_after_fixing_the_cause_applies_once_and_is_final() {
         "a final outcome is never replaced"
     );
     assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
+}
+
+// ---- operator actions (exception.action) --------------------------------------------
+
+fn act(id: &ExceptionId, action: OperatorAction) -> EventKind {
+    EventKind::ExceptionAction {
+        exception_id: id.clone(),
+        action,
+        actor: "ops-alice".into(),
+        reason: "checked at the provider".into(),
+        evidence: Some("re_123".into()),
+    }
+}
+
+/// A sold order `o1` (2 of `a`, 5 received) whose void arrived after the capture: an open
+/// `void_after_capture` exception. Returns its id.
+fn void_after_capture(w: &mut World) -> ExceptionId {
+    w.receive("a", 5);
+    w.register("o1", &[("a", 2)], "20");
+    assert_eq!(moved(&w.when(captured("o1"))), vec![("a".into(), A, S, 2)]);
+    let void = w.event(voided("o1"));
+    assert_eq!(
+        exception_code(&w.deliver(&void, false)),
+        "void_after_capture"
+    );
+    ExceptionId::from(void.id)
+}
+
+/// An order `o2` captured with no stock: an open `oversold` exception. Returns its id.
+fn oversold(w: &mut World) -> ExceptionId {
+    w.register("o2", &[("b", 1)], "20");
+    let cap = w.event(captured("o2"));
+    assert_eq!(exception_code(&w.deliver(&cap, false)), "oversold");
+    ExceptionId::from(cap.id)
+}
+
+/// The queue update of a recorded decision.
+fn queue(d: &Decision) -> Option<QueueUpdate> {
+    match d {
+        Decision::Record(r) => r.queue.clone(),
+        other => panic!("expected a recorded outcome, got {other:?}"),
+    }
+}
+
+fn is_open(w: &World, id: &ExceptionId) -> bool {
+    w.state.exceptions[id].open
+}
+
+#[test]
+fn resolve_closes_an_open_exception_and_moves_nothing() {
+    let mut w = World::new();
+    let id = oversold(&mut w);
+    let d = w.when(act(&id, OperatorAction::Resolve));
+    assert_eq!(noop_reason(&d), NoOpReason::ExceptionResolved);
+    let q = queue(&d).expect("queue update");
+    assert_eq!(
+        (q.exception_id, q.resolution.as_deref(), q.retried),
+        (
+            id.clone(),
+            Some("no-op by ops-alice: checked at the provider"),
+            false
+        )
+    );
+    assert!(!is_open(&w, &id));
+    assert_eq!(w.stock("b"), (0, 0, 0, 0, 0));
+}
+
+#[test]
+fn dismiss_closes_an_open_exception_and_moves_nothing() {
+    let mut w = World::new();
+    let id = oversold(&mut w);
+    let d = w.when(act(&id, OperatorAction::Dismiss));
+    assert_eq!(noop_reason(&d), NoOpReason::ExceptionDismissed);
+    assert!(queue(&d).and_then(|q| q.resolution).is_some());
+    assert!(!is_open(&w, &id));
+}
+
+#[test]
+fn keep_after_a_void_after_capture_is_a_recorded_noop_and_the_units_stay_sold() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    let d = w.when(act(&id, OperatorAction::Keep));
+    assert_eq!(noop_reason(&d), NoOpReason::SaleKept);
+    assert!(!is_open(&w, &id));
+    assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
+    assert_eq!(w.order_state("o1"), OrderState::Sold);
+}
+
+#[test]
+fn release_after_a_void_after_capture_puts_the_sold_units_back() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    let d = w.when(act(&id, OperatorAction::Release));
+    assert_eq!(moved(&d), vec![("a".into(), S, A, 2)]);
+    assert!(queue(&d).and_then(|q| q.resolution).is_some());
+    assert!(!is_open(&w, &id));
+    assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
+    assert_eq!(w.order_state("o1"), OrderState::Released);
+}
+
+#[test]
+fn a_second_release_is_a_noop() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    assert_eq!(
+        moved(&w.when(act(&id, OperatorAction::Release))),
+        vec![("a".into(), S, A, 2)]
+    );
+    let d = w.when(act(&id, OperatorAction::Release));
+    assert_eq!(noop_reason(&d), NoOpReason::ExceptionAlreadyResolved);
+    assert_eq!(queue(&d), None);
+    assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
+}
+
+#[test]
+fn release_releases_only_what_was_not_returned() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    let ret = EventKind::ReturnReceived {
+        order_ref: order_ref("o1"),
+        reference: ReturnRef::parse("ret-1").unwrap(),
+        lines: lines(&[("a", 1)]),
+    };
+    assert_eq!(moved(&w.when(ret)), vec![("a".into(), S, Ret, 1)]);
+    let d = w.when(act(&id, OperatorAction::Release));
+    assert_eq!(moved(&d), vec![("a".into(), S, A, 1)]);
+    assert_eq!(w.stock("a"), (4, 0, 0, 1, 0));
+}
+
+#[test]
+fn release_of_an_order_returned_in_full_is_refused() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    let ret = EventKind::ReturnReceived {
+        order_ref: order_ref("o1"),
+        reference: ReturnRef::parse("ret-1").unwrap(),
+        lines: lines(&[("a", 2)]),
+    };
+    assert_eq!(moved(&w.when(ret)), vec![("a".into(), S, Ret, 2)]);
+    let d = w.when(act(&id, OperatorAction::Release));
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::Refused(RefusalReason::ReleaseOfUnsoldOrder)
+    );
+    assert!(is_open(&w, &id), "the row waits for another action");
+    assert_eq!(w.stock("a"), (3, 0, 0, 2, 0));
+}
+
+#[test]
+fn release_and_keep_are_refused_for_another_exception() {
+    for action in [OperatorAction::Release, OperatorAction::Keep] {
+        let mut w = World::new();
+        let id = oversold(&mut w);
+        let d = w.when(act(&id, action));
+        assert_eq!(
+            noop_reason(&d),
+            NoOpReason::Refused(RefusalReason::NotVoidAfterCapture),
+            "{action:?}"
+        );
+        assert_eq!(queue(&d), None);
+        assert!(is_open(&w, &id));
+    }
+}
+
+#[test]
+fn an_action_on_an_unknown_exception_is_a_recorded_noop() {
+    for action in OperatorAction::ALL {
+        let mut w = World::new();
+        let id = ExceptionId::parse("STOCKLEDGER_EVENTS:42").unwrap();
+        let d = w.when(act(&id, action));
+        assert_eq!(
+            noop_reason(&d),
+            NoOpReason::Refused(RefusalReason::UnknownException),
+            "{action:?}"
+        );
+    }
+}
+
+#[test]
+fn an_action_on_a_resolved_exception_is_a_recorded_noop() {
+    for action in OperatorAction::ALL {
+        let mut w = World::new();
+        let id = void_after_capture(&mut w);
+        assert_eq!(
+            noop_reason(&w.when(act(&id, OperatorAction::Resolve))),
+            NoOpReason::ExceptionResolved
+        );
+        let d = w.when(act(&id, action));
+        assert_eq!(
+            noop_reason(&d),
+            NoOpReason::ExceptionAlreadyResolved,
+            "{action:?}"
+        );
+        assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));
+    }
+}
+
+#[test]
+fn an_action_without_actor_or_reason_is_refused() {
+    let mut w = World::new();
+    let id = oversold(&mut w);
+    let d = w.when(EventKind::ExceptionAction {
+        exception_id: id.clone(),
+        action: OperatorAction::Resolve,
+        actor: " ".into(),
+        reason: "x".into(),
+        evidence: None,
+    });
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::Refused(RefusalReason::ActionUnapproved)
+    );
+    assert!(is_open(&w, &id));
+}
+
+#[test]
+fn retry_of_an_events_own_open_exception_is_accepted_and_counted() {
+    let mut w = World::new();
+    let id = oversold(&mut w);
+    let d = w.when(act(&id, OperatorAction::Retry));
+    assert_eq!(noop_reason(&d), NoOpReason::RetryRequested);
+    let q = queue(&d).expect("queue update");
+    assert_eq!((q.resolution, q.retried), (None, true));
+    assert!(is_open(&w, &id), "the store decides the event again");
+}
+
+#[test]
+fn retry_of_a_row_the_ledger_never_decided_is_refused() {
+    let mut w = World::new();
+    let id = ExceptionId::parse("STOCKLEDGER_EVENTS:7").unwrap();
+    w.state.exceptions.insert(
+        id.clone(),
+        QueueEntry {
+            reason: "undecodable".into(),
+            open: true,
+            order_ref: None,
+        },
+    );
+    let d = w.when(act(&id, OperatorAction::Retry));
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::Refused(RefusalReason::NotRetryable)
+    );
+    // Resolving such a row works like any other.
+    let d = w.when(act(&id, OperatorAction::Resolve));
+    assert_eq!(noop_reason(&d), NoOpReason::ExceptionResolved);
+}
+
+#[test]
+fn the_same_action_event_twice_is_a_duplicate() {
+    let mut w = World::new();
+    let id = void_after_capture(&mut w);
+    let e = w.event(act(&id, OperatorAction::Release));
+    assert_eq!(moved(&w.deliver(&e, false)), vec![("a".into(), S, A, 2)]);
+    assert_eq!(w.deliver(&e, false), Decision::Duplicate);
+    assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
+}
+
+#[test]
+fn a_retry_that_succeeds_closes_the_row() {
+    let mut w = World::new();
+    let id = oversold(&mut w);
+    w.receive("b", 1);
+    let cap = w
+        .state
+        .outcomes
+        .keys()
+        .copied()
+        .find(|e| ExceptionId::from(*e) == id)
+        .unwrap();
+    let original = domain::Event {
+        id: cap,
+        recorded_at: Timestamp(w.now),
+        kind: captured("o2"),
+    };
+    assert_eq!(
+        moved(&w.deliver(&original, true)),
+        vec![("b".into(), A, S, 1)]
+    );
+    assert!(!is_open(&w, &id));
+    assert_eq!(
+        noop_reason(&w.when(act(&id, OperatorAction::Resolve))),
+        NoOpReason::ExceptionAlreadyResolved
+    );
 }

@@ -116,6 +116,7 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
             reason: "count".into(),
             evidence: "sheet".into(),
             approved_by: "ops".into(),
+            actor: None,
         },
         Op::Redeliver(k) => {
             return (!history.is_empty()).then(|| history[k % history.len()].clone());

@@ -110,13 +110,31 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(done == n, "only {done} of {n} events processed");
         let report = h.store.verify().await?;
         anyhow::ensure!(report.is_ok(), "verify failed: {:?}", report.problems);
-        // 3. Raw database insert rate: the same number of rows in batches of the same size.
+        // 3. A rebuild of the same ledger from the stream into an empty database
+        //    (`stockctl ledger rebuild --into`), which must come out equal.
+        let fresh = testkit::TestDatabase::new(*backend).await?;
+        let fresh_store =
+            store::Store::connect(fresh.url(), &store::StoreOptions::default()).await?;
+        let start = Instant::now();
+        let rebuilt =
+            ledger::replay::rebuild(&h.bus, &fresh_store, false, Duration::ZERO, |_, _| {}).await?;
+        let rebuild = start.elapsed();
+        anyhow::ensure!(
+            fresh_store.canonical_export().await? == h.store.canonical_export().await?,
+            "the rebuilt ledger differs from the live one"
+        );
+        fresh_store.close().await;
+        fresh.drop_db().await?;
+        // 4. Raw database insert rate: the same number of rows in batches of the same size.
         let raw_db = raw_inserts(&h, events.len(), a.batch).await?;
         println!(
-            "{backend}: consumer {:.0} events/s ({} events in {:.2}s) | jetstream publish {:.0} msg/s | db insert {:.0} rows/s | peak RSS {:.0} MiB (before consumer {:.0} MiB)",
+            "{backend}: consumer {:.0} events/s ({} events in {:.2}s) | rebuild into an empty database {:.0} events/s ({} events in {:.2}s, equal) | jetstream publish {:.0} msg/s | db insert {:.0} rows/s | peak RSS {:.0} MiB (before consumer {:.0} MiB)",
             rate(events.len(), apply),
             events.len(),
             apply.as_secs_f64(),
+            rate(rebuilt.replay.read as usize, rebuild),
+            rebuilt.replay.read,
+            rebuild.as_secs_f64(),
             rate(events.len(), publish),
             raw_db,
             peak_rss_mib(),

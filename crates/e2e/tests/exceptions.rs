@@ -5,7 +5,10 @@
 //! row however often its event is delivered; a retry after fixing the cause moves stock
 //! once and a second retry is a no-op; a stock correction needs reason, evidence and
 //! approver, moves stock once and is audited; dead letters that arrive while the exception
-//! consumer is down are all recorded when it comes back.
+//! consumer is down are all recorded when it comes back; operator actions (resolve, retry,
+//! release, keep) are events: over HTTP they give the queue state and trail the ledger
+//! records, a release moves `sold → available` once, and a rebuild of the ledger from the
+//! stream into a fresh database brings back the same rows and trail, times included.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -38,6 +41,7 @@ on_both_backends!(
     a_correction_needs_reason_evidence_and_approver,
     dead_letters_arriving_while_the_consumer_is_down_are_not_lost,
     the_queue_is_served_over_http_with_the_merchant_token,
+    operator_actions_are_events_and_come_back_in_a_rebuild,
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -824,4 +828,205 @@ async fn the_queue_is_served_over_http_with_the_merchant_token(backend: Backend)
     );
     ingress.stop().await;
     ledger.stop().await;
+}
+
+fn void(order: &str) -> (String, Event) {
+    event(
+        &format!("{order}:void"),
+        EventKind::PaymentVoided {
+            payment: payment(order, None),
+        },
+    )
+}
+
+/// Every exception with its evidence, trail and outcomes, newest first.
+async fn queue_snapshot(store: &store::Store) -> Vec<store::QueueDetail> {
+    let mut out = Vec::new();
+    for i in store
+        .queue_list(&QueueFilter::default())
+        .await
+        .expect("queue")
+    {
+        out.push(store.queue_item(&i.id).await.expect("item").expect("row"));
+    }
+    out
+}
+
+async fn operator_actions_are_events_and_come_back_in_a_rebuild(backend: Backend) {
+    let h = Harness::new(backend).await.expect("harness");
+    let ledger = h.start_ledger(test_settings()).await.expect("ledger");
+    let ingress = h
+        .start_ingress(&e2e::ingress_config(&[]).expect("config"))
+        .await
+        .expect("ingress");
+    ingress::install_tls_provider();
+    let client = e2e::http::Client::new(&ingress.url);
+    // Two sales voided after capture, an oversold capture and another to resolve.
+    let stage = [
+        receipt("op:receipt", "vac", 10),
+        register("v-rel", "vac", 2, "20.00"),
+        register("v-keep", "vac", 1, "10.00"),
+        capture("v-rel", None),
+        capture("v-keep", None),
+        void("v-rel"),
+        void("v-keep"),
+        register("o-over", "short", 1, "10.00"),
+        capture("o-over", None),
+        register("o-res", "short", 1, "10.00"),
+        capture("o-res", None),
+    ];
+    publish_all(&h, &stage).await;
+    let n = stage.len() as i64;
+    assert_eq!(h.wait_processed(n, WAIT).await.expect("processed"), n);
+    assert_eq!(available_sold(&h, "vac").await, (7, 3));
+    let id = |i: usize| stage[i].1.id.to_string();
+    let (rel, keep, over, res) = (id(5), id(6), id(8), id(10));
+    let post = |id: &str, action: &str, reason: &str| {
+        let (client, path) = (&client, format!("/v1/exceptions/{id}/{action}"));
+        let body =
+            serde_json::json!({"actor": "console:ann", "reason": reason, "evidence": "ticket T-9"});
+        async move { client.api(reqwest::Method::POST, &path, Some(body)).await }
+    };
+    // release: sold → available once; again: nothing.
+    let (status, body) = post(&rel, "release", "parcel never left").await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("released")),
+        "{body}"
+    );
+    assert_eq!(available_sold(&h, "vac").await, (9, 1));
+    let (status, body) = post(&rel, "release", "again").await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("already_resolved")),
+        "{body}"
+    );
+    assert_eq!(available_sold(&h, "vac").await, (9, 1));
+    let order = h
+        .store
+        .order(&OrderRef::parse("v-rel").expect("order"))
+        .await
+        .expect("order")
+        .expect("exists");
+    assert_eq!(order.state, domain::OrderState::Released);
+    // keep: recorded, nothing moves. release/keep of another reason: 409, nothing published.
+    let (status, body) = post(&keep, "keep", "shipped; finance follows up").await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("kept")),
+        "{body}"
+    );
+    assert_eq!(available_sold(&h, "vac").await, (9, 1));
+    let before = h.processed_count().await.expect("count");
+    let (status, body) = post(&over, "release", "wrong").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("not_void_after_capture")),
+        "{body}"
+    );
+    let (status, _) = post("nope", "keep", "x").await;
+    assert_eq!(status, 404);
+    assert_eq!(h.processed_count().await.expect("count"), before);
+    // resolve, and retry before and after the fix.
+    let (status, body) = post(&res, "resolve", "refunded instead").await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("resolved")),
+        "{body}"
+    );
+    let (status, body) = post(&over, "retry", "maybe").await;
+    assert_eq!(
+        (status, body["result"].as_str(), body["reason"].as_str()),
+        (200, Some("open"), Some("oversold")),
+        "{body}"
+    );
+    publish_all(&h, &[receipt("op:receipt-2", "short", 1)]).await;
+    let (status, body) = post(&over, "retry", "stock received").await;
+    assert_eq!(
+        (status, body["result"].as_str(), body["attempt"].as_i64()),
+        (200, Some("resolved"), Some(2)),
+        "{body}"
+    );
+    assert_eq!(available_sold(&h, "short").await, (0, 1));
+    // The queue as the operator sees it.
+    let live = queue_snapshot(&h.store).await;
+    let state = |id: &str| {
+        let d = live.iter().find(|d| d.item.id == id).expect("row");
+        (d.item.state.clone(), d.item.resolution.clone())
+    };
+    assert_eq!(
+        state(&rel),
+        (
+            "resolved".into(),
+            Some("released by console:ann: parcel never left".into())
+        )
+    );
+    assert_eq!(
+        state(&keep),
+        (
+            "resolved".into(),
+            Some("kept by console:ann (the goods left): shipped; finance follows up".into())
+        )
+    );
+    assert_eq!(
+        state(&res),
+        (
+            "resolved".into(),
+            Some("no-op by console:ann: refunded instead".into())
+        )
+    );
+    assert_eq!(
+        state(&over),
+        ("resolved".into(), Some("retried: moved".into()))
+    );
+    let trail = |id: &str| -> Vec<(String, String, String)> {
+        let d = live.iter().find(|d| d.item.id == id).expect("row");
+        d.actions
+            .iter()
+            .map(|a| (a.action.clone(), a.actor.clone(), a.result.clone()))
+            .collect()
+    };
+    let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        trail(&rel),
+        [
+            t("release", "console:ann", "released"),
+            t("release", "console:ann", "noop: already resolved")
+        ]
+    );
+    assert_eq!(trail(&keep), [t("keep", "console:ann", "kept")]);
+    assert_eq!(
+        trail(&over),
+        [
+            t("retry", "console:ann", "retried"),
+            t("retry_result", "ledger", "still oversold"),
+            t("retry", "console:ann", "retried"),
+            t("retry_result", "ledger", "resolved: retried: moved"),
+        ]
+    );
+    let rel_trail = &live.iter().find(|d| d.item.id == rel).expect("row").actions;
+    assert_eq!(rel_trail[0].detail["evidence"], "ticket T-9");
+    assert!(h.store.verify().await.expect("verify").is_ok());
+    ingress.stop().await;
+    ledger.stop().await;
+    // Rebuilt from the stream into a fresh database: the same queue, trail and stock.
+    let db = testkit::TestDatabase::new(backend).await.expect("database");
+    let fresh = store::Store::connect(db.url(), &store::StoreOptions::default())
+        .await
+        .expect("fresh store");
+    ledger::replay::rebuild(&h.bus, &fresh, false, Duration::ZERO, |_, _| {})
+        .await
+        .expect("rebuild");
+    let rebuilt = queue_snapshot(&fresh).await;
+    assert_eq!(rebuilt.len(), live.len());
+    for (a, b) in live.iter().zip(&rebuilt) {
+        assert_eq!(a, b, "exception {} differs after the rebuild", a.item.id);
+    }
+    for sku in ["vac", "short"] {
+        assert_eq!(
+            fresh.balance(&key(sku)).await.expect("balance"),
+            h.store.balance(&key(sku)).await.expect("balance"),
+            "{sku}"
+        );
+    }
 }

@@ -88,7 +88,9 @@ fn v1_bytes(identity: &str, e: &Event) -> Vec<u8> {
         provider: "test".into(),
         identity: identity.into(),
     };
-    v1::Envelope::new(&e.kind, source, e.recorded_at, e.recorded_at, None).to_json()
+    v1::Envelope::new(&e.kind, source, e.recorded_at, e.recorded_at, None)
+        .expect("a v1 kind")
+        .to_json()
 }
 
 /// What this release publishes for it: v2, in a merchant scope, an authorization caused by

@@ -1,30 +1,44 @@
 //! The operator actions on the exception queue and on stock, shared by `stockctl` and the
-//! ingress's `/v1/exceptions` endpoints, each recorded in the audit trail (who, when, what,
-//! why) before and after it takes effect.
+//! ingress's `/v1/exceptions` endpoints. Every action is an event (`docs/decisions.md`
+//! §27): it is published through JetStream like any other event and applied by the
+//! ledger, which writes the queue row's new state and the audit entry (who, when, what,
+//! why) in its batch transaction. The queue's state and its trail are therefore part of
+//! the ledger and come back when it is rebuilt from the stream. Each action waits for the
+//! ledger's decision up to `wait`, and is refused before anything is published when the
+//! request cannot be right (no actor or reason: 400; no such exception: 404; `release` or
+//! `keep` of anything but a `void_after_capture`: 409).
 //!
-//! - [`Actions::retry`]: re-publishes the original event bytes (so the event id, and the
-//!   ledger's deduplication by it, are kept) with a fresh `Nats-Msg-Id`
-//!   (`<event id>:retry:<n>`, or JetStream's duplicate window would swallow it) and the
-//!   operator-retry header, so the ledger decides the event again if its outcome is an
-//!   open exception. A final outcome is never replaced, so a retry is safe while every
-//!   consumer runs and safe to repeat.
-//! - [`Actions::resolve`]: closes a problem as a deliberate no-op with a reason. No stock
-//!   moves.
-//! - [`Actions::correct_stock`]: publishes a `stock.corrected` event through JetStream; the
-//!   ledger applies it like any other event (refused if it would make `available`
-//!   negative). Refused here without a reason, evidence and an approver.
+//! - [`Actions::act`]: `resolve` (a deliberate no-op), `dismiss` (not a problem), and for a
+//!   `void_after_capture` `release` (`sold → available` for the order's lines: the goods
+//!   never left) or `keep` (a recorded no-op: the goods left, finance follows up). An
+//!   action on a resolved exception is recorded and changes nothing.
+//! - [`Actions::retry`]: publishes a `retry` action; the ledger decides the exception's
+//!   event again in the same transaction (only an open exception is re-decided; a final
+//!   outcome is never replaced). A dead letter, which the ledger never decided, is retried
+//!   the older way: its original bytes are re-published with a fresh `Nats-Msg-Id`
+//!   (`<event id>:retry:<n>`) and the operator-retry header, and its row's workflow is
+//!   written here (`store::RetryStart`).
+//! - [`Actions::correct_stock`]: publishes a `stock.corrected` event naming its actor; the
+//!   ledger applies it (refused if it would make `available` negative) and audits it.
+//!   Refused here without a reason, evidence and an approver.
+//!
+//! Every event id comes from a source identity: `operator:exception:<id>:<action>:<key>`
+//! and `operator:stock-correction:<key>`, where `key` is the idempotency key the operator
+//! gave, or a fresh one per call. The same key again is the same event: applied once.
 
 use std::time::Duration;
 
 use bus::Bus;
 use contract::{Envelope, Source};
-use domain::{EventKind, Location, Sku, StockKey};
+use domain::{EventKind, ExceptionId, Location, OperatorAction, Sku, StockKey};
 use serde::Serialize;
-use serde_json::json;
-use store::{NewAction, QueueError, ResolveDone, RetryStart, Store};
+use store::{ProcessedRow, QueueError, QueueItem, RetryStart, Store};
 
 use crate::intake::wait_until;
 use crate::now;
+
+/// The reason code of the exceptions `release` and `keep` apply to.
+pub const VOID_AFTER_CAPTURE: &str = "void_after_capture";
 
 /// Why an action was not taken. Callers branch on the variant (exit codes, HTTP status).
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +49,15 @@ pub enum ActionError {
     /// The request is incomplete or invalid; nothing was done (400).
     #[error("refused: {0}")]
     Invalid(String),
-    /// This problem cannot be retried as it is; nothing was published (409).
+    /// This problem cannot be retried as it is; nothing was published, or the ledger
+    /// recorded the refusal (409).
     #[error("not retryable: {0}")]
     NotRetryable(String),
-    /// NATS or the database is unavailable; the attempt is recorded, try again later (503).
+    /// The action does not fit this exception (`release` of an `oversold`, …); nothing
+    /// changed (409 with `code`).
+    #[error("refused ({code}): {message}")]
+    Refused { code: String, message: String },
+    /// NATS or the database is unavailable; nothing changed, try again later (503).
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
@@ -63,24 +82,56 @@ impl From<store::StoreError> for ActionError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RetryReport {
     pub id: String,
-    /// `already_resolved` (nothing published), `resolved` (the event has a final outcome
+    /// `already_resolved` (nothing retried), `resolved` (the event has a final outcome
     /// now), `open` (the exception still stands, or a new one replaced it) or `pending`
     /// (published; no outcome within the wait).
     pub result: String,
+    /// The row's retries so far, this one included.
     pub attempt: Option<i64>,
+    /// The `Nats-Msg-Id` it was published under (the action's event id; for a dead letter
+    /// `<event id>:retry:<n>`).
     pub msg_id: Option<String>,
     /// The row's reason after the retry (a retry can turn `unknown_order` into `oversold`).
     pub reason: Option<String>,
     pub resolution: Option<String>,
 }
 
-/// What a resolve did.
+/// What an action (resolve, dismiss, release, keep) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolveReport {
+pub struct ActionReport {
     pub id: String,
-    /// `resolved` or `already_resolved`.
+    pub action: String,
+    /// The event id of the action.
+    pub event_id: String,
+    /// `resolved`, `dismissed`, `released`, `kept`, `already_resolved`, or `pending` (no
+    /// decision within the wait; the ledger will apply it).
     pub result: String,
+    /// The row's resolution after the action.
     pub resolution: Option<String>,
+}
+
+/// An action as an operator asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct ActionRequest {
+    /// Who acts (recorded).
+    pub actor: String,
+    /// Why (recorded).
+    pub reason: String,
+    /// What shows it is right (recorded), if anything.
+    pub evidence: Option<String>,
+    /// Makes a re-run of the same action one event; a fresh one is made when absent.
+    pub idempotency_key: Option<String>,
+}
+
+impl ActionRequest {
+    /// A request with an actor and a reason only.
+    pub fn new(actor: &str, reason: &str) -> ActionRequest {
+        ActionRequest {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            ..ActionRequest::default()
+        }
+    }
 }
 
 /// A stock correction as an operator asks for it.
@@ -136,7 +187,87 @@ fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
     }
 }
 
+/// The idempotency key given, or a fresh one.
+fn key_or_fresh(key: Option<&str>) -> String {
+    key.filter(|k| !k.trim().is_empty())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The word a report uses for the reason code the ledger recorded for an action.
+fn action_result(p: &ProcessedRow) -> Result<String, ActionError> {
+    let reason = p.reason.as_deref().unwrap_or_default();
+    Ok(match (p.outcome.as_str(), reason) {
+        ("moved", _) => "released".into(),
+        (_, "exception_resolved") => "resolved".into(),
+        (_, "exception_dismissed") => "dismissed".into(),
+        (_, "sale_kept") => "kept".into(),
+        (_, "retry_requested") => "retried".into(),
+        (_, "exception_already_resolved") => "already_resolved".into(),
+        (_, "refused:not_retryable") => {
+            return Err(ActionError::NotRetryable(
+                "the ledger never decided this exception's event: it cannot be retried".into(),
+            ));
+        }
+        (_, other) => {
+            let code = other.strip_prefix("refused:").unwrap_or(other).to_owned();
+            return Err(ActionError::Refused {
+                message: format!("the ledger refused the action: {code}"),
+                code,
+            });
+        }
+    })
+}
+
 impl Actions {
+    /// Resolves exception `id` as a deliberate no-op with `why`. No stock moves.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+    ) -> Result<ActionReport, ActionError> {
+        self.act(id, OperatorAction::Resolve, &ActionRequest::new(actor, why))
+            .await
+    }
+
+    /// Takes `action` (`resolve`, `dismiss`, `release` or `keep`; see the module
+    /// documentation) on exception `id`: publishes it and waits for the ledger's decision.
+    pub async fn act(
+        &self,
+        id: &str,
+        action: OperatorAction,
+        req: &ActionRequest,
+    ) -> Result<ActionReport, ActionError> {
+        if action == OperatorAction::Retry {
+            return Err(ActionError::Invalid("use retry for a retry".into()));
+        }
+        let row = self.checked_row(id, req).await?;
+        if matches!(action, OperatorAction::Release | OperatorAction::Keep)
+            && row.reason != VOID_AFTER_CAPTURE
+        {
+            return Err(ActionError::Refused {
+                code: "not_void_after_capture".into(),
+                message: format!(
+                    "{} applies to {VOID_AFTER_CAPTURE} exceptions only; {id} is {}",
+                    action.as_str(),
+                    row.reason
+                ),
+            });
+        }
+        let event_id = self.publish_action(id, action, req).await?;
+        let result = match self.decision(&event_id).await? {
+            Some(p) => action_result(&p)?,
+            None => "pending".to_owned(),
+        };
+        Ok(ActionReport {
+            id: id.to_owned(),
+            action: action.as_str().to_owned(),
+            event_id,
+            result,
+            resolution: self.row(id).await?.and_then(|r| r.resolution),
+        })
+    }
+
     /// Retries exception `id` (see the module documentation). `why` says what was fixed.
     pub async fn retry(
         &self,
@@ -144,7 +275,136 @@ impl Actions {
         actor: &str,
         why: &str,
     ) -> Result<RetryReport, ActionError> {
-        required(&[("actor", actor), ("reason", why)])?;
+        self.retry_with(id, &ActionRequest::new(actor, why)).await
+    }
+
+    /// [`Actions::retry`] with evidence or an idempotency key.
+    pub async fn retry_with(
+        &self,
+        id: &str,
+        req: &ActionRequest,
+    ) -> Result<RetryReport, ActionError> {
+        let row = self.checked_row(id, req).await?;
+        if !self.ledger_decided(&row).await? {
+            return self.republish(id, &req.actor, &req.reason).await;
+        }
+        let event_id = self.publish_action(id, OperatorAction::Retry, req).await?;
+        let decided = self.decision(&event_id).await?;
+        let after = self.row(id).await?;
+        let result = match (&decided, &after) {
+            (None, _) => "pending".to_owned(),
+            (Some(p), Some(r)) => match action_result(p)?.as_str() {
+                "already_resolved" => "already_resolved".to_owned(),
+                _ => r.state.clone(),
+            },
+            (Some(_), None) => "pending".to_owned(),
+        };
+        let retried = result != "already_resolved";
+        Ok(RetryReport {
+            id: id.to_owned(),
+            attempt: after.as_ref().filter(|_| retried).map(|r| r.retries),
+            msg_id: Some(event_id),
+            reason: after.as_ref().map(|r| r.reason.clone()),
+            resolution: after.and_then(|r| r.resolution),
+            result,
+        })
+    }
+
+    /// The exception row `id`, after checking the request (400 before 404).
+    async fn checked_row(&self, id: &str, req: &ActionRequest) -> Result<QueueItem, ActionError> {
+        required(&[("actor", &req.actor), ("reason", &req.reason)])?;
+        ExceptionId::parse(id).map_err(|e| ActionError::NotFound(format!("{id} ({e})")))?;
+        self.row(id)
+            .await?
+            .ok_or_else(|| ActionError::NotFound(id.to_owned()))
+    }
+
+    async fn row(&self, id: &str) -> Result<Option<QueueItem>, ActionError> {
+        Ok(self.store.queue_item(id).await?.map(|d| d.item))
+    }
+
+    /// True when the row is its event's own exception as the ledger recorded it: the
+    /// ledger can decide that event again. A dead letter, or a message the ledger could
+    /// not decode, is not.
+    async fn ledger_decided(&self, row: &QueueItem) -> Result<bool, ActionError> {
+        if row.source != "ledger" || row.id.parse::<domain::EventId>().is_err() {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .processed(&row.id)
+            .await?
+            .is_some_and(|p| p.outcome == "exception" || row.state == "resolved"))
+    }
+
+    /// Builds, checks and publishes the `exception.action` event; returns its event id.
+    async fn publish_action(
+        &self,
+        id: &str,
+        action: OperatorAction,
+        req: &ActionRequest,
+    ) -> Result<String, ActionError> {
+        let exception_id =
+            ExceptionId::parse(id).map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let kind = EventKind::ExceptionAction {
+            exception_id,
+            action,
+            actor: req.actor.clone(),
+            reason: req.reason.clone(),
+            evidence: req.evidence.clone().filter(|e| !e.trim().is_empty()),
+        };
+        let key = key_or_fresh(req.idempotency_key.as_deref());
+        let identity = format!("operator:exception:{id}:{}:{key}", action.as_str());
+        self.publish(&kind, identity)
+            .await
+            .map(|(event_id, _)| event_id)
+    }
+
+    /// Publishes an operator event (`Envelope::new`, checked like a decoded one); returns
+    /// its event id and whether JetStream already had it.
+    async fn publish(
+        &self,
+        kind: &EventKind,
+        identity: String,
+    ) -> Result<(String, bool), ActionError> {
+        let source = Source {
+            provider: "operator".into(),
+            identity,
+        };
+        let t = now();
+        let envelope = Envelope::new(kind, source, t, t, None);
+        envelope
+            .to_domain()
+            .map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let event_id = envelope.event_id().to_string();
+        let subject = self
+            .bus
+            .namespace()
+            .event_subject("operator", envelope.kind_name());
+        let published = self
+            .bus
+            .publish_event(subject, &event_id, envelope.to_json().into(), None)
+            .await
+            .map_err(|e| ActionError::Unavailable(e.to_string()))?;
+        Ok((event_id, published.duplicate))
+    }
+
+    /// The ledger's decision on `event_id`, waiting up to `wait`.
+    async fn decision(&self, event_id: &str) -> Result<Option<ProcessedRow>, ActionError> {
+        Ok(wait_until(self.wait, || async {
+            self.store.processed(event_id).await.ok().flatten()
+        })
+        .await)
+    }
+
+    /// The retry of a dead letter: re-publishes the original bytes with the operator-retry
+    /// header, its workflow written here (`store::RetryStart`).
+    async fn republish(
+        &self,
+        id: &str,
+        actor: &str,
+        why: &str,
+    ) -> Result<RetryReport, ActionError> {
         let (item, attempt, payload) = match self
             .store
             .queue_begin_retry(id, actor, why, now().0)
@@ -223,33 +483,9 @@ impl Actions {
         })
     }
 
-    /// Resolves exception `id` as a deliberate no-op with `why`. No stock moves.
-    pub async fn resolve(
-        &self,
-        id: &str,
-        actor: &str,
-        why: &str,
-    ) -> Result<ResolveReport, ActionError> {
-        required(&[("actor", actor), ("reason", why)])?;
-        let done = self.store.queue_resolve(id, actor, why, now().0).await?;
-        let resolution = self
-            .store
-            .queue_item(id)
-            .await?
-            .and_then(|d| d.item.resolution);
-        let result = match done {
-            ResolveDone::Resolved => "resolved",
-            ResolveDone::AlreadyResolved { .. } => "already_resolved",
-        };
-        Ok(ResolveReport {
-            id: id.to_owned(),
-            result: result.into(),
-            resolution,
-        })
-    }
-
-    /// Publishes a `stock.corrected` event and waits for the ledger's outcome. Refused
-    /// (nothing published) without a reason, evidence and an approver.
+    /// Publishes a `stock.corrected` event naming its actor and waits for the ledger's
+    /// outcome; the ledger audits it. Refused (nothing published) without a reason,
+    /// evidence and an approver.
     pub async fn correct_stock(&self, c: &Correction) -> Result<CorrectionReport, ActionError> {
         required(&[
             ("reason", &c.reason),
@@ -270,85 +506,20 @@ impl Actions {
             reason: c.reason.clone(),
             evidence: c.evidence.clone(),
             approved_by: c.approved_by.clone(),
+            actor: Some(c.actor.clone()),
         };
-        let key = c
-            .idempotency_key
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let source = Source {
-            provider: "operator".into(),
-            identity: format!("operator:stock-correction:{key}"),
-        };
-        let t = now();
-        let envelope = Envelope::new(&kind, source, t, t, None);
-        envelope
-            .to_domain()
-            .map_err(|e| ActionError::Invalid(e.to_string()))?;
-        let event_id = envelope.event_id().to_string();
-        let target = format!("stock:{event_id}");
-        let detail = json!({
-            "sku": c.sku, "location": c.location, "delta": c.delta,
-            "evidence": c.evidence, "approved_by": c.approved_by, "event_id": event_id,
-        });
-        let action = |result: &'static str| NewAction {
-            target: &target,
-            action: "stock_correct",
-            actor: &c.actor,
-            reason: &c.reason,
-            result,
-            detail: &detail,
-        };
-        self.store.record_action(action("publishing"), t.0).await?;
-        let subject = self
-            .bus
-            .namespace()
-            .event_subject("operator", envelope.kind_name());
-        let published = match self
-            .bus
-            .publish_event(subject, &event_id, envelope.to_json().into(), None)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let failed = json!({"error": e.to_string()});
-                self.store
-                    .record_action(
-                        NewAction {
-                            result: "not published",
-                            detail: &failed,
-                            ..action("")
-                        },
-                        now().0,
-                    )
-                    .await?;
-                return Err(ActionError::Unavailable(e.to_string()));
-            }
-        };
-        let outcome = wait_until(self.wait, || async {
-            self.store.processed(&event_id).await.ok().flatten()
-        })
-        .await;
-        let (label, reason) = match outcome {
+        let key = key_or_fresh(c.idempotency_key.as_deref());
+        let (event_id, duplicate) = self
+            .publish(&kind, format!("operator:stock-correction:{key}"))
+            .await?;
+        let (outcome, reason) = match self.decision(&event_id).await? {
             Some(p) => (p.outcome, p.reason),
             None => ("pending".to_owned(), None),
         };
-        let result = match &reason {
-            Some(r) => format!("{label}: {r}"),
-            None => label.clone(),
-        };
-        self.store
-            .record_action(
-                NewAction {
-                    result: &result,
-                    ..action("")
-                },
-                now().0,
-            )
-            .await?;
         Ok(CorrectionReport {
             event_id,
-            duplicate: published.duplicate,
-            outcome: label,
+            duplicate,
+            outcome,
             reason,
         })
     }

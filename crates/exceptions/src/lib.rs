@@ -13,8 +13,8 @@
 //!
 //! [`metrics`] computes the gauges (open exceptions by reason, oldest open age, DLQ depth)
 //! and serves them on their own port. [`actions`] holds the operator actions that
-//! `stockctl` and the ingress's `/v1/exceptions` share: retry, resolve, stock correction,
-//! each audited.
+//! `stockctl` and the ingress's `/v1/exceptions` share: resolve, dismiss, retry, release,
+//! keep and stock correction, each an event the ledger applies and audits.
 
 pub mod actions;
 pub mod intake;

@@ -13,14 +13,27 @@
 //! 4. Wait on the subscription until the deadline; at the deadline, read the row once more
 //!    (announcements are at most once: one lost in a reconnect must not turn a decided
 //!    event into a timeout).
+//!
+//! One event id, one content (`docs/decisions.md` §26): a notice or a row is this
+//! request's answer only when its content digest is this request's. When the id was
+//! decided for another content, this content is refused: `idempotency_key_reused` for a
+//! merchant API event (the ledger records nothing for it), `conflicting_duplicate` for
+//! anyone else's (the ledger records it as that no-op under an id of its own). A notice
+//! refusing *another* content under the same id is not this request's answer.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
+use domain::ContentDigest;
+
 use crate::AppState;
 use crate::error::ApiError;
 use crate::publish::{self, Outgoing, PublishError};
+
+/// The reason answered for a provider's content that differs from the one first decided
+/// under its event id (the ledger records it as this no-op).
+pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
 
 /// How long the last read after the deadline may take.
 const FINAL_READ_TIMEOUT: Duration = Duration::from_millis(250);
@@ -56,6 +69,7 @@ pub async fn publish_and_wait(
 ) -> Result<Waited, PublishError> {
     let started_ms = publish::now().0;
     let id = out.event_id.to_string();
+    let mine = Mine::of(out);
     let subject = state.bus.namespace().decision_subject(&id);
     let mut decisions = state
         .bus
@@ -66,8 +80,11 @@ pub async fn publish_and_wait(
     let earlier = |processed_at: i64| published.duplicate || processed_at < started_ms;
 
     if published.duplicate {
-        match state.store.processed(&id).await {
-            Ok(Some(row)) => {
+        match state.store.processed_content(&id).await {
+            Ok(Some((row, first))) => {
+                if mine.differs(first) {
+                    return Ok(Waited::Decided(mine.refused()));
+                }
                 let earlier = earlier(row.processed_at);
                 return Ok(Waited::Decided(Decided {
                     outcome: row.outcome,
@@ -91,6 +108,18 @@ pub async fn publish_and_wait(
         };
         match serde_json::from_slice::<bus::DecisionNotice>(&msg.payload) {
             Ok(notice) if notice.event_id == id => {
+                let about = notice
+                    .content_digest
+                    .as_deref()
+                    .and_then(|d| d.parse::<ContentDigest>().ok());
+                if mine.differs(about) {
+                    if is_refusal_of_content(notice.reason.as_deref()) {
+                        // Another content under this id was refused: not this answer.
+                        continue;
+                    }
+                    // The id was decided for another content: this one is refused.
+                    return Ok(Waited::Decided(mine.refused()));
+                }
                 return Ok(Waited::Decided(Decided {
                     outcome: notice.outcome,
                     reason: notice.reason,
@@ -105,8 +134,9 @@ pub async fn publish_and_wait(
     }
     drop(decisions);
 
-    match tokio::time::timeout(FINAL_READ_TIMEOUT, state.store.processed(&id)).await {
-        Ok(Ok(Some(row))) => {
+    match tokio::time::timeout(FINAL_READ_TIMEOUT, state.store.processed_content(&id)).await {
+        Ok(Ok(Some((_, first)))) if mine.differs(first) => Ok(Waited::Decided(mine.refused())),
+        Ok(Ok(Some((row, _)))) => {
             let earlier = earlier(row.processed_at);
             Ok(Waited::Decided(Decided {
                 outcome: row.outcome,
@@ -116,4 +146,43 @@ pub async fn publish_and_wait(
         }
         _ => Ok(Waited::Pending),
     }
+}
+
+/// This request's content and what refusing it is called.
+struct Mine {
+    digest: ContentDigest,
+    merchant: bool,
+}
+
+impl Mine {
+    fn of(out: &Outgoing) -> Mine {
+        Mine {
+            digest: out.envelope.content_digest(),
+            merchant: out.envelope.source.provider == contract::MERCHANT_API,
+        }
+    }
+
+    /// True when `other` is known and is not this content.
+    fn differs(&self, other: Option<ContentDigest>) -> bool {
+        other.is_some_and(|d| d != self.digest)
+    }
+
+    /// The answer for this content when its event id was decided for another one.
+    fn refused(&self) -> Decided {
+        let reason = if self.merchant {
+            store::IDEMPOTENCY_KEY_REUSED
+        } else {
+            CONFLICTING_DUPLICATE
+        };
+        Decided {
+            outcome: "noop".to_owned(),
+            reason: Some(reason.to_owned()),
+            earlier: false,
+        }
+    }
+}
+
+/// True for the reasons that refuse a content rather than decide the event.
+fn is_refusal_of_content(reason: Option<&str>) -> bool {
+    matches!(reason, Some(r) if r == store::IDEMPOTENCY_KEY_REUSED || r == CONFLICTING_DUPLICATE)
 }

@@ -34,6 +34,11 @@ pub enum ApiError {
     /// 503: NATS or the database is unavailable; nothing was accepted.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// 503 `ledger_behind_stream`: the ledger database lacks events the stream has
+    /// acknowledged (lost, or restored from an older backup) or is being rebuilt; no
+    /// answer is computed from it (`docs/operations.md`, "Recovery").
+    #[error("ledger behind the event stream: {0}")]
+    LedgerBehind(String),
     /// 500: anything else (NATS refused a message it should have taken, a bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,7 +62,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::LedgerBehind(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +76,7 @@ impl ApiError {
             ApiError::NotFound { code, .. } | ApiError::Refused { code, .. } => code,
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::LedgerBehind(_) => ledger::position::BEHIND_REASON,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -86,6 +92,7 @@ impl ApiError {
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::Unavailable(m)
+            | ApiError::LedgerBehind(m)
             | ApiError::Internal(m) => m.clone(),
             ApiError::TooLarge { max } => format!("the request body is larger than {max} bytes"),
         }

@@ -90,6 +90,19 @@ impl<'a> Obj<'a> {
         parse(s).map_err(|e| ApiError::malformed(self.path_of(key), e.to_string()))
     }
 
+    /// An optional string member (absent or `null`: `None`) turned into a domain value by
+    /// `parse`.
+    pub fn optional_parsed<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.parsed(key, parse).map(Some),
+        }
+    }
+
     /// A required quantity: a JSON integer from 1 to the domain's maximum.
     pub fn quantity(&self, key: &str) -> Result<Quantity, ApiError> {
         let path = self.path_of(key);

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod net;
 pub mod publish;
 pub mod routes;
+pub mod standing;
 
 use std::fmt;
 use std::future::Future;
@@ -247,6 +248,8 @@ pub struct AppState {
     pub store: store::Store,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Whether the ledger is current with the event stream (`/readyz`, writes).
+    pub standing: Arc<standing::StandingCache>,
 }
 
 impl AppState {
@@ -257,6 +260,7 @@ impl AppState {
             store,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            standing: Arc::new(standing::StandingCache::default()),
         }
     }
 }
@@ -307,17 +311,39 @@ pub fn router(state: AppState) -> Router {
             "/v1/exceptions/{id}/resolve",
             post(routes::exceptions::resolve),
         )
+        .route(
+            "/v1/exceptions/{id}/dismiss",
+            post(routes::exceptions::dismiss),
+        )
+        .route(
+            "/v1/exceptions/{id}/release",
+            post(routes::exceptions::release),
+        )
+        .route("/v1/exceptions/{id}/keep", post(routes::exceptions::keep))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            standing::require_current,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             routes::auth::require_token,
         ));
-    Router::new()
-        .merge(merchant_api)
-        .route("/webhooks/portone", post(portone::webhook))
+    // PortOne's confirmation is answered from the ledger: refused while it is behind.
+    // Provider webhooks are only published, so they are accepted as ever and applied once
+    // the ledger is rebuilt.
+    let confirmation = Router::new()
         .route(
             "/portone/inventory-confirmation",
             post(portone::confirmation),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            standing::require_current,
+        ));
+    Router::new()
+        .merge(merchant_api)
+        .merge(confirmation)
+        .route("/webhooks/portone", post(portone::webhook))
         .route("/webhooks/stripe", post(stripe::webhook))
         .route("/webhooks/adyen", post(adyen::webhook))
         .route("/webhooks/ipint", post(ipint::callback))

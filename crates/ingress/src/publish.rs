@@ -14,8 +14,9 @@ use domain::{EventId, EventKind, Timestamp};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Who the merchant API's events come from.
-pub const MERCHANT: &str = "merchant";
+/// Who the merchant API's events come from (their identities are idempotency keys:
+/// one key, one content, `docs/decisions.md` §26).
+pub const MERCHANT: &str = contract::MERCHANT_API;
 /// Who PortOne's events come from.
 pub const PORTONE: &str = "portone";
 /// Who Stripe's events come from.

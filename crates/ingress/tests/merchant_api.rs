@@ -151,7 +151,8 @@ async fn writes_answer_with_the_ledgers_decision() {
     let ingress = world.ingress(settings()).await;
     let _ledger = world.run_ledger().await;
 
-    // Orders: created, unchanged (same event), updated, refused after stock moved.
+    // Orders: created; the same content again is the same event; other content under the
+    // same order reference (the idempotency key) is refused and changes nothing.
     let (status, reply) = ingress
         .api(Method::PUT, "/v1/orders/o1", Some(order_body("10.50", 2)))
         .await;
@@ -169,23 +170,25 @@ async fn writes_answer_with_the_ledgers_decision() {
         reply["event_id"], first_id,
         "identical content is the same event"
     );
+    assert_eq!(reply["reason"], "order_registered", "{reply}");
+    assert_eq!(reply["repeated"], true, "{reply}");
+    let published = world.events().await.len();
     let (status, reply) = ingress
         .api(Method::PUT, "/v1/orders/o1", Some(order_body("10.5", 1)))
         .await;
     assert_eq!(
-        (status, reply["reason"].as_str()),
-        (200, Some("order_updated")),
-        "{reply}"
-    );
-    // Back to the first content: the same event as the first, which no longer holds.
-    let (status, reply) = ingress
-        .api(Method::PUT, "/v1/orders/o1", Some(order_body("10.50", 2)))
-        .await;
-    assert_eq!(
         (status, reply["error"].as_str()),
-        (409, Some("order_superseded")),
+        (409, Some("idempotency_key_reused")),
         "{reply}"
     );
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("order_ref `o1`"),
+        "the key is named: {reply}"
+    );
+    assert_eq!(world.events().await.len(), published, "nothing published");
 
     // Stock in, idempotent by reference.
     let receipt = json!({"sku": "sku-a", "location": "main", "quantity": 3, "reference": "dn-1"});
@@ -246,7 +249,7 @@ async fn writes_answer_with_the_ledgers_decision() {
         "{reply}"
     );
 
-    // Once stock moved for the order, changing it is refused.
+    // Once stock moved for the order, changing it is still refused for its key.
     let confirm = confirmation_body("k", "o1", "po-1", "10.5");
     assert_eq!(
         ingress
@@ -260,7 +263,7 @@ async fn writes_answer_with_the_ledgers_decision() {
         .await;
     assert_eq!(
         (status, reply["error"].as_str()),
-        (409, Some("refused:order_changed_after_stock_moved")),
+        (409, Some("idempotency_key_reused")),
         "{reply}"
     );
 
@@ -269,7 +272,7 @@ async fn writes_answer_with_the_ledgers_decision() {
     assert_eq!(status, 200);
     assert_eq!(
         stock["locations"][0],
-        json!({"location": "main", "available": 2, "reserved": 1, "sold": 0, "returned": 0, "written_off": 0, "last_seq": 2})
+        json!({"location": "main", "available": 1, "reserved": 2, "sold": 0, "returned": 0, "written_off": 0, "last_seq": 2})
     );
     let (status, entries) = ingress
         .api(
@@ -285,7 +288,10 @@ async fn writes_answer_with_the_ledgers_decision() {
     let (status, order) = ingress.api(Method::GET, "/v1/orders/o1", None).await;
     assert_eq!(status, 200, "{order}");
     assert_eq!(order["state"], "reserved");
-    assert_eq!(order["lines"][0]["quantity"], 1);
+    assert_eq!(
+        order["lines"][0]["quantity"], 2,
+        "the first registration holds"
+    );
     let events = order["events"].as_array().unwrap();
     let authorized = events
         .iter()

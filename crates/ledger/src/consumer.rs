@@ -150,7 +150,11 @@ pub async fn process_batch(
                 }
                 Err(e) => {
                     let id = unprocessable_id(msg, stream_seq, grouped.then_some(n));
-                    let d = unprocessable(store, &id, part, &e, stream_seq, now).await;
+                    // A message that is not an event has no time of its own: JetStream's.
+                    let at = msg
+                        .info()
+                        .map_or(now, |i| Timestamp(bus::unix_ms(i.published)));
+                    let d = unprocessable(store, &id, part, &e, stream_seq, at).await;
                     match d {
                         Disposition::Terminate => summary.unprocessable += 1,
                         _ => summary.retried += 1,
@@ -174,9 +178,9 @@ pub async fn process_batch(
                     announce(bus, incoming, &applied).await;
                     match applied {
                         Applied::Recorded(_) => summary.recorded += 1,
-                        Applied::Duplicate { .. } | Applied::StillException => {
-                            summary.duplicates += 1
-                        }
+                        Applied::Duplicate { .. }
+                        | Applied::StillException
+                        | Applied::IdempotencyKeyReused { .. } => summary.duplicates += 1,
                         Applied::Deferred { .. } => summary.deferred += 1,
                     }
                     disposition(&applied, &batch[i], now)
@@ -256,9 +260,10 @@ fn clone_error(e: &store::StoreError) -> store::StoreError {
 
 fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition {
     match applied {
-        Applied::Recorded(_) | Applied::Duplicate { .. } | Applied::StillException => {
-            Disposition::Done
-        }
+        Applied::Recorded(_)
+        | Applied::Duplicate { .. }
+        | Applied::StillException
+        | Applied::IdempotencyKeyReused { .. } => Disposition::Done,
         Applied::Deferred { until } => {
             let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 16);
             let backoff = Duration::from_secs(1u64 << (delivered - 1).min(6));
@@ -321,19 +326,26 @@ async fn settle(msg: &Message, d: Disposition) {
 }
 
 /// Tells synchronous waiters (the ingress) what was decided, and for an event decided
-/// before, what its first decision was. Best effort: a waiter that misses it reads the
-/// ledger at its deadline.
+/// before, what its first decision was, with the digest of the content the notice is
+/// about (a waiter with other content under the same id must not take it as its answer).
+/// Best effort: a waiter that misses it reads the ledger at its deadline.
 async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
-    let (outcome, repeated) = match applied {
-        Applied::Recorded(outcome) => (outcome, false),
-        Applied::Duplicate { first } => (first, true),
+    let (outcome, reason, repeated) = match applied {
+        Applied::Recorded(outcome) => (outcome.label(), store::reason_code(outcome), false),
+        Applied::Duplicate { first } => (first.label(), store::reason_code(first), true),
+        Applied::IdempotencyKeyReused { .. } => (
+            "noop",
+            Some(store::IDEMPOTENCY_KEY_REUSED.to_owned()),
+            false,
+        ),
         Applied::StillException | Applied::Deferred { .. } => return,
     };
     let notice = DecisionNotice {
         event_id: incoming.event.id.to_string(),
-        outcome: outcome.label().to_owned(),
-        reason: store::reason_code(outcome),
+        outcome: outcome.to_owned(),
+        reason,
         repeated,
+        content_digest: Some(contract::content_digest(&incoming.event.kind).to_string()),
     };
     let Ok(payload) = serde_json::to_vec(&notice) else {
         return;

@@ -17,6 +17,7 @@
 //! registered yet is redelivered with backoff until the unknown-order hold runs out.
 
 pub mod consumer;
+pub mod position;
 pub mod relay;
 pub mod replay;
 pub mod sweeper;
@@ -91,6 +92,14 @@ pub async fn run(
     // Capture dead-letter advisories from the first delivery on (issue 5).
     bus.ensure_dead_letter_streams(None).await?;
     bus.ensure_stock_stream().await?;
+    // Nothing runs on a database that lost acknowledged events (decision 25): wait, saying
+    // why, until it has been rebuilt (`stockctl ledger rebuild`) or shutdown comes.
+    tokio::pin!(shutdown);
+    let standing = tokio::select! {
+        s = wait_until_current(&bus, &store) => s?,
+        () = &mut shutdown => return Ok(()),
+    };
+    let store = store.recording_position(standing.writer(position::process_writer("ledger")));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let relay = {
@@ -113,7 +122,7 @@ pub async fn run(
             let _ = stop_tx.send(true);
             result?;
         }
-        () = shutdown => {
+        () = &mut shutdown => {
             let _ = stop_tx.send(true);
             consumer.await?;
         }
@@ -123,6 +132,40 @@ pub async fn run(
     }
     let _ = relay.await;
     Ok(())
+}
+
+/// Returns once the database is not behind the event stream; logs an error (once per
+/// change of what it sees) while it is.
+async fn wait_until_current(bus: &Bus, store: &Store) -> Result<position::Standing, LedgerError> {
+    let mut said = None;
+    loop {
+        match position::standing(bus, store).await {
+            Ok(s) if !s.is_behind() => {
+                if said.is_some() {
+                    tracing::info!(
+                        applied = s.checkpoint.applied,
+                        acked = s.progress.acked,
+                        "the ledger database has caught up with the event stream; applying"
+                    );
+                }
+                return Ok(s);
+            }
+            Ok(s) => {
+                let line = s.describe();
+                if said.as_ref() != Some(&line) {
+                    tracing::error!(
+                        reason = position::BEHIND_REASON,
+                        "{line}: applying nothing; rebuild it with `stockctl ledger rebuild` (docs/operations.md, \"Recovery\")"
+                    );
+                    said = Some(line);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compare the ledger with the event stream yet")
+            }
+        }
+        tokio::time::sleep(position::BEHIND_RECHECK_INTERVAL).await;
+    }
 }
 
 /// The current time as the domain sees it. The one place the ledger reads the clock.

@@ -3,14 +3,22 @@
 //! through the same store path as the consumer, and counts what happened. Replaying any
 //! range any number of times moves no stock twice: an event already processed is a
 //! recorded duplicate. A dry run applies inside one transaction that is rolled back.
+//!
+//! Time in a replay is the stream's: each event is decided no earlier than its own
+//! `recorded_at`, and the clock advances with the latest event time read. An event whose
+//! order is not registered yet is held, as the live ledger held it, and tried again after
+//! every batch, until its order appears or its hold runs out in stream time; whatever is
+//! still held at the end is decided on the wall clock, or left to the live consumer when its
+//! hold has not run out yet. [`rebuild`] is a replay of the whole stream that marks the
+//! ledger behind while it runs.
 
 use bus::Bus;
 use bus::read::ReadFrom;
-use domain::{Context, ExceptionReason, Outcome};
+use domain::{Context, ExceptionReason, Outcome, Timestamp};
 use serde::Serialize;
 use store::{Applied, Incoming, Store};
 
-use crate::{LedgerError, now};
+use crate::{LedgerError, now, position};
 
 /// The most events applied per transaction during a replay.
 pub const REPLAY_BATCH_MAX: usize = 1024;
@@ -56,6 +64,8 @@ struct Unprocessable {
     detail: String,
     payload: bytes::Bytes,
     stream_seq: u64,
+    /// When JetStream stored it: its recorded time.
+    published_ms: i64,
 }
 
 /// What the reading task hands over: the next batch of events, the messages among them
@@ -90,6 +100,9 @@ pub async fn replay(
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
     let reading = tokio::spawn(read_batches(reader, stream, opts.to_seq, tx));
+    // The stream's clock, and the events held for an order not registered yet.
+    let mut clock = Timestamp(0);
+    let mut held: Vec<Incoming> = Vec::new();
     while let Some(batch) = rx.recv().await {
         let batch = batch?;
         summary.read += batch.read;
@@ -103,15 +116,33 @@ pub async fn replay(
                         &bad.detail,
                         &bad.payload,
                         Some(bad.stream_seq),
-                        now(),
+                        Timestamp(bad.published_ms),
                     )
                     .await?;
             }
         }
-        apply(store, dry.as_mut(), &batch.events, opts, &mut summary).await?;
+        let latest = batch.events.iter().map(|i| i.event.recorded_at).max();
+        held.extend(apply(store, dry.as_mut(), batch.events, clock, opts, &mut summary).await?);
+        if let Some(latest) = latest {
+            clock = clock.max(latest);
+        }
+        if !held.is_empty() {
+            held = apply(store, dry.as_mut(), held, clock, opts, &mut summary).await?;
+        }
         progress(batch.done, total);
     }
     let _ = reading.await;
+    // The end of the stream: what is still held is decided as the live ledger would now.
+    let held = apply(
+        store,
+        dry.as_mut(),
+        held,
+        clock.max(now()),
+        opts,
+        &mut summary,
+    )
+    .await?;
+    summary.deferred += held.len() as u64;
     if let Some(dry) = dry {
         dry.rollback().await?;
     }
@@ -153,7 +184,7 @@ async fn read_batches(
                 Ok((_, event)) => batch.events.push(Incoming {
                     event,
                     envelope: String::from_utf8_lossy(part).into_owned(),
-                    operator_retry: false,
+                    operator_retry: bus::has_operator_retry(msg.headers.as_ref()),
                     stream_seq: Some(msg.stream_seq),
                 }),
                 Err(e) => batch.unprocessable.push(Unprocessable {
@@ -171,6 +202,7 @@ async fn read_batches(
                     detail: e.to_string(),
                     payload: part.clone(),
                     stream_seq: msg.stream_seq,
+                    published_ms: msg.published_ms,
                 }),
             }
         }
@@ -188,32 +220,95 @@ async fn read_batches(
     let _ = tx.send(Ok(batch)).await;
 }
 
+/// Applies `batch` at stream time `clock` and counts what happened; returns the events
+/// held for an order not registered yet (not counted: they are tried again).
 async fn apply(
     store: &Store,
     dry: Option<&mut store::DryRun>,
-    batch: &[Incoming],
+    batch: Vec<Incoming>,
+    clock: Timestamp,
     opts: &ReplayOptions,
     summary: &mut ReplaySummary,
-) -> Result<(), LedgerError> {
+) -> Result<Vec<Incoming>, LedgerError> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(batch);
     }
     let ctx = Context {
-        now: now(),
+        now: clock,
         unknown_order_hold: opts.unknown_order_hold,
     };
     let results = match dry {
-        Some(dry) => dry.apply(batch, &ctx).await?,
-        None => store.replay_batch(batch, &ctx).await?.results,
+        Some(dry) => dry.apply(&batch, &ctx).await?,
+        None => store.replay_batch(&batch, &ctx).await?.results,
     };
-    for r in results {
+    let mut held = Vec::new();
+    for (incoming, r) in batch.into_iter().zip(results) {
         match r {
             Applied::Recorded(Outcome::Moved { .. }) => summary.applied += 1,
             Applied::Recorded(Outcome::NoOp { .. }) => summary.business_noops += 1,
             Applied::Recorded(Outcome::Exception { .. }) => summary.exceptions += 1,
-            Applied::Duplicate { .. } | Applied::StillException => summary.deduplicated += 1,
-            Applied::Deferred { .. } => summary.deferred += 1,
+            // A merchant event refused for a reused idempotency key changed nothing live
+            // and changes nothing replayed.
+            Applied::Duplicate { .. }
+            | Applied::StillException
+            | Applied::IdempotencyKeyReused { .. } => summary.deduplicated += 1,
+            Applied::Deferred { .. } => held.push(incoming),
         }
     }
-    Ok(())
+    Ok(held)
+}
+
+/// What a rebuild did: the replay of the whole stream, and where the ledger stands after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildSummary {
+    #[serde(flatten)]
+    pub replay: ReplaySummary,
+    /// The last stream sequence applied.
+    pub applied_up_to: u64,
+    /// What the ledger consumer had acknowledged when the rebuild started.
+    pub acknowledged: u64,
+}
+
+/// The writer name of a rebuild in `stream_positions`: one for every rebuild, so a rebuild
+/// run again after a crash takes over the row the first one left marked.
+pub const REBUILD_WRITER: &str = "rebuild";
+
+/// Rebuilds the ledger in `store` from the first message of the events stream (see the
+/// module documentation): marks the ledger behind, replays everything through the store
+/// path recording the position with every batch, and clears the mark. The ledger process
+/// resumes by itself once the position reaches what its consumer acknowledged. A dry run
+/// changes nothing and marks nothing.
+pub async fn rebuild(
+    bus: &Bus,
+    store: &Store,
+    dry_run: bool,
+    unknown_order_hold: std::time::Duration,
+    progress: impl FnMut(u64, u64),
+) -> Result<RebuildSummary, LedgerError> {
+    bus.ensure_streams().await?;
+    let standing = position::standing(bus, store).await?;
+    let store = store
+        .clone()
+        .recording_position(standing.writer(REBUILD_WRITER));
+    if !dry_run {
+        store.mark_rebuilding(true, 0).await?;
+    }
+    let opts = ReplayOptions {
+        filter: bus.namespace().events_wildcard(),
+        from: ReadFrom::Start,
+        to_seq: Some(standing.progress.last_seq),
+        dry_run,
+        unknown_order_hold,
+    };
+    let replay = replay(bus, &store, &opts, progress).await?;
+    if !dry_run {
+        store
+            .mark_rebuilding(false, standing.progress.last_seq)
+            .await?;
+    }
+    Ok(RebuildSummary {
+        replay,
+        applied_up_to: standing.progress.last_seq,
+        acknowledged: standing.progress.acked,
+    })
 }

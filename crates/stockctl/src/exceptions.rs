@@ -1,14 +1,16 @@
 //! `stockctl exceptions …`: work the exception queue. `list`, `show` and `stats` only read;
-//! `retry` and `resolve` act, and every action is recorded in the problem's audit trail
-//! with who ran it (`--actor`, default `$STOCKLEDGER_OPERATOR`, else `$USER`) and why
-//! (`--reason`). The runbook per reason code is `docs/operations.md`.
+//! `retry`, `resolve`, `dismiss`, `release` and `keep` act. Every action is an event the
+//! ledger applies and records in the problem's audit trail, with who ran it (`--actor`,
+//! default `$STOCKLEDGER_OPERATOR`, else `$USER`) and why (`--reason`), so the trail comes
+//! back when the ledger is rebuilt. The runbook per reason code is `docs/operations.md`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use exceptions::actions::{ActionError, Actions};
+use domain::OperatorAction;
+use exceptions::actions::{ActionError, ActionReport, ActionRequest, Actions};
 use serde_json::Value;
 use store::{QueueDetail, QueueFilter, QueueItem};
 
@@ -44,18 +46,30 @@ pub enum ExceptionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Re-publish the original event so the ledger decides it again, after you fixed the
-    /// cause (registered the missing order, received the missing stock, …). The event keeps
-    /// its event id, so the ledger still deduplicates it: an event whose outcome is final
-    /// never moves stock again, and a retry of a resolved exception publishes nothing.
-    /// Safe while the services run, and safe to repeat. Waits for the ledger's outcome up
-    /// to STOCKLEDGER_CONFIRMATION_DEADLINE.
+    /// Ask the ledger to decide the exception's event again, after you fixed the cause
+    /// (registered the missing order, received the missing stock, …). The event keeps its
+    /// event id, so the ledger still deduplicates it: an event whose outcome is final never
+    /// moves stock again, and a retry of a resolved exception changes nothing (recorded).
+    /// A dead letter's original message is re-published instead. Safe while the services
+    /// run, and safe to repeat. Waits for the ledger's outcome up to
+    /// STOCKLEDGER_CONFIRMATION_DEADLINE.
     Retry(ActArgs),
     /// Close an exception as a deliberate no-op: no stock moves, the reason is recorded.
     /// Safe at any time, but final: a resolved exception is never retried. Use it when the
     /// runbook says the right stock outcome is "nothing" (a refund made instead, a
     /// duplicate from another channel, a chargeback handled outside stockledger).
     Resolve(ActArgs),
+    /// Close an exception as not a problem at all (test traffic, a duplicate report): no
+    /// stock moves, the reason is recorded. Safe at any time; final.
+    Dismiss(ActArgs),
+    /// For a void_after_capture only: the sale is undone and the goods never left, so the
+    /// order's units go back from sold to available (one ledger entry per line, tied to the
+    /// exception) and the order becomes released. Final: a second release changes nothing.
+    /// Check the payment at the provider and the warehouse first (docs/operations.md).
+    Release(ActArgs),
+    /// For a void_after_capture only: the goods left; nothing moves, the decision is
+    /// recorded and finance follows up on the payment. Safe at any time; final.
+    Keep(ActArgs),
     /// Print the queue's gauges (open exceptions by reason, oldest open age, DLQ depth) in
     /// Prometheus text format, as the exception consumer's /metrics serves them.
     /// Read-only: safe to run at any time.
@@ -73,6 +87,13 @@ pub struct ActArgs {
     /// Who is acting; recorded in the audit trail.
     #[arg(long, env = "STOCKLEDGER_OPERATOR")]
     pub actor: Option<String>,
+    /// What shows the action is right (a provider refund id, a shipping record). Recorded.
+    #[arg(long)]
+    pub evidence: Option<String>,
+    /// Run the same action again with the same key and it is applied once; a fresh key is
+    /// made when absent.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,10 +174,10 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ExceptionsCommand::Retry(a) => {
-            let who = actor(a.actor)?;
+            let (id, json, req) = request(a)?;
             let actions = connect().await?;
-            let report = actions.retry(&a.id, &who, &a.reason).await;
-            finish(report, a.json, |r| {
+            let report = actions.retry_with(&id, &req).await;
+            finish(report, json, |r| {
                 format!(
                     "{}: {}{}{}",
                     r.id,
@@ -172,22 +193,10 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
                 )
             })
         }
-        ExceptionsCommand::Resolve(a) => {
-            let who = actor(a.actor)?;
-            let actions = connect().await?;
-            let report = actions.resolve(&a.id, &who, &a.reason).await;
-            finish(report, a.json, |r| {
-                format!(
-                    "{}: {}{}",
-                    r.id,
-                    r.result,
-                    r.resolution
-                        .as_ref()
-                        .map(|x| format!(" — {x}"))
-                        .unwrap_or_default()
-                )
-            })
-        }
+        ExceptionsCommand::Resolve(a) => act(OperatorAction::Resolve, a).await,
+        ExceptionsCommand::Dismiss(a) => act(OperatorAction::Dismiss, a).await,
+        ExceptionsCommand::Release(a) => act(OperatorAction::Release, a).await,
+        ExceptionsCommand::Keep(a) => act(OperatorAction::Keep, a).await,
         ExceptionsCommand::Stats => {
             let actions = connect().await?;
             let gauges = exceptions::metrics::Gauges {
@@ -198,6 +207,35 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The exception id, `--json`, and the request of an action's arguments.
+fn request(a: ActArgs) -> anyhow::Result<(String, bool, ActionRequest)> {
+    let req = ActionRequest {
+        actor: actor(a.actor)?,
+        reason: a.reason,
+        evidence: a.evidence,
+        idempotency_key: a.idempotency_key,
+    };
+    Ok((a.id, a.json, req))
+}
+
+/// Runs `resolve`, `dismiss`, `release` or `keep`.
+async fn act(action: OperatorAction, a: ActArgs) -> anyhow::Result<ExitCode> {
+    let (id, json, req) = request(a)?;
+    let actions = connect().await?;
+    let report = actions.act(&id, action, &req).await;
+    finish(report, json, |r: &ActionReport| {
+        format!(
+            "{}: {}{}",
+            r.id,
+            r.result,
+            r.resolution
+                .as_ref()
+                .map(|x| format!(" — {x}"))
+                .unwrap_or_default()
+        )
+    })
 }
 
 /// Prints an action's report (text or JSON) and chooses the exit code: 0 done, 1 refused

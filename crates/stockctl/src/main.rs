@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod exceptions;
+mod rebuild;
 mod replay;
 mod stock;
 
@@ -61,6 +62,18 @@ enum LedgerCommand {
     /// and safe to run at any time; run it before starting new versions of the services,
     /// so that several processes never race to migrate an embedded SQLite file.
     Migrate,
+    /// Rebuild the ledger from the first message of the event stream: after the database
+    /// was lost, replaced by an empty one or restored from an older backup (the ledger then
+    /// applies nothing and every role reports `ledger_behind_stream`), or `--into` a new
+    /// database to move to (SQLite to PostgreSQL). Every role reports not ready while it
+    /// runs; the ledger process resumes by itself when it is done. Safe to run again: what
+    /// is already in the ledger is skipped. See docs/operations.md, "Recovery".
+    Rebuild(rebuild::RebuildArgs),
+    /// Print the ledger in a canonical form (every table, rows in key order, one JSON array
+    /// per row), so that two ledgers can be compared with `diff`: the one before a loss and
+    /// its rebuild, a rebuild and a second one. Read-only; never creates or migrates a
+    /// database (exit code 3 when there is none).
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +129,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ledger(LedgerCommand::Verify { json }) => verify(json).await,
         Command::Ledger(LedgerCommand::Migrate) => migrate().await,
+        Command::Ledger(LedgerCommand::Rebuild(args)) => rebuild::run(args).await,
+        Command::Ledger(LedgerCommand::Export) => export().await,
         Command::Replay(args) => replay::run(args).await,
         Command::Exceptions(cmd) => exceptions::run(cmd).await,
         Command::Stock(cmd) => stock::run(cmd).await,
@@ -183,20 +198,69 @@ async fn migrate() -> anyhow::Result<ExitCode> {
 /// database): nothing was created or changed.
 const EXIT_NO_LEDGER: u8 = 3;
 
+/// Opens the configured ledger database for reading: never creates or migrates it. `Err`
+/// carries the exit code after saying why.
+async fn open_for_reading(cfg: &config::Config) -> anyhow::Result<Result<store::Store, ExitCode>> {
+    match store::Store::open_existing(&cfg.database_url, &store::StoreOptions::default()).await {
+        Ok(s) => Ok(Ok(s)),
+        Err(e @ (store::StoreError::Missing(_) | store::StoreError::NotMigrated(_))) => {
+            eprintln!("stockctl: {e}; nothing was created (STOCKLEDGER_DATABASE_URL)");
+            Ok(Err(ExitCode::from(EXIT_NO_LEDGER)))
+        }
+        Err(e) => Err(e).context("opening the ledger database"),
+    }
+}
+
+async fn export() -> anyhow::Result<ExitCode> {
+    let cfg = config::Config::from_env().context("reading configuration")?;
+    let store = match open_for_reading(&cfg).await? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    print!("{}", store.canonical_export().await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long `ledger verify` tries NATS for the stream-position check before leaving it out.
+const VERIFY_NATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where the ledger stands against the event stream: `Some(line)` when it is behind,
+/// `None` when it is current or NATS cannot be asked (said on stderr).
+async fn behind_stream(cfg: &config::Config, store: &store::Store) -> Option<String> {
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
+    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats_namespace).ok()?;
+    let standing = tokio::time::timeout(VERIFY_NATS_TIMEOUT, async {
+        let bus = bus::Bus::connect(bus_cfg).await.ok()?;
+        ledger::position::standing(&bus, store).await.ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    match standing {
+        Some(s) if s.is_behind() => Some(s.describe()),
+        Some(_) => None,
+        None => {
+            eprintln!(
+                "stockctl: NATS not reachable: the ledger was not compared with the event stream"
+            );
+            None
+        }
+    }
+}
+
 async fn verify(json: bool) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::from_env().context("reading configuration")?;
     // Read-only: never create or migrate a database here.
-    let store =
-        match store::Store::open_existing(&cfg.database_url, &store::StoreOptions::default()).await
-        {
-            Ok(s) => s,
-            Err(e @ (store::StoreError::Missing(_) | store::StoreError::NotMigrated(_))) => {
-                eprintln!("stockctl: {e}; nothing was created (STOCKLEDGER_DATABASE_URL)");
-                return Ok(ExitCode::from(EXIT_NO_LEDGER));
-            }
-            Err(e) => return Err(e).context("opening the ledger database"),
-        };
-    let report = store.verify().await?;
+    let store = match open_for_reading(&cfg).await? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let mut report = store.verify().await?;
+    if let Some(line) = behind_stream(&cfg, &store).await {
+        report
+            .problems
+            .push(store::VerifyProblem::BehindStream { detail: line });
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

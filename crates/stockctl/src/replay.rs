@@ -107,7 +107,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One progress line on stderr: a bar, the count, the rate and the time left.
-fn progress(done: u64, total: u64, started: Instant) {
+pub(crate) fn progress(done: u64, total: u64, started: Instant) {
     let elapsed = started.elapsed().as_secs_f64().max(1e-3);
     let rate = done as f64 / elapsed;
     let left = total.saturating_sub(done) as f64 / rate.max(1e-9);

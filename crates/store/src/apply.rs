@@ -2,7 +2,9 @@
 //! trips whatever the batch size:
 //! 1. load everything the batch touches with set queries ([`load::state_for_batch`]);
 //! 2. decide every event in batch order with the pure trigger matrix, in memory, each event
-//!    seeing the effects of the ones before it ([`domain::State::step`]);
+//!    seeing the effects of the ones before it ([`domain::State::step`]); a delivery under a
+//!    known event id is a duplicate only if it says what the first content said
+//!    ([`crate::content`]);
 //! 3. write every table once with multi-row statements ([`persist::Writes::flush`]), each
 //!    touched balance once, guarded by the sequence it was loaded with;
 //! 4. commit.
@@ -13,9 +15,10 @@
 
 use std::time::Duration;
 
-use domain::{Context, Decision, Delivery, Event, Outcome, State, Timestamp};
+use domain::{ConflictEvidence, Context, Decision, Delivery, Event, Outcome, State, Timestamp};
 use sqlx::AnyConnection;
 
+use crate::content::{FirstContents, Sameness};
 use crate::persist::{Record, Writes};
 use crate::{Backend, CONFLICT_RETRIES_MAX, Store, StoreError, load};
 
@@ -36,9 +39,14 @@ pub struct Incoming {
 pub enum Applied {
     /// Recorded with this outcome.
     Recorded(Outcome),
-    /// The event id already had a final outcome (or an open exception), `first`: nothing
-    /// changed.
+    /// The event id already had a final outcome (or an open exception), `first`, for the
+    /// same content: nothing changed. (A provider's conflicting content met again is a
+    /// duplicate of its `conflicting_duplicate` record, `first`.)
     Duplicate { first: Outcome },
+    /// A merchant API event whose event id (its idempotency key) was recorded with
+    /// different content (`crate::content`): nothing written, nothing changed; the
+    /// ingress answers 409 `idempotency_key_reused`.
+    IdempotencyKeyReused { evidence: ConflictEvidence },
     /// An operator retry whose exception still stands: nothing changed.
     StillException,
     /// The order is not registered yet: nothing recorded; deliver again after `until`.
@@ -121,6 +129,12 @@ impl Store {
     ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin_with(self.begin_statement()).await?;
         let results = apply_in(&mut tx, batch, ctx, by).await?;
+        if let (Some(writer), Some(seq)) = (
+            self.position.as_deref(),
+            batch.iter().filter_map(|i| i.stream_seq).max(),
+        ) {
+            crate::position::record(&mut tx, writer, seq).await?;
+        }
         tx.commit().await?;
         Ok(results)
     }
@@ -163,12 +177,31 @@ async fn apply_in(
     ctx: &Context,
     by: Delivered,
 ) -> Result<Vec<Applied>, StoreError> {
-    let events: Vec<&Event> = batch.iter().map(|i| &i.event).collect();
-    let mut state = load::state_for_batch(conn, &events).await?;
-    let mut writes = Writes::new(ctx.now, by == Delivered::Consumer);
+    let mut events: Vec<&Event> = batch.iter().map(|i| &i.event).collect();
+    // Operator retries (`exception.action` `retry`) deliver their exception's event right
+    // after the action: its state is loaded with the batch's (`crate::retry`).
+    let mut originals = crate::retry::originals(conn, &events).await?;
+    let loaded: Vec<Event> = originals.events().cloned().collect();
+    events.extend(&loaded);
+    let (mut state, envelopes) = load::state_for_batch(conn, &events).await?;
+    let mut contents = FirstContents::new(envelopes);
+    contents
+        .load_conflict_outcomes(conn, &mut state, batch)
+        .await?;
+    let mut writes = Writes::new(by == Delivered::Consumer);
     let mut results = Vec::with_capacity(batch.len());
     for incoming in batch {
-        results.push(decide_one(&mut state, &mut writes, incoming, ctx)?);
+        let applied = decide_one(&mut state, &mut writes, &mut contents, incoming, ctx)?;
+        originals.note(incoming, &applied);
+        match originals.expansion(incoming, &applied) {
+            Some(Ok(retried)) => {
+                let outcome = decide_one(&mut state, &mut writes, &mut contents, &retried, ctx)?;
+                crate::retry::record_result(&mut writes, &retried, &outcome);
+            }
+            Some(Err(id)) => crate::retry::record_undeliverable(&mut writes, &id, incoming),
+            None => {}
+        }
+        results.push(applied);
     }
     if !writes.is_empty() {
         writes.flush(conn).await?;
@@ -181,6 +214,7 @@ async fn apply_in(
 fn decide_one(
     state: &mut State,
     writes: &mut Writes,
+    contents: &mut FirstContents,
     incoming: &Incoming,
     ctx: &Context,
 ) -> Result<Applied, StoreError> {
@@ -196,15 +230,25 @@ fn decide_one(
             match state.outcomes.get(&id) {
                 _ if still_open => {
                     // The exception queue row goes back from `retrying` to `open`, audited.
-                    writes.still_open(id);
+                    writes.still_open(&incoming.event, state.outcomes.get(&id));
                     Ok(Applied::StillException)
                 }
-                Some(first) => {
-                    writes.duplicate(id);
-                    Ok(Applied::Duplicate {
-                        first: first.clone(),
-                    })
-                }
+                Some(first) => match contents.compare(incoming) {
+                    Sameness::Same => {
+                        writes.duplicate(id);
+                        Ok(Applied::Duplicate {
+                            first: first.clone(),
+                        })
+                    }
+                    Sameness::Conflict {
+                        evidence,
+                        merchant: true,
+                    } => Ok(Applied::IdempotencyKeyReused { evidence }),
+                    Sameness::Conflict {
+                        evidence,
+                        merchant: false,
+                    } => conflicting_duplicate(state, writes, incoming, evidence),
+                },
                 None => Err(StoreError::Corrupt(format!(
                     "event {id} decided a duplicate without an outcome"
                 ))),
@@ -220,9 +264,43 @@ fn decide_one(
                 resolution: &resolution,
             })?;
             state.apply(id, &resolution);
+            contents.recorded(id, &incoming.envelope);
             Ok(Applied::Recorded(resolution.outcome.clone()))
         }
     }
+}
+
+/// A provider's second, different content under a known event id: recorded once as the
+/// no-op `conflicting_duplicate` under its own id, with both digests (`crate::content`).
+/// The first event's outcome is untouched; a redelivery of the same second content is a
+/// duplicate of this record.
+fn conflicting_duplicate(
+    state: &mut State,
+    writes: &mut Writes,
+    incoming: &Incoming,
+    evidence: ConflictEvidence,
+) -> Result<Applied, StoreError> {
+    let id = domain::conflict_id(evidence.event_id, evidence.second_digest);
+    if let Some(first) = state.outcomes.get(&id) {
+        writes.duplicate(id);
+        return Ok(Applied::Duplicate {
+            first: first.clone(),
+        });
+    }
+    let event = Event {
+        id,
+        ..incoming.event.clone()
+    };
+    let resolution = domain::conflicting_duplicate(evidence);
+    writes.record(&Record {
+        event: &event,
+        envelope: &incoming.envelope,
+        stream_seq: incoming.stream_seq,
+        before: state,
+        resolution: &resolution,
+    })?;
+    state.apply(id, &resolution);
+    Ok(Applied::Recorded(resolution.outcome))
 }
 
 /// True for errors that mean "another writer got there first": retry the batch.

@@ -13,11 +13,15 @@
 
 mod apply;
 mod bulk;
+mod content;
+mod export;
 mod load;
 mod outbox;
 mod persist;
+mod position;
 mod queue;
 mod read;
+mod retry;
 mod verify;
 
 use std::str::FromStr;
@@ -27,11 +31,13 @@ use sqlx::Executor;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use apply::{Applied, BatchReport, DryRun, Incoming};
+pub use content::IDEMPOTENCY_KEY_REUSED;
 pub use outbox::PendingChange;
 pub use persist::reason_code;
+pub use position::{Checkpoint, PositionWriter};
 pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
-    QueueFilter, QueueItem, QueueStats, Recorded, ResolveDone, RetryStart,
+    QueueFilter, QueueItem, QueueStats, Recorded, RetryStart,
 };
 pub use read::{EntryRow, OrderEventRow, ProcessedRow};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate
@@ -120,6 +126,8 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Set by [`Store::recording_position`]: every applied batch records its stream position.
+    position: Option<std::sync::Arc<PositionWriter>>,
 }
 
 impl Store {
@@ -154,7 +162,11 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            position: None,
+        })
     }
 
     /// Opens a ledger database that must already exist with this release's schema, for
@@ -204,7 +216,11 @@ impl Store {
                 .fetch_one(&pool)
                 .await;
         match applied {
-            Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected) => Ok(Store { pool, backend }),
+            Ok(n) if usize::try_from(n).is_ok_and(|n| n >= expected) => Ok(Store {
+                pool,
+                backend,
+                position: None,
+            }),
             Ok(n) => Err(StoreError::NotMigrated(format!(
                 "the ledger database has {n} of this release's {expected} migrations: run `stockctl ledger migrate` first"
             ))),

@@ -3,11 +3,11 @@
 //! the orders they name (by reference or by payment reference), returns and disputes, and
 //! the balances of every (SKU, location) involved. Single-row loaders serve the reads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use domain::{
-    Balance, Chargeback, DisputeId, Event, EventId, EventKind, OrderLookup, OrderRef, Outcome,
-    PaymentRef, Provider, ReturnRecord, ReturnRef, State, StockKey,
+    Balance, Chargeback, DisputeId, Event, EventId, EventKind, ExceptionId, OrderLookup, OrderRef,
+    Outcome, PaymentRef, Provider, QueueEntry, ReturnRecord, ReturnRef, State, StockKey,
 };
 use sqlx::{AnyConnection, Row};
 
@@ -28,6 +28,8 @@ struct Needs {
     returns: BTreeSet<ReturnRef>,
     disputes: BTreeSet<DisputeId>,
     keys: BTreeSet<StockKey>,
+    /// Exception-queue rows operator actions name.
+    exceptions: BTreeSet<ExceptionId>,
 }
 
 impl Needs {
@@ -79,6 +81,13 @@ impl Needs {
             EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } => {
                 self.keys.insert(key.clone());
             }
+            EventKind::ExceptionAction { exception_id, .. } => {
+                // The row, and the outcome of its event (a retry re-decides it).
+                self.exceptions.insert(exception_id.clone());
+                if let Ok(id) = exception_id.as_str().parse::<EventId>() {
+                    self.ids.insert(id);
+                }
+            }
             kind => {
                 if let Some(payment) = kind.payment() {
                     match &payment.order {
@@ -105,17 +114,19 @@ impl Needs {
 }
 
 /// The partial state `decide` needs for every event of a batch, loaded with a fixed number
-/// of set queries whatever the batch size: prior outcomes, payment references, returns and
-/// disputes, then the orders they and the events name, then the balances of every line of
-/// those orders and every key the events name. Events later in the batch see the effects of
-/// earlier ones because the caller applies each decision to this state in memory.
+/// of set queries whatever the batch size: prior outcomes (with the envelope each was
+/// recorded with: the first content of its event id, [`crate::content`]), payment
+/// references, returns and disputes, then the orders they and the events name, then the
+/// balances of every line of those orders and every key the events name. Events later in
+/// the batch see the effects of earlier ones because the caller applies each decision to
+/// this state in memory.
 pub(crate) async fn state_for_batch(
     conn: &mut AnyConnection,
     events: &[&Event],
-) -> Result<State, StoreError> {
+) -> Result<(State, BTreeMap<EventId, String>), StoreError> {
     let mut needs = Needs::of(events);
     let mut state = State::default();
-    load_outcomes(conn, &mut state, &needs.ids).await?;
+    let envelopes = load_outcomes(conn, &mut state, &needs.ids).await?;
     for (p, r, order_ref) in load_payment_refs(conn, &needs.payment_refs).await? {
         needs.orders.insert(order_ref.clone());
         state.payment_refs.insert((p, r), order_ref);
@@ -127,6 +138,10 @@ pub(crate) async fn state_for_batch(
     for cb in load_chargebacks(conn, &needs.disputes).await? {
         state.chargebacks.insert(cb.dispute_id.clone(), cb);
     }
+    for (id, entry) in load_exceptions(conn, &needs.exceptions).await? {
+        needs.orders.extend(entry.order_ref.clone());
+        state.exceptions.insert(id, entry);
+    }
     for order in load_orders(conn, &needs.orders).await? {
         needs.keys.extend(order.spec.lines.keys().cloned());
         state.orders.insert(order.spec.order_ref.clone(), order);
@@ -134,23 +149,26 @@ pub(crate) async fn state_for_batch(
     for (key, balance) in load_balances(conn, &needs.keys).await? {
         state.balances.insert(key, balance);
     }
-    Ok(state)
+    Ok((state, envelopes))
 }
 
 fn one_column<T>(items: &BTreeSet<T>, f: impl Fn(&T) -> String) -> Vec<Vec<Val>> {
     items.iter().map(|i| vec![Val::Text(f(i))]).collect()
 }
 
-async fn load_outcomes(
+/// Loads the outcomes of `ids` into `state`; returns the envelope each was recorded with.
+pub(crate) async fn load_outcomes(
     conn: &mut AnyConnection,
     state: &mut State,
     ids: &BTreeSet<EventId>,
-) -> Result<(), StoreError> {
+) -> Result<BTreeMap<EventId, String>, StoreError> {
     const Q: Bulk = Bulk {
-        head: "SELECT event_id, outcome_json FROM processed_events WHERE event_id IN (VALUES ",
+        head: "SELECT event_id, outcome_json, envelope FROM processed_events \
+               WHERE event_id IN (VALUES ",
         tail: ")",
         cols: 1,
     };
+    let mut envelopes = BTreeMap::new();
     for row in Q.fetch(conn, &one_column(ids, ToString::to_string)).await? {
         let id: String = row.try_get(0)?;
         let id = id
@@ -159,8 +177,9 @@ async fn load_outcomes(
         let outcome: Outcome = serde_json::from_str(&row.try_get::<String, _>(1)?)
             .map_err(|e| corrupt("outcome_json", e))?;
         state.outcomes.insert(id, outcome);
+        envelopes.insert(id, row.try_get::<String, _>(2)?);
     }
-    Ok(())
+    Ok(envelopes)
 }
 
 async fn load_payment_refs(
@@ -228,6 +247,39 @@ async fn load_chargebacks(
         cols: 1,
     };
     load_bodies(conn, Q, ids, |d| d.as_str().to_owned(), "chargebacks.body").await
+}
+
+/// The exception-queue rows operator actions of the batch name.
+async fn load_exceptions(
+    conn: &mut AnyConnection,
+    ids: &BTreeSet<ExceptionId>,
+) -> Result<Vec<(ExceptionId, QueueEntry)>, StoreError> {
+    const Q: Bulk = Bulk {
+        head: "SELECT id, reason, state, order_ref FROM exceptions WHERE id IN (VALUES ",
+        tail: ")",
+        cols: 1,
+    };
+    let mut out = Vec::new();
+    for row in Q
+        .fetch(conn, &one_column(ids, |i| i.as_str().to_owned()))
+        .await?
+    {
+        let id: String = row.try_get(0)?;
+        let state: String = row.try_get(2)?;
+        let order_ref: Option<String> = row.try_get(3)?;
+        out.push((
+            ExceptionId::parse(id).map_err(|e| corrupt("exceptions.id", e))?,
+            QueueEntry {
+                reason: row.try_get(1)?,
+                open: state != "resolved",
+                order_ref: order_ref
+                    .map(OrderRef::parse)
+                    .transpose()
+                    .map_err(|e| corrupt("exceptions.order_ref", e))?,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 async fn load_orders(

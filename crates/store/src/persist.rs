@@ -2,7 +2,8 @@
 //! multi-row statements whatever the batch size. [`Writes`] collects, in batch order, what
 //! each recorded event changes (its outcome under the event id, the movements as entries,
 //! the after-images of balances, orders, payment references, returns and disputes, and the
-//! exception queue row); [`Writes::flush`] then writes each table once: every touched
+//! exception queue row, and for operator actions the queue row's new state and the audit
+//! trail); [`Writes::flush`] then writes each table once: every touched
 //! balance once, with the sequence it had when the batch was loaded (optimistic
 //! concurrency), one stock-change outbox row per touched (SKU, location), every other
 //! after-image once with its last value. Nothing here decides; it writes what the domain
@@ -11,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::{
-    Balance, Event, EventId, ExceptionReason, NoOpReason, Outcome, Resolution, State, StockKey,
-    Timestamp,
+    Balance, Event, EventId, EventKind, ExceptionId, ExceptionReason, NoOpReason, Outcome,
+    Resolution, State, StockKey, Timestamp,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::AnyConnection;
 
 use crate::StoreError;
@@ -73,6 +74,8 @@ struct TouchedBalance {
     after: Balance,
     cause: EventId,
     cause_kind: &'static str,
+    /// When the cause was accepted (`recorded_at`): the time of the stock change.
+    at: i64,
 }
 
 /// A write to the exception queue that must happen after the bulk inserts, in batch order
@@ -82,15 +85,32 @@ enum QueueStep {
     Resolve {
         event_id: String,
         resolution: String,
+        at: i64,
     },
-    /// An operator retry whose exception still stands: back to `open`, audited.
-    StillOpen { event_id: String },
+    /// An operator retry whose exception still stands: back to `open` (a dead letter's
+    /// re-published retry left it `retrying`).
+    StillOpen { event_id: String, at: i64 },
 }
 
+/// An exception-queue row after the batch's operator actions on it.
+struct QueueRow {
+    /// Resolved with this text, or left as it is.
+    resolution: Option<String>,
+    /// Retries to add.
+    retries: i64,
+    at: i64,
+}
+
+/// Who the ledger is in the audit trail (the result of a retry it applied).
+const LEDGER_ACTOR: &str = crate::queue::SYSTEM_ACTOR_LEDGER;
+
 /// What a batch writes, collected in batch order and written by [`Writes::flush`].
+///
+/// Every time written is the `recorded_at` of the event that caused the row (when the
+/// ingress accepted it), never this process's clock, so applying the same stream again
+/// writes the same rows (`docs/decisions.md`, decision 25).
 #[derive(Default)]
 pub(crate) struct Writes {
-    now: i64,
     /// New processed-event rows, by event id (an operator retry replacing an exception
     /// recorded earlier in the same batch replaces the pending row).
     processed: BTreeMap<String, Vec<Val>>,
@@ -106,6 +126,12 @@ pub(crate) struct Writes {
     returns: BTreeMap<String, Vec<Val>>,
     chargebacks: BTreeMap<String, Vec<Val>>,
     exceptions: BTreeMap<String, Vec<Val>>,
+    /// Queue rows changed by operator actions, by exception id.
+    queue_rows: BTreeMap<String, QueueRow>,
+    /// Audit-trail entries in batch order: `(target, n-th entry of that target in this
+    /// batch, action, actor, reason, result, detail, at)`.
+    audit: Vec<Vec<Val>>,
+    audit_count: BTreeMap<String, i64>,
     queue_steps: Vec<QueueStep>,
     /// Event ids seen again (deduplicated), with how many times.
     duplicates: BTreeMap<String, i64>,
@@ -114,9 +140,8 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
-    pub(crate) fn new(now: Timestamp, count_duplicates: bool) -> Self {
+    pub(crate) fn new(count_duplicates: bool) -> Self {
         Writes {
-            now: now.0,
             count_duplicates,
             ..Writes::default()
         }
@@ -128,6 +153,7 @@ impl Writes {
             && self.replaced.is_empty()
             && self.duplicates.is_empty()
             && self.queue_steps.is_empty()
+            && self.audit.is_empty()
     }
 
     /// Counts a delivery of an event id that already has an outcome.
@@ -138,12 +164,122 @@ impl Writes {
         *self.duplicates.entry(id.to_string()).or_default() += 1;
     }
 
-    /// An operator retry whose exception still stands.
-    pub(crate) fn still_open(&mut self, id: EventId) {
-        self.duplicate(id);
-        self.queue_steps.push(QueueStep::StillOpen {
-            event_id: id.to_string(),
+    /// An operator retry whose exception (`prior`) still stands: the row is open, and the
+    /// trail says so.
+    pub(crate) fn still_open(&mut self, event: &Event, prior: Option<&Outcome>) {
+        self.duplicate(event.id);
+        let event_id = event.id.to_string();
+        let at = event.recorded_at.0;
+        let code = prior.and_then(reason_code).unwrap_or_default();
+        self.retry_result(&event_id, &format!("still {code}"), at);
+        self.queue_steps.push(QueueStep::StillOpen { event_id, at });
+    }
+
+    /// What an operator retry of exception `target` came to, in its trail.
+    pub(crate) fn retry_result(&mut self, target: &str, result: &str, at: i64) {
+        self.audit(Audit {
+            target,
+            action: "retry_result",
+            actor: LEDGER_ACTOR,
+            reason: "operator retry applied",
+            result,
+            detail: json!({}),
+            at,
         });
+    }
+
+    fn audit(&mut self, a: Audit<'_>) {
+        let n = self.audit_count.entry(a.target.to_owned()).or_default();
+        *n += 1;
+        self.audit.push(vec![
+            a.target.into(),
+            Val::Int(*n),
+            a.action.into(),
+            a.actor.into(),
+            a.reason.into(),
+            a.result.into(),
+            a.detail.to_string().into(),
+            a.at.into(),
+        ]);
+    }
+
+    /// The queue row and audit entry of an operator action (`exception.action`), and the
+    /// audit entry of a stock correction that names its actor.
+    fn operator(&mut self, rec: &Record<'_>) {
+        let r = rec.resolution;
+        let event_id = rec.event.id.to_string();
+        match &rec.event.kind {
+            EventKind::ExceptionAction {
+                exception_id,
+                action,
+                actor,
+                reason,
+                evidence,
+            } => {
+                if let Some(q) = &r.queue {
+                    self.queue_row(
+                        &q.exception_id,
+                        q.resolution.clone(),
+                        q.retried,
+                        rec.event.recorded_at.0,
+                    );
+                }
+                if actor.trim().is_empty() {
+                    return; // refused by the matrix; the trail needs a who.
+                }
+                self.audit(Audit {
+                    target: exception_id.as_str(),
+                    action: action.as_str(),
+                    actor,
+                    reason,
+                    result: &action_result(&r.outcome),
+                    detail: json!({"event_id": event_id, "evidence": evidence}),
+                    at: rec.event.recorded_at.0,
+                });
+            }
+            EventKind::StockCorrected {
+                key,
+                delta,
+                reason,
+                evidence,
+                approved_by,
+                actor: Some(actor),
+            } if !actor.trim().is_empty() => {
+                let result = match reason_code(&r.outcome) {
+                    Some(code) => format!("{}: {code}", r.outcome.label()),
+                    None => r.outcome.label().to_owned(),
+                };
+                self.audit(Audit {
+                    target: &format!("stock:{event_id}"),
+                    action: "stock_correct",
+                    actor,
+                    reason,
+                    result: &result,
+                    detail: json!({
+                        "sku": key.sku.as_str(), "location": key.location.as_str(), "delta": delta,
+                        "evidence": evidence, "approved_by": approved_by, "event_id": event_id,
+                    }),
+                    at: rec.event.recorded_at.0,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn queue_row(&mut self, id: &ExceptionId, resolution: Option<String>, retried: bool, at: i64) {
+        let row = self
+            .queue_rows
+            .entry(id.as_str().to_owned())
+            .or_insert(QueueRow {
+                resolution: None,
+                retries: 0,
+                at,
+            });
+        if resolution.is_some() {
+            row.resolution = resolution;
+        }
+        row.retries += i64::from(retried);
+        row.at = at;
     }
 
     /// Collects everything one recorded event writes. `rec.before` is the batch's state just
@@ -152,6 +288,7 @@ impl Writes {
     pub(crate) fn record(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
         self.outcome(rec)?;
         let r = rec.resolution;
+        let at = rec.event.recorded_at.0;
         if let Outcome::Moved { movements } = &r.outcome {
             for m in movements {
                 self.entries.push(vec![
@@ -163,7 +300,7 @@ impl Writes {
                     m.quantity.as_i64().into(),
                     rec.event.id.to_string().into(),
                     rec.event.kind.name().into(),
-                    self.now.into(),
+                    at.into(),
                 ]);
             }
         }
@@ -174,12 +311,15 @@ impl Writes {
                 after: *after,
                 cause: rec.event.id,
                 cause_kind: rec.event.kind.name(),
+                at,
             });
             touched.after = *after;
             touched.cause = rec.event.id;
             touched.cause_kind = rec.event.kind.name();
+            touched.at = at;
         }
         self.after_images(rec)?;
+        self.operator(rec);
         self.exception(rec)
     }
 
@@ -190,6 +330,7 @@ impl Writes {
         let reason = reason_code(&r.outcome);
         let order_ref = r.order_ref.as_ref().map(|o| o.as_str().to_owned());
         let stream_seq = rec.stream_seq.and_then(|s| i64::try_from(s).ok());
+        let at = rec.event.recorded_at.0;
         if r.replaces_exception && !self.processed.contains_key(&id) {
             self.replaced.push(vec![
                 id.clone().into(),
@@ -197,6 +338,7 @@ impl Writes {
                 reason.clone().into(),
                 outcome_json.clone().into(),
                 order_ref.clone().into(),
+                at.into(),
             ]);
         } else {
             let row = self.processed.entry(id.clone()).or_insert_with(|| {
@@ -218,7 +360,7 @@ impl Writes {
             row[3] = r.outcome.label().into();
             row[4] = reason.clone().into();
             row[5] = outcome_json.clone().into();
-            row[8] = Val::Int(self.now);
+            row[8] = Val::Int(at);
         }
         let n = self.history_count.entry(id.clone()).or_default();
         *n += 1;
@@ -228,13 +370,14 @@ impl Writes {
             r.outcome.label().into(),
             reason.into(),
             outcome_json.into(),
-            self.now.into(),
+            at.into(),
         ]);
         Ok(())
     }
 
     fn after_images(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
         let r = rec.resolution;
+        let at = rec.event.recorded_at.0;
         if let Some(order) = &r.order {
             let order_ref = order.spec.order_ref.as_str().to_owned();
             self.orders.insert(
@@ -245,7 +388,7 @@ impl Writes {
                     order.reserved_by.map(|e| e.to_string()).into(),
                     order.reserved_at.map(|t| t.0).into(),
                     body(order)?.into(),
-                    self.now.into(),
+                    at.into(),
                 ],
             );
         }
@@ -283,6 +426,7 @@ impl Writes {
                 self.queue_steps.push(QueueStep::Resolve {
                     event_id: opened_by.to_string(),
                     resolution: format!("chargeback closed: {}", if won { "won" } else { "lost" }),
+                    at,
                 });
             }
         }
@@ -292,6 +436,7 @@ impl Writes {
     fn exception(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
         let r = rec.resolution;
         let id = rec.event.id.to_string();
+        let at = rec.event.recorded_at.0;
         match &r.outcome {
             Outcome::Exception { reason, detail } => {
                 let deadline = match reason {
@@ -308,7 +453,7 @@ impl Writes {
                         evidence.to_string().into(),
                         r.order_ref.as_ref().map(|o| o.as_str().to_owned()).into(),
                         deadline.into(),
-                        self.now.into(),
+                        at.into(),
                     ],
                 );
             }
@@ -320,6 +465,7 @@ impl Writes {
                 self.queue_steps.push(QueueStep::Resolve {
                     event_id: id,
                     resolution,
+                    at,
                 });
             }
             _ => {}
@@ -330,10 +476,9 @@ impl Writes {
     /// Writes everything collected, one multi-row statement per table (cut only above
     /// [`crate::bulk::BIND_PARAMS_MAX`] parameters), then the few ordered queue steps.
     pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
-        let now = self.now;
         self.flush_outcomes(conn).await?;
         ENTRIES.execute(conn, &self.entries).await?;
-        flush_balances(conn, &self.balances, now).await?;
+        flush_balances(conn, &self.balances).await?;
         ORDERS.execute(conn, &values(self.orders)).await?;
         PAYMENT_REFS
             .execute(conn, &values(self.payment_refs))
@@ -341,11 +486,26 @@ impl Writes {
         RETURNS.execute(conn, &values(self.returns)).await?;
         CHARGEBACKS.execute(conn, &values(self.chargebacks)).await?;
         EXCEPTIONS.execute(conn, &values(self.exceptions)).await?;
+        let queue_rows: Vec<Vec<Val>> = self
+            .queue_rows
+            .into_iter()
+            .map(|(id, q)| {
+                vec![
+                    id.into(),
+                    q.resolution.into(),
+                    q.retries.into(),
+                    q.at.into(),
+                ]
+            })
+            .collect();
+        QUEUE_ROWS.execute(conn, &queue_rows).await?;
+        AUDIT.execute(conn, &self.audit).await?;
         for step in self.queue_steps {
             match step {
                 QueueStep::Resolve {
                     event_id,
                     resolution,
+                    at,
                 } => {
                     sqlx::query(
                         "UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 \
@@ -353,12 +513,19 @@ impl Writes {
                     )
                     .bind(event_id)
                     .bind(resolution)
-                    .bind(now)
+                    .bind(at)
                     .execute(&mut *conn)
                     .await?;
                 }
-                QueueStep::StillOpen { event_id } => {
-                    crate::queue::retry_still_open(conn, &event_id, now).await?;
+                QueueStep::StillOpen { event_id, at } => {
+                    sqlx::query(
+                        "UPDATE exceptions SET state = 'open', updated_at = $2 \
+                         WHERE event_id = $1 AND state = 'retrying'",
+                    )
+                    .bind(event_id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
             }
         }
@@ -372,7 +539,6 @@ impl Writes {
     }
 
     async fn flush_outcomes(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
-        let now = self.now;
         let rows: Vec<Vec<Val>> = self.processed.values().cloned().collect();
         PROCESSED.execute(conn, &rows).await?;
         for row in &self.replaced {
@@ -381,14 +547,39 @@ impl Writes {
                  order_ref = COALESCE($5, order_ref), processed_at = $6 \
                  WHERE event_id = $1 AND outcome = 'exception'",
             );
-            let done = crate::bulk::bind_all(q, row)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+            let done = crate::bulk::bind_all(q, row).execute(&mut *conn).await?;
             conflict_if(done.rows_affected() == 0)?;
         }
         HISTORY.execute(conn, &self.history).await?;
         Ok(())
+    }
+}
+
+/// One audit-trail entry.
+struct Audit<'a> {
+    /// The exception id, or `stock:<event id>` for a stock correction.
+    target: &'a str,
+    action: &'a str,
+    actor: &'a str,
+    reason: &'a str,
+    result: &'a str,
+    detail: Value,
+    at: i64,
+}
+
+/// The audit trail's word for what an operator action came to.
+fn action_result(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Moved { .. } => "released".into(),
+        Outcome::NoOp { reason } => match reason {
+            NoOpReason::ExceptionResolved => "resolved".into(),
+            NoOpReason::ExceptionDismissed => "dismissed".into(),
+            NoOpReason::SaleKept => "kept".into(),
+            NoOpReason::RetryRequested => "retried".into(),
+            NoOpReason::ExceptionAlreadyResolved => "noop: already resolved".into(),
+            other => format!("noop: {}", noop_code(other)),
+        },
+        Outcome::Exception { reason, .. } => format!("exception: {}", reason.code()),
     }
 }
 
@@ -402,7 +593,6 @@ fn values<K: Ord>(map: BTreeMap<K, Vec<Val>>) -> Vec<Vec<Val>> {
 async fn flush_balances(
     conn: &mut AnyConnection,
     balances: &BTreeMap<StockKey, TouchedBalance>,
-    now: i64,
 ) -> Result<(), StoreError> {
     let mut inserts = Vec::new();
     let mut updates = Vec::new();
@@ -426,8 +616,13 @@ async fn flush_balances(
             row.push(seq_i64(t.loaded_seq)?.into());
             updates.push(row);
         }
-        let change =
-            contract::stock_change::StockChange::new(key, b, t.cause, t.cause_kind, Timestamp(now));
+        let change = contract::stock_change::StockChange::new(
+            key,
+            b,
+            t.cause,
+            t.cause_kind,
+            Timestamp(t.at),
+        );
         outbox.push(vec![
             key.sku.as_str().into(),
             key.location.as_str().into(),
@@ -435,7 +630,7 @@ async fn flush_balances(
             String::from_utf8_lossy(&change.to_json())
                 .into_owned()
                 .into(),
-            now.into(),
+            t.at.into(),
         ]);
     }
     BALANCE_INSERTS.execute(conn, &inserts).await?;
@@ -556,6 +751,27 @@ const EXCEPTIONS: Bulk = Bulk {
            ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, state = 'open', \
            detail = excluded.detail, evidence = excluded.evidence, updated_at = excluded.updated_at",
     cols: 7,
+};
+
+/// The audit entries of the batch, numbered after each target's last stored entry.
+const AUDIT: Bulk = Bulk {
+    head: "WITH v(target, n, action, actor, reason, result, detail, at) AS (VALUES ",
+    tail: ") INSERT INTO operator_actions (target, seq, action, actor, reason, result, detail, at) \
+           SELECT v.target, COALESCE((SELECT MAX(o.seq) FROM operator_actions o \
+           WHERE o.target = v.target), 0) + v.n, v.action, v.actor, v.reason, v.result, v.detail, v.at FROM v",
+    cols: 8,
+};
+
+/// Queue rows after the batch's operator actions: resolved (when `resolution` is given),
+/// retries counted.
+const QUEUE_ROWS: Bulk = Bulk {
+    head: "WITH v(id, resolution, retries, at) AS (VALUES ",
+    tail: ") UPDATE exceptions SET \
+           state = CASE WHEN v.resolution IS NULL THEN exceptions.state ELSE 'resolved' END, \
+           resolution = COALESCE(v.resolution, exceptions.resolution), \
+           retries = exceptions.retries + v.retries, updated_at = v.at \
+           FROM v WHERE exceptions.id = v.id",
+    cols: 4,
 };
 
 const DUPLICATES: Bulk = Bulk {

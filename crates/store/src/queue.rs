@@ -1,9 +1,11 @@
-//! The exception queue's workflow: listing and showing problems with their evidence,
-//! recording dead letters from the exception consumer, the operator actions (retry,
-//! resolve) with their audit trail, and reconciling rows whose event got a final outcome.
+//! The exception queue's reads and the few writes outside the ledger: listing and showing
+//! problems with their evidence and trail, recording dead letters from the exception
+//! consumer, the retry of a dead letter (re-published, not an event: `RetryStart`), and
+//! reconciling rows whose event got a final outcome.
 //!
-//! The rows themselves are shared with the ledger: `persist` writes a business exception
-//! (and resolves it when an operator retry succeeds); `record_unprocessable` writes an
+//! Operator actions are events (`docs/decisions.md` §27): the ledger writes their effect on
+//! a row and their audit entries in its batch transaction (`persist`, `retry`), as it
+//! writes a business exception and its resolution; `record_unprocessable` writes an
 //! undecodable message. Everything here is keyed the same way (event id, or
 //! `<stream>:<sequence>` for a message without a trustworthy event id), so a problem is one
 //! row whichever path reports it first. No function here moves stock.
@@ -81,7 +83,7 @@ pub struct QueueItem {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionRow {
     pub seq: i64,
-    /// `retry`, `resolve`, `stock_correct` or `retry_result`.
+    /// `resolve`, `dismiss`, `retry`, `release`, `keep`, `stock_correct` or `retry_result`.
     pub action: String,
     pub actor: String,
     pub reason: String,
@@ -146,16 +148,6 @@ pub enum RetryStart {
     },
     /// The problem is resolved already: nothing is published (recorded as such).
     AlreadyResolved { resolution: Option<String> },
-}
-
-/// What a resolve did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResolveDone {
-    Resolved,
-    /// It was resolved already; nothing changed (recorded as such).
-    AlreadyResolved {
-        resolution: Option<String>,
-    },
 }
 
 /// The gauges of the queue.
@@ -249,7 +241,7 @@ fn original_bytes(envelope: Option<&str>, evidence: &Value) -> Option<Vec<u8>> {
 pub struct NewAction<'a> {
     /// The exception id, or `stock:<event id>` for a stock correction.
     pub target: &'a str,
-    /// `retry`, `resolve`, `stock_correct` or `retry_result`.
+    /// `retry` or `retry_result` (a dead letter's retry; every other entry is the ledger's).
     pub action: &'a str,
     pub actor: &'a str,
     pub reason: &'a str,
@@ -271,39 +263,6 @@ pub(crate) async fn insert_action(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Called by the ledger, inside its batch transaction, when an operator retry met the same
-/// exception again: the row goes back to `open` and the trail says so.
-pub(crate) async fn retry_still_open(
-    conn: &mut AnyConnection,
-    event_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT id, reason FROM exceptions WHERE event_id = $1")
-        .bind(event_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(()) };
-    let (id, reason): (String, String) = (row.try_get("id")?, row.try_get("reason")?);
-    sqlx::query("UPDATE exceptions SET state = 'open', updated_at = $2 WHERE id = $1 AND state = 'retrying'")
-        .bind(&id).bind(now)
-        .execute(&mut *conn)
-        .await?;
-    let result = format!("still {reason}");
-    insert_action(
-        conn,
-        NewAction {
-            target: &id,
-            action: "retry_result",
-            actor: SYSTEM_ACTOR_LEDGER,
-            reason: "operator retry applied",
-            result: &result,
-            detail: &json!({}),
-        },
-        now,
-    )
-    .await
 }
 
 impl Store {
@@ -599,75 +558,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Resolves a problem as a deliberate no-op: no stock moves; the reason and the actor
-    /// are recorded. Resolving a resolved row changes nothing (and is recorded).
-    pub async fn queue_resolve(
-        &self,
-        id: &str,
-        actor: &str,
-        why: &str,
-        now: i64,
-    ) -> Result<ResolveDone, QueueError> {
-        non_empty("actor", actor)?;
-        non_empty("reason", why)?;
-        let mut tx = self.workflow_tx().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT state, resolution FROM exceptions WHERE id = $1{}",
-            self.for_update()
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
-        let (state, resolution): (String, Option<String>) =
-            (row.try_get("state")?, row.try_get("resolution")?);
-        if state == "resolved" {
-            insert_action(
-                &mut tx,
-                NewAction {
-                    target: id,
-                    action: "resolve",
-                    actor,
-                    reason: why,
-                    result: "noop: already resolved",
-                    detail: &json!({}),
-                },
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(ResolveDone::AlreadyResolved { resolution });
-        }
-        let text = format!("no-op by {actor}: {why}");
-        sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE id = $1")
-            .bind(id).bind(&text).bind(now)
-            .execute(&mut *tx)
-            .await?;
-        insert_action(
-            &mut tx,
-            NewAction {
-                target: id,
-                action: "resolve",
-                actor,
-                reason: why,
-                result: "resolved",
-                detail: &json!({"was": state}),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ResolveDone::Resolved)
-    }
-
-    /// Appends an action to its target's trail on its own (a stock correction).
-    pub async fn record_action(&self, action: NewAction<'_>, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.workflow_tx().await?;
-        insert_action(&mut tx, action, now).await?;
         tx.commit().await?;
         Ok(())
     }

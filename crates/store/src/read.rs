@@ -173,6 +173,28 @@ impl Store {
         row.as_ref().map(processed_from_row).transpose()
     }
 
+    /// The processed-event row of one event id with the content digest of the envelope it
+    /// was recorded with (`None` when that is not an event: an unprocessable message), so
+    /// that a caller can tell whether its own content is the one decided
+    /// (`docs/decisions.md` §26). One primary-key read.
+    pub async fn processed_content(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(ProcessedRow, Option<domain::ContentDigest>)>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESSED_COLUMNS}, envelope FROM processed_events WHERE event_id = $1"
+        )))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let envelope: String = row.try_get("envelope")?;
+        Ok(Some((
+            processed_from_row(&row)?,
+            contract::content_digest_of_json(&envelope),
+        )))
+    }
+
     /// Counts of processed events by outcome label (`moved`, `noop`, `exception`).
     pub async fn outcome_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
@@ -280,6 +302,9 @@ impl Store {
             .bind(id).bind(reason.code()).bind(detail).bind(evidence).bind(now.0)
             .execute(&mut *tx)
             .await?;
+        }
+        if let (Some(writer), Some(seq)) = (self.position.as_deref(), stream_seq) {
+            crate::position::record(&mut tx, writer, seq).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -38,6 +38,9 @@ pub enum VerifyProblem {
         seq: i64,
         bucket: String,
     },
+    /// The ledger lacks events the durable consumer acknowledged (lost, or restored from
+    /// an older backup): found by `stockctl ledger verify` against the event stream.
+    BehindStream { detail: String },
     /// An entry whose event has no `moved` outcome.
     OrphanEntry {
         sku: String,

@@ -29,6 +29,7 @@ on_both_backends!(
     concurrent_writers_end_with_the_same_ledger,
     reservations_due_lists_old_reservations,
     unprocessable_messages_are_recorded_once,
+    a_second_content_under_one_event_id_is_never_a_duplicate,
 );
 
 async fn fresh(backend: Backend) -> (TestDatabase, Store) {
@@ -136,6 +137,7 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
                 reason: "count".into(),
                 evidence: "sheet".into(),
                 approved_by: "ops".into(),
+                actor: Some("ops".into()),
             },
             _ => match out.get((r >> 24) as usize % out.len().max(1)) {
                 Some(e) => {
@@ -526,4 +528,179 @@ async fn unprocessable_messages_are_recorded_once(backend: Backend) {
         .unwrap();
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0].reason, "undecodable");
+}
+
+/// A delivery with a real envelope from `provider` under `identity`, recorded at `at`.
+fn enveloped(provider: &str, identity: &str, kind: EventKind, at: i64) -> Incoming {
+    let envelope = contract::Envelope::new(
+        &kind,
+        contract::Source {
+            provider: provider.into(),
+            identity: identity.into(),
+        },
+        Timestamp(at),
+        Timestamp(at),
+        None,
+    );
+    Incoming {
+        event: envelope.to_domain().unwrap(),
+        envelope: String::from_utf8(envelope.to_json()).unwrap(),
+        operator_retry: false,
+        stream_seq: None,
+    }
+}
+
+fn received(sku: &str, n: u64, reference: &str) -> EventKind {
+    EventKind::StockReceived {
+        key: key(sku),
+        quantity: Quantity::new(n).unwrap(),
+        reference: reference.into(),
+    }
+}
+
+/// One event id, one content (`docs/decisions.md` §26): a merchant's reused key with other
+/// content writes nothing; a provider's other content is one `conflicting_duplicate`
+/// no-op under its own id with both digests; the same content again, even stamped anew,
+/// is a plain duplicate; all of it also within one batch.
+async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let first = enveloped(
+        "merchant",
+        "merchant:receipt:po-1001",
+        received("a", 3, "po-1001"),
+        10,
+    );
+    let r = store.apply_batch(&[first.clone()], &ctx()).await.unwrap();
+    assert!(matches!(
+        &r.results[..],
+        [Applied::Recorded(Outcome::Moved { .. })]
+    ));
+    let before = store.canonical_export().await.unwrap();
+
+    // The merchant's key with other content: refused, nothing written, not even a count.
+    let reused = enveloped(
+        "merchant",
+        "merchant:receipt:po-1001",
+        received("a", 99, "po-1001"),
+        20,
+    );
+    let r = store.apply_batch(&[reused.clone()], &ctx()).await.unwrap();
+    let [Applied::IdempotencyKeyReused { evidence }] = &r.results[..] else {
+        panic!("{:?}", r.results)
+    };
+    assert_eq!(evidence.event_id, first.event.id);
+    assert_ne!(evidence.first_digest, evidence.second_digest);
+    assert_eq!(store.canonical_export().await.unwrap(), before);
+    // The same content, stamped anew (a retry): a duplicate of the first.
+    let retried = enveloped(
+        "merchant",
+        "merchant:receipt:po-1001",
+        received("a", 3, "po-1001"),
+        30,
+    );
+    let r = store.apply_batch(&[retried], &ctx()).await.unwrap();
+    assert!(
+        matches!(
+            &r.results[..],
+            [Applied::Duplicate {
+                first: Outcome::Moved { .. }
+            }]
+        ),
+        "{:?}",
+        r.results
+    );
+    // Both contents new in one batch: the first is recorded, the second refused.
+    let r = store
+        .apply_batch(
+            &[
+                enveloped(
+                    "merchant",
+                    "merchant:receipt:po-2",
+                    received("b", 1, "po-2"),
+                    40,
+                ),
+                enveloped(
+                    "merchant",
+                    "merchant:receipt:po-2",
+                    received("b", 5, "po-2"),
+                    41,
+                ),
+            ],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &r.results[..],
+            [Applied::Recorded(_), Applied::IdempotencyKeyReused { .. }]
+        ),
+        "{:?}",
+        r.results
+    );
+    assert_eq!(store.balance(&key("a")).await.unwrap().available, 3);
+    assert_eq!(store.balance(&key("b")).await.unwrap().available, 1);
+
+    // A provider's identity with other content: a recorded no-op under its own id.
+    let p1 = enveloped("stripe", "stripe:evt_1", received("c", 2, "x"), 50);
+    let p2 = enveloped("stripe", "stripe:evt_1", received("c", 7, "x"), 60);
+    let r = store
+        .apply_batch(&[p1.clone(), p2.clone()], &ctx())
+        .await
+        .unwrap();
+    let [
+        Applied::Recorded(Outcome::Moved { .. }),
+        Applied::Recorded(noop),
+    ] = &r.results[..]
+    else {
+        panic!("{:?}", r.results)
+    };
+    let evidence = ConflictEvidence {
+        event_id: p1.event.id,
+        first_digest: contract::content_digest(&p1.event.kind),
+        second_digest: contract::content_digest(&p2.event.kind),
+    };
+    assert_eq!(
+        noop,
+        &Outcome::NoOp {
+            reason: NoOpReason::ConflictingDuplicate(evidence)
+        }
+    );
+    let conflict = conflict_id(p1.event.id, evidence.second_digest);
+    let row = store
+        .processed(&conflict.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.reason.as_deref(), Some("conflicting_duplicate"));
+    assert_eq!(store.outcome(conflict).await.unwrap().as_ref(), Some(noop));
+    assert!(matches!(
+        store.outcome(p1.event.id).await.unwrap(),
+        Some(Outcome::Moved { .. })
+    ));
+    // Met again in a later batch (a redelivery): a duplicate of its record, counted.
+    let r = store.apply_batch(&[p2.clone(), p1], &ctx()).await.unwrap();
+    assert!(
+        matches!(
+            &r.results[..],
+            [
+                Applied::Duplicate {
+                    first: Outcome::NoOp { .. }
+                },
+                Applied::Duplicate {
+                    first: Outcome::Moved { .. }
+                }
+            ]
+        ),
+        "{:?}",
+        r.results
+    );
+    let row = store
+        .processed(&conflict.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.duplicates, 1);
+    assert_eq!(store.balance(&key("c")).await.unwrap().available, 2);
+    assert!(store.verify().await.unwrap().problems.is_empty());
 }

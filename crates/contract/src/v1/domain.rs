@@ -69,9 +69,11 @@ fn payment_to_wire(p: &domain::Payment) -> PaymentEvent {
 }
 
 impl Payload {
-    /// The v1 payload of a domain event kind.
-    pub fn from_domain(kind: &EventKind) -> Payload {
-        match kind {
+    /// The v1 payload of a domain event kind. Kinds added after v1 (`exception.action`)
+    /// have none: v1 cannot say them. A correction's actor is not part of v1 and is left
+    /// out.
+    pub fn from_domain(kind: &EventKind) -> Result<Payload, ContractError> {
+        Ok(match kind {
             EventKind::OrderRegistered { spec, payment_refs } => {
                 Payload::OrderRegistered(OrderRegistered {
                     order_ref: spec.order_ref.to_string(),
@@ -221,6 +223,7 @@ impl Payload {
                 reason,
                 evidence,
                 approved_by,
+                ..
             } => Payload::StockCorrected(StockCorrected {
                 sku: key.sku.to_string(),
                 location: key.location.to_string(),
@@ -229,7 +232,13 @@ impl Payload {
                 evidence: evidence.clone(),
                 approved_by: approved_by.clone(),
             }),
-        }
+            EventKind::ExceptionAction { .. } => {
+                return Err(ContractError::new(
+                    "kind",
+                    format!("{} is not a v1 kind", kind.name()),
+                ));
+            }
+        })
     }
 }
 
@@ -484,6 +493,7 @@ impl Payload {
                     reason: p.reason.clone(),
                     evidence: p.evidence.clone(),
                     approved_by: p.approved_by.clone(),
+                    actor: None,
                 }
             }
         })

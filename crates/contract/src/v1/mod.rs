@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 pub use self::domain::IDENTITY_LEN_MAX;
+pub(crate) use self::domain::{check_raw_digest, check_source};
 pub use self::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
     InspectionOutcome, KINDS, Line, Money, OrderLookup, OrderRegistered, Payload,
@@ -85,21 +86,22 @@ pub fn raw_digest(raw: &[u8]) -> String {
 
 impl Envelope {
     /// The envelope of a domain event kind. The event id follows from `source.identity`;
-    /// `raw` is the provider's payload, if any, of which only the digest is kept.
+    /// `raw` is the provider's payload, if any, of which only the digest is kept. Refused
+    /// for a kind v1 cannot say (see [`Payload::from_domain`]).
     pub fn new(
         kind: &EventKind,
         source: Source,
         occurred_at: Timestamp,
         recorded_at: Timestamp,
         raw: Option<&[u8]>,
-    ) -> Envelope {
-        Envelope {
+    ) -> Result<Envelope, ContractError> {
+        Ok(Envelope {
             occurred_at,
             recorded_at,
             source,
             raw_digest: raw.map(raw_digest),
-            payload: Payload::from_domain(kind),
-        }
+            payload: Payload::from_domain(kind)?,
+        })
     }
 
     /// The event id: derived from `source.identity`, never chosen.

@@ -8,20 +8,25 @@
 //!   authorization a `reservation.expired` releases), or `null` when an outside party
 //!   caused it.
 //!
-//! Everything else is v1's, unchanged: the same fields, the same payload types
-//! ([`crate::v1::Payload`]) and payload schemas, and the same event id rule (derived from
-//! `source.identity` alone), so a v1 and a v2 encoding of one delivery are one event.
-//! [`upcast`] is the v1 → v2 rule. Objects are closed, as in v1. Once released, this
-//! module and `schemas/v2/` are never edited; see `docs/schema-evolution.md`.
+//! Everything else is v1's, unchanged: the same fields, v1's payloads and payload schemas
+//! ([`Payload::V1`]), and the same event id rule (derived from `source.identity` alone),
+//! so a v1 and a v2 encoding of one delivery are one event. Before its release v2 also
+//! gained the kind `exception.action` and an optional `actor` on `stock.corrected`
+//! ([`payload`], `docs/decisions.md` §27). [`upcast`] is the v1 → v2 rule. Objects are
+//! closed, as in v1. Once released, this module and `schemas/v2/` are never edited; see
+//! `docs/schema-evolution.md`.
 
+pub mod payload;
 mod read;
 
 use ::domain::{Event, EventId, EventKind, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::ContractError;
-use crate::v1::{self, Payload, Source};
+use crate::v1::{self, Source};
 use crate::wire_time;
+
+pub use self::payload::{ExceptionAction, KINDS, Payload, StockCorrected};
 
 pub(crate) use self::read::envelope as read_envelope;
 
@@ -51,7 +56,7 @@ pub struct Envelope {
     pub source: Source,
     /// `sha256:<hex>` of the provider's raw payload, or `None` when there was none.
     pub raw_digest: Option<String>,
-    /// What the event says: v1's payloads, unchanged.
+    /// What the event says: v1's payloads, unchanged, and the kinds v2 added.
     pub payload: Payload,
 }
 
@@ -91,7 +96,7 @@ pub fn upcast(v1: v1::Envelope) -> Envelope {
         recorded_at,
         source,
         raw_digest,
-        payload,
+        payload: Payload::V1(payload),
     }
 }
 
@@ -113,13 +118,15 @@ impl Envelope {
         recorded_at: Timestamp,
         raw: Option<&[u8]>,
     ) -> Envelope {
-        upcast(v1::Envelope::new(
-            kind,
-            source,
+        Envelope {
+            merchant: crate::DEFAULT_MERCHANT.to_owned(),
+            causation_id: None,
             occurred_at,
             recorded_at,
-            raw,
-        ))
+            source,
+            raw_digest: raw.map(v1::raw_digest),
+            payload: Payload::from_domain(kind),
+        }
     }
 
     /// The same envelope in `merchant`'s scope.
@@ -160,20 +167,17 @@ impl Envelope {
     /// checks, then the merchant and the cause. This is the full check [`crate::decode`]
     /// runs; call it on envelopes built by hand.
     pub fn to_domain(&self) -> Result<Event, ContractError> {
-        let event = self.v1_part().to_domain()?;
+        v1::check_source(&self.source.provider, &self.source.identity)?;
+        if let Some(d) = &self.raw_digest {
+            v1::check_raw_digest(d)?;
+        }
+        let event = Event {
+            id: self.event_id(),
+            recorded_at: self.recorded_at,
+            kind: self.payload.to_domain()?,
+        };
         check_added(&self.merchant, self.causation_id, event.id)?;
         Ok(event)
-    }
-
-    /// The fields v1 has, as a v1 envelope (for v1's checks).
-    fn v1_part(&self) -> v1::Envelope {
-        v1::Envelope {
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            source: self.source.clone(),
-            raw_digest: self.raw_digest.clone(),
-            payload: self.payload.clone(),
-        }
     }
 }
 

@@ -139,6 +139,23 @@ pub fn expected_kind(kind: &str) -> EventKind {
             reason: "cycle count".to_owned(),
             evidence: "count sheet 2026-11-19 #12".to_owned(),
             approved_by: "ops.lead@example.com".to_owned(),
+            actor: None,
+        },
+        "stock.corrected.by-actor" => EventKind::StockCorrected {
+            key: key("SKU-B", "WH-1"),
+            delta: -3,
+            reason: "cycle count".to_owned(),
+            evidence: "count sheet 2026-11-19 #12".to_owned(),
+            approved_by: "ops.lead@example.com".to_owned(),
+            actor: Some("ops-alice".to_owned()),
+        },
+        "exception.action" => EventKind::ExceptionAction {
+            exception_id: domain::ExceptionId::parse("1d1c8f0e-5b54-5e34-9a0a-0f3c1f6f1a77")
+                .unwrap(),
+            action: domain::OperatorAction::Release,
+            actor: "ops-alice".to_owned(),
+            reason: "void confirmed at the provider; parcel never shipped".to_owned(),
+            evidence: Some("shipping record SR-118: not dispatched".to_owned()),
         },
         other => panic!("no expectation for {other}"),
     }

@@ -10,8 +10,44 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// The kinds of v1 (and of v2, which has v1's payloads).
+/// The kinds of v1 (all of them v2's too, with v1's payloads).
 pub const KINDS: [&str; 16] = contract::v1::KINDS;
+
+/// The v2 golden examples: one per v2 kind, and a correction naming its actor (the field
+/// v2 added to `stock.corrected`).
+pub const GOLDENS_V2: [&str; 18] = {
+    let k = contract::v2::KINDS;
+    [
+        k[0],
+        k[1],
+        k[2],
+        k[3],
+        k[4],
+        k[5],
+        k[6],
+        k[7],
+        k[8],
+        k[9],
+        k[10],
+        k[11],
+        k[12],
+        k[13],
+        k[14],
+        k[15],
+        k[16],
+        "stock.corrected.by-actor",
+    ]
+};
+
+/// The kind of a golden example's name (`stock.corrected.by-actor` is a `stock.corrected`).
+pub fn kind_of(golden: &str) -> &str {
+    golden.strip_suffix(".by-actor").unwrap_or(golden)
+}
+
+/// True for the golden examples of what v1 can say too (not a kind or field v2 added).
+pub fn has_v1_twin(golden: &str) -> bool {
+    KINDS.contains(&golden)
+}
 
 /// `schemas/` at the repository root.
 pub fn schemas() -> PathBuf {
@@ -47,9 +83,12 @@ pub fn goldens() -> Vec<(&'static str, Vec<u8>)> {
     KINDS.iter().map(|k| (*k, golden_bytes(k))).collect()
 }
 
-/// Every v2 golden example, as (kind, bytes).
+/// Every v2 golden example, as (name, bytes); see [`kind_of`].
 pub fn goldens_v2() -> Vec<(&'static str, Vec<u8>)> {
-    KINDS.iter().map(|k| (*k, golden_v2_bytes(k))).collect()
+    GOLDENS_V2
+        .iter()
+        .map(|k| (*k, golden_v2_bytes(k)))
+        .collect()
 }
 
 fn load(rel: &str) -> Value {
@@ -64,6 +103,11 @@ fn validator(envelope: &str) -> jsonschema::Validator {
         KINDS
             .iter()
             .map(|k| load(&format!("v1/payloads/{k}.schema.json"))),
+    );
+    docs.extend(
+        ["stock.corrected", "exception.action"]
+            .iter()
+            .map(|k| load(&format!("v2/payloads/{k}.schema.json"))),
     );
     let mut registry = jsonschema::Registry::new();
     for doc in docs {

@@ -4,18 +4,29 @@
 //!
 //! - `GET /v1/exceptions?reason=&state=&older_than=&limit=`: the queue, newest first.
 //! - `GET /v1/exceptions/{id}`: one problem with its evidence, actions and outcomes.
-//! - `POST /v1/exceptions/{id}/retry` `{"actor","reason"}`: re-publish the original event
-//!   (safe at any time; a final outcome never changes).
-//! - `POST /v1/exceptions/{id}/resolve` `{"actor","reason"}`: close as a deliberate no-op.
+//! - `POST /v1/exceptions/{id}/retry`: decide the exception's event again (safe at any
+//!   time; a final outcome never changes).
+//! - `POST /v1/exceptions/{id}/resolve`: close as a deliberate no-op.
+//! - `POST /v1/exceptions/{id}/dismiss`: close as not a problem.
+//! - `POST /v1/exceptions/{id}/release`: `void_after_capture` only; `sold → available` for
+//!   the order's lines (the goods never left).
+//! - `POST /v1/exceptions/{id}/keep`: `void_after_capture` only; a recorded no-op (the goods
+//!   left).
 //!
-//! These writes touch only the exception queue's workflow (its state and audit trail),
-//! never the ledger: a retry reaches the ledger as an event through JetStream.
+//! Every action's body is `{"actor", "reason"}` (required) and optionally `"evidence"` and
+//! `"idempotency_key"`. An action is an event: published through JetStream and applied by
+//! the ledger, which writes the row's state and the audit trail; the ingress writes
+//! nothing. The answer waits for the ledger's decision (`"result": "pending"` after the
+//! confirmation deadline): 200 with the report, 400 without actor or reason, 404 for an
+//! unknown exception, 409 for an action that does not fit the exception (`release` of an
+//! `oversold`: `not_void_after_capture`) or a retry that cannot be made (`not_retryable`).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use exceptions::actions::{ActionError, Actions};
+use domain::OperatorAction;
+use exceptions::actions::{ActionError, ActionRequest, Actions};
 use serde_json::{Value, json};
 use store::QueueFilter;
 
@@ -43,6 +54,7 @@ impl From<ActionError> for ApiError {
                 code: "not_retryable".into(),
                 message: m,
             },
+            ActionError::Refused { code, message } => ApiError::Refused { code, message },
             ActionError::Unavailable(m) => ApiError::Unavailable(m),
         }
     }
@@ -108,12 +120,30 @@ pub async fn show(
     }
 }
 
-/// `{"actor": "...", "reason": "..."}`, both required.
-fn who_and_why(raw: &[u8]) -> Result<(String, String), ApiError> {
+/// `{"actor": "...", "reason": "..."}`, both required, and optionally `"evidence"` and
+/// `"idempotency_key"`.
+fn action_request(raw: &[u8]) -> Result<ActionRequest, ApiError> {
     let body = parse_body(raw)?;
     let o = Obj::root(&body)?;
-    o.only(&["actor", "reason"])?;
-    Ok((o.str("actor")?.to_owned(), o.str("reason")?.to_owned()))
+    o.only(&["actor", "reason", "evidence", "idempotency_key"])?;
+    let optional = |key: &str| -> Result<Option<String>, ApiError> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Ok(Some(o.str(key)?.to_owned())),
+        }
+    };
+    Ok(ActionRequest {
+        actor: o.str("actor")?.to_owned(),
+        reason: o.str("reason")?.to_owned(),
+        evidence: optional("evidence")?,
+        idempotency_key: optional("idempotency_key")?,
+    })
+}
+
+fn report(r: impl serde::Serialize) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
 }
 
 /// `POST /v1/exceptions/{id}/retry`.
@@ -122,11 +152,18 @@ pub async fn retry(
     Path(id): Path<String>,
     RawBody(raw): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (actor, reason) = who_and_why(&raw)?;
-    let report = actions(&state).retry(&id, &actor, &reason).await?;
-    Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let req = action_request(&raw)?;
+    report(actions(&state).retry_with(&id, &req).await?)
+}
+
+async fn act(
+    state: &AppState,
+    id: &str,
+    action: OperatorAction,
+    raw: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    let req = action_request(raw)?;
+    report(actions(state).act(id, action, &req).await?)
 }
 
 /// `POST /v1/exceptions/{id}/resolve`.
@@ -135,9 +172,32 @@ pub async fn resolve(
     Path(id): Path<String>,
     RawBody(raw): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (actor, reason) = who_and_why(&raw)?;
-    let report = actions(&state).resolve(&id, &actor, &reason).await?;
-    Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    act(&state, &id, OperatorAction::Resolve, &raw).await
+}
+
+/// `POST /v1/exceptions/{id}/dismiss`.
+pub async fn dismiss(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    act(&state, &id, OperatorAction::Dismiss, &raw).await
+}
+
+/// `POST /v1/exceptions/{id}/release`.
+pub async fn release(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    act(&state, &id, OperatorAction::Release, &raw).await
+}
+
+/// `POST /v1/exceptions/{id}/keep`.
+pub async fn keep(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    act(&state, &id, OperatorAction::Keep, &raw).await
 }

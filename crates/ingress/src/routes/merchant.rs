@@ -3,19 +3,25 @@
 //! unknown order or return) when the ledger refused it, or 202 with the event id when the
 //! decision is not back within `STOCKLEDGER_CONFIRMATION_DEADLINE`.
 //!
-//! Event identities (dedupe keys), so that a retried request is the same event:
+//! Event identities (dedupe keys): each write's idempotency key, so that a retried
+//! request is the same event:
 //!
-//! | endpoint | identity |
-//! | --- | --- |
-//! | `PUT /v1/orders/{order_ref}` | `merchant:order:{order_ref}:{sha256 of the canonical content}` |
-//! | `POST /v1/orders/{order_ref}/payment-refs` | `merchant:payment-ref:{order_ref}:{provider}:{ref}` |
-//! | `POST /v1/stock/receipts` | `merchant:receipt:{reference}` |
-//! | `POST /v1/returns` | `merchant:return:{reference}` |
-//! | `POST /v1/returns/{reference}/inspection` | `merchant:inspection:{reference}:{sha256 of the canonical content}` |
+//! | endpoint | idempotency key | identity |
+//! | --- | --- | --- |
+//! | `PUT /v1/orders/{order_ref}` | `order_ref` | `merchant:order:{order_ref}` |
+//! | `POST /v1/orders/{order_ref}/payment-refs` | the whole request | `merchant:payment-ref:{order_ref}:{provider}:{ref}` |
+//! | `POST /v1/stock/receipts` | `reference` | `merchant:receipt:{reference}` |
+//! | `POST /v1/returns` | `reference` | `merchant:return:{reference}` |
+//! | `POST /v1/returns/{reference}/inspection` | the body's `reference`, else the return's | `merchant:inspection:{return reference}:{inspection reference}` |
 //!
-//! The receipt's and the return's `reference` is their idempotency key: a second request
-//! with the same reference is the same event, answered with the first one's outcome, and
-//! moves nothing again, even if its body differs.
+//! **One key, one content** (`docs/decisions.md` §26). The same key with the same content
+//! (`contract::content_digest`: amounts compared as numbers, lines in any order) is the
+//! same event and answers as the first call did. The same key with other content is
+//! refused with 409 `idempotency_key_reused` naming the key, and changes nothing: the
+//! ingress reads the event id's recorded content first (one primary-key read) and
+//! publishes nothing; when the first call is not applied yet, the ledger refuses the
+//! second content itself and records nothing for it. So an order cannot be changed by
+//! registering it again, and a return is inspected once per inspection `reference`.
 
 use std::time::Instant;
 
@@ -23,11 +29,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use domain::{
-    EventKind, Lines, Money, OrderRef, OrderSpec, PaymentRef, Provider, ReturnRef, StockKey,
-};
+use domain::{EventKind, Money, OrderRef, OrderSpec, PaymentRef, Provider, ReturnRef, StockKey};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::decision::{self, Decided, Waited};
 use crate::error::ApiError;
@@ -38,8 +41,38 @@ use crate::{AppState, RawBody};
 /// Refusal reasons answered with 404 rather than 409.
 const NOT_FOUND_REASONS: [&str; 2] = ["refused:unknown_order", "refused:unknown_return"];
 
-/// Publishes `out`, waits for the decision, and measures the wait.
-async fn submit(state: &AppState, out: &Outgoing) -> Result<Waited, ApiError> {
+/// An idempotency key: the request field it is and its value, for the 409 that names it.
+struct Key<'a> {
+    field: &'static str,
+    value: &'a str,
+}
+
+impl Key<'_> {
+    fn reused(&self) -> ApiError {
+        ApiError::Refused {
+            code: store::IDEMPOTENCY_KEY_REUSED.to_owned(),
+            message: format!(
+                "idempotency key {} `{}` was used before with different content; a key \
+                 means one content, so nothing was changed: repeat the first request \
+                 exactly for its answer, or use a new {} for something new",
+                self.field, self.value, self.field
+            ),
+        }
+    }
+}
+
+/// Refuses `out` before publishing when its event id was recorded with other content.
+async fn check_key(state: &AppState, out: &Outgoing, key: &Key<'_>) -> Result<(), ApiError> {
+    let id = out.event_id.to_string();
+    match state.store.processed_content(&id).await? {
+        Some((_, Some(first))) if first != out.envelope.content_digest() => Err(key.reused()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the key, publishes `out`, waits for the decision, and measures the wait.
+async fn submit(state: &AppState, out: &Outgoing, key: &Key<'_>) -> Result<Waited, ApiError> {
+    check_key(state, out, key).await?;
     let started = Instant::now();
     let waited =
         decision::publish_and_wait(state, out, started + state.settings.confirmation_deadline)
@@ -52,6 +85,7 @@ async fn submit(state: &AppState, out: &Outgoing) -> Result<Waited, ApiError> {
 /// something new exists (201) rather than an accepted change or no-op (200).
 fn answer(
     out: &Outgoing,
+    key: &Key<'_>,
     waited: Waited,
     created: impl Fn(&Decided) -> bool,
 ) -> Result<Response, ApiError> {
@@ -64,6 +98,9 @@ fn answer(
         }
         Waited::Decided(d) => d,
     };
+    if d.reason.as_deref() == Some(store::IDEMPOTENCY_KEY_REUSED) {
+        return Err(key.reused());
+    }
     if let Some(reason) = d.reason.as_deref().filter(|r| r.starts_with("refused:")) {
         let message = format!("the ledger refused event {event_id}: {}", describe(reason));
         return Err(if NOT_FOUND_REASONS.contains(&reason) {
@@ -110,39 +147,12 @@ fn describe(reason: &str) -> &'static str {
     }
 }
 
-fn sha256_hex(content: &impl serde::Serialize) -> String {
-    // Tuples, vectors and strings only: serialization cannot fail and is deterministic.
-    let text = serde_json::to_string(content).unwrap_or_default();
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-fn lines_tuple(lines: &Lines) -> Vec<(&str, &str, u64)> {
-    lines
-        .iter()
-        .map(|(k, q)| (k.sku.as_str(), k.location.as_str(), q.get()))
-        .collect()
-}
-
-/// The canonical content of an order registration: lines merged and sorted, the amount
-/// normalized (`"100.50"` = `"100.5"`), payment references sorted. Two registrations with
-/// the same content are the same event.
-pub fn order_content_hash(spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) -> String {
-    let refs: Vec<(&str, &str)> = refs.iter().map(|(p, r)| (p.as_str(), r.as_str())).collect();
-    let amount = spec.amount.amount.normalize().to_string();
-    sha256_hex(&(
-        spec.order_ref.as_str(),
-        lines_tuple(&spec.lines),
-        amount,
-        spec.amount.currency.as_str(),
-        refs,
-    ))
-}
-
 fn order_ref_from_path(s: String) -> Result<OrderRef, ApiError> {
     OrderRef::parse(s).map_err(|e| ApiError::malformed("order_ref", e.to_string()))
 }
 
-/// `PUT /v1/orders/{order_ref}`: registers (or re-registers) an order.
+/// `PUT /v1/orders/{order_ref}`: registers an order, once; the order reference is the
+/// idempotency key, so changing an order by registering it again is refused.
 /// `{"lines":[{"sku","location","quantity"}],"amount":"100.50","currency":"USD","payment_refs":[{"provider","ref"}]}`.
 pub async fn put_order(
     State(state): State<AppState>,
@@ -170,48 +180,20 @@ pub async fn put_order(
         lines,
         amount,
     };
-    let identity = format!(
-        "merchant:order:{order_ref}:{}",
-        order_content_hash(&spec, &refs)
-    );
+    let identity = format!("merchant:order:{order_ref}");
     let kind = EventKind::OrderRegistered {
-        spec: spec.clone(),
+        spec,
         payment_refs: refs,
     };
+    let key = Key {
+        field: "order_ref",
+        value: order_ref.as_str(),
+    };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
-    let waited = submit(&state, &out).await?;
-    if let Waited::Decided(d) = &waited {
-        check_not_superseded(&state, d, &spec).await?;
-    }
-    answer(&out, waited, |d| {
+    let waited = submit(&state, &out, &key).await?;
+    answer(&out, &key, waited, |d| {
         d.reason.as_deref() == Some("order_registered")
     })
-}
-
-/// The same content registered earlier is the same event, so a repeat answers with the
-/// first outcome. If the order was changed in between (content A, then B, then A again),
-/// that answer would be a lie: say so instead.
-async fn check_not_superseded(
-    state: &AppState,
-    d: &Decided,
-    spec: &OrderSpec,
-) -> Result<(), ApiError> {
-    if !d.earlier
-        || d.reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("refused:"))
-    {
-        return Ok(());
-    }
-    match state.store.order(&spec.order_ref).await? {
-        Some(current) if !current.spec.same_as(spec) => Err(ApiError::Refused {
-            code: "order_superseded".into(),
-            message: "this exact content was registered before and has since been replaced; \
-                      the order does not have it now (see GET /v1/orders/{order_ref})"
-                .into(),
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// `POST /v1/orders/{order_ref}/payment-refs`: `{"provider":"stripe","ref":"pi_…"}`.
@@ -227,14 +209,19 @@ pub async fn post_payment_ref(
     let provider = o.parsed("provider", Provider::parse)?;
     let payment_ref = o.parsed("ref", PaymentRef::parse)?;
     let identity = format!("merchant:payment-ref:{order_ref}:{provider}:{payment_ref}");
+    // The identity is the whole content: it cannot be reused for another one.
+    let key = Key {
+        field: "ref",
+        value: &identity,
+    };
     let kind = EventKind::PaymentRefAttached {
         order_ref,
         provider,
         payment_ref,
     };
-    let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
-    let waited = submit(&state, &out).await?;
-    answer(&out, waited, |d| {
+    let out = Outgoing::new(&kind, MERCHANT, identity.clone(), None)?;
+    let waited = submit(&state, &out, &key).await?;
+    answer(&out, &key, waited, |d| {
         d.reason.as_deref() == Some("payment_ref_attached")
     })
 }
@@ -258,9 +245,13 @@ pub async fn post_receipt(
         quantity,
         reference: reference.to_string(),
     };
+    let key = Key {
+        field: "reference",
+        value: reference.as_str(),
+    };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
-    let waited = submit(&state, &out).await?;
-    answer(&out, waited, |d| d.outcome == "moved")
+    let waited = submit(&state, &out, &key).await?;
+    answer(&out, &key, waited, |d| d.outcome == "moved")
 }
 
 /// `POST /v1/returns`: `{"order_ref","reference","lines":[…]}`: goods back
@@ -276,17 +267,26 @@ pub async fn post_return(
     let reference = o.parsed("reference", ReturnRef::parse)?;
     let lines = o.lines("lines")?;
     let identity = format!("merchant:return:{reference}");
+    let key_value = reference.to_string();
+    let key = Key {
+        field: "reference",
+        value: &key_value,
+    };
     let kind = EventKind::ReturnReceived {
         order_ref,
         reference,
         lines,
     };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
-    let waited = submit(&state, &out).await?;
-    answer(&out, waited, |d| d.outcome == "moved")
+    let waited = submit(&state, &out, &key).await?;
+    answer(&out, &key, waited, |d| d.outcome == "moved")
 }
 
-/// `POST /v1/returns/{reference}/inspection`: `{"outcome":"restock"|"write_off","lines":[…]}`.
+/// `POST /v1/returns/{reference}/inspection`:
+/// `{"outcome":"restock"|"write_off","lines":[…],"reference":"…"}`. The optional body
+/// `reference` names this inspection (its idempotency key) when a return is inspected in
+/// several parts (some units restocked, others written off); without it the return's
+/// reference is the key, so a return is inspected once.
 pub async fn post_inspection(
     State(state): State<AppState>,
     Path(reference): Path<String>,
@@ -296,21 +296,23 @@ pub async fn post_inspection(
         ReturnRef::parse(reference).map_err(|e| ApiError::malformed("reference", e.to_string()))?;
     let value = input::parse_body(&body)?;
     let o = Obj::root(&value)?;
-    o.only(&["outcome", "lines"])?;
+    o.only(&["outcome", "lines", "reference"])?;
     let outcome = o.inspection_outcome("outcome")?;
     let lines = o.lines("lines")?;
-    let outcome_name = match outcome {
-        domain::InspectionOutcome::Restock => "restock",
-        domain::InspectionOutcome::WriteOff => "write_off",
+    let inspection = o
+        .optional_parsed("reference", ReturnRef::parse)?
+        .unwrap_or_else(|| reference.clone());
+    let identity = format!("merchant:inspection:{reference}:{inspection}");
+    let key = Key {
+        field: "reference",
+        value: inspection.as_str(),
     };
-    let hash = sha256_hex(&(outcome_name, lines_tuple(&lines)));
-    let identity = format!("merchant:inspection:{reference}:{hash}");
     let kind = EventKind::ReturnInspected {
         reference,
         outcome,
         lines,
     };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
-    let waited = submit(&state, &out).await?;
-    answer(&out, waited, |_| false)
+    let waited = submit(&state, &out, &key).await?;
+    answer(&out, &key, waited, |_| false)
 }

@@ -1,0 +1,218 @@
+//! The v2 payloads: every v1 payload as v1 writes it, plus what v2 added before its
+//! release (`docs/decisions.md` §27):
+//!
+//! - `exception.action`: an operator's action on an exception of the queue;
+//! - `stock.corrected` with an optional `actor` (who ran the correction). Without
+//!   `actor` it is v1's payload, byte for byte, so every correction written before keeps
+//!   its one encoding.
+
+use domain::{EventKind, ExceptionId, OperatorAction};
+use serde::Serialize;
+
+use crate::error::ContractError;
+use crate::v1;
+
+/// Every kind name v2 knows: v1's, then the ones v2 added.
+pub const KINDS: [&str; 17] = [
+    "order.registered",
+    "order.payment_ref_attached",
+    "payment.authorized",
+    "payment.captured",
+    "payment.voided",
+    "payment.noted",
+    "reservation.expired",
+    "payment.settled",
+    "payment.refunded",
+    "chargeback.opened",
+    "chargeback.closed",
+    "return.received",
+    "return.inspected",
+    "stock.received",
+    "stock.corrected",
+    "payment.flagged",
+    EXCEPTION_ACTION,
+];
+
+/// The kind name of an operator action.
+pub const EXCEPTION_ACTION: &str = "exception.action";
+
+/// The longest `actor`, `reason` or `evidence` of an operator action, in bytes.
+pub const ACTION_TEXT_LEN_MAX: usize = 4096;
+
+/// `stock.corrected` naming who ran it: v1's fields, then `actor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StockCorrected {
+    /// v1's fields, unchanged.
+    #[serde(flatten)]
+    pub correction: v1::StockCorrected,
+    /// Who ran the correction (may differ from the approver); never empty.
+    pub actor: String,
+}
+
+/// `exception.action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExceptionAction {
+    /// The exception's id: an event id, or `<stream>:<sequence>`.
+    pub exception_id: String,
+    /// `resolve`, `dismiss`, `retry`, `release` or `keep`.
+    pub action: String,
+    /// Who acts; never empty.
+    pub actor: String,
+    /// Why; never empty.
+    pub reason: String,
+    /// What shows it is right, or `null`.
+    pub evidence: Option<String>,
+}
+
+/// The payload of a v2 envelope; the variant (and, for `V1`, v1's variant) decides the
+/// envelope's `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Payload {
+    /// A payload of a kind v1 defined, as v1 writes it (a correction without an actor).
+    V1(v1::Payload),
+    /// `stock.corrected` with its `actor`.
+    StockCorrected(StockCorrected),
+    /// `exception.action`.
+    ExceptionAction(ExceptionAction),
+}
+
+impl From<v1::Payload> for Payload {
+    fn from(p: v1::Payload) -> Payload {
+        Payload::V1(p)
+    }
+}
+
+impl Payload {
+    /// The envelope's `kind` for this payload (`payment.captured`, …).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Payload::V1(p) => p.kind_name(),
+            Payload::StockCorrected(_) => "stock.corrected",
+            Payload::ExceptionAction(_) => EXCEPTION_ACTION,
+        }
+    }
+
+    /// The v2 payload of a domain event kind.
+    pub fn from_domain(kind: &EventKind) -> Payload {
+        match kind {
+            EventKind::ExceptionAction {
+                exception_id,
+                action,
+                actor,
+                reason,
+                evidence,
+            } => Payload::ExceptionAction(ExceptionAction {
+                exception_id: exception_id.to_string(),
+                action: action.as_str().to_owned(),
+                actor: actor.clone(),
+                reason: reason.clone(),
+                evidence: evidence.clone(),
+            }),
+            EventKind::StockCorrected {
+                key,
+                delta,
+                reason,
+                evidence,
+                approved_by,
+                actor: Some(actor),
+            } => Payload::StockCorrected(StockCorrected {
+                correction: v1::StockCorrected {
+                    sku: key.sku.to_string(),
+                    location: key.location.to_string(),
+                    delta: *delta,
+                    reason: reason.clone(),
+                    evidence: evidence.clone(),
+                    approved_by: approved_by.clone(),
+                },
+                actor: actor.clone(),
+            }),
+            // Every other kind is a v1 kind, which v1 always says.
+            other => match v1::Payload::from_domain(other) {
+                Ok(p) => Payload::V1(p),
+                Err(_) => unreachable_kind(other),
+            },
+        }
+    }
+
+    /// The domain event kind this payload says, or the first field that breaks a domain
+    /// rule (paths start at the envelope).
+    pub fn to_domain(&self) -> Result<EventKind, ContractError> {
+        match self {
+            Payload::V1(p) => p.to_domain(),
+            Payload::StockCorrected(p) => {
+                let kind = v1::Payload::StockCorrected(p.correction.clone()).to_domain()?;
+                let actor = text("payload.actor", &p.actor)?;
+                Ok(match kind {
+                    EventKind::StockCorrected {
+                        key,
+                        delta,
+                        reason,
+                        evidence,
+                        approved_by,
+                        ..
+                    } => EventKind::StockCorrected {
+                        key,
+                        delta,
+                        reason,
+                        evidence,
+                        approved_by,
+                        actor: Some(actor),
+                    },
+                    other => other,
+                })
+            }
+            Payload::ExceptionAction(p) => Ok(EventKind::ExceptionAction {
+                exception_id: ExceptionId::parse(p.exception_id.as_str())
+                    .map_err(|e| ContractError::new("payload.exception_id", e.to_string()))?,
+                action: OperatorAction::parse(&p.action).ok_or_else(|| {
+                    ContractError::new(
+                        "payload.action",
+                        format!(
+                            "must be one of resolve, dismiss, retry, release, keep; got {:?}",
+                            p.action
+                        ),
+                    )
+                })?,
+                actor: text("payload.actor", &p.actor)?,
+                reason: text("payload.reason", &p.reason)?,
+                evidence: p
+                    .evidence
+                    .as_deref()
+                    .map(|e| bounded("payload.evidence", e))
+                    .transpose()?,
+            }),
+        }
+    }
+}
+
+/// A v1 kind that v1 refused to say: impossible, since `from_domain` handles every kind
+/// v2 added before asking v1. Written as a stand-in v1 payload that no decoder accepts
+/// rather than a panic, should it ever happen.
+fn unreachable_kind(kind: &EventKind) -> Payload {
+    Payload::V1(v1::Payload::StockReceived(v1::StockReceived {
+        sku: String::new(),
+        location: String::new(),
+        quantity: 0,
+        reference: format!("unencodable kind {}", kind.name()),
+    }))
+}
+
+/// Free text with a bound.
+fn bounded(path: &str, s: &str) -> Result<String, ContractError> {
+    if s.len() > ACTION_TEXT_LEN_MAX {
+        return Err(ContractError::new(
+            path,
+            format!("is longer than {ACTION_TEXT_LEN_MAX} bytes"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Free text with a bound that must say something (an actor, a reason).
+fn text(path: &str, s: &str) -> Result<String, ContractError> {
+    if s.trim().is_empty() {
+        return Err(ContractError::new(path, "must not be empty"));
+    }
+    bounded(path, s)
+}
