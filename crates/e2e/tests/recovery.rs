@@ -233,6 +233,14 @@ async fn refuses_while_behind(h: &Harness, c: &Client) {
         )
         .await;
     assert_eq!(status, 503, "{body}");
+    // The exception process's `/readyz` says the same.
+    let gauges = exceptions::metrics::Gauges {
+        bus: h.bus.clone(),
+        store: h.store.clone(),
+    };
+    let (status, body) = gauges.readiness().await;
+    assert!(status.starts_with("503"), "{status} {body}");
+    assert!(body.starts_with("ledger_behind_stream"), "{body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         h.store

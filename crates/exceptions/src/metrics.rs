@@ -1,4 +1,4 @@
-//! The exception queue's gauges, computed when scraped (from the database and the
+//! The exception process's `/readyz` (decision 25) and the exception queue's gauges, computed when scraped (from the database and the
 //! dead-letter stream, so every exception process and `stockctl exceptions stats` report
 //! the same numbers), in Prometheus text format:
 //!
@@ -52,6 +52,26 @@ pub struct Gauges {
 }
 
 impl Gauges {
+    /// `/readyz`: 200 when NATS and the database answer and the ledger is not behind the
+    /// event stream (`ledger::position`); 503 naming the reason otherwise.
+    pub async fn readiness(&self) -> (&'static str, String) {
+        match ledger::position::standing(&self.bus, &self.store).await {
+            Ok(s) if s.is_behind() => (
+                "503 Service Unavailable",
+                format!("{}: {}\n", ledger::position::BEHIND_REASON, s.describe()),
+            ),
+            Ok(_) => ("200 OK", "ready\n".to_owned()),
+            Err(ledger::LedgerError::Bus(e)) => (
+                "503 Service Unavailable",
+                format!("nats_unavailable: {e}\n"),
+            ),
+            Err(ledger::LedgerError::Store(e)) => (
+                "503 Service Unavailable",
+                format!("database_unavailable: {e}\n"),
+            ),
+        }
+    }
+
     /// The gauges in Prometheus text format, at `now_ms`.
     pub async fn render(&self, now_ms: i64) -> Result<String, crate::ExceptionsError> {
         let stats = self.store.queue_stats().await?;
@@ -164,6 +184,8 @@ async fn answer(mut stream: tokio::net::TcpStream, gauges: &Gauges) {
         }
     } else if line.starts_with("GET /healthz ") {
         ("200 OK", "ok\n".to_owned())
+    } else if line.starts_with("GET /readyz ") {
+        gauges.readiness().await
     } else {
         ("404 Not Found", "not found\n".to_owned())
     };
