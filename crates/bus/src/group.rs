@@ -179,6 +179,19 @@ fn groups(waiting: Vec<Pending>, settings: &GroupSettings) -> Vec<Vec<Pending>> 
 }
 
 async fn send_group(js: &jetstream::Context, group: Vec<Pending>, timeout: Duration) {
+    // The same event asked for twice at once (one webhook to two handlers of this
+    // process) travels once; the second caller hears the same ack as a duplicate.
+    let mut seen = std::collections::HashSet::new();
+    let mut riders = Vec::new();
+    let mut unique = Vec::with_capacity(group.len());
+    for p in group {
+        if seen.insert(p.msg_id.clone()) {
+            unique.push(p);
+        } else {
+            riders.push(p.done);
+        }
+    }
+    let group = unique;
     let Some(first) = group.first() else { return };
     let subject = first.subject.clone();
     let msg = if group.len() == 1 {
@@ -210,6 +223,12 @@ async fn send_group(js: &jetstream::Context, group: Vec<Pending>, timeout: Durat
     for p in group {
         // A caller that gave up (its own deadline) no longer listens; nothing to do.
         let _ = p.done.send(result.clone());
+    }
+    for done in riders {
+        let _ = done.send(result.clone().map(|published| Published {
+            duplicate: true,
+            ..published
+        }));
     }
 }
 

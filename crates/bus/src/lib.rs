@@ -25,6 +25,17 @@ pub use async_nats::{Client, Subscriber};
 pub use group::{GROUP_HEADER, GroupSettings, event_count, split};
 pub use subjects::{IPINT_VERIFIER_CONSUMER, LEDGER_CONSUMER, Namespace};
 
+/// The most callbacks waiting in the callbacks stream (decision 30); beyond it new ones
+/// are refused (`discard: new`), never an accepted one dropped.
+pub const CALLBACKS_MAX_MSGS: i64 = 100_000;
+/// The most bytes the callbacks stream holds (64 MiB).
+pub const CALLBACKS_MAX_BYTES: i64 = 64 * 1024 * 1024;
+/// How long a callback may wait in the callbacks stream: far beyond every worker's retry
+/// bound, so only a callback no worker ever took is dropped by age.
+pub const CALLBACKS_MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+/// The largest callback message (a trigger, or a partial Stripe event with its body).
+pub const CALLBACKS_MAX_MSG_BYTES: i32 = 1024 * 1024;
+
 /// The header that marks a message re-published by an operator to retry an exception.
 pub const OPERATOR_RETRY_HEADER: &str = "Stockledger-Operator-Retry";
 
@@ -55,6 +66,11 @@ pub struct BusConfig {
     pub connect_timeout: Duration,
     /// Group commit of event publishes ([`group`]).
     pub group: GroupSettings,
+    /// When true, [`Bus::connect`] returns at once even if NATS cannot be reached, and the
+    /// client keeps connecting in the background ([`Bus::is_connected`] says when it is);
+    /// the long-running roles use this so that they start before NATS (issue 16). When
+    /// false (tools such as `stockctl`), an unreachable NATS is an error at once.
+    pub retry_initial_connect: bool,
 }
 
 impl BusConfig {
@@ -67,7 +83,72 @@ impl BusConfig {
             duplicate_window: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
             group: GroupSettings::default(),
+            retry_initial_connect: false,
         }
+    }
+}
+
+/// Credentials found in a NATS URL's user-info part (`nats://user:password@host` or
+/// `nats://token@host`).
+#[derive(Clone, PartialEq, Eq)]
+enum UrlCredentials {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// Splits the credentials out of a NATS URL (or a comma-separated list of them): the URLs
+/// without any user-info, and the first credentials found. The client is then given the
+/// credentials as options, never inside the URL, because async-nats prints its server
+/// addresses (URL included) in its own logs and errors.
+fn split_credentials(urls: &str) -> (String, Option<UrlCredentials>) {
+    let mut found = None;
+    let stripped: Vec<String> = urls
+        .split(',')
+        .map(|url| {
+            let url = url.trim();
+            let (scheme, rest) = match url.split_once("://") {
+                Some((scheme, rest)) => (Some(scheme), rest),
+                None => (None, url),
+            };
+            // The user-info ends at the last `@` before the path.
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            let host = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    if found.is_none() && !userinfo.is_empty() {
+                        found = Some(match userinfo.split_once(':') {
+                            Some((user, password)) => {
+                                UrlCredentials::UserPassword(user.to_owned(), password.to_owned())
+                            }
+                            None => UrlCredentials::Token(userinfo.to_owned()),
+                        });
+                    }
+                    host
+                }
+                None => authority,
+            };
+            match scheme {
+                Some(scheme) => format!("{scheme}://{host}{path}"),
+                None => format!("{host}{path}"),
+            }
+        })
+        .collect();
+    (stripped.join(","), found)
+}
+
+/// A NATS URL fit for a log line: any user-info is replaced by `***`.
+pub fn redact_url(urls: &str) -> String {
+    let (stripped, credentials) = split_credentials(urls);
+    match credentials {
+        None => stripped,
+        Some(_) => stripped
+            .split(',')
+            .map(|u| match u.split_once("://") {
+                Some((scheme, host)) => format!("{scheme}://***@{host}"),
+                None => format!("***@{u}"),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 
@@ -121,16 +202,38 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects. Fails if NATS cannot be reached within the connect timeout.
+    /// Connects. Fails if NATS cannot be reached within the connect timeout, unless
+    /// [`BusConfig::retry_initial_connect`] is set: then it returns at once and the client
+    /// keeps trying in the background. Credentials in the URL are handed to the client as
+    /// options, so no log or error of the client can show them.
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        let (url, credentials) = split_credentials(&config.url);
+        let mut options = async_nats::ConnectOptions::new()
             .connection_timeout(config.connect_timeout)
             .event_callback(
                 |ev| async move { tracing::info!(event = %ev, "nats connection event") },
-            )
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            );
+        options = match credentials.clone() {
+            Some(UrlCredentials::UserPassword(user, password)) => {
+                options.user_and_password(user, password)
+            }
+            Some(UrlCredentials::Token(token)) => options.token(token),
+            None => options,
+        };
+        if config.retry_initial_connect {
+            options = options.retry_on_initial_connect();
+        }
+        let client = options.connect(url.as_str()).await.map_err(|e| {
+            // The URL given to the client has no credentials; scrub the message anyway.
+            let mut message = e.to_string();
+            if let Some(UrlCredentials::UserPassword(_, secret) | UrlCredentials::Token(secret)) =
+                &credentials
+                && !secret.is_empty()
+            {
+                message = message.replace(secret.as_str(), "***");
+            }
+            BusError::Unavailable(message)
+        })?;
         let js = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
             .build(client.clone());
@@ -193,8 +296,13 @@ impl Bus {
         self.ensure_callback_stream().await
     }
 
-    /// Creates the callbacks stream if missing (a work queue: a callback is removed once a
-    /// verifier acknowledged it). Safe to call from every process at every start.
+    /// Creates the callbacks stream if missing, or updates it to this release's limits (a
+    /// work queue: a callback is removed once a worker acknowledged it). It is bounded
+    /// ([`CALLBACKS_MAX_MSGS`], [`CALLBACKS_MAX_BYTES`], [`CALLBACKS_MAX_AGE`]) with
+    /// `discard: new`: when full, a new callback is refused (the endpoint answers 503 and
+    /// the provider retries later), so an accepted callback is never pushed out by a flood;
+    /// only one older than the age limit is dropped. Safe to call from every process at
+    /// every start: the limits are constants, so every process sets the same ones.
     pub async fn ensure_callback_stream(&self) -> Result<(), BusError> {
         let ns = &self.config.namespace;
         let config = stream::Config {
@@ -203,6 +311,11 @@ impl Bus {
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::WorkQueue,
             duplicate_window: self.config.duplicate_window,
+            max_messages: CALLBACKS_MAX_MSGS,
+            max_bytes: CALLBACKS_MAX_BYTES,
+            max_age: CALLBACKS_MAX_AGE,
+            max_message_size: CALLBACKS_MAX_MSG_BYTES,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         };
         self.js
@@ -210,6 +323,27 @@ impl Bus {
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+
+    /// Publishes one callback to the callbacks stream, alone (never grouped: a worker
+    /// settles each callback by itself, ack or nak with a delay), and waits for the ack.
+    /// A refusal (the stream is full: `discard: new`) is reported as unavailable, since the
+    /// sender should retry later.
+    pub async fn publish_callback(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
+        match self
+            .publish_event(subject, msg_id, payload, Some(HeaderMap::new()))
+            .await
+        {
+            Err(BusError::Refused(m)) => Err(BusError::Unavailable(format!(
+                "the callbacks stream refused the callback (full?): {m}"
+            ))),
+            other => other,
+        }
     }
 
     /// A durable pull consumer named `durable` on the callbacks of `provider`, created or
@@ -340,6 +474,34 @@ impl Bus {
             .flush()
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, c) = split_credentials("nats://alice:s3cret@127.0.0.1:4222");
+        assert_eq!(url, "nats://127.0.0.1:4222");
+        assert!(
+            c == Some(UrlCredentials::UserPassword(
+                "alice".into(),
+                "s3cret".into()
+            ))
+        );
+        let (url, c) = split_credentials("tls://tok@a:1, nats://b:2");
+        assert_eq!(url, "tls://a:1,nats://b:2");
+        assert!(c == Some(UrlCredentials::Token("tok".into())));
+        let (url, c) = split_credentials("127.0.0.1:4222");
+        assert_eq!(url, "127.0.0.1:4222");
+        assert!(c.is_none());
+        assert_eq!(
+            redact_url("nats://alice:s3cret@h:1"),
+            "nats://***@h:1".to_owned()
+        );
+        assert_eq!(redact_url("nats://h:1"), "nats://h:1".to_owned());
     }
 }
 

@@ -85,6 +85,30 @@ pub struct Config {
     /// `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`, default `10m`: the longest pause between two
     /// verifications (the pause doubles from 1 s up to this).
     pub ipint_verify_backoff_max: Duration,
+    /// `STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND`, default `20`: iPint callbacks one source
+    /// address may make per second, sustained (`0`: no limit; decision 30).
+    pub ipint_callbacks_per_second: u32,
+    /// `STOCKLEDGER_IPINT_CALLBACKS_BURST`, default `200`: iPint callbacks one source may
+    /// make at once before the rate applies.
+    pub ipint_callbacks_burst: u32,
+    /// `STOCKLEDGER_CONFIRMATIONS_PER_SECOND`, default `1000`: PortOne inventory
+    /// confirmations one source address may make per second, sustained (`0`: no limit).
+    pub confirmations_per_second: u32,
+    /// `STOCKLEDGER_CONFIRMATIONS_BURST`, default `2000`: confirmations one source may make
+    /// at once before the rate applies.
+    pub confirmations_burst: u32,
+    /// `STOCKLEDGER_STRIPE_API_URL`, default `https://api.stripe.com`: where partial Stripe
+    /// events are completed (decision 30).
+    pub stripe_api_url: String,
+    /// `STOCKLEDGER_STRIPE_API_KEY`: a (restricted, read-only) Stripe secret key; unset:
+    /// partial Stripe events become exceptions.
+    pub stripe_api_key: Option<Secret>,
+    /// `STOCKLEDGER_STRIPE_API_TIMEOUT`, default `10s`: one Stripe API call.
+    pub stripe_api_timeout: Duration,
+    /// `STOCKLEDGER_STRIPE_FETCH_ATTEMPTS`, default `20`: calls to complete one partial
+    /// event (API failures each count; the pause doubles from 1 s to 10 min) before it
+    /// becomes an `unverifiable` exception.
+    pub stripe_fetch_attempts: i64,
     /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
     pub reservation_ttl: Duration,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
@@ -135,6 +159,17 @@ pub struct Config {
     /// `STOCKLEDGER_MERCHANT`, default `default`: the merchant scope the ingress writes in
     /// every event's `merchant` (one ingress deployment per merchant on a marketplace).
     pub merchant: String,
+    /// `STOCKLEDGER_HEADER_READ_TIMEOUT`, default `10s` (from `100ms` to `5m`): how long the
+    /// ingress waits for a complete request head, counted from the connection's opening or
+    /// from the end of the previous response; so it is also the idle keep-alive timeout.
+    pub header_read_timeout: Duration,
+    /// `STOCKLEDGER_MAX_CONNECTIONS`, default `1024` (`1` to [`MAX_CONNECTIONS_MAX`]): open
+    /// HTTP connections the ingress keeps; it also stays below the open-file limit.
+    pub max_connections: usize,
+    /// `STOCKLEDGER_MAX_INFLIGHT_REQUESTS`, default `512` (`1` to
+    /// [`MAX_INFLIGHT_REQUESTS_MAX`]): requests the ingress works on at once; more are
+    /// answered 503 with `Retry-After` at once.
+    pub max_inflight_requests: usize,
 }
 
 /// Hard bounds on the limits: configuration outside them is refused at start.
@@ -144,6 +179,12 @@ pub const PUBLISH_GROUP_MAX_MAX: usize = 1024;
 pub const PUBLISH_INFLIGHT_MAX_MAX: usize = 256;
 /// The longest batch linger accepted: a linger is a latency every synchronous caller pays.
 pub const BATCH_LINGER_MAX: Duration = Duration::from_millis(100);
+/// Bounds of `STOCKLEDGER_HEADER_READ_TIMEOUT`: below the minimum no client could send a
+/// head over a slow link; above the maximum an idle connection is held for too long.
+pub const HEADER_READ_TIMEOUT_MIN: Duration = Duration::from_millis(100);
+pub const HEADER_READ_TIMEOUT_MAX: Duration = Duration::from_secs(300);
+pub const MAX_CONNECTIONS_MAX: usize = 1_000_000;
+pub const MAX_INFLIGHT_REQUESTS_MAX: usize = 100_000;
 
 impl Config {
     /// Reads the process environment.
@@ -192,6 +233,29 @@ impl Config {
                 100_000,
             )?,
             ipint_verify_backoff_max: r.duration("STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX", "10m")?,
+            ipint_callbacks_per_second: r.number(
+                "STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND",
+                20,
+                0,
+                1_000_000,
+            )?,
+            ipint_callbacks_burst: r.number(
+                "STOCKLEDGER_IPINT_CALLBACKS_BURST",
+                200,
+                1,
+                1_000_000,
+            )?,
+            confirmations_per_second: r.number(
+                "STOCKLEDGER_CONFIRMATIONS_PER_SECOND",
+                1000,
+                0,
+                1_000_000,
+            )?,
+            confirmations_burst: r.number("STOCKLEDGER_CONFIRMATIONS_BURST", 2000, 1, 1_000_000)?,
+            stripe_api_url: r.string("STOCKLEDGER_STRIPE_API_URL", "https://api.stripe.com"),
+            stripe_api_key: r.secret("STOCKLEDGER_STRIPE_API_KEY"),
+            stripe_api_timeout: r.duration("STOCKLEDGER_STRIPE_API_TIMEOUT", "10s")?,
+            stripe_fetch_attempts: r.number("STOCKLEDGER_STRIPE_FETCH_ATTEMPTS", 20, 1, 100_000)?,
             reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
             unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
             confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
@@ -240,7 +304,34 @@ impl Config {
             exceptions_sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
             dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
             merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
+            header_read_timeout: r.duration_at_most(
+                "STOCKLEDGER_HEADER_READ_TIMEOUT",
+                "10s",
+                HEADER_READ_TIMEOUT_MAX,
+            )?,
+            max_connections: r.number(
+                "STOCKLEDGER_MAX_CONNECTIONS",
+                1024,
+                1,
+                MAX_CONNECTIONS_MAX,
+            )?,
+            max_inflight_requests: r.number(
+                "STOCKLEDGER_MAX_INFLIGHT_REQUESTS",
+                512,
+                1,
+                MAX_INFLIGHT_REQUESTS_MAX,
+            )?,
         };
+        if cfg.header_read_timeout < HEADER_READ_TIMEOUT_MIN {
+            return Err(ConfigError {
+                var: "STOCKLEDGER_HEADER_READ_TIMEOUT",
+                value: r.string("STOCKLEDGER_HEADER_READ_TIMEOUT", "10s"),
+                message: format!(
+                    "expected at least {} ms",
+                    HEADER_READ_TIMEOUT_MIN.as_millis()
+                ),
+            });
+        }
         Ok(cfg)
     }
 }
@@ -344,6 +435,26 @@ mod tests {
         assert_eq!(c.max_body_bytes, 262_144);
         assert!(c.api_token.is_none());
         assert_eq!(c.merchant, "default");
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.max_inflight_requests, 512);
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        for (var, value) in [
+            ("STOCKLEDGER_HEADER_READ_TIMEOUT", "0ms"),
+            ("STOCKLEDGER_HEADER_READ_TIMEOUT", "1h"),
+            ("STOCKLEDGER_MAX_CONNECTIONS", "0"),
+            ("STOCKLEDGER_MAX_INFLIGHT_REQUESTS", "0"),
+        ] {
+            let map = HashMap::from([(var.to_owned(), value.to_owned())]);
+            assert_eq!(
+                Config::from_map(&map).unwrap_err().var,
+                var,
+                "{var}={value}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`content_digest`] / [`Envelope::content_digest`]: what "the same content" means for
 //!   one event id (`docs/decisions.md` §26): kind and payload, canonical, without times,
 //!   source, merchant or raw digest.
+//! - [`withdrawal`]: the `reservation.expired` that withdraws a synchronous confirmation
+//!   answered "no" (`docs/decisions.md` §29), one event whoever writes it.
 //! - The JSON Schemas and golden examples live in `schemas/v<N>/` at the repository root;
 //!   the tests keep every golden example of every version decoding forever. How to add a
 //!   version: `docs/schema-evolution.md`.
@@ -26,6 +28,7 @@ pub mod stock_change;
 pub mod v1;
 pub mod v2;
 pub mod wire_time;
+pub mod withdrawal;
 
 use domain::Event;
 use serde_json::{Map, Value};

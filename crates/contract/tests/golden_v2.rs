@@ -123,12 +123,39 @@ fn every_golden_example_is_what_the_encoder_writes_for_its_domain_event() {
         if let Some(cause) = original["causation_id"].as_str() {
             built = built.caused_by(cause.parse().unwrap());
         }
+        if let Some(answer_by) = original["payload"]["answer_by"].as_str() {
+            built = built.with_answer_by(contract::wire_time::parse(answer_by).unwrap());
+        }
         let built = Envelope {
             raw_digest: decoded.raw_digest.clone(),
             ..built
         };
         assert_eq!(json(&built.to_json()), original, "{kind}");
     }
+}
+
+#[test]
+fn a_confirmations_answer_by_is_not_content_and_only_a_confirmation_has_one() {
+    let with = common::golden_v2_bytes("payment.authorized.answer-by");
+    let without = common::golden_v2_bytes("payment.authorized");
+    let (a, from_a) = decode_event(&with).unwrap();
+    let (b, from_b) = decode_event(&without).unwrap();
+    assert_eq!(from_a, from_b, "one domain event");
+    assert_eq!(a.content_digest(), b.content_digest(), "one content");
+    assert_eq!(
+        a.answer_by(),
+        Some(contract::wire_time::parse("2026-11-20T10:00:07.250Z").unwrap())
+    );
+    assert_eq!(b.answer_by(), None);
+    // A notification has no answer to be due.
+    let mut v = json(&with);
+    v["payload"]["mode"] = Value::from("notification");
+    let err = decode_event(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("payload.answer_by"), "{err}");
+    v["payload"]["mode"] = Value::from("confirmation");
+    v["payload"]["answer_by"] = Value::from("tomorrow");
+    let err = decode_event(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("payload.answer_by"), "{err}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub use event::{
     AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
     InspectionOutcome, OperatorAction, OrderLookup, Payment,
 };
-pub use matrix::{Context, decide};
+pub use matrix::{Context, RESERVATION_AWAIT_MAX, decide};
 pub use order::{Line, Lines, Order, OrderSpec, OrderState, ReturnRecord};
 pub use outcome::{
     Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, QueueUpdate,
@@ -35,5 +35,5 @@ pub use state::{QueueEntry, State};
 pub use stock::{Balance, Bucket, Movement, StockKey};
 pub use types::{
     Currency, DisputeId, EventId, ExceptionId, InvalidValue, Location, Money, OrderRef, PaymentRef,
-    Provider, Quantity, ReturnRef, Sku, Timestamp,
+    Provider, Quantity, ReturnRef, Sku, Timestamp, check_line, check_text,
 };

@@ -116,13 +116,24 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
         EventKind::ReservationExpired {
             order_ref,
             reservation,
-        } => match state.orders.get(order_ref) {
-            Some(o) if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) => {
-                release(state, o)
+        } => {
+            // A withdrawal can overtake the authorization it names (the ingress gave up
+            // waiting for that publish's ack and withdrew it; both land). It waits for the
+            // authorization, so that the reservation it makes is released, not kept.
+            let wait_until = event.recorded_at.plus(RESERVATION_AWAIT_MAX);
+            if !state.outcomes.contains_key(reservation) && now < wait_until {
+                return Fresh::Defer(wait_until);
             }
-            Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
-            None => noop(None, NoOpReason::ReservationNotActive),
-        },
+            match state.orders.get(order_ref) {
+                Some(o)
+                    if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) =>
+                {
+                    release(state, o)
+                }
+                Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
+                None => noop(None, NoOpReason::ReservationNotActive),
+            }
+        }
         kind => match kind.payment() {
             Some(payment) => return payment_event(state, event, payment, now, hold_until),
             None => noop(None, NoOpReason::ProviderStatusRecorded),
@@ -419,6 +430,12 @@ fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) ->
 }
 
 /// The code of the one exception `release` and `keep` act on.
+/// How long a `reservation.expired` waits for the authorization it names when that
+/// authorization has not been applied yet (it may still be on its way: its publish was
+/// given up on, not necessarily lost). After it, the expiry is a no-op
+/// (`reservation_not_active`). Longer than any publish timeout the ingress allows.
+pub const RESERVATION_AWAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 const VOID_AFTER_CAPTURE: &str = "void_after_capture";
 
 /// An operator action on an exception-queue row (`docs/decisions.md` §27). Never an

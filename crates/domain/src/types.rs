@@ -17,6 +17,17 @@ pub const IDENTIFIER_LEN_MAX: usize = 200;
 /// quantities far away from `i64` overflow.
 pub const QUANTITY_MAX: u64 = 1_000_000_000;
 
+/// The longest one-line free text an operator writes (the `reason` of an action or a
+/// correction), in bytes.
+pub const NOTE_LEN_MAX: usize = 1_000;
+
+/// The longest `evidence` an operator attaches to an action or a correction, in bytes.
+pub const EVIDENCE_LEN_MAX: usize = 4_000;
+
+/// The longest amount text accepted, in bytes: far more than the 28 decimal places and
+/// 29 significant digits an exact decimal holds, so only nonsense is refused by length.
+pub const AMOUNT_TEXT_LEN_MAX: usize = 64;
+
 /// Why a value could not become one of the domain's newtypes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidValue {
@@ -34,6 +45,49 @@ pub enum InvalidValue {
     Amount { got: String },
     #[error("amount must not be negative, got {got}")]
     NegativeAmount { got: String },
+    /// More digits than an exact decimal holds (28 decimal places, about 28 significant
+    /// digits): refused rather than rounded.
+    #[error(
+        "amount {got:?} has more digits than an exact decimal holds (at most 28 decimal places and 28 significant digits); it is never rounded"
+    )]
+    AmountPrecision { got: String },
+    /// More decimal places than the currency's minor unit (ISO 4217): `10.001` USD,
+    /// `100.5` KRW. Trailing zeros do not count (`40.00` KRW is 40).
+    #[error(
+        "amount {got} has more decimal places than {currency} allows ({minor_units}); it is never rounded"
+    )]
+    AmountMinorUnits {
+        got: String,
+        currency: String,
+        minor_units: u32,
+    },
+}
+
+/// Checks one line of operator-written free text (an actor, a reason): at most `max`
+/// bytes and no control character at all (no NUL, no line break, no ANSI escape), so it
+/// is stored as given by both databases and prints as itself in a terminal or a log line.
+/// Emptiness is the caller's rule.
+pub fn check_line(what: &'static str, s: &str, max: usize) -> Result<(), InvalidValue> {
+    if s.len() > max {
+        return Err(InvalidValue::TooLong { what, max });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(InvalidValue::ControlCharacter { what });
+    }
+    Ok(())
+}
+
+/// Checks multi-line operator text (`evidence`): like [`check_line`], except that line
+/// feeds and tabs are allowed (a note pasted from a ticket). Carriage returns, NUL and
+/// escapes are not.
+pub fn check_text(what: &'static str, s: &str, max: usize) -> Result<(), InvalidValue> {
+    if s.len() > max {
+        return Err(InvalidValue::TooLong { what, max });
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(InvalidValue::ControlCharacter { what });
+    }
+    Ok(())
 }
 
 fn check_identifier(what: &'static str, s: &str) -> Result<(), InvalidValue> {
@@ -184,6 +238,33 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The number of decimal places of the currency's minor unit (ISO 4217): 0 for JPY or
+    /// KRW, 3 for BHD or KWD, 4 for CLF, and 2 for every other code, ISO or not
+    /// (`docs/decisions.md` §31).
+    pub fn minor_units(&self) -> u32 {
+        minor_units_of(&self.0)
+    }
+}
+
+/// ISO 4217 currencies whose minor unit is not 2 decimal places (ISO 4217 list one,
+/// 2024). Every code not here has 2.
+const ZERO_DECIMAL: [&str; 17] = [
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+const THREE_DECIMAL: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+const FOUR_DECIMAL: [&str; 2] = ["CLF", "UYW"];
+
+fn minor_units_of(code: &str) -> u32 {
+    if ZERO_DECIMAL.contains(&code) {
+        0
+    } else if THREE_DECIMAL.contains(&code) {
+        3
+    } else if FOUR_DECIMAL.contains(&code) {
+        4
+    } else {
+        2
+    }
 }
 impl TryFrom<String> for Currency {
     type Error = InvalidValue;
@@ -218,6 +299,22 @@ impl Money {
             currency: Currency::parse(currency)?,
         })
     }
+    /// [`Money::parse`], and the amount has no more decimal places than the currency's
+    /// minor unit ([`Currency::minor_units`]; trailing zeros do not count): what a merchant
+    /// may register. Provider amounts use [`Money::parse`], since each provider has its own
+    /// exponent table and its amount is compared, never charged, here.
+    pub fn parse_strict(amount: &str, currency: &str) -> Result<Self, InvalidValue> {
+        let money = Self::parse(amount, currency)?;
+        let minor_units = money.currency.minor_units();
+        if money.amount.normalize().scale() > minor_units {
+            return Err(InvalidValue::AmountMinorUnits {
+                got: amount.to_owned(),
+                currency: money.currency.as_str().to_owned(),
+                minor_units,
+            });
+        }
+        Ok(money)
+    }
     /// True when both amount (numerically) and currency are equal.
     pub fn same_as(&self, other: &Money) -> bool {
         self.currency == other.currency && self.amount.normalize() == other.amount.normalize()
@@ -225,8 +322,15 @@ impl Money {
 }
 
 /// Parses a plain decimal string (`"12"`, `"12.50"`) into an exact decimal; refuses
-/// exponents, signs other than none, and anything that is not a number.
+/// exponents, signs other than none, and anything that is not a number. Never rounds:
+/// more digits than the decimal holds is [`InvalidValue::AmountPrecision`].
 pub fn parse_amount(s: &str) -> Result<Decimal, InvalidValue> {
+    if s.len() > AMOUNT_TEXT_LEN_MAX {
+        return Err(InvalidValue::TooLong {
+            what: "amount",
+            max: AMOUNT_TEXT_LEN_MAX,
+        });
+    }
     let plain = !s.is_empty()
         && s.chars().all(|c| c.is_ascii_digit() || c == '.')
         && s.chars().filter(|c| *c == '.').count() <= 1
@@ -235,7 +339,9 @@ pub fn parse_amount(s: &str) -> Result<Decimal, InvalidValue> {
     if !plain {
         return Err(InvalidValue::Amount { got: s.to_owned() });
     }
-    let d = Decimal::from_str(s).map_err(|_| InvalidValue::Amount { got: s.to_owned() })?;
+    // `from_str` would round digits beyond the 96-bit mantissa; `from_str_exact` refuses.
+    let d = Decimal::from_str_exact(s)
+        .map_err(|_| InvalidValue::AmountPrecision { got: s.to_owned() })?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(InvalidValue::NegativeAmount { got: s.to_owned() });
     }
@@ -289,5 +395,88 @@ impl Timestamp {
     pub fn plus(self, d: std::time::Duration) -> Timestamp {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_exact_or_refused() {
+        // Beyond the 96-bit mantissa or 28 decimal places: refused, never rounded.
+        for text in [
+            "19.99999999999999999999999999999",
+            "0.0000000000000000000000000000001",
+            "99999999999999999999999999999999",
+        ] {
+            assert!(
+                matches!(
+                    parse_amount(text),
+                    Err(InvalidValue::AmountPrecision { .. })
+                ),
+                "{text}: {:?}",
+                parse_amount(text)
+            );
+        }
+        assert!(matches!(
+            parse_amount(&"1".repeat(AMOUNT_TEXT_LEN_MAX + 1)),
+            Err(InvalidValue::TooLong { .. })
+        ));
+        assert_eq!(
+            parse_amount("0.0000000000000000000000000001").map(|d| d.to_string()),
+            Ok("0.0000000000000000000000000001".to_owned())
+        );
+        assert_eq!(
+            parse_amount("19.99").map(|d| d.to_string()),
+            Ok("19.99".to_owned())
+        );
+    }
+
+    #[test]
+    fn merchant_amounts_fit_the_currency() {
+        assert!(Money::parse_strict("10.01", "usd").is_ok());
+        assert!(
+            Money::parse_strict("10.010", "USD").is_ok(),
+            "trailing zeros"
+        );
+        assert!(matches!(
+            Money::parse_strict("10.001", "USD"),
+            Err(InvalidValue::AmountMinorUnits { minor_units: 2, .. })
+        ));
+        assert!(Money::parse_strict("1000", "KRW").is_ok());
+        assert!(Money::parse_strict("1000.00", "JPY").is_ok());
+        assert!(matches!(
+            Money::parse_strict("100.5", "KRW"),
+            Err(InvalidValue::AmountMinorUnits { minor_units: 0, .. })
+        ));
+        assert!(Money::parse_strict("1.005", "BHD").is_ok());
+        assert!(Money::parse_strict("1.0005", "KWD").is_err());
+        assert!(Money::parse_strict("1.0005", "CLF").is_ok());
+        assert_eq!(Currency::parse("xts").map(|c| c.minor_units()), Ok(2));
+        // Provider amounts keep their own exponent (PortOne's KRW 1234.5 parses).
+        assert!(Money::parse("1234.5", "KRW").is_ok());
+    }
+
+    #[test]
+    fn operator_text() {
+        assert!(check_line("actor", "ops:ann", 200).is_ok());
+        for bad in ["a\0b", "\u{1b}[31mred", "two\nlines", "a\u{85}"] {
+            assert_eq!(
+                check_line("actor", bad, 200),
+                Err(InvalidValue::ControlCharacter { what: "actor" }),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            check_line("actor", &"a".repeat(201), 200),
+            Err(InvalidValue::TooLong {
+                what: "actor",
+                max: 200
+            })
+        );
+        assert!(check_text("evidence", "ticket T-9\n\tline two", 100).is_ok());
+        assert!(check_text("evidence", "x\r\ny", 100).is_err());
+        assert!(check_text("evidence", "x\0", 100).is_err());
     }
 }

@@ -1133,3 +1133,40 @@ fn a_retry_that_succeeds_closes_the_row() {
         NoOpReason::ExceptionAlreadyResolved
     );
 }
+
+/// A withdrawal (`reservation.expired`) that overtook the authorization it names waits for
+/// it, then releases what it reserved; one whose authorization never comes is a no-op
+/// after `RESERVATION_AWAIT_MAX`.
+#[test]
+fn an_expiry_that_overtakes_its_authorization_waits_for_it() {
+    use domain::{
+        Decision, Delivery, Event, EventId, EventKind, OrderRef, RESERVATION_AWAIT_MAX, State,
+        Timestamp,
+    };
+    let state = State::default();
+    let expiry = Event {
+        id: EventId::from_dedupe_key("withdrawal"),
+        recorded_at: Timestamp(1_000),
+        kind: EventKind::ReservationExpired {
+            order_ref: OrderRef::parse("o-1").unwrap(),
+            reservation: EventId::from_dedupe_key("authorization"),
+        },
+    };
+    let delivery = Delivery {
+        event: expiry,
+        operator_retry: false,
+    };
+    let ctx = |now| domain::Context {
+        now: Timestamp(now),
+        unknown_order_hold: std::time::Duration::ZERO,
+    };
+    let until = Timestamp(1_000).plus(RESERVATION_AWAIT_MAX);
+    assert_eq!(
+        domain::decide(&state, &delivery, &ctx(2_000)),
+        Decision::Defer { until }
+    );
+    assert!(matches!(
+        domain::decide(&state, &delivery, &ctx(until.0)),
+        Decision::Record(_)
+    ));
+}

@@ -7,6 +7,7 @@
 //! histories.
 
 pub mod http;
+pub mod procs;
 pub mod workload;
 
 use std::time::{Duration, Instant};

@@ -6,7 +6,12 @@
 //! the ledger and come back when it is rebuilt from the stream. Each action waits for the
 //! ledger's decision up to `wait`, and is refused before anything is published when the
 //! request cannot be right (no actor or reason: 400; no such exception: 404; `release` or
-//! `keep` of anything but a `void_after_capture`: 409).
+//! `keep` of anything but a `void_after_capture`: 409). Operator text is checked first
+//! (`docs/decisions.md` §31): `actor`, `reason`, `approved-by` and the idempotency key are
+//! one line without control characters, `evidence` may also hold line feeds and tabs, each
+//! bounded ([`ACTOR_LEN_MAX`], `domain::types::NOTE_LEN_MAX`,
+//! `domain::types::EVIDENCE_LEN_MAX`, [`IDEMPOTENCY_KEY_LEN_MAX`]); a refusal names the
+//! field ([`ActionError::InvalidField`]).
 //!
 //! - [`Actions::act`]: `resolve` (a deliberate no-op), `dismiss` (not a problem), and for a
 //!   `void_after_capture` `release` (`sold → available` for the order's lines: the goods
@@ -49,6 +54,13 @@ pub enum ActionError {
     /// The request is incomplete or invalid; nothing was done (400).
     #[error("refused: {0}")]
     Invalid(String),
+    /// One field of the request is not acceptable text (a control character, too long);
+    /// nothing was done (400 naming `field`).
+    #[error("refused: {field}: {message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     /// This problem cannot be retried as it is; nothing was published, or the ledger
     /// recorded the refusal (409).
     #[error("not retryable: {0}")]
@@ -169,6 +181,61 @@ pub struct Actions {
     /// How long an action waits for the ledger's outcome before answering `pending`
     /// (`STOCKLEDGER_CONFIRMATION_DEADLINE`).
     pub wait: Duration,
+}
+
+/// The longest `actor` or `approved-by` (a person or a console login), in bytes.
+pub const ACTOR_LEN_MAX: usize = domain::types::IDENTIFIER_LEN_MAX;
+
+/// The longest idempotency key an operator gives, in bytes (it becomes part of the
+/// event's source identity).
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = domain::types::IDENTIFIER_LEN_MAX;
+
+/// Which rule a text field of an operator request follows.
+enum TextRule {
+    /// One line (`actor`, `reason`, `approved-by`, the idempotency key).
+    Line(usize),
+    /// Line feeds and tabs allowed (`evidence`).
+    Text(usize),
+}
+
+/// Checks operator-written text before anything is published (`docs/decisions.md` §31):
+/// no NUL, ANSI escape or other control character (PostgreSQL refuses NUL in TEXT,
+/// SQLite would store it, and a terminal would obey an escape), and a bounded length.
+fn check_texts(fields: &[(&'static str, &str, TextRule)]) -> Result<(), ActionError> {
+    for (field, value, rule) in fields {
+        let field: &'static str = field;
+        let checked = match rule {
+            TextRule::Line(max) => domain::check_line(field, value, *max),
+            TextRule::Text(max) => domain::check_text(field, value, *max),
+        };
+        checked.map_err(|e| ActionError::InvalidField {
+            field,
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The text checks of an action request: actor, reason, evidence, idempotency key.
+fn check_request(req: &ActionRequest) -> Result<(), ActionError> {
+    check_texts(&[
+        ("actor", &req.actor, TextRule::Line(ACTOR_LEN_MAX)),
+        (
+            "reason",
+            &req.reason,
+            TextRule::Line(domain::types::NOTE_LEN_MAX),
+        ),
+        (
+            "evidence",
+            req.evidence.as_deref().unwrap_or_default(),
+            TextRule::Text(domain::types::EVIDENCE_LEN_MAX),
+        ),
+        (
+            "idempotency_key",
+            req.idempotency_key.as_deref().unwrap_or_default(),
+            TextRule::Line(IDEMPOTENCY_KEY_LEN_MAX),
+        ),
+    ])
 }
 
 fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
@@ -313,6 +380,7 @@ impl Actions {
     /// The exception row `id`, after checking the request (400 before 404).
     async fn checked_row(&self, id: &str, req: &ActionRequest) -> Result<QueueItem, ActionError> {
         required(&[("actor", &req.actor), ("reason", &req.reason)])?;
+        check_request(req)?;
         ExceptionId::parse(id).map_err(|e| ActionError::NotFound(format!("{id} ({e})")))?;
         self.row(id)
             .await?
@@ -493,6 +561,25 @@ impl Actions {
             ("approved-by", &c.approved_by),
             ("actor", &c.actor),
         ])?;
+        check_texts(&[
+            (
+                "reason",
+                &c.reason,
+                TextRule::Line(domain::types::NOTE_LEN_MAX),
+            ),
+            (
+                "evidence",
+                &c.evidence,
+                TextRule::Text(domain::types::EVIDENCE_LEN_MAX),
+            ),
+            ("approved-by", &c.approved_by, TextRule::Line(ACTOR_LEN_MAX)),
+            ("actor", &c.actor, TextRule::Line(ACTOR_LEN_MAX)),
+            (
+                "idempotency_key",
+                c.idempotency_key.as_deref().unwrap_or_default(),
+                TextRule::Line(IDEMPOTENCY_KEY_LEN_MAX),
+            ),
+        ])?;
         if c.delta == 0 {
             return Err(ActionError::Invalid("delta must not be zero".into()));
         }
@@ -522,5 +609,56 @@ impl Actions {
             outcome,
             reason,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(r: Result<(), ActionError>) -> Option<&'static str> {
+        match r {
+            Err(ActionError::InvalidField { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn operator_text_is_checked_naming_the_field() {
+        let ok = ActionRequest {
+            actor: "console:ann".into(),
+            reason: "parcel never left".into(),
+            evidence: Some("ticket T-9\n\tcarrier scan missing".into()),
+            idempotency_key: Some("k-1".into()),
+        };
+        assert!(check_request(&ok).is_ok());
+        let nul = "a\0b".to_owned();
+        let ansi = "\u{1b}[31mred".to_owned();
+        let big = "a".repeat(200 * 1024);
+        for bad in [&nul, &ansi, &big] {
+            let with = |f: &dyn Fn(&mut ActionRequest)| {
+                let mut r = ok.clone();
+                f(&mut r);
+                field_of(check_request(&r))
+            };
+            assert_eq!(with(&|r| r.actor = bad.clone()), Some("actor"));
+            assert_eq!(with(&|r| r.reason = bad.clone()), Some("reason"));
+            assert_eq!(with(&|r| r.evidence = Some(bad.clone())), Some("evidence"));
+            assert_eq!(
+                with(&|r| r.idempotency_key = Some(bad.clone())),
+                Some("idempotency_key")
+            );
+        }
+        let mut multi = ok.clone();
+        multi.reason = "two\nlines".into();
+        assert_eq!(field_of(check_request(&multi)), Some("reason"));
+        assert_eq!(
+            field_of(check_texts(&[(
+                "approved-by",
+                "x\0",
+                TextRule::Line(ACTOR_LEN_MAX)
+            )])),
+            Some("approved-by")
+        );
     }
 }

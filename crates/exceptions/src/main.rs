@@ -15,6 +15,9 @@ async fn main() -> anyhow::Result<()> {
     bus_cfg.namespace =
         bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     bus_cfg.publish_timeout = cfg.publish_timeout;
+    // Start without NATS and wait for it (issue 16): `exceptions::run` retries until it
+    // answers.
+    bus_cfg.retry_initial_connect = true;
     let bus = bus::Bus::connect(bus_cfg)
         .await
         .context("connecting to NATS")?;

@@ -35,8 +35,9 @@ use crate::publish::{self, Outgoing, PublishError};
 /// under its event id (the ledger records it as this no-op).
 pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
 
-/// How long the last read after the deadline may take.
-const FINAL_READ_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long the last read after the deadline may take (a decision it finds is still
+/// answered: PortOne's `answer_by` includes it, `routes::portone`).
+pub(crate) const FINAL_READ_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The ledger's decision on one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 413: the body is larger than `STOCKLEDGER_MAX_BODY_BYTES`.
     #[error("body larger than {max} bytes")]
     TooLarge { max: usize },
+    /// 415: a merchant API write whose `Content-Type` is not JSON (or is missing).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     /// 503: NATS or the database is unavailable; nothing was accepted.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::LedgerBehind(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { code, .. } | ApiError::Refused { code, .. } => code,
             ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::LedgerBehind(_) => ledger::position::BEHIND_REASON,
             ApiError::Internal(_) => "internal",
@@ -91,6 +96,7 @@ impl ApiError {
             }
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
+            | ApiError::UnsupportedMediaType(m)
             | ApiError::Unavailable(m)
             | ApiError::LedgerBehind(m)
             | ApiError::Internal(m) => m.clone(),
@@ -113,12 +119,34 @@ impl From<providers::Error> for ApiError {
     }
 }
 
+/// What a caller is told when the database fails: nothing about which database, where,
+/// or what the driver said (that goes to the log only).
+pub const DATABASE_UNAVAILABLE: &str =
+    "the ledger database is unavailable; nothing was accepted: retry later";
+
+/// What a caller is told when an operator action could not reach NATS or the database.
+pub const DATABASE_OR_NATS_UNAVAILABLE: &str =
+    "the ledger database or NATS is unavailable; nothing changed: retry later";
+
+/// What a caller is told when stored data is not what this release reads (a bug or a
+/// damaged database); the detail is in the log.
+pub const DATABASE_INTERNAL: &str = "internal error reading the ledger database; see the log";
+
 impl From<store::StoreError> for ApiError {
+    /// Every database failure is a 503 with [`DATABASE_UNAVAILABLE`] (nothing was
+    /// accepted; a retry may succeed once the database is back or the conflict is over),
+    /// except data this release cannot read, a 500 with [`DATABASE_INTERNAL`]. The
+    /// driver's text (database name, host, SQL state) is logged here, never answered.
     fn from(e: store::StoreError) -> Self {
-        if e.is_transient() {
-            ApiError::Unavailable(format!("database: {e}"))
-        } else {
-            ApiError::Internal(format!("database: {e}"))
+        match e {
+            store::StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "ledger database: unreadable data");
+                ApiError::Internal(DATABASE_INTERNAL.to_owned())
+            }
+            e => {
+                tracing::warn!(error = %e, transient = e.is_transient(), "ledger database error");
+                ApiError::Unavailable(DATABASE_UNAVAILABLE.to_owned())
+            }
         }
     }
 }

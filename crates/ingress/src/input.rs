@@ -3,13 +3,67 @@
 //! domain newtype that cannot be wrong.
 //!
 //! Amounts are decimal strings (`"100.50"`); a JSON number for an amount is refused, so a
-//! float never gets near money. Unknown fields are refused too, so a typo (`"qty"`) is an
-//! error rather than a silently missing value.
+//! float never gets near money. An amount is exact or refused, never rounded: more digits
+//! than a decimal holds, or more decimal places than the currency's minor unit
+//! (`Money::parse_strict`: `10.001` USD, `100.5` KRW), is a 400 naming the field. Unknown
+//! fields are refused too, so a typo (`"qty"`) is an error rather than a silently missing
+//! value.
+//!
+//! The body is read by the providers' strict JSON reader (`providers::parse_object`): a key
+//! repeated in any object is a 400, never "last wins", exactly as on the provider
+//! endpoints. A write must say it is JSON: [`JsonBody`] answers 415 to any other (or no)
+//! `Content-Type`. Every string that reaches the ledger is a domain newtype (identifiers:
+//! at most `domain::types::IDENTIFIER_LEN_MAX` bytes, no control characters) or checked
+//! operator text (`exceptions::actions`), so neither database ever sees a NUL, an escape
+//! sequence or an unbounded string.
 
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
 use domain::{InspectionOutcome, Line, Lines, Location, Money, Quantity, Sku, StockKey};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::{AppState, RawBody};
+
+/// A write's body, read whole like [`RawBody`], after checking that its `Content-Type` is
+/// JSON: `application/json` or any `application/<x>+json`, with any parameters
+/// (`; charset=utf-8`). Anything else, or no `Content-Type` at all, is 415
+/// `unsupported_media_type`, before the body is read.
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub bytes::Bytes);
+
+/// True when `value` (a `Content-Type` header) names JSON.
+pub fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(header::CONTENT_TYPE);
+        match content_type.map(|v| v.to_str()) {
+            Some(Ok(v)) if is_json_media_type(v) => {}
+            Some(_) => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "`Content-Type` must be application/json".into(),
+                ));
+            }
+            None => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "`Content-Type` is missing; send application/json".into(),
+                ));
+            }
+        }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        Ok(JsonBody(bytes))
+    }
+}
 
 /// A JSON object at a path, for field-naming errors.
 pub struct Obj<'a> {
@@ -17,14 +71,10 @@ pub struct Obj<'a> {
     map: &'a Map<String, Value>,
 }
 
-/// Parses a whole request body, which must be one JSON object.
+/// Parses a whole request body, which must be one JSON object without a repeated key
+/// (`providers::parse_object`, the provider endpoints' reader).
 pub fn parse_body(raw: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(raw)
-        .map_err(|e| ApiError::malformed("body", format!("not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::malformed("body", "expected a JSON object"));
-    }
-    Ok(value)
+    providers::parse_object(raw).map_err(ApiError::from)
 }
 
 impl<'a> Obj<'a> {
@@ -135,10 +185,11 @@ impl<'a> Obj<'a> {
                 ));
             }
         };
-        let amount = domain::types::parse_amount(amount)
+        domain::types::parse_amount(amount)
             .map_err(|e| ApiError::malformed(&amount_path, e.to_string()))?;
         let currency = self.parsed(currency_key, domain::Currency::parse)?;
-        Ok(Money { amount, currency })
+        Money::parse_strict(amount, currency.as_str())
+            .map_err(|e| ApiError::malformed(amount_path, e.to_string()))
     }
 
     /// An optional array member; absent and `null` are empty.
@@ -255,5 +306,143 @@ mod tests {
             "lines"
         );
         assert_eq!(field_of(parse_body(b"{").expect_err("bad json")), "body");
+    }
+
+    fn money_of(body: &str) -> Result<Money, ApiError> {
+        let v = parse_body(body.as_bytes())?;
+        Obj::root(&v)?.money("amount", "currency")
+    }
+
+    #[test]
+    fn money_is_exact_or_refused_naming_the_field() {
+        for body in [
+            r#"{"amount": "19.99999999999999999999999999999", "currency": "USD"}"#,
+            r#"{"amount": "0.0000000000000000000000000000001", "currency": "USD"}"#,
+            r#"{"amount": "10.001", "currency": "USD"}"#,
+            r#"{"amount": "100.5", "currency": "KRW"}"#,
+            r#"{"amount": "1.0001", "currency": "BHD"}"#,
+        ] {
+            let e = money_of(body).expect_err(body);
+            assert_eq!(field_of(e), "amount", "{body}");
+        }
+        let m = money_of(r#"{"amount": "1.005", "currency": "bhd"}"#).expect("BHD has 3");
+        assert_eq!(m.amount.to_string(), "1.005");
+        let m = money_of(r#"{"amount": "1000.00", "currency": "KRW"}"#).expect("trailing zeros");
+        assert_eq!(m.amount.to_string(), "1000.00");
+        let e = money_of(r#"{"amount": "10", "currency": "U\u0000D"}"#).expect_err("nul");
+        assert_eq!(field_of(e), "currency");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"lines":[],"amount":"10.00","amount":"99.00","currency":"USD"}"#,
+            r#"{"lines":[{"sku":"a","sku":"b","location":"m","quantity":1}]}"#,
+        ] {
+            let e = parse_body(body.as_bytes()).expect_err(body);
+            assert_eq!(field_of(e.clone()), "body");
+            assert!(e.message().contains("duplicate key"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn json_media_types() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "json",
+            "",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
+
+    /// Every reader of the merchant API on one body; what the handlers do before
+    /// publishing anything.
+    fn read_all(raw: &[u8]) -> Result<(), ApiError> {
+        let v = parse_body(raw)?;
+        let o = Obj::root(&v)?;
+        let _ = o.only(&["lines", "amount", "currency", "payment_refs", "sku"]);
+        let _ = o.lines("lines");
+        let _ = o.money("amount", "currency");
+        let _ = o.stock_key();
+        let _ = o.quantity("quantity");
+        let _ = o.inspection_outcome("outcome");
+        let _ = o.optional_parsed("reference", domain::ReturnRef::parse);
+        for r in o.array("payment_refs")? {
+            let _ = r.parsed("provider", domain::Provider::parse);
+        }
+        Ok(())
+    }
+
+    /// JSON-ish text: merchant field names, nesting, strings with control characters and
+    /// long digit runs, duplicated keys.
+    fn jsonish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec![
+            "lines",
+            "amount",
+            "currency",
+            "sku",
+            "location",
+            "quantity",
+            "reference",
+            "payment_refs",
+            "provider",
+            "ref",
+            "outcome",
+        ]);
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            "[0-9]{0,40}(\\.[0-9]{0,40})?".prop_map(|s| format!("\"{s}\"")),
+            any::<String>().prop_map(|s| serde_json::Value::String(s).to_string()),
+            "[A-Za-z]{0,4}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                prop::collection::vec((key.clone(), inner), 0..6).prop_map(|members| {
+                    let body: Vec<String> = members
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Arbitrary bytes never panic the merchant API's readers; every refusal is a 400
+        /// naming a field.
+        #[test]
+        fn arbitrary_bytes_are_refused_never_a_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Err(e) = read_all(&raw) {
+                proptest::prop_assert_eq!(e.status().as_u16(), 400);
+            }
+        }
+
+        /// So does JSON-shaped input, where the readers get further.
+        #[test]
+        fn json_shaped_input_is_read_or_refused_with_400(text in jsonish()) {
+            if let Err(e) = read_all(text.as_bytes()) {
+                proptest::prop_assert_eq!(e.status().as_u16(), 400, "{}", text);
+            }
+        }
     }
 }

@@ -14,12 +14,30 @@
 //! | COMPLETED, every received amount ≥ its invoice amount | `payment.captured` (invoice amount in local currency) | `ipint:{invoice_id}:COMPLETED` |
 //! | COMPLETED, short or missing | `payment.flagged` `amount_mismatch` | `ipint:{invoice_id}:COMPLETED` |
 //! | FAILED, CANCELLED | `payment.voided` | `ipint:{invoice_id}:{status}` |
+//! | HTTP 404: iPint does not know the invoice | nothing: acknowledged, counted as `unknown_invoice` (a made-up invoice is one API call, never an exception) | — |
 //! | CHECKING, PROCESSING, unknown, or the API failing | nothing yet: nak with backoff (1 s doubling to `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`) | — |
 //! | still so after `STOCKLEDGER_IPINT_VERIFY_ATTEMPTS` | `payment.flagged` `unverifiable` | `ipint:{invoice_id}:unverifiable` |
 //! | no API key or secret configured | `payment.flagged` `unverifiable`, and the trigger is kept (checked again every 5 min) | `ipint:{invoice_id}:unverifiable` |
 //!
 //! A trigger is acknowledged only after its event's publish was acknowledged, so a crash
 //! anywhere means a redelivery, which the ledger deduplicates by event id.
+//!
+//! Bounded work (decision 30). The callback is unauthenticated, so its cost is bounded at
+//! every step: the endpoint is rate-limited per source (`crate::ratelimit`); one trigger per
+//! invoice within the duplicate window (`Nats-Msg-Id` `ipint:callback:{invoice_id}`,
+//! whatever status it claims); the callbacks stream is bounded and refuses new callbacks
+//! when full (`bus::CALLBACKS_MAX_MSGS`); an invoice iPint says does not exist costs one
+//! API call and ends there; a pending or failing one is retried with backoff (a nak, which
+//! holds no worker slot) at most `STOCKLEDGER_IPINT_VERIFY_ATTEMPTS` times; and
+//! callbacks come in two lanes, each with its own consumer and [`IN_FLIGHT_MAX`]
+//! verifications at once: invoices a registered order holds (`<ns>.callbacks.ipint`) and
+//! the rest ([`UNMATCHED_LANE`]), chosen by the endpoint with one primary-key read. A
+//! flood of made-up invoices fills only the second lane, so a genuine callback for a
+//! registered order is verified at once, whatever waits there; a genuine one whose order is
+//! registered late waits in the second lane, one API call per trigger ahead of it.
+//!
+//! The same task also runs the Stripe completion worker ([`crate::stripe_worker`]), so
+//! every process that verifies iPint callbacks also completes partial Stripe events.
 
 use std::future::Future;
 use std::time::Duration;
@@ -35,8 +53,15 @@ use crate::{AppState, Clock, IpintSettings};
 
 /// How long a trigger waits before it is tried again while no API keys are configured.
 pub const UNCONFIGURED_RECHECK: Duration = Duration::from_secs(300);
-/// Triggers verified at once by one process.
+/// Triggers verified at once by one process, in each lane.
 pub const IN_FLIGHT_MAX: usize = 16;
+/// The lane (subject `<ns>.callbacks.ipint-unmatched`) of callbacks whose invoice no
+/// registered order holds when they arrive: made-up invoices, and genuine ones registered
+/// late. Callbacks for registered invoices use `<ns>.callbacks.ipint` and never wait
+/// behind this lane.
+pub const UNMATCHED_LANE: &str = "ipint-unmatched";
+/// The durable consumer of [`UNMATCHED_LANE`].
+pub const UNMATCHED_CONSUMER: &str = "ipint_verifier_unmatched";
 /// The pause before retrying a trigger whose event could not be published.
 pub const PUBLISH_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// The largest invoice answer read, in bytes.
@@ -54,13 +79,11 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    /// The trigger's `Nats-Msg-Id`: iPint's retries of one callback collapse.
+    /// The trigger's `Nats-Msg-Id`: iPint's retries of one callback, and callbacks for one
+    /// invoice claiming other statuses (the claim is never trusted, the verification reads
+    /// the real one), collapse into one trigger within the duplicate window.
     pub fn msg_id(&self) -> String {
-        format!(
-            "ipint:callback:{}:{}",
-            self.invoice_id,
-            self.claimed_status.as_deref().unwrap_or("")
-        )
+        format!("ipint:callback:{}", self.invoice_id)
     }
 }
 
@@ -77,6 +100,10 @@ pub enum FetchError {
     Malformed(String),
     #[error("iPint API answered for invoice {0:?}, not the one asked for")]
     WrongInvoice(String),
+    /// HTTP 404: iPint does not know the invoice. Terminal: a callback that names a
+    /// made-up invoice is not retried.
+    #[error("iPint does not know this invoice (HTTP 404)")]
+    NotFound,
 }
 
 /// `GET /invoice` with iPint's request signature.
@@ -149,6 +176,9 @@ impl Verifier {
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(FetchError::NotFound);
+        }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
@@ -288,15 +318,43 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()>) -> Result<
         backoff: Vec::new(),
         max_ack_pending: 1024,
     };
-    let consumer = state
-        .bus
-        .callback_consumer(IPINT_VERIFIER_CONSUMER, IPINT, &limits)
-        .await?;
+    let registered = lane(&state, &verifier, IPINT_VERIFIER_CONSUMER, IPINT, &limits).await?;
+    let unmatched = lane(
+        &state,
+        &verifier,
+        UNMATCHED_CONSUMER,
+        UNMATCHED_LANE,
+        &limits,
+    )
+    .await?;
+    tracing::info!("iPint verification worker started");
+    let stripe = crate::stripe_worker::work(state.clone());
+    tokio::select! {
+        () = registered => {}
+        () = unmatched => {}
+        () = stripe => {}
+        () = shutdown => {}
+    }
+    tracing::info!("iPint verification worker stopped");
+    Ok(())
+}
+
+/// One lane: a durable consumer on `<ns>.callbacks.{lane}`, [`IN_FLIGHT_MAX`] triggers
+/// verified at once.
+async fn lane(
+    state: &AppState,
+    verifier: &Verifier,
+    durable: &str,
+    lane: &str,
+    limits: &ConsumerLimits,
+) -> Result<impl Future<Output = ()> + use<>, BusError> {
+    let consumer = state.bus.callback_consumer(durable, lane, limits).await?;
     let messages = consumer
         .messages()
         .await
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
-    let work = messages.for_each_concurrent(IN_FLIGHT_MAX, |m| {
+    let (state, verifier) = (state.clone(), verifier.clone());
+    Ok(messages.for_each_concurrent(IN_FLIGHT_MAX, move |m| {
         let (state, verifier) = (state.clone(), verifier.clone());
         async move {
             match m {
@@ -307,18 +365,19 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()>) -> Result<
                 Err(e) => tracing::warn!(error = %e, "iPint callback stream error"),
             }
         }
-    });
-    tracing::info!("iPint verification worker started");
-    tokio::select! {
-        () = work => {}
-        () = shutdown => {}
-    }
-    tracing::info!("iPint verification worker stopped");
-    Ok(())
+    }))
 }
 
 /// Verifies one trigger and publishes what it leads to.
 async fn handle(state: &AppState, verifier: &Verifier, msg: &Message) -> Settle {
+    if msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(bus::GROUP_HEADER))
+        .is_some()
+    {
+        return ungroup(state, msg).await;
+    }
     let trigger: Trigger = match serde_json::from_slice(&msg.payload) {
         Ok(t) => t,
         Err(e) => {
@@ -349,6 +408,13 @@ async fn handle(state: &AppState, verifier: &Verifier, msg: &Message) -> Settle 
             Some(Verdict::Later { status }) => format!("still {status}"),
             None => return Settle::Term,
         },
+        Some(Err(FetchError::NotFound)) => {
+            // Made-up invoices are what a flood of fake callbacks consists of: counted, and
+            // logged at debug level only, so that a flood cannot flood the log either.
+            state.metrics.verification(IPINT, "unknown_invoice");
+            tracing::debug!(invoice_id = %id, claimed = ?trigger.claimed_status, "iPint does not know this invoice; callback dropped");
+            return Settle::Ack;
+        }
         Some(Err(e)) => {
             tracing::warn!(invoice_id = %id, error = %e, attempt = delivered, "iPint verification failed; will retry");
             e.to_string()
@@ -362,6 +428,27 @@ async fn handle(state: &AppState, verifier: &Verifier, msg: &Message) -> Settle 
     }
     state.metrics.verification(IPINT, "retry");
     Settle::Later(backoff(settings, delivered))
+}
+
+/// Earlier releases could store several triggers in one grouped message; each is stored
+/// again alone (its own ack and backoff), then the group is acknowledged.
+async fn ungroup(state: &AppState, msg: &Message) -> Settle {
+    let subject = state.bus.namespace().callback_subject(IPINT);
+    for part in bus::split(msg.headers.as_ref(), &msg.payload) {
+        let Ok(trigger) = serde_json::from_slice::<Trigger>(&part) else {
+            tracing::error!("unreadable iPint trigger in a group; skipped");
+            continue;
+        };
+        if let Err(e) = state
+            .bus
+            .publish_callback(subject.clone(), &trigger.msg_id(), part)
+            .await
+        {
+            tracing::warn!(error = %e, "could not split a grouped iPint trigger; will retry");
+            return Settle::Later(PUBLISH_RETRY_DELAY);
+        }
+    }
+    Settle::Ack
 }
 
 async fn publish_flag(state: &AppState, invoice_id: &str, detail: String) -> Settle {

@@ -9,7 +9,11 @@
 //!
 //! - [`routes::portone`]: the signed payment webhook and the unsigned inventory
 //!   confirmation (threat model: `docs/threat-model.md`).
-//! - [`routes::stripe`], [`routes::adyen`]: signed webhooks, published as contract events.
+//! - [`routes::stripe`], [`routes::adyen`]: signed webhooks, published as contract events;
+//!   a Stripe event without `data.object` is completed from Stripe's API by
+//!   [`stripe_worker`] first.
+//! - [`ratelimit`]: per-source limits of the unauthenticated endpoints (iPint's callback,
+//!   PortOne's confirmation).
 //! - [`routes::ipint`]: the unsigned callback, kept in JetStream as a trigger; the
 //!   [`ipint_worker`] verifies it with iPint's signed API off the request path.
 //!   `docs/providers.md` has every provider's mapping.
@@ -27,12 +31,14 @@ pub mod ipint_worker;
 pub mod metrics;
 pub mod net;
 pub mod publish;
+pub mod ratelimit;
 pub mod routes;
+pub mod server;
 pub mod standing;
+pub mod stripe_worker;
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +46,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post, put};
 use bytes::Bytes;
 use config::{Config, Secret};
@@ -88,12 +94,30 @@ pub struct Settings {
     pub adyen_basic_auth: Option<(String, Secret)>,
     /// The iPint API the verification worker asks.
     pub ipint: IpintSettings,
+    /// `STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND` / `_BURST`: per-source limit of
+    /// `/webhooks/ipint` ([`ratelimit`]).
+    pub ipint_callbacks_limit: ratelimit::RateLimit,
+    /// `STOCKLEDGER_CONFIRMATIONS_PER_SECOND` / `_BURST`: per-source limit of
+    /// `/portone/inventory-confirmation` ([`ratelimit`]).
+    pub confirmations_limit: ratelimit::RateLimit,
+    /// How partial Stripe events are completed ([`stripe_worker`]).
+    pub stripe_api: stripe_worker::StripeApiSettings,
     /// `STOCKLEDGER_MERCHANT`: the merchant scope written in every event this ingress
     /// publishes (checked at start against the contract's rule).
     pub merchant: String,
     /// The wall clock in Unix seconds: Stripe's timestamp tolerance and iPint's nonce. Tests
     /// replace it.
     pub clock: Clock,
+    /// `STOCKLEDGER_HEADER_READ_TIMEOUT`: a request head must be complete this long after
+    /// the connection opened or the previous response ended ([`server`]).
+    pub header_read_timeout: Duration,
+    /// `STOCKLEDGER_MAX_CONNECTIONS`: open connections at most (lowered at start to fit
+    /// the open-file limit, [`server::effective_max_connections`]).
+    pub max_connections: usize,
+    /// `STOCKLEDGER_MAX_INFLIGHT_REQUESTS`: requests worked on at once; more get 503.
+    pub max_inflight_requests: usize,
+    /// `STOCKLEDGER_DB_POOL_MAX`: database connections, counted against the open-file limit.
+    pub db_pool_max: usize,
 }
 
 /// The Unix-seconds clock the ingress reads (replaceable in tests).
@@ -233,8 +257,21 @@ impl Settings {
                 backoff_max: c.ipint_verify_backoff_max,
                 unconfigured_recheck: ipint_worker::UNCONFIGURED_RECHECK,
             },
+            ipint_callbacks_limit: ratelimit::RateLimit {
+                per_second: c.ipint_callbacks_per_second,
+                burst: c.ipint_callbacks_burst,
+            },
+            confirmations_limit: ratelimit::RateLimit {
+                per_second: c.confirmations_per_second,
+                burst: c.confirmations_burst,
+            },
+            stripe_api: stripe_worker::StripeApiSettings::from_config(c),
             merchant: c.merchant.clone(),
             clock: Clock::system(),
+            header_read_timeout: c.header_read_timeout,
+            max_connections: c.max_connections,
+            max_inflight_requests: c.max_inflight_requests,
+            db_pool_max: usize::try_from(c.db_pool_max).unwrap_or(usize::MAX),
         })
     }
 }
@@ -250,6 +287,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the ledger is current with the event stream (`/readyz`, writes).
     pub standing: Arc<standing::StandingCache>,
+    /// One permit per request in progress (`STOCKLEDGER_MAX_INFLIGHT_REQUESTS`).
+    pub inflight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -258,6 +297,9 @@ impl AppState {
         AppState {
             bus,
             store,
+            inflight: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_inflight_requests.max(1),
+            )),
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             standing: Arc::new(standing::StandingCache::default()),
@@ -339,6 +381,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             standing::require_current,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            ratelimit::layer(&state, state.settings.confirmations_limit),
+            ratelimit::limit,
         ));
     Router::new()
         .merge(merchant_api)
@@ -346,7 +392,13 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/portone", post(portone::webhook))
         .route("/webhooks/stripe", post(stripe::webhook))
         .route("/webhooks/adyen", post(adyen::webhook))
-        .route("/webhooks/ipint", post(ipint::callback))
+        .route(
+            "/webhooks/ipint",
+            post(ipint::callback).route_layer(middleware::from_fn_with_state(
+                ratelimit::layer(&state, state.settings.ipint_callbacks_limit),
+                ratelimit::limit,
+            )),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -358,25 +410,91 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            shed_and_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             count_requests,
         ))
         .layer(middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The tracing span of one request: method and path only. The query string is never
+/// logged, at any level, because a client may put a token in it (issue 16).
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = metrics::method_label(req.method()),
+        path = %req.uri().path(),
+        version = ?req.version(),
+    )
+}
+
+/// Load shedding and the early body limit, before any handler runs:
+/// - more than `STOCKLEDGER_MAX_INFLIGHT_REQUESTS` requests in progress: `503` with
+///   `Retry-After` at once;
+/// - a declared `Content-Length` above `STOCKLEDGER_MAX_BODY_BYTES`: `413` at once, before
+///   a body byte is read (an `Expect: 100-continue` client never gets `100 Continue`, and
+///   the connection is not kept waiting for a body that would be refused).
+async fn shed_and_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let max = state.settings.max_body_bytes;
+    if declared.is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX)) {
+        let mut response = ApiError::TooLarge { max }.into_response();
+        // The body was not read: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let Ok(_permit) = state.inflight.clone().try_acquire_owned() else {
+        let mut response = ApiError::Unavailable(
+            "too many requests in progress (STOCKLEDGER_MAX_INFLIGHT_REQUESTS); retry later".into(),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(server::SHED_RETRY_AFTER_SECS),
+        );
+        return response;
+    };
+    next.run(req).await
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish (bound that wait in the caller). Each request carries its TCP peer
-/// address, which the PortOne allow-list needs.
+/// address, which the PortOne allow-list needs. The connection limits (header-read
+/// timeout, connections, open-file limit) are [`server`]'s.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let s = &state.settings;
+    let nofile = server::open_file_limit();
+    let limits = server::ConnectionLimits {
+        header_read_timeout: s.header_read_timeout,
+        max_connections: server::effective_max_connections(
+            s.max_connections,
+            nofile,
+            s.db_pool_max,
+        ),
+    };
+    if limits.max_connections < s.max_connections {
+        tracing::warn!(
+            configured = s.max_connections,
+            open_file_limit = nofile,
+            max_connections = limits.max_connections,
+            "STOCKLEDGER_MAX_CONNECTIONS lowered to fit the open-file limit"
+        );
+    }
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 async fn not_found() -> ApiError {
@@ -387,18 +505,20 @@ async fn not_found() -> ApiError {
 }
 
 /// Counts every answered request by its route template (never the raw path, whose
-/// values are unbounded), method and status.
+/// values are unbounded), method and status: every label comes from a closed set (a
+/// method outside the standard ones counts as `other`, a path no route matches as
+/// `other`), so no client can grow `/metrics` (issue 16).
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
+        .map_or(metrics::OTHER_LABEL, MatchedPath::as_str)
         .to_owned();
-    let method = req.method().to_string();
+    let method = metrics::method_label(req.method());
     let response = next.run(req).await;
     state
         .metrics
-        .request(&route, &method, response.status().as_u16());
+        .request(&route, method, response.status().as_u16());
     response
 }
 

@@ -1,7 +1,11 @@
-//! The `ingress` process: read the configuration, start logging, connect to NATS (and make
-//! sure the events stream exists) and to the ledger database (reads only), then serve HTTP
-//! and run the iPint verification worker until SIGINT or SIGTERM, letting in-flight requests finish within
+//! The `ingress` process: read the configuration, start logging, connect to the ledger
+//! database (reads only) and to NATS, then serve HTTP and run the iPint verification worker
+//! until SIGINT or SIGTERM, letting in-flight requests finish within
 //! `STOCKLEDGER_SHUTDOWN_GRACE`.
+//!
+//! NATS need not be up at start (issue 16): the client keeps connecting in the background,
+//! `/readyz` answers 503 `nats_unavailable` and writes 503 meanwhile, and the streams are
+//! made sure of (then the iPint worker started) as soon as NATS answers.
 
 use anyhow::{Context as _, Result};
 use bus::{Bus, BusConfig, Namespace};
@@ -32,12 +36,10 @@ async fn main() -> Result<()> {
     bus_config.publish_timeout = config.publish_timeout;
     bus_config.group.max_events = config.publish_group_max;
     bus_config.group.inflight_max = config.publish_inflight_max;
+    bus_config.retry_initial_connect = true;
     let bus = Bus::connect(bus_config)
         .await
         .context("connecting to NATS (STOCKLEDGER_NATS_URL)")?;
-    bus.ensure_streams()
-        .await
-        .context("creating the events stream")?;
 
     let options = StoreOptions {
         max_connections: config.db_pool_max,
@@ -53,11 +55,23 @@ async fn main() -> Result<()> {
     tracing::info!(addr = %config.http_addr, namespace = %config.nats_namespace, "ingress listening");
 
     let state = AppState::new(bus, store, settings);
-    // The iPint verification worker runs beside the HTTP server until shutdown.
+    // The iPint verification worker runs beside the HTTP server until shutdown, from the
+    // moment the streams exist (NATS may come later than this process).
     let (worker_stop, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(ingress::ipint_worker::run(state.clone(), async move {
-        let _ = worker_stopped.await;
-    }));
+    let worker = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let stopped = async move {
+                let _ = worker_stopped.await;
+            };
+            tokio::pin!(stopped);
+            tokio::select! {
+                () = ensure_streams(&state.bus) => {}
+                () = &mut stopped => return Ok(()),
+            }
+            ingress::ipint_worker::run(state, stopped).await
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ingress::serve(listener, state, async move {
         let _ = stop_rx.await;
@@ -79,6 +93,38 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The longest pause between two attempts at creating the streams while NATS is away.
+const ENSURE_STREAMS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Creates (or updates) the streams, retrying until NATS answers; says once that it waits.
+async fn ensure_streams(bus: &Bus) {
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut said = false;
+    loop {
+        if bus.is_connected() {
+            match bus.ensure_streams().await {
+                Ok(()) => {
+                    if said {
+                        tracing::info!("NATS is reachable; the streams are in place");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create the streams yet; retrying");
+                    said = true;
+                }
+            }
+        } else if !said {
+            tracing::warn!(
+                "NATS is not reachable (STOCKLEDGER_NATS_URL); serving, not ready until it is"
+            );
+            said = true;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ENSURE_STREAMS_RETRY_MAX);
     }
 }
 

@@ -3,6 +3,10 @@
 //! failures by kind; and how long the ledger's decision took to come back, as histograms
 //! for PortOne's inventory confirmation and for the merchant API.
 //!
+//! Every label value comes from a closed set: request routes are route templates (or
+//! [`OTHER_LABEL`]), methods are the standard ones (or [`OTHER_LABEL`], [`method_label`]),
+//! so no client can grow the registry by sending made-up methods or paths (issue 16).
+//!
 //! Labelled counters sit behind one mutex each (a map update per request is far cheaper
 //! than the request); the histograms are plain atomics.
 
@@ -11,6 +15,26 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The label of every method or route outside the closed set.
+pub const OTHER_LABEL: &str = "other";
+
+/// The metric label of a request method: one of the standard methods, else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER_LABEL,
+    }
+}
 
 /// Upper bounds of the decision-latency histogram buckets, in seconds.
 const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
@@ -64,8 +88,8 @@ impl Histogram {
 /// Every metric the ingress exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (route, method, status) → requests answered.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (route, method, status) → requests answered. Methods are [`method_label`]s.
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
     /// (kind, duplicate) → events JetStream acknowledged.
     published: Mutex<BTreeMap<(String, bool), u64>>,
     /// kind → publishes that were not acknowledged (nothing accepted).
@@ -99,12 +123,12 @@ fn esc(s: &str) -> String {
 }
 
 impl Metrics {
-    /// Counts one answered request.
+    /// Counts one answered request. `route` must be a route template or [`OTHER_LABEL`];
+    /// a `method` outside the standard ones is counted as [`OTHER_LABEL`].
     pub fn request(&self, route: &str, method: &str, status: u16) {
-        bump(
-            &self.requests,
-            (route.to_owned(), method.to_owned(), status),
-        );
+        let method = axum::http::Method::from_bytes(method.as_bytes())
+            .map_or(OTHER_LABEL, |m| method_label(&m));
+        bump(&self.requests, (route.to_owned(), method, status));
     }
 
     /// Counts one acknowledged publish.
@@ -264,5 +288,18 @@ mod tests {
         assert!(text.contains("stockledger_portone_confirmation_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("stockledger_portone_confirmation_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("stockledger_portone_confirmation_seconds_count 1"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            m.request(OTHER_LABEL, &format!("MADEUP{i}"), 405);
+        }
+        let text = m.render();
+        assert!(text.contains(
+            "stockledger_http_requests_total{route=\"other\",method=\"other\",status=\"405\"} 100"
+        ));
+        assert!(!text.contains("MADEUP"));
     }
 }

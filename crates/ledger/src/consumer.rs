@@ -133,13 +133,16 @@ pub async fn process_batch(
     // For each incoming, the index of the message that carried it.
     let mut owners = Vec::with_capacity(batch.len());
     let mut settled: Vec<Option<Disposition>> = vec![None; batch.len()];
+    // Synchronous confirmations with an answer deadline, by incoming (decision 29).
+    let mut confirmations: Vec<Option<contract::Envelope>> = Vec::new();
     for (i, msg) in batch.iter().enumerate() {
         let stream_seq = msg.info().ok().map(|info| info.stream_sequence);
         let parts = bus::split(msg.headers.as_ref(), &msg.payload);
         let grouped = parts.len() > 1;
         for (n, part) in parts.iter().enumerate() {
             match contract::decode_event(part) {
-                Ok((_, event)) => {
+                Ok((envelope, event)) => {
+                    confirmations.push(envelope.answer_by().map(|_| envelope));
                     incomings.push(Incoming {
                         event,
                         envelope: String::from_utf8_lossy(part).into_owned(),
@@ -170,11 +173,32 @@ pub async fn process_batch(
             }
         }
     }
+    // Confirmations reached after their answer deadline: their withdrawal goes into the
+    // stream before they are decided. When one cannot be published (NATS trouble), the
+    // batch's events all wait, as for a database failure, so none is decided out of order.
+    if !withdraw_late(bus, store, &incomings, &confirmations, now).await {
+        for &i in &owners {
+            settled[i] = Some(merge(settled[i], Disposition::Later(TRANSIENT_RETRY_DELAY)));
+        }
+        summary.retried += incomings.len();
+        incomings.clear();
+        owners.clear();
+    }
     if !incomings.is_empty() {
         let results = apply(store, &incomings, &ctx).await;
-        for ((i, incoming), result) in owners.into_iter().zip(&incomings).zip(results) {
+        for (((i, incoming), result), confirmation) in owners
+            .into_iter()
+            .zip(&incomings)
+            .zip(results)
+            .zip(&confirmations)
+        {
             let d = match result {
                 Ok(applied) => {
+                    if let (Some(auth), Applied::Recorded(domain::Outcome::Moved { .. })) =
+                        (confirmation, &applied)
+                    {
+                        withdraw_after_commit(bus, auth, now).await;
+                    }
                     announce(bus, incoming, &applied).await;
                     match applied {
                         Applied::Recorded(_) => summary.recorded += 1,
@@ -198,6 +222,56 @@ pub async fn process_batch(
         settle(msg, d.unwrap_or(Disposition::Done)).await;
     }
     summary
+}
+
+/// Publishes the withdrawal of every confirmation of the batch reached after its answer
+/// deadline and not decided before (`crate::withdraw`). False when one could not be
+/// published (or whether it was decided could not be read): then nothing may be decided.
+async fn withdraw_late(
+    bus: &Bus,
+    store: &Store,
+    incomings: &[Incoming],
+    confirmations: &[Option<contract::Envelope>],
+    now: Timestamp,
+) -> bool {
+    for (incoming, auth) in incomings.iter().zip(confirmations) {
+        let Some(withdrawal) = auth.as_ref().and_then(|a| crate::withdraw::due(a, now)) else {
+            continue;
+        };
+        // Decided before (a redelivery, a repeated request): its first decision stands,
+        // and whether it was answered in time is not this delivery's to say.
+        match store.processed(&incoming.event.id.to_string()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(event_id = %incoming.event.id, error = %e, "cannot tell whether a late confirmation was decided; the batch waits");
+                return false;
+            }
+        }
+        if let Err(e) = crate::withdraw::publish(bus, &withdrawal).await {
+            tracing::warn!(event_id = %incoming.event.id, error = %e, "the withdrawal of a late confirmation is not published yet; the batch waits");
+            return false;
+        }
+    }
+    true
+}
+
+/// A reservation committed after its answer deadline although it was reached before it
+/// (a slow commit): its withdrawal once more, best effort (the ingress publishes it too).
+async fn withdraw_after_commit(bus: &Bus, auth: &contract::Envelope, reached: Timestamp) {
+    if auth
+        .answer_by()
+        .is_some_and(|by| crate::withdraw::too_late(by, reached))
+    {
+        // Already withdrawn before deciding.
+        return;
+    }
+    let Some(withdrawal) = crate::withdraw::due(auth, now()) else {
+        return;
+    };
+    if let Err(e) = crate::withdraw::publish(bus, &withdrawal).await {
+        tracing::warn!(error = %e, "the withdrawal of a reservation committed after its answer deadline was not published; the ingress's, or the reservation TTL, releases it");
+    }
 }
 
 /// Applies the batch in one transaction; when one event makes the batch fail for good,

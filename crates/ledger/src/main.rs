@@ -17,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
     bus_cfg.publish_timeout = cfg.publish_timeout;
     bus_cfg.group.max_events = cfg.publish_group_max;
     bus_cfg.group.inflight_max = cfg.publish_inflight_max;
+    // Start without NATS and wait for it (issue 16): `ledger::run` retries until it answers.
+    bus_cfg.retry_initial_connect = true;
     let bus = bus::Bus::connect(bus_cfg)
         .await
         .context("connecting to NATS")?;

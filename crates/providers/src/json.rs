@@ -4,14 +4,110 @@
 //! a parser can read a number's exact text (PortOne's float `amount`), and every type error names
 //! the field by its dotted path. Duplicate keys are rejected: two readers of the same body must
 //! never disagree about which value counts.
+//!
+//! [`parse_object`] is the same strict reading for the merchant API: a whole
+//! `serde_json::Value`, refused when any object at any depth repeats a key (`{"amount":"10.00",
+//! "amount":"99.00"}` is an error, never "last wins"). The provider bodies and the merchant API
+//! thus share one rule for duplicate keys, enforced by [`insert_unique`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::Error;
+
+/// Inserts `key` unless the object already has it: the one duplicate-key rule of every
+/// JSON reader here.
+fn insert_unique<V, E: serde::de::Error>(
+    out: &mut BTreeMap<String, V>,
+    key: String,
+    value: V,
+) -> Result<(), E> {
+    if out.contains_key(&key) {
+        return Err(E::custom(format!("duplicate key `{key}`")));
+    }
+    out.insert(key, value);
+    Ok(())
+}
+
+/// Any JSON value, read with [`insert_unique`] at every depth.
+struct StrictValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::SeqAccess;
+        use serde_json::{Map, Number, Value};
+
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Number(v.into())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Number(v.into())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrictValue, E> {
+                Number::from_f64(v)
+                    .map(|n| StrictValue(Value::Number(n)))
+                    .ok_or_else(|| E::custom("number out of range"))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
+                StrictValue::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(StrictValue(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(StrictValue(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let StrictValue(value) = map.next_value()?;
+                    insert_unique::<_, A::Error>(&mut out, key, value)?;
+                }
+                Ok(StrictValue(Value::Object(
+                    out.into_iter().collect::<Map<_, _>>(),
+                )))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// Parses a whole body that must be one JSON object, refusing a key repeated in any object
+/// at any depth, invalid UTF-8, lone surrogates, trailing data and nesting deeper than
+/// serde_json's recursion limit (128). The error names `body`. For the merchant API.
+pub fn parse_object(raw: &[u8]) -> Result<serde_json::Value, Error> {
+    let StrictValue(value) = serde_json::from_slice::<StrictValue>(raw)
+        .map_err(|e| Error::malformed("body", format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::malformed("body", "expected a JSON object"));
+    }
+    Ok(value)
+}
 
 /// The members of one JSON object, values kept as raw text borrowed from the input.
 struct RawMap<'a>(BTreeMap<String, &'a RawValue>);
@@ -28,10 +124,7 @@ impl<'de> Deserialize<'de> for RawMap<'de> {
                 let mut out = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let value: &'de RawValue = map.next_value()?;
-                    if out.contains_key(&key) {
-                        return Err(A::Error::custom(format!("duplicate key `{key}`")));
-                    }
-                    out.insert(key, value);
+                    insert_unique::<_, A::Error>(&mut out, key, value)?;
                 }
                 Ok(RawMap(out))
             }
@@ -208,6 +301,35 @@ mod tests {
         let Ok(obj) = obj else { panic!("parse") };
         assert_eq!(obj.opt_number_text("n").ok().flatten(), Some("500"));
         assert_eq!(obj.raw("z"), None);
+    }
+
+    #[test]
+    fn parse_object_refuses_duplicates_at_any_depth() {
+        for body in [
+            r#"{"amount":"10.00","amount":"99.00"}"#,
+            r#"{"lines":[{"sku":"a","sku":"b"}]}"#,
+            r#"{"a":{"b":{"c":1,"c":1}}}"#,
+        ] {
+            let err = parse_object(body.as_bytes()).err();
+            assert!(
+                matches!(&err, Some(Error::Malformed { field, message }) if field == "body" && message.contains("duplicate key")),
+                "{body}: {err:?}"
+            );
+        }
+        let ok = parse_object(br#"{"a":[1,-2,3.5,"x",null,true,{"b":{}}],"b":{"a":1}}"#);
+        assert_eq!(
+            ok.ok(),
+            serde_json::from_str(r#"{"a":[1,-2,3.5,"x",null,true,{"b":{}}],"b":{"a":1}}"#).ok()
+        );
+        assert!(parse_object(b"[1]").is_err());
+        assert!(
+            parse_object(br#"{"a":"\ud800"}"#).is_err(),
+            "lone surrogate"
+        );
+        assert!(parse_object(b"{} {}").is_err(), "trailing data");
+        let mut deep = String::new();
+        deep.push_str(&"{\"a\":".repeat(10_000));
+        assert!(parse_object(deep.as_bytes()).is_err());
     }
 
     #[test]

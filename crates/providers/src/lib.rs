@@ -22,6 +22,7 @@ pub mod ipint;
 pub mod portone;
 pub mod stripe;
 
+pub use json::parse_object;
 pub use money::MinorAmount;
 
 /// Everything that can go wrong while parsing or verifying a provider message.

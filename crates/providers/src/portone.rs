@@ -7,6 +7,7 @@
 //! text and rendered in Go's shortest round-trip form (`strconv.FormatFloat(a, 'f', -1, 64)`) for
 //! the signature, and as a `Decimal` for the ledger.
 
+#[cfg(test)]
 use std::str::FromStr;
 
 use base64::Engine as _;
@@ -156,12 +157,14 @@ impl PortOneWebhook {
         }
     }
 
-    /// Dedupe key `portone:{order_ref}:{status}:{status_code}`, values exactly as sent.
+    /// Dedupe key `portone:{order_ref}:{status}`, values exactly as sent.
+    ///
+    /// Built from signed fields only: `status_code` (and every other field outside the
+    /// signature) can be changed by anyone replaying a captured webhook, so it must not make
+    /// a replay a new event (`docs/decisions.md` §29). Two webhooks of one payment with the
+    /// same `status` say the same thing for stock whatever their code.
     pub fn dedupe_key(&self) -> String {
-        format!(
-            "portone:{}:{}:{}",
-            self.order_ref, self.status, self.status_code
-        )
+        format!("portone:{}:{}", self.order_ref, self.status)
     }
 
     /// Classifies the webhook by `status` (case-insensitive; `Canceled` is accepted as a
@@ -306,7 +309,9 @@ fn amount_from_json_number(text: &str) -> Result<Decimal, &'static str> {
     if value < 0.0 {
         return Err("must not be negative");
     }
-    Decimal::from_str(&format!("{value}")).map_err(|_| "out of range")
+    // Exact or refused: `from_str` would round a tiny float (1e-31) to 0.
+    crate::money::parse_decimal_text(&format!("{value}"))
+        .ok_or("out of range, or more digits than an exact decimal holds")
 }
 
 /// Go's `strconv.FormatFloat(float64(d), 'f', -1, 64)`: the shortest decimal that round-trips
@@ -400,7 +405,7 @@ mod tests {
         assert_eq!(hook.classify(), PaymentAction::Captured);
         assert_eq!(
             hook.dedupe_key(),
-            "portone:2mbbExY77pp8iC0AQ1ucWymnd3c:Success:2000"
+            "portone:2mbbExY77pp8iC0AQ1ucWymnd3c:Success"
         );
         assert_eq!(hook.merchant_order_ref, "2mbbDi9wX3wAgLUDCnRMbQwkwZm_1");
     }
@@ -421,6 +426,32 @@ mod tests {
         assert_eq!(verify_payment_webhook(&hook, SECRET), Ok(()));
         assert_eq!(hook.classify(), PaymentAction::Voided);
         assert_eq!(hook.amount, dec("1234.5"));
+    }
+
+    #[test]
+    fn the_dedupe_key_is_made_of_signed_fields_only() {
+        let hook = |body: &str| match parse_payment_webhook(body.as_bytes()) {
+            Ok(h) => h,
+            Err(e) => panic!("{e:?}"),
+        };
+        let genuine = hook(P2_BODY);
+        // A replay with fields outside the signature changed still verifies...
+        let replay = hook(
+            &P2_BODY
+                .replace(r#""status_code":"2000""#, r#""status_code":"2001""#)
+                .replace(r#""status_reason":"SUCCESS""#, r#""status_reason":"OTHER""#)
+                .replace(r#""environment":"sandbox""#, r#""environment":"live""#),
+        );
+        assert_eq!(verify_payment_webhook(&replay, SECRET), Ok(()));
+        // ...and is the same delivery.
+        assert_eq!(replay.dedupe_key(), genuine.dedupe_key());
+        // Another signed status of the same payment is another event.
+        assert_eq!(hook(P3_BODY).order_ref, genuine.order_ref);
+        assert_ne!(hook(P3_BODY).dedupe_key(), genuine.dedupe_key());
+        assert_eq!(
+            hook(P3_BODY).dedupe_key(),
+            "portone:2mbbExY77pp8iC0AQ1ucWymnd3c:Failed"
+        );
     }
 
     #[test]

@@ -5,6 +5,14 @@
 //! rotation); every other scheme is ignored (downgrade protection). The signature is checked
 //! first, then the timestamp: only timestamps older than `now - tolerance` are rejected, as in
 //! stripe-python.
+//!
+//! Partial events (decision 30). A signed event whose `data.object` is absent (a v1 event
+//! delivered without its snapshot, or a v2 "thin" event, `"object":"v2.core.event"`, which
+//! carries only `related_object`) says what happened but not to which order or for how
+//! much. [`completion`] names the Stripe API request that completes it (the related object
+//! `GET /v1/{payment_intents|charges|disputes|refunds}/{id}`, else the event itself
+//! `GET /v1/events/{id}`) and [`complete`] reads the answer into the same [`StripeEvent`].
+//! Stock is never moved on what a partial event leaves out.
 
 use crate::json::Obj;
 use crate::money::MinorAmount;
@@ -67,6 +75,38 @@ pub struct StripeEvent {
     pub dispute_status: Option<String>,
     /// Dispute `evidence_details.due_by` (Unix seconds), the chargeback deadline.
     pub dispute_due_by: Option<i64>,
+    /// True when the event carried `data.object` (a v1 snapshot event); false for a thin
+    /// event or a v1 event without its object: see [`completion`].
+    pub has_object: bool,
+    /// A thin event (`"object":"v2.core.event"`): its type may carry a `v1.` prefix.
+    pub thin: bool,
+    /// A thin event's `related_object` (`id`, `type`).
+    pub related_object: Option<(String, String)>,
+}
+
+/// The Stripe API request that completes a partial event: a path under the API URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// `GET /v1/{collection}/{id}`: the related object itself; its fields become
+    /// `data.object`.
+    Object {
+        /// The request path, e.g. `/v1/payment_intents/pi_123`.
+        path: String,
+    },
+    /// `GET /v1/events/{id}`: the whole v1 event, snapshot included.
+    Event {
+        /// The request path, e.g. `/v1/events/evt_123`.
+        path: String,
+    },
+}
+
+impl Completion {
+    /// The request path.
+    pub fn path(&self) -> &str {
+        match self {
+            Completion::Object { path } | Completion::Event { path } => path,
+        }
+    }
 }
 
 /// Outcome of a closed chargeback.
@@ -205,7 +245,11 @@ pub fn parse_event(raw: &[u8]) -> Result<StripeEvent, Error> {
     let mut out = StripeEvent {
         id: event.req_str("id")?,
         event_type: event.req_str("type")?,
-        created: event.opt_i64("created")?,
+        // v1 events carry Unix seconds; thin events an RFC 3339 string (not needed here).
+        created: match event.raw("created") {
+            Some(text) if text.starts_with('"') => None,
+            _ => event.opt_i64("created")?,
+        },
         livemode: event.opt_bool("livemode")?,
         object_type: None,
         object_id: None,
@@ -215,15 +259,99 @@ pub fn parse_event(raw: &[u8]) -> Result<StripeEvent, Error> {
         amount_refunded: None,
         dispute_status: None,
         dispute_due_by: None,
+        has_object: false,
+        thin: event.opt_str("object")?.as_deref() == Some("v2.core.event"),
+        related_object: None,
     };
+    if let Some(related) = event.opt_obj("related_object")? {
+        out.related_object = match (related.opt_str("id")?, related.opt_str("type")?) {
+            (Some(id), Some(kind)) => Some((id, kind)),
+            _ => None,
+        };
+    }
     let Some(data) = event.opt_obj("data")? else {
         return Ok(out);
     };
     let Some(object) = data.opt_obj("object")? else {
         return Ok(out);
     };
+    out.has_object = true;
     read_object(&object, &mut out)?;
     Ok(out)
+}
+
+/// True for a Stripe object id as it may appear in a request path (`pi_3Mt…`, `evt_…`).
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The request that completes `event`, or `None` when it needs none: an event stockledger
+/// ignores, or one that carried its `data.object`. A thin event names its related object
+/// (only the four kinds the mapping reads); a v1 event without its object is fetched
+/// whole. `None` also when the ids are not plain Stripe ids (nothing to ask for safely).
+pub fn completion(event: &StripeEvent) -> Option<Completion> {
+    if event.has_object || classify(event) == StripeAction::Ignored {
+        return None;
+    }
+    if let Some((id, kind)) = &event.related_object {
+        let collection = match kind.as_str() {
+            "payment_intent" => "payment_intents",
+            "charge" => "charges",
+            "dispute" => "disputes",
+            "refund" => "refunds",
+            _ => return None,
+        };
+        return is_plain_id(id).then(|| Completion::Object {
+            path: format!("/v1/{collection}/{id}"),
+        });
+    }
+    (!event.thin && is_plain_id(&event.id)).then(|| Completion::Event {
+        path: format!("/v1/events/{}", event.id),
+    })
+}
+
+/// Completes a partial event with the API's answer to `how`. An object answer becomes its
+/// `data.object` (its `object` kind must be the related object's); an event answer must be
+/// the same event (id and type) and carry its object. The completed event keeps the id
+/// and type it was delivered with, so its dedupe key is unchanged.
+pub fn complete(
+    event: &StripeEvent,
+    how: &Completion,
+    answer: &[u8],
+) -> Result<StripeEvent, Error> {
+    match how {
+        Completion::Object { .. } => {
+            let object = Obj::parse_body(answer)?;
+            let mut out = event.clone();
+            read_object(&object, &mut out)?;
+            if let Some((id, kind)) = &event.related_object
+                && (out.object_id.as_ref() != Some(id) || out.object_type.as_ref() != Some(kind))
+            {
+                return Err(Error::malformed(
+                    "id",
+                    "the API answered with another object",
+                ));
+            }
+            out.has_object = true;
+            Ok(out)
+        }
+        Completion::Event { .. } => {
+            let full = parse_event(answer)?;
+            if full.id != event.id || full.event_type != event.event_type {
+                return Err(Error::malformed(
+                    "id",
+                    "the API answered with another event",
+                ));
+            }
+            if !full.has_object {
+                return Err(Error::malformed(
+                    "data.object",
+                    "missing in the API's answer",
+                ));
+            }
+            Ok(full)
+        }
+    }
 }
 
 /// Fills `out` from `data.object`.
@@ -281,8 +409,15 @@ impl StripeEvent {
 }
 
 /// Maps an event onto a contract-event intent (spec part 1).
+///
+/// A thin event's type may name a v1 event with a `v1.` prefix (`v1.payment_intent.succeeded`);
+/// it maps as the v1 type does.
 pub fn classify(event: &StripeEvent) -> StripeAction {
-    match event.event_type.as_str() {
+    let kind = match event.event_type.strip_prefix("v1.") {
+        Some(v1) if event.thin => v1,
+        _ => event.event_type.as_str(),
+    };
+    match kind {
         "payment_intent.amount_capturable_updated" => StripeAction::Authorized,
         "payment_intent.succeeded" | "charge.captured" => StripeAction::Captured,
         "payment_intent.canceled" | "charge.expired" => StripeAction::Voided,
@@ -542,6 +677,49 @@ mod tests {
             r#"{"id":"seti_1","object":"setup_intent"}"#,
         );
         assert_eq!(classify(&e), StripeAction::Ignored);
+    }
+
+    #[test]
+    fn partial_events_name_their_completion() {
+        let e = parse_event(
+            br#"{"id":"evt_9","object":"event","type":"payment_intent.succeeded","created":1}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!e.has_object);
+        let how = completion(&e);
+        assert_eq!(
+            how,
+            Some(Completion::Event {
+                path: "/v1/events/evt_9".into()
+            })
+        );
+        let full = br#"{"id":"evt_9","object":"event","type":"payment_intent.succeeded","data":{"object":{"id":"pi_9","object":"payment_intent","amount":2000,"currency":"usd"}}}"#;
+        let done = complete(&e, &how.unwrap_or_else(|| panic!()), full)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(done.payment_intent_id.as_deref(), Some("pi_9"));
+        assert_eq!(completion(&done), None);
+
+        let thin = br#"{"id":"evt_test_65R","object":"v2.core.event","type":"v1.payment_intent.succeeded","created":"2024-09-17T06:20:52.246Z","livemode":false,"related_object":{"id":"pi_7","type":"payment_intent","url":"/v1/payment_intents/pi_7"}}"#;
+        let t = parse_event(thin).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(classify(&t), StripeAction::Captured);
+        let how = completion(&t).unwrap_or_else(|| panic!());
+        assert_eq!(how.path(), "/v1/payment_intents/pi_7");
+        let other = br#"{"id":"pi_8","object":"payment_intent","amount":1,"currency":"usd"}"#;
+        assert!(
+            complete(&t, &how, other).is_err(),
+            "another object is refused"
+        );
+        let pi = br#"{"id":"pi_7","object":"payment_intent","amount":1,"currency":"usd"}"#;
+        let done = complete(&t, &how, pi).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(done.payment_intent_id.as_deref(), Some("pi_7"));
+        assert_eq!(done.dedupe_key(), "stripe:evt_test_65R");
+
+        let ignored = parse_event(br#"{"id":"evt_1","type":"setup_intent.created"}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(completion(&ignored), None);
+        let odd = parse_event(br#"{"id":"evt/../x","type":"charge.refunded"}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(completion(&odd), None, "never a path from an odd id");
     }
 
     #[test]

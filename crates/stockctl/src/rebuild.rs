@@ -38,7 +38,10 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let bus = match bus::Bus::connect(bus_cfg).await {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("stockctl: NATS unavailable at {}: {e}", cfg.nats_url);
+            eprintln!(
+                "stockctl: NATS unavailable at {}: {e}",
+                bus::redact_url(&cfg.nats_url)
+            );
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };

@@ -91,6 +91,11 @@ impl StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
+    /// Failures to reach or keep a working database are [`StoreError::Unavailable`]: I/O,
+    /// pool timeouts (a refused connection is retried by the pool until its acquire timeout),
+    /// TLS, and the server errors [`is_unavailable_code`] names (the database dropped or
+    /// shutting down, too many connections, authentication). Everything else, conflicts
+    /// included (`apply` retries those), stays [`StoreError::Database`].
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::Io(_)
@@ -98,7 +103,53 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref db)
+                if db.code().as_deref().is_some_and(is_unavailable_code) =>
+            {
+                StoreError::Unavailable(e)
+            }
             e => StoreError::Database(e),
+        }
+    }
+}
+
+/// True for the server error codes that mean "the database cannot serve us now", not "this
+/// statement is wrong". PostgreSQL SQLSTATEs (five characters): class 08 (connection
+/// exception), 28 (invalid authorization), 53 (insufficient resources: too many
+/// connections, disk full), 57 (operator intervention: shutdown, terminated connection,
+/// cannot connect now), 58 (system error: I/O), and 3D000 (the database does not exist:
+/// dropped, or a wrong URL). SQLite (numeric result codes): CANTOPEN (14), IOERR (10),
+/// FULL (13) and their extended codes. Serialization failures, deadlocks and SQLite's
+/// BUSY/LOCKED are conflicts, which the batch path retries itself: not listed.
+pub fn is_unavailable_code(code: &str) -> bool {
+    // SQLite's extended codes have at most four digits; SQLSTATEs always five characters.
+    if code.len() == 5 {
+        return code == "3D000"
+            || code
+                .get(..2)
+                .is_some_and(|class| matches!(class, "08" | "28" | "53" | "57" | "58"));
+    }
+    // SQLite: the primary code is the low byte of the extended one.
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod classification_tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn connection_failures_are_unavailable_and_statement_errors_are_not() {
+        for code in [
+            "3D000", "08006", "08001", "28P01", "53300", "57P01", "57P03", "58030", "14", "10",
+            "3850", "13",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in [
+            "40001", "40P01", "22021", "23505", "42P01", "5", "6", "517", "1555", "2067", "",
+        ] {
+            assert!(!is_unavailable_code(code), "{code}");
         }
     }
 }

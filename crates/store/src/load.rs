@@ -60,8 +60,13 @@ impl Needs {
                 self.payment_refs
                     .insert((provider.clone(), payment_ref.clone()));
             }
-            EventKind::ReservationExpired { order_ref, .. } => {
+            EventKind::ReservationExpired {
+                order_ref,
+                reservation,
+            } => {
                 self.orders.insert(order_ref.clone());
+                // Whether the reservation it names was applied (`domain::RESERVATION_AWAIT_MAX`).
+                self.ids.insert(*reservation);
             }
             EventKind::ReturnReceived {
                 order_ref,

@@ -162,6 +162,23 @@ impl Store {
         load::prior_outcome(&mut conn, id).await
     }
 
+    /// The order a provider's payment reference (an iPint invoice id, a PaymentIntent id)
+    /// is attached to, if any. One primary-key read.
+    pub async fn payment_ref_order(
+        &self,
+        provider: &str,
+        payment_ref: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let order: Option<String> = sqlx::query_scalar(
+            "SELECT order_ref FROM payment_refs WHERE provider = $1 AND payment_ref = $2",
+        )
+        .bind(provider)
+        .bind(payment_ref)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(order)
+    }
+
     /// The processed-event row of one event id.
     pub async fn processed(&self, event_id: &str) -> Result<Option<ProcessedRow>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

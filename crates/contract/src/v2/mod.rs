@@ -12,7 +12,8 @@
 //! ([`Payload::V1`]), and the same event id rule (derived from `source.identity` alone),
 //! so a v1 and a v2 encoding of one delivery are one event. Before its release v2 also
 //! gained the kind `exception.action` and an optional `actor` on `stock.corrected`
-//! ([`payload`], `docs/decisions.md` §27). [`upcast`] is the v1 → v2 rule. Objects are
+//! ([`payload`], `docs/decisions.md` §27), and an optional `answer_by` on a confirmation's
+//! `payment.authorized` (§29). [`upcast`] is the v1 → v2 rule. Objects are
 //! closed, as in v1. Once released, this module and `schemas/v2/` are never edited; see
 //! `docs/schema-evolution.md`.
 
@@ -26,7 +27,7 @@ use crate::error::ContractError;
 use crate::v1::{self, Source};
 use crate::wire_time;
 
-pub use self::payload::{ExceptionAction, KINDS, Payload, StockCorrected};
+pub use self::payload::{ExceptionAction, KINDS, Payload, PaymentAuthorized, StockCorrected};
 
 pub(crate) use self::read::envelope as read_envelope;
 
@@ -145,6 +146,34 @@ impl Envelope {
             causation_id: Some(cause),
             ..self
         }
+    }
+
+    /// The same envelope with the instant its answer is due, when it is a confirmation's
+    /// `payment.authorized` (`docs/decisions.md` §29); any other envelope is returned
+    /// unchanged. Not content: the domain event, and so the content digest, are the same.
+    #[must_use]
+    pub fn with_answer_by(self, answer_by: Timestamp) -> Envelope {
+        let payload = match self.payload {
+            Payload::V1(v1::Payload::PaymentAuthorized(authorization))
+                if authorization.mode == v1::AuthorizationMode::Confirmation =>
+            {
+                Payload::PaymentAuthorized(payload::PaymentAuthorized {
+                    authorization,
+                    answer_by,
+                })
+            }
+            Payload::PaymentAuthorized(p) => {
+                Payload::PaymentAuthorized(payload::PaymentAuthorized { answer_by, ..p })
+            }
+            other => other,
+        };
+        Envelope { payload, ..self }
+    }
+
+    /// The instant the answer to this event is due: a confirmation's `answer_by`, else
+    /// `None`.
+    pub fn answer_by(&self) -> Option<Timestamp> {
+        self.payload.answer_by()
     }
 
     /// The event id: derived from `source.identity`, never chosen (v1's rule).

@@ -4,13 +4,18 @@
 //! - `exception.action`: an operator's action on an exception of the queue;
 //! - `stock.corrected` with an optional `actor` (who ran the correction). Without
 //!   `actor` it is v1's payload, byte for byte, so every correction written before keeps
-//!   its one encoding.
+//!   its one encoding;
+//! - `payment.authorized` (mode `confirmation`) with an optional `answer_by`: the instant
+//!   after which the ingress no longer answers the synchronous caller `200`
+//!   (`docs/decisions.md` §29). Not content (the domain event does not carry it, so a
+//!   repeated confirmation is the same event); without it the payload is v1's, byte for
+//!   byte.
 
-use domain::{EventKind, ExceptionId, OperatorAction};
+use domain::{EventKind, ExceptionId, OperatorAction, Timestamp};
 use serde::Serialize;
 
 use crate::error::ContractError;
-use crate::v1;
+use crate::{v1, wire_time};
 
 /// Every kind name v2 knows: v1's, then the ones v2 added.
 pub const KINDS: [&str; 17] = [
@@ -49,6 +54,19 @@ pub struct StockCorrected {
     pub actor: String,
 }
 
+/// `payment.authorized` of a synchronous confirmation, with the instant its answer is
+/// due: v1's fields, then `answer_by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentAuthorized {
+    /// v1's fields, unchanged.
+    #[serde(flatten)]
+    pub authorization: v1::PaymentAuthorized,
+    /// After this instant the ingress no longer answers `200`: a reservation decided later
+    /// was answered "no" and is released (`docs/decisions.md` §29).
+    #[serde(serialize_with = "wire_time::serialize")]
+    pub answer_by: Timestamp,
+}
+
 /// `exception.action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExceptionAction {
@@ -75,6 +93,8 @@ pub enum Payload {
     StockCorrected(StockCorrected),
     /// `exception.action`.
     ExceptionAction(ExceptionAction),
+    /// `payment.authorized` with its `answer_by`.
+    PaymentAuthorized(PaymentAuthorized),
 }
 
 impl From<v1::Payload> for Payload {
@@ -90,6 +110,15 @@ impl Payload {
             Payload::V1(p) => p.kind_name(),
             Payload::StockCorrected(_) => "stock.corrected",
             Payload::ExceptionAction(_) => EXCEPTION_ACTION,
+            Payload::PaymentAuthorized(_) => "payment.authorized",
+        }
+    }
+
+    /// The instant the answer to this authorization is due, when it says one.
+    pub fn answer_by(&self) -> Option<Timestamp> {
+        match self {
+            Payload::PaymentAuthorized(p) => Some(p.answer_by),
+            _ => None,
         }
     }
 
@@ -140,6 +169,15 @@ impl Payload {
     pub fn to_domain(&self) -> Result<EventKind, ContractError> {
         match self {
             Payload::V1(p) => p.to_domain(),
+            Payload::PaymentAuthorized(p) => {
+                if p.authorization.mode != v1::AuthorizationMode::Confirmation {
+                    return Err(ContractError::new(
+                        "payload.answer_by",
+                        "only a confirmation (mode confirmation) has an answer deadline",
+                    ));
+                }
+                v1::Payload::PaymentAuthorized(p.authorization.clone()).to_domain()
+            }
             Payload::StockCorrected(p) => {
                 let kind = v1::Payload::StockCorrected(p.correction.clone()).to_domain()?;
                 let actor = text("payload.actor", &p.actor)?;

@@ -1,14 +1,17 @@
 //! Reading a v2 envelope from a JSON object: the two fields v2 added, by path, then
 //! everything else with v1's reader (v1's fields and payloads are v2's, unchanged), then
 //! the domain rules. The kinds v2 added are read here: `exception.action` whole, and
-//! `stock.corrected`'s `actor` before v1's reader reads the rest of the correction.
+//! `stock.corrected`'s `actor` and `payment.authorized`'s `answer_by` before v1's reader
+//! reads the rest of the payload.
 
-use domain::{Event, EventId};
+use domain::{Event, EventId, Timestamp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::Envelope;
-use super::payload::{EXCEPTION_ACTION, ExceptionAction, Payload, StockCorrected};
+use super::payload::{
+    EXCEPTION_ACTION, ExceptionAction, Payload, PaymentAuthorized, StockCorrected,
+};
 use crate::error::ContractError;
 use crate::json::Obj;
 use crate::v1;
@@ -54,6 +57,7 @@ pub(crate) fn envelope(map: &Map<String, Value>) -> Result<(Envelope, Event), Co
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let actor = correction_actor(&root, &mut v1_fields)?;
+    let answer_by = authorization_answer_by(&root, &mut v1_fields)?;
     let v1 = v1::read_envelope(&v1_fields)?;
     let mut envelope = Envelope {
         merchant,
@@ -68,8 +72,33 @@ pub(crate) fn envelope(map: &Map<String, Value>) -> Result<(Envelope, Event), Co
             actor,
         });
     }
+    if let (Some(answer_by), Payload::V1(v1::Payload::PaymentAuthorized(authorization))) =
+        (answer_by, &envelope.payload)
+    {
+        envelope.payload = Payload::PaymentAuthorized(PaymentAuthorized {
+            authorization: authorization.clone(),
+            answer_by,
+        });
+    }
     let event = envelope.to_domain()?;
     Ok((envelope, event))
+}
+
+/// Takes an authorization's `answer_by` (v2 only, optional) out of the fields v1's reader
+/// will see. Present, it must be a wire time.
+fn authorization_answer_by(
+    root: &Obj<'_>,
+    v1_fields: &mut Map<String, Value>,
+) -> Result<Option<Timestamp>, ContractError> {
+    let has_it = matches!(map_payload(v1_fields), Some(p) if p.contains_key("answer_by"));
+    if !kind_is(v1_fields, "payment.authorized") || !has_it {
+        return Ok(None);
+    }
+    let answer_by = root.object("payload")?.time("answer_by")?;
+    if let Some(Value::Object(p)) = v1_fields.get_mut("payload") {
+        p.remove("answer_by");
+    }
+    Ok(Some(answer_by))
 }
 
 /// Takes a correction's `actor` (v2 only, optional) out of the fields v1's reader will

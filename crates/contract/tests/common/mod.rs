@@ -13,9 +13,10 @@ use serde_json::Value;
 /// The kinds of v1 (all of them v2's too, with v1's payloads).
 pub const KINDS: [&str; 16] = contract::v1::KINDS;
 
-/// The v2 golden examples: one per v2 kind, and a correction naming its actor (the field
-/// v2 added to `stock.corrected`).
-pub const GOLDENS_V2: [&str; 18] = {
+/// The v2 golden examples: one per v2 kind, a correction naming its actor (the field
+/// v2 added to `stock.corrected`) and a confirmation with its `answer_by` (the field v2
+/// added to `payment.authorized`).
+pub const GOLDENS_V2: [&str; 19] = {
     let k = contract::v2::KINDS;
     [
         k[0],
@@ -36,12 +37,16 @@ pub const GOLDENS_V2: [&str; 18] = {
         k[15],
         k[16],
         "stock.corrected.by-actor",
+        "payment.authorized.answer-by",
     ]
 };
 
 /// The kind of a golden example's name (`stock.corrected.by-actor` is a `stock.corrected`).
 pub fn kind_of(golden: &str) -> &str {
-    golden.strip_suffix(".by-actor").unwrap_or(golden)
+    golden
+        .strip_suffix(".by-actor")
+        .or_else(|| golden.strip_suffix(".answer-by"))
+        .unwrap_or(golden)
 }
 
 /// True for the golden examples of what v1 can say too (not a kind or field v2 added).
@@ -105,7 +110,7 @@ fn validator(envelope: &str) -> jsonschema::Validator {
             .map(|k| load(&format!("v1/payloads/{k}.schema.json"))),
     );
     docs.extend(
-        ["stock.corrected", "exception.action"]
+        ["stock.corrected", "exception.action", "payment.authorized"]
             .iter()
             .map(|k| load(&format!("v2/payloads/{k}.schema.json"))),
     );

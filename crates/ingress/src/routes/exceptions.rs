@@ -20,6 +20,12 @@
 //! confirmation deadline): 200 with the report, 400 without actor or reason, 404 for an
 //! unknown exception, 409 for an action that does not fit the exception (`release` of an
 //! `oversold`: `not_void_after_capture`) or a retry that cannot be made (`not_retryable`).
+//!
+//! Input is strict (`docs/decisions.md` §31): an action's `Content-Type` must be JSON
+//! (415), a repeated key is a 400, and `actor`, `reason`, `evidence` and `idempotency_key`
+//! are checked text (`exceptions::actions`: no control characters, bounded), refused with
+//! a 400 naming the field before anything is read or published. A database or NATS
+//! failure is a 503 whose message names neither (the detail is logged).
 
 use std::collections::HashMap;
 
@@ -30,9 +36,9 @@ use exceptions::actions::{ActionError, ActionRequest, Actions};
 use serde_json::{Value, json};
 use store::QueueFilter;
 
+use crate::AppState;
 use crate::error::ApiError;
-use crate::input::{Obj, parse_body};
-use crate::{AppState, RawBody};
+use crate::input::{JsonBody, Obj, parse_body};
 
 fn actions(state: &AppState) -> Actions {
     Actions {
@@ -50,12 +56,18 @@ impl From<ActionError> for ApiError {
                 message: format!("no exception {id}"),
             },
             ActionError::Invalid(m) => ApiError::malformed("body", m),
+            ActionError::InvalidField { field, message } => ApiError::malformed(field, message),
             ActionError::NotRetryable(m) => ApiError::Refused {
                 code: "not_retryable".into(),
                 message: m,
             },
             ActionError::Refused { code, message } => ApiError::Refused { code, message },
-            ActionError::Unavailable(m) => ApiError::Unavailable(m),
+            ActionError::Unavailable(m) => {
+                // The detail (NATS or the database, and what its driver said) is logged,
+                // never answered.
+                tracing::warn!(error = %m, "operator action: unavailable");
+                ApiError::Unavailable(crate::error::DATABASE_OR_NATS_UNAVAILABLE.to_owned())
+            }
         }
     }
 }
@@ -97,6 +109,10 @@ pub async fn list(
         ),
         None => None,
     };
+    if let Some(reason) = query.get("reason") {
+        domain::check_line("reason", reason, domain::types::IDENTIFIER_LEN_MAX)
+            .map_err(|e| ApiError::malformed("reason", e.to_string()))?;
+    }
     let filter = QueueFilter {
         reason: query.get("reason").cloned(),
         state: state_filter,
@@ -112,6 +128,8 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    domain::ExceptionId::parse(id.as_str())
+        .map_err(|e| ApiError::malformed("id", e.to_string()))?;
     match state.store.queue_item(&id).await? {
         Some(detail) => Ok(Json(
             serde_json::to_value(detail).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -150,7 +168,7 @@ fn report(r: impl serde::Serialize) -> Result<Json<Value>, ApiError> {
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawBody(raw): RawBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let req = action_request(&raw)?;
     report(actions(&state).retry_with(&id, &req).await?)
@@ -170,7 +188,7 @@ async fn act(
 pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawBody(raw): RawBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     act(&state, &id, OperatorAction::Resolve, &raw).await
 }
@@ -179,7 +197,7 @@ pub async fn resolve(
 pub async fn dismiss(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawBody(raw): RawBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     act(&state, &id, OperatorAction::Dismiss, &raw).await
 }
@@ -188,7 +206,7 @@ pub async fn dismiss(
 pub async fn release(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawBody(raw): RawBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     act(&state, &id, OperatorAction::Release, &raw).await
 }
@@ -197,7 +215,7 @@ pub async fn release(
 pub async fn keep(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    RawBody(raw): RawBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     act(&state, &id, OperatorAction::Keep, &raw).await
 }

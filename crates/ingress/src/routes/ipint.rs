@@ -3,8 +3,13 @@
 //! The callback is unsigned, so it is never trusted: it only names an invoice to verify.
 //! The handler checks that the body names one (`invoice_id`, a valid payment reference),
 //! stores a small trigger in the callbacks work-queue stream (`Nats-Msg-Id`
-//! `ipint:callback:{invoice_id}:{claimed status}`, so iPint's retries collapse), and answers
-//! `200` with an empty body once JetStream acknowledged it. It never calls iPint: the
+//! `ipint:callback:{invoice_id}`, so iPint's retries and other claims for the same invoice
+//! collapse), and answers `200` with an empty body once JetStream acknowledged it. Each
+//! source address is rate-limited (429 beyond, `crate::ratelimit`), and the stream is
+//! bounded: when it is full the callback is refused with 503 and iPint retries it later
+//! (decision 30). A callback whose invoice a registered order holds (one primary-key read)
+//! is stored on `<ns>.callbacks.ipint`, any other on `<ns>.callbacks.ipint-unmatched`: two
+//! lanes, so made-up invoices never delay a registered one. It never calls iPint: the
 //! [`crate::ipint_worker`] does that off the request path, so a slow or failing iPint API
 //! never blocks this answer and never loses a callback. A malformed body is a 400 and
 //! nothing is stored; NATS unavailable is a 503 (iPint retries).
@@ -19,6 +24,10 @@ use crate::error::ApiError;
 use crate::ipint_worker::Trigger;
 use crate::publish::{self, IPINT, PublishError};
 use crate::{AppState, RawBody};
+
+/// The longest the endpoint waits for the database to say which lane a callback takes; after
+/// it (or on a database error) the callback takes the unmatched lane.
+pub const LANE_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `POST /webhooks/ipint`.
 pub async fn callback(
@@ -48,9 +57,22 @@ async fn store_trigger(state: &AppState, trigger: &Trigger) -> Result<(), Publis
     }
     let payload = serde_json::to_vec(trigger)
         .map_err(|e| PublishError::NotSent(ApiError::Internal(e.to_string())))?;
-    let subject = bus.namespace().callback_subject(IPINT);
+    // Invoices a registered order holds go to their own lane, so that a flood of made-up
+    // invoices never delays them (decision 30). A failed or slow read only means the
+    // slower lane.
+    let lookup = state.store.payment_ref_order(IPINT, &trigger.invoice_id);
+    let registered = matches!(
+        tokio::time::timeout(LANE_LOOKUP_TIMEOUT, lookup).await,
+        Ok(Ok(Some(_)))
+    );
+    let lane = if registered {
+        IPINT
+    } else {
+        crate::ipint_worker::UNMATCHED_LANE
+    };
+    let subject = bus.namespace().callback_subject(lane);
     match bus
-        .publish_event(subject, &trigger.msg_id(), Bytes::from(payload), None)
+        .publish_callback(subject, &trigger.msg_id(), Bytes::from(payload))
         .await
     {
         Ok(p) => {

@@ -22,6 +22,11 @@
 //! publishes nothing; when the first call is not applied yet, the ledger refuses the
 //! second content itself and records nothing for it. So an order cannot be changed by
 //! registering it again, and a return is inspected once per inspection `reference`.
+//!
+//! **Strict input** (`docs/decisions.md` §31, [`crate::input`]): a write's
+//! `Content-Type` must be JSON (415 otherwise), a repeated key is a 400, and an amount
+//! with more digits than its currency's minor unit or than an exact decimal holds is a
+//! 400 naming `amount`, never rounded.
 
 use std::time::Instant;
 
@@ -32,11 +37,11 @@ use axum::response::{IntoResponse, Response};
 use domain::{EventKind, Money, OrderRef, OrderSpec, PaymentRef, Provider, ReturnRef, StockKey};
 use serde_json::json;
 
+use crate::AppState;
 use crate::decision::{self, Decided, Waited};
 use crate::error::ApiError;
-use crate::input::{self, Obj};
+use crate::input::{self, JsonBody, Obj};
 use crate::publish::{MERCHANT, Outgoing};
-use crate::{AppState, RawBody};
 
 /// Refusal reasons answered with 404 rather than 409.
 const NOT_FOUND_REASONS: [&str; 2] = ["refused:unknown_order", "refused:unknown_return"];
@@ -157,7 +162,7 @@ fn order_ref_from_path(s: String) -> Result<OrderRef, ApiError> {
 pub async fn put_order(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let order_ref = order_ref_from_path(order_ref)?;
     let value = input::parse_body(&body)?;
@@ -200,7 +205,7 @@ pub async fn put_order(
 pub async fn post_payment_ref(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let order_ref = order_ref_from_path(order_ref)?;
     let value = input::parse_body(&body)?;
@@ -230,7 +235,7 @@ pub async fn post_payment_ref(
 /// `reference` (the delivery note, the purchase order) is the idempotency key.
 pub async fn post_receipt(
     State(state): State<AppState>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let value = input::parse_body(&body)?;
     let o = Obj::root(&value)?;
@@ -258,7 +263,7 @@ pub async fn post_receipt(
 /// (`sold → returned`). `reference` is the idempotency key.
 pub async fn post_return(
     State(state): State<AppState>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let value = input::parse_body(&body)?;
     let o = Obj::root(&value)?;
@@ -290,7 +295,7 @@ pub async fn post_return(
 pub async fn post_inspection(
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let reference =
         ReturnRef::parse(reference).map_err(|e| ApiError::malformed("reference", e.to_string()))?;

@@ -13,10 +13,20 @@
 //!   is published and the ledger's decision awaited: `200` with an empty body when the
 //!   stock is reserved, otherwise a non-200 status with `{"reason": …}`.
 //!
+//! A non-200 answer never ends as a reservation (`docs/decisions.md` §29): the
+//! authorization carries `answer_by`, the instant after which this endpoint no longer
+//! answers `200` (a decision must be in hand by then). Whenever the answer is "no" although
+//! the authorization may reserve (no decision in time, a publish not acknowledged, a
+//! decision in hand too late), its withdrawal (`contract::withdrawal`, a
+//! `reservation.expired` naming it) is published and its ack awaited before answering,
+//! within the deadline. When even that cannot be published (NATS down), the ledger
+//! publishes the same event before deciding an authorization it reaches after
+//! `answer_by` (`ledger::withdraw`), so the stream carries the release either way.
+//!
 //! With `STOCKLEDGER_PORTONE_SECRET_KEY` unset, both answer 401.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -36,11 +46,6 @@ use crate::{AppState, RawBody, net};
 
 /// The peer address extension that [`crate::serve`] attaches to every request.
 type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
-
-/// Attempts at publishing the compensating `reservation.expired` after a decision timeout.
-const COMPENSATION_ATTEMPTS: u32 = 5;
-/// Pause between compensation attempts (doubles each time).
-const COMPENSATION_BACKOFF: Duration = Duration::from_millis(200);
 
 /// `Err` with the reason when the request's source address is not allowed.
 fn check_source(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<(), String> {
@@ -235,22 +240,62 @@ async fn confirm(
         payment: payment.clone(),
         mode: AuthorizationMode::Confirmation,
     };
+    let timing = Timing::of(settings, started);
     let out = match Outgoing::new(&kind, PORTONE, request.dedupe_key(), Some(&raw)) {
-        Ok(o) => o,
+        Ok(o) => Outgoing {
+            envelope: o.envelope.with_answer_by(timing.answer_by_wall()),
+            ..o
+        },
         Err(e) => return e.into(),
     };
     let pending = Pending {
         state: state.clone(),
         out,
         payment,
-        portone_order_ref: request.portone_order_ref,
-        started,
+        timing,
     };
     // Its own task: neither a client that hangs up nor the request timeout may cancel the
-    // work between publishing the authorization and publishing its compensation.
+    // work between publishing the authorization and publishing its withdrawal.
     match tokio::spawn(pending.decide()).await {
         Ok(answer) => answer,
         Err(e) => Answer::no(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// The instants of one confirmation, from when its request arrived.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// `STOCKLEDGER_CONFIRMATION_DEADLINE` after arrival: the answer leaves by then.
+    deadline: Instant,
+    /// Until when the decision is waited for; the rest of the deadline is kept for
+    /// publishing the withdrawal.
+    wait_until: Instant,
+    /// The last instant a decision in hand is answered `200` (the wait, then the one read
+    /// of the ledger at its end). Written into the authorization as `answer_by`.
+    answer_by: Instant,
+}
+
+impl Timing {
+    fn of(settings: &crate::Settings, started: Instant) -> Timing {
+        let deadline = started + settings.confirmation_deadline;
+        // Keep part of the deadline for the withdrawal's publish.
+        let reserve = settings
+            .publish_timeout
+            .min(settings.confirmation_deadline / 4);
+        let wait_until = deadline.checked_sub(reserve).unwrap_or(started);
+        let answer_by = (wait_until + decision::FINAL_READ_TIMEOUT).min(deadline);
+        Timing {
+            deadline,
+            wait_until,
+            answer_by,
+        }
+    }
+
+    /// `answer_by` on the wall clock, as the ledger reads it.
+    fn answer_by_wall(&self) -> domain::Timestamp {
+        let left = self.answer_by.saturating_duration_since(Instant::now());
+        let left = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+        domain::Timestamp(publish::now().0.saturating_add(left))
     }
 }
 
@@ -259,46 +304,72 @@ struct Pending {
     state: AppState,
     out: Outgoing,
     payment: Payment,
-    portone_order_ref: String,
-    started: Instant,
+    timing: Timing,
 }
 
 impl Pending {
     async fn decide(self) -> Answer {
-        let settings = &self.state.settings;
-        let deadline = self.started + settings.confirmation_deadline;
-        // Keep part of the deadline for the compensating publish.
-        let reserve = settings
-            .publish_timeout
-            .min(settings.confirmation_deadline / 4);
-        let wait_until = deadline.checked_sub(reserve).unwrap_or(self.started);
-        match decision::publish_and_wait(&self.state, &self.out, wait_until).await {
-            Ok(Waited::Decided(d)) => self.answer_decided(&d).await,
+        let waited =
+            decision::publish_and_wait(&self.state, &self.out, self.timing.wait_until).await;
+        let in_time = Instant::now() <= self.timing.answer_by;
+        match waited {
+            Ok(Waited::Decided(d)) if d.outcome == "moved" && !d.earlier && !in_time => {
+                // Reserved, but too late to say so: the answer is no, and the reservation
+                // is withdrawn.
+                tracing::warn!(event_id = %self.out.event_id, "a confirmation's reservation arrived after answer_by; answering no and withdrawing it");
+                self.withdraw().await;
+                Answer::no(StatusCode::GATEWAY_TIMEOUT, "decision_timeout", None)
+            }
+            Ok(Waited::Decided(d)) => {
+                let answer = self.answer_decided(&d).await;
+                if answer.status != StatusCode::OK && d.outcome == "moved" {
+                    // A repeated question answered no (released, or unknown): whatever
+                    // this authorization still holds is withdrawn, since PortOne acts on
+                    // this answer.
+                    self.withdraw().await;
+                }
+                answer
+            }
             Ok(Waited::Pending) => {
-                let compensation = tokio::spawn(self.clone_parts().compensate());
-                // Wait for it while the deadline allows; after that it goes on alone.
-                let _ = tokio::time::timeout(
-                    deadline.saturating_duration_since(Instant::now()),
-                    compensation,
-                )
-                .await;
+                self.withdraw().await;
                 Answer::no(StatusCode::GATEWAY_TIMEOUT, "decision_timeout", None)
             }
             Err(PublishError::Unconfirmed(e)) => {
-                // The authorization may land after all: release whatever it reserves.
-                tokio::spawn(self.clone_parts().compensate());
+                // The authorization may land after all: withdraw whatever it reserves.
+                self.withdraw().await;
                 e.into()
             }
             Err(PublishError::NotSent(e)) => e.into(),
         }
     }
 
-    fn clone_parts(&self) -> Compensation {
-        Compensation {
-            state: self.state.clone(),
-            payment: self.payment.clone(),
-            reservation: self.out.event_id,
-            identity: format!("portone:confirm-timeout:{}", self.portone_order_ref),
+    /// Publishes the withdrawal of this authorization and awaits its ack, until the
+    /// deadline at most. If it does not make it, the ledger publishes the same event when it
+    /// reaches the authorization after `answer_by` (`ledger::withdraw`).
+    async fn withdraw(&self) {
+        let Some(envelope) = contract::withdrawal::withdrawal(&self.out.envelope, publish::now())
+        else {
+            tracing::error!(event_id = %self.out.event_id, "a confirmation without an order reference has no withdrawal");
+            return;
+        };
+        let out = Outgoing {
+            event_id: envelope.event_id(),
+            envelope,
+        };
+        let left = self
+            .timing
+            .deadline
+            .saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, publish::publish(&self.state, &out)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(event_id = %out.event_id, reservation = %self.out.event_id, "withdrawal of a confirmation answered no published");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(event_id = %out.event_id, error = %e, "withdrawal not published; the ledger publishes it when it reaches the authorization after answer_by");
+            }
+            Err(_) => {
+                tracing::warn!(event_id = %out.event_id, "withdrawal not acknowledged by the deadline; the ledger publishes it when it reaches the authorization after answer_by");
+            }
         }
     }
 
@@ -342,55 +413,5 @@ impl Pending {
             // A repeated call's answer is unknown when the read fails.
             Err(e) => ApiError::from(e).into(),
         }
-    }
-}
-
-/// The `reservation.expired` that releases the reservation made by this confirmation (and
-/// no other) when PortOne never got the answer. Naming the reservation makes it precise:
-/// if the confirmation was declined, or the order is held by another confirmation, it is a
-/// recorded no-op.
-struct Compensation {
-    state: AppState,
-    payment: Payment,
-    reservation: domain::EventId,
-    identity: String,
-}
-
-impl Compensation {
-    async fn compensate(self) {
-        let OrderLookup::OrderRef(order_ref) = self.payment.order else {
-            tracing::error!("confirmation without an order reference; nothing to compensate");
-            return;
-        };
-        let kind = EventKind::ReservationExpired {
-            order_ref,
-            reservation: self.reservation,
-        };
-        let out = match Outgoing::new(&kind, PORTONE, self.identity, None) {
-            // Caused by the confirmation whose reservation it releases.
-            Ok(o) => Outgoing {
-                envelope: o.envelope.caused_by(self.reservation),
-                ..o
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the compensating reservation.expired");
-                return;
-            }
-        };
-        let mut pause = COMPENSATION_BACKOFF;
-        for attempt in 1..=COMPENSATION_ATTEMPTS {
-            match publish::publish(&self.state, &out).await {
-                Ok(_) => {
-                    tracing::info!(event_id = %out.event_id, "compensating reservation.expired published after a confirmation timeout");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(attempt, error = %e, "compensating reservation.expired not published yet")
-                }
-            }
-            tokio::time::sleep(pause).await;
-            pause = pause.saturating_mul(2);
-        }
-        tracing::error!(event_id = %out.event_id, "compensating reservation.expired not published; the reservation TTL will release the stock");
     }
 }

@@ -7,8 +7,14 @@
 //! PaymentIntent (`OrderLookup::PaymentRef { provider: "stripe", … }`), published, and
 //! answered 200 after JetStream's ack.
 //!
-//! Event types stockledger does not map, and mapped events that name neither an order nor
-//! a PaymentIntent, are answered 200 (so Stripe stops retrying) and counted in
+//! A mapped event without `data.object` (a v2 thin event, or a v1 event without its
+//! snapshot) is not applied as it is: it is stored for [`crate::stripe_worker`], which
+//! completes it from Stripe's API and publishes the complete event (or an `unverifiable`
+//! exception with the evidence); without `STOCKLEDGER_STRIPE_API_KEY` an event that names
+//! no order at all is answered 503, so Stripe keeps it.
+//!
+//! Event types stockledger does not map, and mapped events whose object names neither an
+//! order nor a PaymentIntent, are answered 200 (so Stripe stops retrying) and counted in
 //! `stockledger_provider_ignored_total`; nothing is published for them. With no secret
 //! configured the endpoint answers 401.
 
@@ -23,7 +29,7 @@ use providers::stripe::{self, StripeAction, StripeEvent};
 use crate::error::ApiError;
 use crate::publish::{self, Outgoing, STRIPE};
 use crate::routes::provider_money;
-use crate::{AppState, RawBody};
+use crate::{AppState, RawBody, stripe_worker};
 
 /// Stripe's replay tolerance, in seconds.
 pub const TOLERANCE_SECS: i64 = stripe::DEFAULT_TOLERANCE_SECS;
@@ -53,6 +59,12 @@ pub async fn webhook(
     let now = state.settings.clock.now();
     stripe::verify_signature(&raw, header, &secrets, now, TOLERANCE_SECS)?;
     let event = stripe::parse_event(&raw)?;
+    if stripe::completion(&event).is_some() {
+        // Partial (thin, or without data.object): completed from Stripe's API off the
+        // request path, never applied on a guess (decision 30).
+        stripe_worker::accept_partial(&state, &event, &raw).await?;
+        return Ok(StatusCode::OK);
+    }
     let Some(kind) = translate(&event)? else {
         tracing::info!(event_id = %event.id, event_type = %event.event_type, "Stripe event acknowledged and ignored");
         state.metrics.ignored(STRIPE, &event.event_type);
