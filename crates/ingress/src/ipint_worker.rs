@@ -292,9 +292,9 @@ pub fn backoff(settings: &IpintSettings, delivered: i64) -> Duration {
         .min(settings.backoff_max)
 }
 
-/// How a trigger leaves the worker.
+/// How a callback-stream message leaves a worker (this one and `stripe_worker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settle {
+pub(crate) enum Settle {
     Ack,
     Later(Duration),
     Term,
@@ -480,15 +480,20 @@ async fn publish_kind(
     }
 }
 
-async fn settle(msg: &Message, s: Settle) {
+/// Settles `msg` as `s` says; a failure only means redelivery (`what` names it in the log).
+pub(crate) async fn settle_as(msg: &Message, s: Settle, what: &str) {
     let result = match s {
         Settle::Ack => msg.ack().await,
         Settle::Later(d) => msg.ack_with(AckKind::Nak(Some(d))).await,
         Settle::Term => msg.ack_with(AckKind::Term).await,
     };
     if let Err(e) = result {
-        tracing::warn!(error = %e, "could not settle an iPint trigger; it will be redelivered");
+        tracing::warn!(error = %e, "could not settle {what}; it will be redelivered");
     }
+}
+
+async fn settle(msg: &Message, s: Settle) {
+    settle_as(msg, s, "an iPint trigger").await;
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use bus::{AckKind, BusError, ConsumerLimits, Message};
+use bus::{BusError, ConsumerLimits, Message};
 use bytes::Bytes;
 use config::{Config, Secret};
 use domain::{EventKind, FlagReason, OrderLookup, OrderRef, Payment, PaymentRef, Provider};
@@ -218,13 +218,7 @@ impl Fetcher {
     }
 }
 
-/// How a partial event leaves the worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settle {
-    Ack,
-    Later(Duration),
-    Term,
-}
+use crate::ipint_worker::Settle;
 
 /// The pause before attempt `delivered + 1`.
 fn backoff(s: &StripeApiSettings, delivered: i64) -> Duration {
@@ -405,14 +399,7 @@ async fn publish_kind(state: &AppState, kind: &EventKind, identity: String, raw:
 }
 
 async fn settle(msg: &Message, s: Settle) {
-    let result = match s {
-        Settle::Ack => msg.ack().await,
-        Settle::Later(d) => msg.ack_with(AckKind::Nak(Some(d))).await,
-        Settle::Term => msg.ack_with(AckKind::Term).await,
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not settle a partial Stripe event; it will be redelivered");
-    }
+    crate::ipint_worker::settle_as(msg, s, "a partial Stripe event").await;
 }
 
 #[cfg(test)]
