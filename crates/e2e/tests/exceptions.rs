@@ -22,16 +22,7 @@ use exceptions::actions::{ActionError, Correction};
 use store::QueueFilter;
 use testkit::Backend;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     poison_messages_end_in_the_queue_with_raw_bytes_and_do_not_block,

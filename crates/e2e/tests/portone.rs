@@ -17,16 +17,7 @@ use e2e::{Harness, ingress_config, test_settings};
 use store::{Store, StoreOptions};
 use testkit::{Backend, NatsServer, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     unknown_order_is_declined_and_nothing_reserved,

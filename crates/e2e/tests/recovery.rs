@@ -22,16 +22,7 @@ use serde_json::json;
 use store::{Store, StoreOptions};
 use testkit::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     a_lost_database_is_refused_then_rebuilt_equal,

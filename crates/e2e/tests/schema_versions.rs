@@ -19,16 +19,7 @@ use ledger::replay::{ReplayOptions, ReplaySummary, replay};
 use store::{Store, StoreOptions};
 use testkit::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     mixed_v1_v2_stream_replays_to_identical_balances,

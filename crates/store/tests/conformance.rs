@@ -9,16 +9,7 @@ use domain::*;
 use store::{Applied, Incoming, Store, StoreOptions};
 use testkit::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     history_matches_the_domain_whatever_the_batch_cuts,

@@ -13,16 +13,7 @@ use serde_json::json;
 use store::{Incoming, NewDeadLetter, QueueFilter, Recorded, RetryStart, Store, StoreOptions};
 use testkit::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(testkit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(testkit::Backend::Postgres).await }
-        }
-    )*};
-}
+use testkit::on_both_backends;
 
 on_both_backends!(
     a_dead_letter_of_a_recorded_message_is_the_same_row,

@@ -79,3 +79,23 @@ mod tests {
         assert!(name.len() <= 40 + 1 + 8);
     }
 }
+
+/// Runs each named `async fn(Backend)` as two tests, `<name>::sqlite` and
+/// `<name>::postgres`, each on a two-worker tokio runtime: the one way a test covers both
+/// databases.
+///
+/// ```ignore
+/// testkit::on_both_backends!(a_receipt_moves_stock);
+/// async fn a_receipt_moves_stock(backend: testkit::Backend) { /* … */ }
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::Backend::Postgres).await }
+        }
+    )*};
+}
