@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod group;
 pub mod progress;
 pub mod read;
+pub mod retry;
 pub mod stock;
 pub mod subjects;
 

@@ -89,7 +89,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     // NATS may come after this process (issue 16): wait for it instead of exiting.
     tokio::select! {
-        () = ensure_streams(&bus, &settings.dlq) => {}
+        () = bus::retry::until_provisioned(|| async {
+            bus.ensure_streams().await?;
+            bus.ensure_dead_letter_streams(Some(&settings.dlq)).await
+        }) => {}
         () = &mut shutdown => return Ok(()),
     }
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -137,40 +140,6 @@ pub async fn run(
     }
     tracing::info!("exception consumer stopped");
     result
-}
-
-/// The longest pause between two attempts at creating the streams while NATS is away.
-pub const ENSURE_STREAMS_RETRY_MAX: Duration = Duration::from_secs(5);
-
-/// Creates (or updates) the events and dead-letter streams, retrying until NATS answers;
-/// warns once per different failure.
-async fn ensure_streams(bus: &Bus, dlq: &DlqLimits) {
-    let mut pause = Duration::from_millis(100);
-    let mut said: Option<String> = None;
-    loop {
-        let attempt = async {
-            bus.ensure_streams().await?;
-            bus.ensure_dead_letter_streams(Some(dlq)).await?;
-            Ok::<(), bus::BusError>(())
-        };
-        match attempt.await {
-            Ok(()) => {
-                if said.is_some() {
-                    tracing::info!("NATS is reachable; the streams are in place");
-                }
-                return;
-            }
-            Err(e) => {
-                let line = e.to_string();
-                if said.as_ref() != Some(&line) {
-                    tracing::warn!(error = %line, "cannot create the streams yet (is NATS up?); retrying");
-                    said = Some(line);
-                }
-            }
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(ENSURE_STREAMS_RETRY_MAX);
-    }
 }
 
 /// Resolves reconciled rows every `interval` until `stop`.

@@ -66,7 +66,7 @@ async fn main() -> Result<()> {
             };
             tokio::pin!(stopped);
             tokio::select! {
-                () = ensure_streams(&state.bus) => {}
+                () = bus::retry::until_provisioned(|| state.bus.ensure_streams()) => {}
                 () = &mut stopped => return Ok(()),
             }
             ingress::ipint_worker::run(state, stopped).await
@@ -93,38 +93,6 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-/// The longest pause between two attempts at creating the streams while NATS is away.
-const ENSURE_STREAMS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Creates (or updates) the streams, retrying until NATS answers; says once that it waits.
-async fn ensure_streams(bus: &Bus) {
-    let mut pause = std::time::Duration::from_millis(100);
-    let mut said = false;
-    loop {
-        if bus.is_connected() {
-            match bus.ensure_streams().await {
-                Ok(()) => {
-                    if said {
-                        tracing::info!("NATS is reachable; the streams are in place");
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create the streams yet; retrying");
-                    said = true;
-                }
-            }
-        } else if !said {
-            tracing::warn!(
-                "NATS is not reachable (STOCKLEDGER_NATS_URL); serving, not ready until it is"
-            );
-            said = true;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(ENSURE_STREAMS_RETRY_MAX);
     }
 }
 

@@ -93,7 +93,12 @@ pub async fn run(
     // NATS may come after this process (issue 16): the streams are made sure of as soon as
     // it answers; until then nothing is applied.
     tokio::select! {
-        () = ensure_streams(&bus) => {}
+        () = bus::retry::until_provisioned(|| async {
+            // The dead-letter capture too, from the first delivery on (issue 5).
+            bus.ensure_streams().await?;
+            bus.ensure_dead_letter_streams(None).await?;
+            bus.ensure_stock_stream().await
+        }) => {}
         () = &mut shutdown => return Ok(()),
     }
     // Nothing runs on a database that lost acknowledged events (decision 25): wait, saying
@@ -135,42 +140,6 @@ pub async fn run(
     }
     let _ = relay.await;
     Ok(())
-}
-
-/// The longest pause between two attempts at creating the streams while NATS is away.
-pub const ENSURE_STREAMS_RETRY_MAX: Duration = Duration::from_secs(5);
-
-/// Creates (or updates) every stream the ledger uses, the dead-letter capture included
-/// (issue 5: from the first delivery on), retrying until NATS answers; warns once per
-/// different failure.
-async fn ensure_streams(bus: &Bus) {
-    let mut pause = Duration::from_millis(100);
-    let mut said: Option<String> = None;
-    loop {
-        let attempt = async {
-            bus.ensure_streams().await?;
-            bus.ensure_dead_letter_streams(None).await?;
-            bus.ensure_stock_stream().await?;
-            Ok::<(), bus::BusError>(())
-        };
-        match attempt.await {
-            Ok(()) => {
-                if said.is_some() {
-                    tracing::info!("NATS is reachable; the streams are in place");
-                }
-                return;
-            }
-            Err(e) => {
-                let line = e.to_string();
-                if said.as_ref() != Some(&line) {
-                    tracing::warn!(error = %line, "cannot create the streams yet (is NATS up?); retrying");
-                    said = Some(line);
-                }
-            }
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(ENSURE_STREAMS_RETRY_MAX);
-    }
 }
 
 /// Returns once the database is not behind the event stream; logs an error (once per
