@@ -66,19 +66,24 @@ pub enum DeadReason {
 }
 
 impl DeadReason {
-    /// The stable code: `max_deliveries` or `terminated`.
+    /// The stable code: `max_deliveries` or `terminated` (named in [`domain::ExceptionCode`]).
     pub fn code(self) -> &'static str {
+        self.exception_code().as_str()
+    }
+
+    /// The exception-queue reason of a dead letter.
+    pub fn exception_code(self) -> domain::ExceptionCode {
         match self {
-            DeadReason::MaxDeliveries => "max_deliveries",
-            DeadReason::Terminated => "terminated",
+            DeadReason::MaxDeliveries => domain::ExceptionCode::MaxDeliveries,
+            DeadReason::Terminated => domain::ExceptionCode::Terminated,
         }
     }
 
     /// The reason from its code.
     pub fn from_code(s: &str) -> Option<DeadReason> {
-        match s {
-            "max_deliveries" => Some(DeadReason::MaxDeliveries),
-            "terminated" => Some(DeadReason::Terminated),
+        match s.parse::<domain::ExceptionCode>().ok()? {
+            domain::ExceptionCode::MaxDeliveries => Some(DeadReason::MaxDeliveries),
+            domain::ExceptionCode::Terminated => Some(DeadReason::Terminated),
             _ => None,
         }
     }
@@ -223,8 +228,8 @@ pub enum DeadLettered {
     AlreadyThere,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::unavailable(e)
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {

@@ -111,10 +111,10 @@ impl Grouper {
         self.tx
             .send(pending)
             .await
-            .map_err(|_| BusError::Unavailable("the publisher has stopped".into()))?;
+            .map_err(|_| BusError::unavailable("the publisher has stopped"))?;
         answer
             .await
-            .map_err(|_| BusError::Unavailable("the publisher has stopped".into()))?
+            .map_err(|_| BusError::unavailable("the publisher has stopped"))?
     }
 }
 
@@ -211,9 +211,7 @@ async fn send_group(js: &jetstream::Context, group: Vec<Pending>, timeout: Durat
         ack.await
     };
     let result = match tokio::time::timeout(timeout, publish).await {
-        Err(_) => Err(BusError::Unavailable(
-            "publish not acknowledged in time".into(),
-        )),
+        Err(_) => Err(BusError::unavailable("publish not acknowledged in time")),
         Ok(Err(e)) => Err(crate::classify_publish(e)),
         Ok(Ok(ack)) => Ok(Published {
             stream_seq: ack.sequence,

@@ -6,6 +6,7 @@
 //! bound. A publish that is not acknowledged in time is an error the caller turns into a
 //! 503 (ingress) or a retry (sweeper): "accepted" always means "durably in JetStream".
 
+pub mod callbacks;
 pub mod dlq;
 pub mod group;
 pub mod progress;
@@ -14,7 +15,10 @@ pub mod retry;
 pub mod stock;
 pub mod subjects;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use domain::{OutcomeKind, ReasonCode};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
@@ -40,15 +44,66 @@ pub const CALLBACKS_MAX_MSG_BYTES: i32 = 1024 * 1024;
 /// The header that marks a message re-published by an operator to retry an exception.
 pub const OPERATOR_RETRY_HEADER: &str = "Stockledger-Operator-Retry";
 
-/// Errors callers branch on.
+/// The underlying error of a [`BusError`]: async-nats's own error (or a sentence where
+/// there is none, such as a timeout of ours). Shared rather than boxed so that one
+/// publish failure can answer every event of its group ([`group`]).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors callers branch on. Each keeps the error it came from as its
+/// [`source`](std::error::Error::source); [`BusError::is_transient`] is the one place that
+/// says whether trying again may help.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     /// NATS did not answer in time or is not connected: nothing was accepted; retry later.
     #[error("NATS unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// NATS answered no (stream missing, payload too large, bad configuration).
     #[error("NATS refused: {0}")]
-    Refused(String),
+    Refused(#[source] Cause),
+}
+
+impl BusError {
+    /// [`BusError::Unavailable`] from an error (or a sentence).
+    pub fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        BusError::Unavailable(Arc::from(e.into()))
+    }
+
+    /// [`BusError::Refused`] from an error (or a sentence).
+    pub fn refused(e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        BusError::Refused(Arc::from(e.into()))
+    }
+
+    /// True when trying again later may succeed without changing anything (NATS down,
+    /// slow, or its stream full): the ingress answers 503, the ledger naks with a delay.
+    /// A refusal fails the same way every time: 500, or a dead letter.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::Unavailable(_) => true,
+            BusError::Refused(_) => false,
+        }
+    }
+}
+
+/// An error with what was being done when it happened (the stream's name, …), keeping
+/// the error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct InContext {
+    context: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl InContext {
+    pub fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        InContext {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Connection and publishing settings, each with a documented default.
@@ -233,7 +288,8 @@ impl Bus {
             {
                 message = message.replace(secret.as_str(), "***");
             }
-            BusError::Unavailable(message)
+            // The scrubbed text replaces the source: the client's error may hold the secret.
+            BusError::unavailable(message)
         })?;
         let js = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
@@ -293,7 +349,7 @@ impl Bus {
         self.js
             .create_or_update_stream(config)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         self.ensure_callback_stream().await
     }
 
@@ -322,7 +378,7 @@ impl Bus {
         self.js
             .create_or_update_stream(config)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         Ok(())
     }
 
@@ -340,8 +396,9 @@ impl Bus {
             .publish_event(subject, msg_id, payload, Some(HeaderMap::new()))
             .await
         {
-            Err(BusError::Refused(m)) => Err(BusError::Unavailable(format!(
-                "the callbacks stream refused the callback (full?): {m}"
+            Err(BusError::Refused(m)) => Err(BusError::unavailable(InContext::new(
+                "the callbacks stream refused the callback (full?)",
+                m,
             ))),
             other => other,
         }
@@ -360,7 +417,7 @@ impl Bus {
             .js
             .get_stream(ns.callbacks_stream())
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             filter_subject: ns.callback_subject(provider),
@@ -375,7 +432,7 @@ impl Bus {
         stream
             .create_consumer(config)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::unavailable)
     }
 
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
@@ -392,7 +449,7 @@ impl Bus {
         // Fail fast while disconnected: the client would otherwise buffer the message and
         // send it after a reconnect, long after the caller was told "unavailable".
         if !self.is_connected() {
-            return Err(BusError::Unavailable("not connected to NATS".into()));
+            return Err(BusError::unavailable("not connected to NATS"));
         }
         if let (Some(grouper), None) = (&self.grouper, &extra) {
             return match tokio::time::timeout(
@@ -402,9 +459,7 @@ impl Bus {
             .await
             {
                 Ok(result) => result,
-                Err(_) => Err(BusError::Unavailable(
-                    "publish not acknowledged in time".into(),
-                )),
+                Err(_) => Err(BusError::unavailable("publish not acknowledged in time")),
             };
         }
         let mut msg = jetstream::message::PublishMessage::build().payload(payload);
@@ -417,9 +472,7 @@ impl Bus {
             ack.await
         };
         match tokio::time::timeout(self.config.publish_timeout, publish).await {
-            Err(_) => Err(BusError::Unavailable(
-                "publish not acknowledged in time".into(),
-            )),
+            Err(_) => Err(BusError::unavailable("publish not acknowledged in time")),
             Ok(Err(e)) => Err(classify_publish(e)),
             Ok(Ok(ack)) => Ok(Published {
                 stream_seq: ack.sequence,
@@ -435,7 +488,7 @@ impl Bus {
             .js
             .get_stream(ns.events_stream())
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(LEDGER_CONSUMER.to_owned()),
             filter_subject: ns.events_wildcard(),
@@ -450,7 +503,7 @@ impl Bus {
         stream
             .create_consumer(config)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::unavailable)
     }
 
     /// Announces a decision on core NATS (not stored: waiters that miss it read the ledger).
@@ -458,7 +511,7 @@ impl Bus {
         self.client
             .publish(subject, payload)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::unavailable)
     }
 
     /// Subscribes to a core NATS subject (decision announcements).
@@ -466,15 +519,12 @@ impl Bus {
         self.client
             .subscribe(subject)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::unavailable)
     }
 
     /// Waits until everything published on this connection has reached the server.
     pub async fn flush(&self) -> Result<(), BusError> {
-        self.client
-            .flush()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+        self.client.flush().await.map_err(BusError::unavailable)
     }
 }
 
@@ -509,8 +559,8 @@ mod url_tests {
 pub(crate) fn classify_publish(e: jetstream::context::PublishError) -> BusError {
     use jetstream::context::PublishErrorKind as K;
     match e.kind() {
-        K::TimedOut | K::BrokenPipe | K::MaxAckPending => BusError::Unavailable(e.to_string()),
-        _ => BusError::Refused(e.to_string()),
+        K::TimedOut | K::BrokenPipe | K::MaxAckPending => BusError::unavailable(e),
+        _ => BusError::refused(e),
     }
 }
 
@@ -537,11 +587,13 @@ pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
 pub struct DecisionNotice {
     /// The event id (UUID text).
     pub event_id: String,
-    /// `moved`, `noop` or `exception`.
-    pub outcome: String,
+    /// `moved`, `noop` or `exception` (serialized as those names).
+    pub outcome: OutcomeKind,
     /// The reason code for a no-op or an exception (`declined:insufficient_inventory`,
-    /// `refused:return_exceeds_sold`, `oversold`, …).
-    pub reason: Option<String>,
+    /// `refused:return_exceeds_sold`, `oversold`, …; serialized as those names). A code
+    /// this release does not know fails the whole notice's decoding: the waiter then
+    /// reads the decision from the database at its deadline.
+    pub reason: Option<ReasonCode>,
     /// True when the event had been decided before: `outcome` and `reason` are the first
     /// decision's (a repeated request answers as the first did).
     #[serde(default)]
@@ -551,4 +603,96 @@ pub struct DecisionNotice {
     /// is not about its content (`docs/decisions.md` §26). Absent from older ledgers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_digest: Option<String>,
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use domain::{ChargebackOutcome, DeclineReason, NoOpReason, RefusalReason};
+
+    #[test]
+    fn every_reason_code_survives_a_notice_as_its_wire_name() {
+        for &reason in ReasonCode::all() {
+            let notice = DecisionNotice {
+                event_id: "e".into(),
+                outcome: reason.outcome_kind(),
+                reason: Some(reason),
+                repeated: false,
+                content_digest: None,
+            };
+            let json = serde_json::to_value(&notice).expect("serializes");
+            assert_eq!(json["reason"], reason.as_str());
+            assert_eq!(json["outcome"], reason.outcome_kind().as_str());
+            let back: DecisionNotice = serde_json::from_value(json).expect("decodes");
+            assert_eq!(back, notice);
+        }
+    }
+
+    #[test]
+    fn notices_keep_their_byte_format() {
+        let notice = DecisionNotice {
+            event_id: "e".into(),
+            outcome: OutcomeKind::NoOp,
+            reason: Some(ReasonCode::Declined(DeclineReason::InsufficientInventory)),
+            repeated: true,
+            content_digest: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&notice).expect("serializes"),
+            r#"{"event_id":"e","outcome":"noop","reason":"declined:insufficient_inventory","repeated":true}"#
+        );
+        let moved = r#"{"event_id":"e","outcome":"moved","reason":null}"#;
+        let back: DecisionNotice = serde_json::from_str(moved).expect("decodes");
+        assert_eq!(back.outcome, OutcomeKind::Moved);
+        assert_eq!(back.reason, None);
+        assert!(
+            serde_json::from_str::<DecisionNotice>(
+                r#"{"event_id":"e","outcome":"no_op","reason":null}"#
+            )
+            .is_err()
+        );
+    }
+
+    /// The sub-reasons inside `outcome_json` keep their derived serde; the reason-code
+    /// table must name them the same.
+    #[test]
+    fn code_tables_name_sub_reasons_as_serde_does() {
+        for &d in DeclineReason::ALL {
+            assert_eq!(serde_json::to_value(d).expect("serializes"), d.as_str());
+        }
+        for &r in RefusalReason::ALL {
+            assert_eq!(serde_json::to_value(r).expect("serializes"), r.as_str());
+        }
+        for &o in ChargebackOutcome::ALL {
+            assert_eq!(serde_json::to_value(o).expect("serializes"), o.as_str());
+        }
+        // And a no-op's code is its serde tag (the way it was computed before).
+        let noop = NoOpReason::Refused(RefusalReason::UnknownReturn);
+        let v = serde_json::to_value(noop).expect("serializes");
+        assert_eq!(
+            format!(
+                "{}:{}",
+                v["code"].as_str().unwrap_or_default(),
+                v["detail"].as_str().unwrap_or_default()
+            ),
+            noop.code().as_str()
+        );
+    }
+
+    #[test]
+    fn only_unavailability_is_transient_and_the_source_is_kept() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let e = BusError::unavailable(io);
+        assert!(e.is_transient());
+        assert_eq!(e.source().map(|s| s.to_string()), Some("reset".to_owned()));
+        assert!(BusError::unavailable("publish not acknowledged in time").is_transient());
+        let refused = BusError::refused("stream not found");
+        assert!(!refused.is_transient());
+        assert!(refused.source().is_some());
+        assert_eq!(refused.to_string(), "NATS refused: stream not found");
+        let wrapped = BusError::unavailable(InContext::new("S_EVENTS", "timed out"));
+        assert_eq!(wrapped.to_string(), "NATS unavailable: S_EVENTS: timed out");
+        assert!(wrapped.source().and_then(|s| s.source()).is_some());
+    }
 }

@@ -25,18 +25,20 @@ impl Bus {
     /// before anything the caller compares them with (see `store::Checkpoint::is_behind`).
     pub async fn ledger_progress(&self) -> Result<StreamProgress, BusError> {
         let name = self.namespace().events_stream();
-        let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(format!("{name}: {e}"));
         let mut stream = self
             .jetstream()
             .get_stream(&name)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| BusError::unavailable(crate::InContext::new(&name, e)))?;
         let acked = match stream.consumer_info(LEDGER_CONSUMER).await {
             Ok(info) => info.ack_floor.stream_sequence,
             Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => 0,
-            Err(e) => return Err(unavailable(&e)),
+            Err(e) => return Err(BusError::unavailable(crate::InContext::new(&name, e))),
         };
-        let info = stream.info().await.map_err(|e| unavailable(&e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BusError::unavailable(crate::InContext::new(&name, e)))?;
         Ok(StreamProgress {
             stream: name.clone(),
             created_ms: crate::unix_ms(info.created),

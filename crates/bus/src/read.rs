@@ -51,7 +51,7 @@ impl Reader {
         }
         let msg = match self.messages.next().await? {
             Ok(m) => m,
-            Err(e) => return Some(Err(BusError::Unavailable(e.to_string()))),
+            Err(e) => return Some(Err(BusError::unavailable(e))),
         };
         self.remaining -= 1;
         let info = msg.info().ok();
@@ -74,11 +74,8 @@ impl Bus {
             .jetstream()
             .get_stream(stream)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let info = s
-            .info()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
+        let info = s.info().await.map_err(BusError::unavailable)?;
         Ok(info.state.last_sequence)
     }
 
@@ -90,12 +87,11 @@ impl Bus {
         filter: &str,
         from: ReadFrom,
     ) -> Result<Reader, BusError> {
-        let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
         let s = self
             .jetstream()
             .get_stream(stream)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(BusError::unavailable)?;
         let deliver_policy = match from {
             ReadFrom::Start => DeliverPolicy::All,
             ReadFrom::Sequence(start_sequence) => DeliverPolicy::ByStartSequence {
@@ -104,7 +100,7 @@ impl Bus {
             ReadFrom::Time(ms) => {
                 let start_time =
                     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                        .map_err(|e| BusError::Refused(e.to_string()))?;
+                        .map_err(BusError::refused)?;
                 DeliverPolicy::ByStartTime { start_time }
             }
             ReadFrom::LastPerSubject => DeliverPolicy::LastPerSubject,
@@ -116,9 +112,9 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable(&e))?;
-        let total = c.info().await.map_err(|e| unavailable(&e))?.num_pending;
-        let messages = c.messages().await.map_err(|e| unavailable(&e))?;
+            .map_err(BusError::unavailable)?;
+        let total = c.info().await.map_err(BusError::unavailable)?.num_pending;
+        let messages = c.messages().await.map_err(BusError::unavailable)?;
         Ok(Reader {
             messages,
             remaining: total,

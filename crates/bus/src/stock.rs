@@ -117,7 +117,7 @@ impl Bus {
         self.jetstream()
             .create_or_update_stream(config)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         Ok(())
     }
 
@@ -127,7 +127,7 @@ impl Bus {
             .jetstream()
             .get_stream_no_info(self.namespace().stock_stream())
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(BusError::unavailable)?;
         match stream.direct_get_last_for_subject(subject).await {
             Ok(msg) => {
                 let seq = msg
@@ -135,7 +135,7 @@ impl Bus {
                     .get(SEQ_HEADER)
                     .and_then(|v| v.as_str().parse::<u64>().ok())
                     .ok_or_else(|| {
-                        BusError::Refused(format!("stock message on {subject} has no {SEQ_HEADER}"))
+                        BusError::refused(format!("stock message on {subject} has no {SEQ_HEADER}"))
                     })?;
                 Ok(Some(LastChange {
                     seq,
@@ -143,7 +143,7 @@ impl Bus {
                 }))
             }
             Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BusError::Unavailable(e.to_string())),
+            Err(e) => Err(BusError::unavailable(e)),
         }
     }
 
@@ -166,21 +166,21 @@ impl Bus {
             .message_id(msg_id)
             .expected_last_subject_sequence(expected_stream_seq);
         if !self.is_connected() {
-            return Err(BusError::Unavailable("not connected to NATS".into()));
+            return Err(BusError::unavailable("not connected to NATS"));
         }
         let publish = async {
             let ack = self.jetstream().send_publish(subject, msg).await?;
             ack.await
         };
         match tokio::time::timeout(self.publish_timeout(), publish).await {
-            Err(_) => Err(BusError::Unavailable(
-                "stock change not acknowledged in time".into(),
+            Err(_) => Err(BusError::unavailable(
+                "stock change not acknowledged in time",
             )),
             Ok(Ok(ack)) => Ok(StockPublish::Stored(ack.sequence)),
             Ok(Err(e)) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 Ok(StockPublish::Moved)
             }
-            Ok(Err(e)) => Err(BusError::Unavailable(e.to_string())),
+            Ok(Err(e)) => Err(BusError::unavailable(e)),
         }
     }
 }

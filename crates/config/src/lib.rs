@@ -5,6 +5,13 @@
 //! the README's configuration table; a value that does not parse stops the process at
 //! start with a message naming the variable. Secrets are wrapped in [`Secret`], whose
 //! `Debug` never shows the value.
+//!
+//! [`Config`] is read and validated once, as a whole, and comes in sections, one per
+//! concern: what every process needs ([`NatsConfig`], [`DatabaseConfig`],
+//! [`ProcessConfig`]) and what one role reads ([`HttpConfig`] and [`ProvidersConfig`] for
+//! the ingress, [`VerifierConfig`] for the callback verifiers, [`LedgerConfig`],
+//! [`ExceptionsConfig`]). A role's settings are filled from its sections only, in one
+//! `from_config` per role.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,24 +50,112 @@ pub struct ConfigError {
 /// Every setting of every process. Fields are documented with their variable and default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `STOCKLEDGER_HTTP_ADDR`, default `127.0.0.1:8080`.
-    pub http_addr: String,
+    /// Where NATS is and how events are published to it (every process).
+    pub nats: NatsConfig,
+    /// The ledger database (every process).
+    pub database: DatabaseConfig,
+    /// How a process logs and stops (every process).
+    pub process: ProcessConfig,
+    /// The ingress's HTTP edge: address, limits, the merchant API token, who may call what.
+    pub http: HttpConfig,
+    /// The providers' webhook secrets, with which the ingress verifies what they send.
+    pub providers: ProvidersConfig,
+    /// The callback verifiers: the providers' APIs they call back, and their bounds.
+    pub verifier: VerifierConfig,
+    /// The ledger consumer: batching, delivery limits, reservations.
+    pub ledger: LedgerConfig,
+    /// The exception consumer.
+    pub exceptions: ExceptionsConfig,
+}
+
+/// Where NATS is and how events are published to it (every process).
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
     /// `STOCKLEDGER_NATS_URL`, default `nats://127.0.0.1:4222`.
-    pub nats_url: String,
+    pub url: String,
     /// `STOCKLEDGER_NATS_NAMESPACE`, default `stockledger`: prefix of every stream and subject.
-    pub nats_namespace: String,
+    pub namespace: String,
+    /// `STOCKLEDGER_PUBLISH_TIMEOUT`, default `3s`: wait for JetStream's publish ack.
+    pub publish_timeout: Duration,
+    /// `STOCKLEDGER_PUBLISH_GROUP_MAX`, default `64`: events one JetStream message may
+    /// carry (group commit); `1` publishes every event alone.
+    pub publish_group_max: usize,
+    /// `STOCKLEDGER_PUBLISH_INFLIGHT_MAX`, default `4`: messages a process may have
+    /// awaiting JetStream's ack at once; events arriving meanwhile wait and leave together.
+    pub publish_inflight_max: usize,
+    /// `STOCKLEDGER_MERCHANT`, default `default`: the merchant scope the ingress writes in
+    /// every event's `merchant` (one ingress deployment per merchant on a marketplace).
+    pub merchant: String,
+}
+
+/// The ledger database (every process).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
     /// `STOCKLEDGER_DATABASE_URL`, default `sqlite://./data/stockledger.db`.
-    pub database_url: String,
+    pub url: String,
+    /// `STOCKLEDGER_DB_POOL_MAX`, default `8`.
+    pub pool_max: u32,
+}
+
+/// How a process logs and stops (every process).
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// `STOCKLEDGER_SHUTDOWN_GRACE`, default `10s`: time to finish in-flight work on stop.
+    pub shutdown_grace: Duration,
+    /// `STOCKLEDGER_LOG_FORMAT`, default `text`: `text` (one readable line per record) or
+    /// `json` (one JSON object per line, with the current span's fields).
+    pub log_format: LogFormat,
+}
+
+/// The ingress's HTTP edge: address, limits, the merchant API token, who may call what.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `STOCKLEDGER_HTTP_ADDR`, default `127.0.0.1:8080`.
+    pub addr: String,
     /// `STOCKLEDGER_API_TOKEN`: the merchant API bearer token; no default.
     pub api_token: Option<Secret>,
+    /// `STOCKLEDGER_MAX_BODY_BYTES`, default `262144`.
+    pub max_body_bytes: usize,
+    /// `STOCKLEDGER_REQUEST_TIMEOUT`, default `10s`: the whole of one HTTP request.
+    pub request_timeout: Duration,
+    /// `STOCKLEDGER_HEADER_READ_TIMEOUT`, default `10s` (from `100ms` to `5m`): how long the
+    /// ingress waits for a complete request head, counted from the connection's opening or
+    /// from the end of the previous response; so it is also the idle keep-alive timeout.
+    pub header_read_timeout: Duration,
+    /// `STOCKLEDGER_MAX_CONNECTIONS`, default `1024` (`1` to [`MAX_CONNECTIONS_MAX`]): open
+    /// HTTP connections the ingress keeps; it also stays below the open-file limit.
+    pub max_connections: usize,
+    /// `STOCKLEDGER_MAX_INFLIGHT_REQUESTS`, default `512` (`1` to
+    /// [`MAX_INFLIGHT_REQUESTS_MAX`]): requests the ingress works on at once; more are
+    /// answered 503 with `Retry-After` at once.
+    pub max_inflight_requests: usize,
+    /// `STOCKLEDGER_CONFIRMATION_DEADLINE`, default `8s`.
+    pub confirmation_deadline: Duration,
+    /// `STOCKLEDGER_TRUSTED_PROXIES`: comma-separated addresses or CIDRs; unset: none.
+    pub trusted_proxies: Vec<String>,
+    /// `STOCKLEDGER_PORTONE_ALLOWED_IPS`: comma-separated addresses or CIDRs; unset: any.
+    pub portone_allowed_ips: Vec<String>,
+    /// `STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND`, default `20`: iPint callbacks one source
+    /// address may make per second, sustained (`0`: no limit; decision 30).
+    pub ipint_callbacks_per_second: u32,
+    /// `STOCKLEDGER_IPINT_CALLBACKS_BURST`, default `200`: iPint callbacks one source may
+    /// make at once before the rate applies.
+    pub ipint_callbacks_burst: u32,
+    /// `STOCKLEDGER_CONFIRMATIONS_PER_SECOND`, default `1000`: PortOne inventory
+    /// confirmations one source address may make per second, sustained (`0`: no limit).
+    pub confirmations_per_second: u32,
+    /// `STOCKLEDGER_CONFIRMATIONS_BURST`, default `2000`: confirmations one source may make
+    /// at once before the rate applies.
+    pub confirmations_burst: u32,
+}
+
+/// The providers' webhook secrets, with which the ingress verifies what they send.
+#[derive(Debug, Clone)]
+pub struct ProvidersConfig {
     /// `STOCKLEDGER_PORTONE_SECRET_KEY`: unset means the PortOne webhook answers 401.
     pub portone_secret_key: Option<Secret>,
     /// `STOCKLEDGER_PORTONE_KEY`: unset means any `portone_key` is accepted.
     pub portone_key: Option<Secret>,
-    /// `STOCKLEDGER_PORTONE_ALLOWED_IPS`: comma-separated addresses or CIDRs; unset: any.
-    pub portone_allowed_ips: Vec<String>,
-    /// `STOCKLEDGER_TRUSTED_PROXIES`: comma-separated addresses or CIDRs; unset: none.
-    pub trusted_proxies: Vec<String>,
     /// `STOCKLEDGER_STRIPE_WEBHOOK_SECRET`: comma-separated during rotation; unset: 401.
     pub stripe_webhook_secrets: Vec<Secret>,
     /// `STOCKLEDGER_ADYEN_HMAC_KEY`: hex; comma-separated during rotation; unset: 401.
@@ -70,6 +165,11 @@ pub struct Config {
     pub adyen_basic_user: Option<String>,
     /// `STOCKLEDGER_ADYEN_BASIC_PASSWORD`: the Basic-auth password for Adyen notifications.
     pub adyen_basic_password: Option<Secret>,
+}
+
+/// The callback verifiers: the providers' APIs they call back, and their bounds.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
     /// `STOCKLEDGER_IPINT_API_URL`, default `https://api.ipint.io:8003`.
     pub ipint_api_url: String,
     /// `STOCKLEDGER_IPINT_API_KEY`.
@@ -85,18 +185,6 @@ pub struct Config {
     /// `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`, default `10m`: the longest pause between two
     /// verifications (the pause doubles from 1 s up to this).
     pub ipint_verify_backoff_max: Duration,
-    /// `STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND`, default `20`: iPint callbacks one source
-    /// address may make per second, sustained (`0`: no limit; decision 30).
-    pub ipint_callbacks_per_second: u32,
-    /// `STOCKLEDGER_IPINT_CALLBACKS_BURST`, default `200`: iPint callbacks one source may
-    /// make at once before the rate applies.
-    pub ipint_callbacks_burst: u32,
-    /// `STOCKLEDGER_CONFIRMATIONS_PER_SECOND`, default `1000`: PortOne inventory
-    /// confirmations one source address may make per second, sustained (`0`: no limit).
-    pub confirmations_per_second: u32,
-    /// `STOCKLEDGER_CONFIRMATIONS_BURST`, default `2000`: confirmations one source may make
-    /// at once before the rate applies.
-    pub confirmations_burst: u32,
     /// `STOCKLEDGER_STRIPE_API_URL`, default `https://api.stripe.com`: where partial Stripe
     /// events are completed (decision 30).
     pub stripe_api_url: String,
@@ -109,67 +197,54 @@ pub struct Config {
     /// event (API failures each count; the pause doubles from 1 s to 10 min) before it
     /// becomes an `unverifiable` exception.
     pub stripe_fetch_attempts: i64,
-    /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
-    pub reservation_ttl: Duration,
-    /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
-    pub unknown_order_hold: Duration,
-    /// `STOCKLEDGER_CONFIRMATION_DEADLINE`, default `8s`.
-    pub confirmation_deadline: Duration,
-    /// `STOCKLEDGER_MAX_BODY_BYTES`, default `262144`.
-    pub max_body_bytes: usize,
-    /// `STOCKLEDGER_REQUEST_TIMEOUT`, default `10s`: the whole of one HTTP request.
-    pub request_timeout: Duration,
-    /// `STOCKLEDGER_PUBLISH_TIMEOUT`, default `3s`: wait for JetStream's publish ack.
-    pub publish_timeout: Duration,
+}
+
+/// The ledger consumer: batching, delivery limits, reservations.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
     /// `STOCKLEDGER_FETCH_BATCH_MAX`, default `256`: events per ledger transaction.
     pub fetch_batch_max: usize,
     /// `STOCKLEDGER_BATCH_LINGER`, default `1ms`: how long the ledger waits for more
     /// messages after the first of a batch before applying it (never longer; `0ms` applies
     /// what is already there).
     pub batch_linger: Duration,
-    /// `STOCKLEDGER_PUBLISH_GROUP_MAX`, default `64`: events one JetStream message may
-    /// carry (group commit); `1` publishes every event alone.
-    pub publish_group_max: usize,
-    /// `STOCKLEDGER_PUBLISH_INFLIGHT_MAX`, default `4`: messages a process may have
-    /// awaiting JetStream's ack at once; events arriving meanwhile wait and leave together.
-    pub publish_inflight_max: usize,
     /// `STOCKLEDGER_ACK_WAIT`, default `30s`.
     pub ack_wait: Duration,
     /// `STOCKLEDGER_MAX_DELIVER`, default `100`.
     pub max_deliver: i64,
     /// `STOCKLEDGER_MAX_ACK_PENDING`, default `4096`.
     pub max_ack_pending: i64,
+    /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
+    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
+    pub unknown_order_hold: Duration,
     /// `STOCKLEDGER_SWEEP_INTERVAL`, default `30s`: how often expired reservations are sought.
     pub sweep_interval: Duration,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`, default `500`: expiries published per sweep.
     pub sweep_batch_max: usize,
-    /// `STOCKLEDGER_DB_POOL_MAX`, default `8`.
-    pub db_pool_max: u32,
-    /// `STOCKLEDGER_SHUTDOWN_GRACE`, default `10s`: time to finish in-flight work on stop.
-    pub shutdown_grace: Duration,
+}
+
+/// The exception consumer.
+#[derive(Debug, Clone)]
+pub struct ExceptionsConfig {
     /// `STOCKLEDGER_EXCEPTIONS_METRICS_ADDR`, default `127.0.0.1:9464`: where the exception
     /// consumer serves `GET /metrics`; `off` disables it.
-    pub exceptions_metrics_addr: Option<String>,
+    pub metrics_addr: Option<String>,
     /// `STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL`, default `5s`: how often the exception
     /// consumer resolves dead letters whose event got a final outcome.
-    pub exceptions_sweep_interval: Duration,
+    pub sweep_interval: Duration,
     /// `STOCKLEDGER_DLQ_MAX_AGE`, default `90d`: how long JetStream keeps dead letters and
     /// captured advisories (the exception queue keeps its copy of every payload forever).
     pub dlq_max_age: Duration,
-    /// `STOCKLEDGER_MERCHANT`, default `default`: the merchant scope the ingress writes in
-    /// every event's `merchant` (one ingress deployment per merchant on a marketplace).
-    pub merchant: String,
-    /// `STOCKLEDGER_HEADER_READ_TIMEOUT`, default `10s` (from `100ms` to `5m`): how long the
-    /// ingress waits for a complete request head, counted from the connection's opening or
-    /// from the end of the previous response; so it is also the idle keep-alive timeout.
-    pub header_read_timeout: Duration,
-    /// `STOCKLEDGER_MAX_CONNECTIONS`, default `1024` (`1` to [`MAX_CONNECTIONS_MAX`]): open
-    /// HTTP connections the ingress keeps; it also stays below the open-file limit.
-    pub max_connections: usize,
-    /// `STOCKLEDGER_MAX_INFLIGHT_REQUESTS`, default `512` (`1` to
-    /// [`MAX_INFLIGHT_REQUESTS_MAX`]): requests the ingress works on at once; more are
-    /// answered 503 with `Retry-After` at once.
-    pub max_inflight_requests: usize,
+}
+
+/// How a process writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per record.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Hard bounds on the limits: configuration outside them is refused at start.
@@ -201,128 +276,168 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let r = Reader { get: &get };
         let cfg = Config {
-            http_addr: r.string("STOCKLEDGER_HTTP_ADDR", "127.0.0.1:8080"),
-            nats_url: r.string("STOCKLEDGER_NATS_URL", "nats://127.0.0.1:4222"),
-            nats_namespace: r.string("STOCKLEDGER_NATS_NAMESPACE", "stockledger"),
-            database_url: r.string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
-            api_token: r.secret("STOCKLEDGER_API_TOKEN"),
-            portone_secret_key: r.secret("STOCKLEDGER_PORTONE_SECRET_KEY"),
-            portone_key: r.secret("STOCKLEDGER_PORTONE_KEY"),
-            portone_allowed_ips: r.list("STOCKLEDGER_PORTONE_ALLOWED_IPS"),
-            trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
-            stripe_webhook_secrets: r
-                .list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET")
-                .into_iter()
-                .map(Secret)
-                .collect(),
-            adyen_hmac_keys: r
-                .list("STOCKLEDGER_ADYEN_HMAC_KEY")
-                .into_iter()
-                .map(Secret)
-                .collect(),
-            adyen_basic_user: r.optional("STOCKLEDGER_ADYEN_BASIC_USER"),
-            adyen_basic_password: r.secret("STOCKLEDGER_ADYEN_BASIC_PASSWORD"),
-            ipint_api_url: r.string("STOCKLEDGER_IPINT_API_URL", "https://api.ipint.io:8003"),
-            ipint_api_key: r.secret("STOCKLEDGER_IPINT_API_KEY"),
-            ipint_api_secret: r.secret("STOCKLEDGER_IPINT_API_SECRET"),
-            ipint_timeout: r.duration("STOCKLEDGER_IPINT_TIMEOUT", "10s")?,
-            ipint_verify_attempts: r.number(
-                "STOCKLEDGER_IPINT_VERIFY_ATTEMPTS",
-                100,
-                1,
-                100_000,
-            )?,
-            ipint_verify_backoff_max: r.duration("STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX", "10m")?,
-            ipint_callbacks_per_second: r.number(
-                "STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND",
-                20,
-                0,
-                1_000_000,
-            )?,
-            ipint_callbacks_burst: r.number(
-                "STOCKLEDGER_IPINT_CALLBACKS_BURST",
-                200,
-                1,
-                1_000_000,
-            )?,
-            confirmations_per_second: r.number(
-                "STOCKLEDGER_CONFIRMATIONS_PER_SECOND",
-                1000,
-                0,
-                1_000_000,
-            )?,
-            confirmations_burst: r.number("STOCKLEDGER_CONFIRMATIONS_BURST", 2000, 1, 1_000_000)?,
-            stripe_api_url: r.string("STOCKLEDGER_STRIPE_API_URL", "https://api.stripe.com"),
-            stripe_api_key: r.secret("STOCKLEDGER_STRIPE_API_KEY"),
-            stripe_api_timeout: r.duration("STOCKLEDGER_STRIPE_API_TIMEOUT", "10s")?,
-            stripe_fetch_attempts: r.number("STOCKLEDGER_STRIPE_FETCH_ATTEMPTS", 20, 1, 100_000)?,
-            reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
-            unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
-            confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
-            max_body_bytes: r.number(
-                "STOCKLEDGER_MAX_BODY_BYTES",
-                262_144,
-                1,
-                MAX_BODY_BYTES_MAX,
-            )?,
-            request_timeout: r.duration("STOCKLEDGER_REQUEST_TIMEOUT", "10s")?,
-            publish_timeout: r.duration("STOCKLEDGER_PUBLISH_TIMEOUT", "3s")?,
-            fetch_batch_max: r.number(
-                "STOCKLEDGER_FETCH_BATCH_MAX",
-                256,
-                1,
-                FETCH_BATCH_MAX_MAX,
-            )?,
-            batch_linger: r.duration_at_most(
-                "STOCKLEDGER_BATCH_LINGER",
-                "1ms",
-                BATCH_LINGER_MAX,
-            )?,
-            publish_group_max: r.number(
-                "STOCKLEDGER_PUBLISH_GROUP_MAX",
-                64,
-                1,
-                PUBLISH_GROUP_MAX_MAX,
-            )?,
-            publish_inflight_max: r.number(
-                "STOCKLEDGER_PUBLISH_INFLIGHT_MAX",
-                4,
-                1,
-                PUBLISH_INFLIGHT_MAX_MAX,
-            )?,
-            ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
-            max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
-            max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
-            sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
-            sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
-            db_pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
-            shutdown_grace: r.duration("STOCKLEDGER_SHUTDOWN_GRACE", "10s")?,
-            exceptions_metrics_addr: Some(
-                r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"),
-            )
-            .filter(|a| a != "off"),
-            exceptions_sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
-            dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
-            merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
-            header_read_timeout: r.duration_at_most(
-                "STOCKLEDGER_HEADER_READ_TIMEOUT",
-                "10s",
-                HEADER_READ_TIMEOUT_MAX,
-            )?,
-            max_connections: r.number(
-                "STOCKLEDGER_MAX_CONNECTIONS",
-                1024,
-                1,
-                MAX_CONNECTIONS_MAX,
-            )?,
-            max_inflight_requests: r.number(
-                "STOCKLEDGER_MAX_INFLIGHT_REQUESTS",
-                512,
-                1,
-                MAX_INFLIGHT_REQUESTS_MAX,
-            )?,
+            nats: NatsConfig {
+                url: r.string("STOCKLEDGER_NATS_URL", "nats://127.0.0.1:4222"),
+                namespace: r.string("STOCKLEDGER_NATS_NAMESPACE", "stockledger"),
+                publish_timeout: r.duration("STOCKLEDGER_PUBLISH_TIMEOUT", "3s")?,
+                publish_group_max: r.number(
+                    "STOCKLEDGER_PUBLISH_GROUP_MAX",
+                    64,
+                    1,
+                    PUBLISH_GROUP_MAX_MAX,
+                )?,
+                publish_inflight_max: r.number(
+                    "STOCKLEDGER_PUBLISH_INFLIGHT_MAX",
+                    4,
+                    1,
+                    PUBLISH_INFLIGHT_MAX_MAX,
+                )?,
+                merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
+            },
+            database: DatabaseConfig {
+                url: r
+                    .string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
+                pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
+            },
+            process: ProcessConfig {
+                shutdown_grace: r.duration("STOCKLEDGER_SHUTDOWN_GRACE", "10s")?,
+                log_format: match r.string("STOCKLEDGER_LOG_FORMAT", "text").as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(ConfigError {
+                            var: "STOCKLEDGER_LOG_FORMAT",
+                            value: other.to_owned(),
+                            message: "expected `text` or `json`".into(),
+                        });
+                    }
+                },
+            },
+            http: HttpConfig {
+                addr: r.string("STOCKLEDGER_HTTP_ADDR", "127.0.0.1:8080"),
+                api_token: r.secret("STOCKLEDGER_API_TOKEN"),
+                max_body_bytes: r.number(
+                    "STOCKLEDGER_MAX_BODY_BYTES",
+                    262_144,
+                    1,
+                    MAX_BODY_BYTES_MAX,
+                )?,
+                request_timeout: r.duration("STOCKLEDGER_REQUEST_TIMEOUT", "10s")?,
+                header_read_timeout: r.duration_at_most(
+                    "STOCKLEDGER_HEADER_READ_TIMEOUT",
+                    "10s",
+                    HEADER_READ_TIMEOUT_MAX,
+                )?,
+                max_connections: r.number(
+                    "STOCKLEDGER_MAX_CONNECTIONS",
+                    1024,
+                    1,
+                    MAX_CONNECTIONS_MAX,
+                )?,
+                max_inflight_requests: r.number(
+                    "STOCKLEDGER_MAX_INFLIGHT_REQUESTS",
+                    512,
+                    1,
+                    MAX_INFLIGHT_REQUESTS_MAX,
+                )?,
+                confirmation_deadline: r.duration("STOCKLEDGER_CONFIRMATION_DEADLINE", "8s")?,
+                trusted_proxies: r.list("STOCKLEDGER_TRUSTED_PROXIES"),
+                portone_allowed_ips: r.list("STOCKLEDGER_PORTONE_ALLOWED_IPS"),
+                ipint_callbacks_per_second: r.number(
+                    "STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND",
+                    20,
+                    0,
+                    1_000_000,
+                )?,
+                ipint_callbacks_burst: r.number(
+                    "STOCKLEDGER_IPINT_CALLBACKS_BURST",
+                    200,
+                    1,
+                    1_000_000,
+                )?,
+                confirmations_per_second: r.number(
+                    "STOCKLEDGER_CONFIRMATIONS_PER_SECOND",
+                    1000,
+                    0,
+                    1_000_000,
+                )?,
+                confirmations_burst: r.number(
+                    "STOCKLEDGER_CONFIRMATIONS_BURST",
+                    2000,
+                    1,
+                    1_000_000,
+                )?,
+            },
+            providers: ProvidersConfig {
+                portone_secret_key: r.secret("STOCKLEDGER_PORTONE_SECRET_KEY"),
+                portone_key: r.secret("STOCKLEDGER_PORTONE_KEY"),
+                stripe_webhook_secrets: r
+                    .list("STOCKLEDGER_STRIPE_WEBHOOK_SECRET")
+                    .into_iter()
+                    .map(Secret)
+                    .collect(),
+                adyen_hmac_keys: r
+                    .list("STOCKLEDGER_ADYEN_HMAC_KEY")
+                    .into_iter()
+                    .map(Secret)
+                    .collect(),
+                adyen_basic_user: r.optional("STOCKLEDGER_ADYEN_BASIC_USER"),
+                adyen_basic_password: r.secret("STOCKLEDGER_ADYEN_BASIC_PASSWORD"),
+            },
+            verifier: VerifierConfig {
+                ipint_api_url: r.string("STOCKLEDGER_IPINT_API_URL", "https://api.ipint.io:8003"),
+                ipint_api_key: r.secret("STOCKLEDGER_IPINT_API_KEY"),
+                ipint_api_secret: r.secret("STOCKLEDGER_IPINT_API_SECRET"),
+                ipint_timeout: r.duration("STOCKLEDGER_IPINT_TIMEOUT", "10s")?,
+                ipint_verify_attempts: r.number(
+                    "STOCKLEDGER_IPINT_VERIFY_ATTEMPTS",
+                    100,
+                    1,
+                    100_000,
+                )?,
+                ipint_verify_backoff_max: r
+                    .duration("STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX", "10m")?,
+                stripe_api_url: r.string("STOCKLEDGER_STRIPE_API_URL", "https://api.stripe.com"),
+                stripe_api_key: r.secret("STOCKLEDGER_STRIPE_API_KEY"),
+                stripe_api_timeout: r.duration("STOCKLEDGER_STRIPE_API_TIMEOUT", "10s")?,
+                stripe_fetch_attempts: r.number(
+                    "STOCKLEDGER_STRIPE_FETCH_ATTEMPTS",
+                    20,
+                    1,
+                    100_000,
+                )?,
+            },
+            ledger: LedgerConfig {
+                fetch_batch_max: r.number(
+                    "STOCKLEDGER_FETCH_BATCH_MAX",
+                    256,
+                    1,
+                    FETCH_BATCH_MAX_MAX,
+                )?,
+                batch_linger: r.duration_at_most(
+                    "STOCKLEDGER_BATCH_LINGER",
+                    "1ms",
+                    BATCH_LINGER_MAX,
+                )?,
+                ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
+                max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
+                max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
+                reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
+                unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
+                sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
+                sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
+            },
+            exceptions: ExceptionsConfig {
+                metrics_addr: Some(
+                    r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"),
+                )
+                .filter(|a| a != "off"),
+                sweep_interval: r
+                    .duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
+                dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
+            },
         };
-        if cfg.header_read_timeout < HEADER_READ_TIMEOUT_MIN {
+        if cfg.http.header_read_timeout < HEADER_READ_TIMEOUT_MIN {
             return Err(ConfigError {
                 var: "STOCKLEDGER_HEADER_READ_TIMEOUT",
                 value: r.string("STOCKLEDGER_HEADER_READ_TIMEOUT", "10s"),
@@ -428,16 +543,16 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_table() {
         let c = Config::from_map(&HashMap::new()).unwrap();
-        assert_eq!(c.http_addr, "127.0.0.1:8080");
-        assert_eq!(c.reservation_ttl, Duration::from_secs(7 * 86_400));
-        assert_eq!(c.unknown_order_hold, Duration::from_secs(600));
-        assert_eq!(c.confirmation_deadline, Duration::from_secs(8));
-        assert_eq!(c.max_body_bytes, 262_144);
-        assert!(c.api_token.is_none());
-        assert_eq!(c.merchant, "default");
-        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(c.max_connections, 1024);
-        assert_eq!(c.max_inflight_requests, 512);
+        assert_eq!(c.http.addr, "127.0.0.1:8080");
+        assert_eq!(c.ledger.reservation_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.ledger.unknown_order_hold, Duration::from_secs(600));
+        assert_eq!(c.http.confirmation_deadline, Duration::from_secs(8));
+        assert_eq!(c.http.max_body_bytes, 262_144);
+        assert!(c.http.api_token.is_none());
+        assert_eq!(c.nats.merchant, "default");
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 1024);
+        assert_eq!(c.http.max_inflight_requests, 512);
     }
 
     #[test]

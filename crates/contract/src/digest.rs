@@ -183,10 +183,10 @@ mod tests {
             Some(b"raw"),
         )
         .with_merchant("shop-2");
-        assert_ne!(a.to_json(), b.to_json());
+        assert_ne!(a.to_json().unwrap(), b.to_json().unwrap());
         assert_eq!(a.content_digest(), b.content_digest());
         assert_eq!(a.content_digest(), content_digest(&receipt(3)));
-        let text = String::from_utf8(b.to_json()).unwrap();
+        let text = String::from_utf8(b.to_json().unwrap()).unwrap();
         assert_eq!(content_digest_of_json(&text), Some(a.content_digest()));
         assert_eq!(content_digest_of_json("{}"), None);
         assert_eq!(a.content_digest().to_string().len(), 64);

@@ -1,5 +1,6 @@
-//! The two error types of the contract: [`DecodeError`], what a consumer of bytes branches
-//! on, and [`ContractError`], a field of a known version that is missing or invalid.
+//! The error types of the contract: [`DecodeError`], what a consumer of bytes branches
+//! on, [`ContractError`], a field of a known version that is missing or invalid, and
+//! [`EncodeError`], a value that could not be written as JSON.
 
 /// Why bytes could not become a contract event.
 ///
@@ -59,4 +60,20 @@ impl From<ContractError> for DecodeError {
             message: e.message,
         }
     }
+}
+
+/// A contract value that could not be written as JSON.
+///
+/// No value this crate builds fails to encode today (plain strings, integers and clamped
+/// times), but the encoders return this rather than an empty payload: a bug here must stop
+/// a publish or a write, never send zero bytes that a consumer would record as an
+/// undecodable exception.
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode {what} as JSON")]
+pub struct EncodeError {
+    /// What was being encoded (`an event envelope`, `a stock change`).
+    pub what: &'static str,
+    /// Why serde_json refused it.
+    #[source]
+    pub source: serde_json::Error,
 }

@@ -59,7 +59,14 @@ impl<'a> Obj<'a> {
     /// Refuses any key not in `allowed`: v1 objects are closed, a new field is a new
     /// version.
     pub(crate) fn only(&self, allowed: &[&str]) -> Result<(), ContractError> {
-        match self.map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        self.only_with(allowed, &[])
+    }
+
+    /// Like [`Obj::only`], also letting through the fields a newer version `added` (which
+    /// that version's reader reads).
+    pub(crate) fn only_with(&self, allowed: &[&str], added: &[&str]) -> Result<(), ContractError> {
+        let known = |k: &str| allowed.contains(&k) || added.contains(&k);
+        match self.map.keys().find(|k| !known(k.as_str())) {
             Some(k) => Err(ContractError::new(
                 self.path_of(k),
                 "is not a field of this object",

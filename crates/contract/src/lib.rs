@@ -9,9 +9,13 @@
 //! - [`v1`]: the released version 1, never edited; its payloads are v2's too.
 //! - [`v2`]: version 2 (v1 plus `merchant` and `causation_id`), what this release writes:
 //!   [`Envelope`] is v2's. [`v2::upcast`] turns a v1 envelope into a v2 one.
-//! - [`decode`] / [`decode_event`]: bytes to an envelope of the current version (older
-//!   versions upcast) and its domain event, with one error type, [`DecodeError`], whose
-//!   variants a consumer branches on.
+//! - [`decode`] / [`decode_event`] / [`decode_received`]: bytes to an envelope of the
+//!   current version (older versions upcast) and its domain event, in one pass over one
+//!   parsed document, with one error type, [`DecodeError`], whose variants a consumer
+//!   branches on. The event id is read from the envelope and checked against
+//!   `source.identity` once, there; the envelope carries it after.
+//! - [`Envelope::to_json`]: the one encoding, fallible ([`EncodeError`]) so that a bug is
+//!   an error and never an empty payload.
 //! - [`content_digest`] / [`Envelope::content_digest`]: what "the same content" means for
 //!   one event id (`docs/decisions.md` §26): kind and payload, canonical, without times,
 //!   source, merchant or raw digest.
@@ -34,7 +38,7 @@ use domain::Event;
 use serde_json::{Map, Value};
 
 pub use digest::{MERCHANT_API, content_digest, content_digest_of_json};
-pub use error::{ContractError, DecodeError};
+pub use error::{ContractError, DecodeError, EncodeError};
 pub use v1::Source;
 pub use v2::Envelope;
 
@@ -62,6 +66,26 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
 
 /// Like [`decode`], and also returns the domain event the envelope says.
 pub fn decode_event(bytes: &[u8]) -> Result<(Envelope, Event), DecodeError> {
+    decode_received(bytes).map(|r| (r.envelope, r.event))
+}
+
+/// A message decoded by [`decode_received`]: the envelope, the domain event it says, and
+/// the message itself as text.
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// The envelope, of the current version (an older one upcast).
+    pub envelope: Envelope,
+    /// The domain event the envelope says; its id is the envelope's `event_id`.
+    pub event: Event,
+    /// The bytes as received, as text: a decoded message is JSON, and JSON is UTF-8, so
+    /// this is exactly what was received (nothing replaced), for a store that keeps the
+    /// envelope as text.
+    pub text: &'a str,
+}
+
+/// Like [`decode_event`], and also returns the message as text, checked as UTF-8 once on
+/// the way in (a consumer that stores the envelope needs no lossy conversion of its own).
+pub fn decode_received(bytes: &[u8]) -> Result<Received<'_>, DecodeError> {
     if bytes.len() > ENVELOPE_LEN_MAX_BYTES {
         return Err(DecodeError::Undecodable {
             message: format!(
@@ -70,10 +94,20 @@ pub fn decode_event(bytes: &[u8]) -> Result<(Envelope, Event), DecodeError> {
             ),
         });
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Undecodable {
+    // JSON is UTF-8: checking it here, once, lets the parser skip its own check and gives
+    // the caller the text it stores.
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Undecodable {
         message: format!("not JSON: {e}"),
     })?;
-    decode_value::<Envelope>(&value)
+    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError::Undecodable {
+        message: format!("not JSON: {e}"),
+    })?;
+    let (envelope, event) = decode_value::<Envelope>(&value)?;
+    Ok(Received {
+        envelope,
+        event,
+        text,
+    })
 }
 
 /// Decodes and fully validates an envelope already parsed as JSON, into `E`: [`Envelope`]
@@ -116,8 +150,8 @@ pub fn decode_value<E: Decodable>(value: &Value) -> Result<(E, Event), DecodeErr
 /// Sealed: the versions are this crate's.
 ///
 /// Why generic: the frozen `v1` module's `Deserialize` calls `crate::decode_value` and
-/// needs a `v1::Envelope` back. Making the target a parameter keeps that file byte for
-/// byte as released while the current decoder returns v2.
+/// needs a `v1::Envelope` back. Making the target a parameter keeps v1's reading exactly
+/// as released while the current decoder returns v2.
 pub trait Decodable: sealed::Sealed + Sized {
     /// Reads a `stockledger.event` object that claims `version`, with its domain event.
     #[doc(hidden)]
@@ -132,7 +166,8 @@ mod sealed {
 
 impl Decodable for v2::Envelope {
     fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError> {
-        // One arm per released version; older versions are upcast to the current one here.
+        // One arm per released version; older versions are upcast to the current one here,
+        // the only step a v1 envelope takes that a v2 one does not.
         match version {
             1 => read_v1(map).map(|(envelope, event)| (v2::upcast(envelope), event)),
             2 => Ok(v2::read_envelope(map)?),
@@ -151,7 +186,7 @@ impl Decodable for v1::Envelope {
 }
 
 fn read_v1(map: &Map<String, Value>) -> Result<(v1::Envelope, Event), DecodeError> {
-    let envelope = v1::read_envelope(map)?;
+    let envelope = v1::read_envelope(map, &v1::Added::NONE)?;
     let event = envelope.to_domain()?;
     Ok((envelope, event))
 }

@@ -6,6 +6,7 @@
 use domain::{Balance, EventId, StockKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::error::EncodeError;
 use crate::wire_time;
 
 /// The `schema` name every stock-change message carries.
@@ -84,9 +85,22 @@ impl StockChange {
         }
     }
 
-    /// The JSON bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The JSON bytes. An error is a bug in the encoder, surfaced rather than written as
+    /// an empty message.
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        serde_json::to_vec(self).map_err(|source| EncodeError {
+            what: "a stock change",
+            source,
+        })
+    }
+
+    /// The JSON as text, for a store that keeps the message in a text column: serde_json
+    /// writes text, so nothing is converted (and nothing lossy) on the way.
+    pub fn to_json_string(&self) -> Result<String, EncodeError> {
+        serde_json::to_string(self).map_err(|source| EncodeError {
+            what: "a stock change",
+            source,
+        })
     }
 
     /// Parses a message; `None` for anything that is not a version-1 stock change.

@@ -96,9 +96,13 @@ fn the_v1_and_v2_examples_of_a_kind_are_the_same_event() {
 fn every_golden_example_re_encodes_to_the_same_json() {
     for (kind, bytes) in common::goldens_v2() {
         let envelope = decode(&bytes).unwrap();
-        let encoded = json(&envelope.to_json());
+        let encoded = json(&envelope.to_json().unwrap());
         assert_eq!(encoded, json(&bytes), "{kind}");
-        assert_eq!(decode(&envelope.to_json()).unwrap(), envelope, "{kind}");
+        assert_eq!(
+            decode(&envelope.to_json().unwrap()).unwrap(),
+            envelope,
+            "{kind}"
+        );
         let via_serde: Envelope = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(via_serde, envelope, "{kind}");
     }
@@ -130,7 +134,7 @@ fn every_golden_example_is_what_the_encoder_writes_for_its_domain_event() {
             raw_digest: decoded.raw_digest.clone(),
             ..built
         };
-        assert_eq!(json(&built.to_json()), original, "{kind}");
+        assert_eq!(json(&built.to_json().unwrap()), original, "{kind}");
     }
 }
 
@@ -169,8 +173,20 @@ fn the_encoder_writes_version_2_with_the_default_merchant_and_no_cause() {
         decoded.recorded_at,
         None,
     );
-    let written = json(&built.to_json());
+    let written = json(&built.to_json().unwrap());
     assert_eq!(written["version"], contract::CURRENT_VERSION);
     assert_eq!(written["merchant"], contract::DEFAULT_MERCHANT);
     assert_eq!(written["causation_id"], Value::Null);
+}
+
+#[test]
+fn encoding_in_a_merchant_scope_is_encoding_the_envelope_with_that_merchant() {
+    for (kind, bytes) in common::goldens_v2() {
+        let envelope = decode(&bytes).unwrap();
+        assert_eq!(
+            envelope.to_json_in("shop-9").unwrap(),
+            envelope.clone().with_merchant("shop-9").to_json().unwrap(),
+            "{kind}"
+        );
+    }
 }

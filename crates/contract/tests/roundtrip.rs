@@ -248,7 +248,7 @@ fn round_trip(
     if let Some(cause) = &added.cause {
         envelope = envelope.caused_by(EventId::from_dedupe_key(&format!("cause:{cause}")));
     }
-    let (decoded, event) = decode_event(&envelope.to_json()).unwrap();
+    let (decoded, event) = decode_event(&envelope.to_json().unwrap()).unwrap();
     assert_eq!(decoded, envelope);
     assert_eq!(event.kind, *kind);
     assert_eq!(event.id, envelope.event_id());
@@ -265,7 +265,7 @@ fn round_trip(
         return;
     }
     let old = v1::Envelope::new(kind, source, occurred, recorded, raw.as_deref()).unwrap();
-    let (upcast, old_event) = decode_event(&old.to_json()).unwrap();
+    let (upcast, old_event) = decode_event(&old.to_json().unwrap()).unwrap();
     assert_eq!(old_event, event);
     assert_eq!(upcast.merchant, DEFAULT_MERCHANT);
     assert_eq!(upcast.causation_id, None);

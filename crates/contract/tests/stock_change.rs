@@ -54,9 +54,9 @@ fn what_the_ledger_writes_validates() {
         "payment.authorized",
         Timestamp(1_763_600_000_000),
     );
-    let json: serde_json::Value = serde_json::from_slice(&change.to_json()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&change.to_json().unwrap()).unwrap();
     assert!(validator().is_valid(&json), "{json}");
-    assert_eq!(StockChange::parse(&change.to_json()), Some(change));
+    assert_eq!(StockChange::parse(&change.to_json().unwrap()), Some(change));
 }
 
 #[test]

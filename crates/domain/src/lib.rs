@@ -10,6 +10,7 @@
 //! loads the part of the state one event touches, calls [`decide`], and persists the
 //! [`Resolution`] it gets back; it never decides anything itself.
 
+pub mod codes;
 pub mod conflict;
 pub mod event;
 pub mod matrix;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod stock;
 pub mod types;
 
+pub use codes::{ExceptionCode, OutcomeKind, ReasonCode, UnknownCode};
 pub use conflict::{ConflictEvidence, ContentDigest, conflict_id, conflicting_duplicate};
 pub use event::{
     AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,

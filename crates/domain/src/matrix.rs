@@ -1,7 +1,8 @@
-//! The trigger matrix (`shared/spec/trigger-matrix.md`) as one pure function:
+//! The trigger matrix (`docs/trigger-matrix.md`) as one pure function:
 //! [`decide`] takes the state, one delivery and the time, and says what happens. Every
-//! branch here is a cell of the matrix; the data-driven tests in `tests/matrix.rs` have one
-//! case per cell.
+//! branch here is a cell of the matrix and names its cell id (`M-…`) in a comment; the
+//! data-driven tests in `tests/matrix.rs` have a case for every cell, and one of them
+//! checks that every id cited here exists in the doc.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,7 +43,9 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
     let prior = state.outcomes.get(&event.id);
     let retrying = match prior {
         None => false,
+        // M-RETRY-1, M-RETRY-2: an operator retry of an open exception is decided again.
         Some(Outcome::Exception { .. }) if delivery.operator_retry => true,
+        // M-DUP-1: a known event id, whatever the copy says.
         Some(_) => return Decision::Duplicate,
     };
     // An operator retry is a deliberate "try now": the unknown-order hold is over.
@@ -53,6 +56,7 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
     };
     let now = ctx.now.max(event.recorded_at);
     let mut resolution = match decide_fresh(state, event, now, hold_until) {
+        // M-HOLD-1, M-EXP-1: nothing recorded yet.
         Fresh::Defer(until) => return Decision::Defer { until },
         Fresh::Record(r) => *r,
     };
@@ -63,8 +67,10 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
         ) = (prior, &resolution.outcome)
             && old.code() == new.code()
         {
+            // M-RETRY-1: the same exception again; the row stays open.
             return Decision::StillException;
         }
+        // M-RETRY-2: the new outcome replaces the exception.
         resolution.replaces_exception = true;
     }
     Decision::Record(Box::new(resolution))
@@ -77,17 +83,21 @@ enum Fresh {
 
 fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timestamp) -> Fresh {
     let r = match &event.kind {
+        // M-ORD-1 … M-ORD-5.
         EventKind::OrderRegistered { spec, payment_refs } => register(state, spec, payment_refs),
+        // M-ATT-1 … M-ATT-4.
         EventKind::PaymentRefAttached {
             order_ref,
             provider,
             payment_ref,
         } => attach(state, order_ref, provider, payment_ref),
+        // M-RCV-1.
         EventKind::StockReceived { key, quantity, .. } => {
             let mut moves = Moves::new(state);
             moves.push(key, Bucket::External, Bucket::Available, *quantity);
             moves.finish(None)
         }
+        // M-COR-1 … M-COR-5.
         EventKind::StockCorrected {
             key,
             delta,
@@ -96,6 +106,7 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             approved_by,
             ..
         } => correct(state, key, *delta, [reason, evidence, approved_by]),
+        // M-ACT-1 … M-ACT-11.
         EventKind::ExceptionAction {
             exception_id,
             action,
@@ -103,11 +114,13 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             reason,
             ..
         } => operator_action(state, exception_id, *action, [actor, reason]),
+        // M-RET-1 … M-RET-5.
         EventKind::ReturnReceived {
             order_ref,
             reference,
             lines,
         } => receive_return(state, order_ref, reference, lines),
+        // M-INS-1 … M-INS-4.
         EventKind::ReturnInspected {
             reference,
             outcome,
@@ -122,20 +135,30 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             // authorization, so that the reservation it makes is released, not kept.
             let wait_until = event.recorded_at.plus(RESERVATION_AWAIT_MAX);
             if !state.outcomes.contains_key(reservation) && now < wait_until {
+                // M-EXP-1: wait for the authorization it names.
                 return Fresh::Defer(wait_until);
             }
             match state.orders.get(order_ref) {
+                // M-EXP-2: the named reservation is the order's current one.
                 Some(o)
                     if o.state == OrderState::Reserved && o.reserved_by == Some(*reservation) =>
                 {
                     release(state, o)
                 }
+                // M-EXP-3: captured, voided, reserved by another authorization, or the
+                // authorization never came.
                 Some(o) => noop(Some(o), NoOpReason::ReservationNotActive),
+                // M-EXP-3: no such order.
                 None => noop(None, NoOpReason::ReservationNotActive),
             }
         }
         kind => match kind.payment() {
+            // M-HOLD-*, M-AUTH-*, M-CAP-*, M-VOID-*, M-SET-1, M-RFD-1, M-NOTE-1, M-FLAG-*,
+            // M-CB-*.
             Some(payment) => return payment_event(state, event, payment, now, hold_until),
+            // No cell: every kind without a payment is matched above, so this is only a
+            // safe default for a kind added later without its cells (recorded like
+            // M-NOTE-1).
             None => noop(None, NoOpReason::ProviderStatusRecorded),
         },
     };
@@ -157,14 +180,17 @@ fn payment_event(
             ..
         } = event.kind
         {
+            // M-HOLD-3: a synchronous question is answered at once.
             return Fresh::Record(Box::new(noop(
                 None,
                 NoOpReason::Declined(DeclineReason::UnknownOrder),
             )));
         }
         if now < hold_until {
+            // M-HOLD-1: the order may still be on its way.
             return Fresh::Defer(hold_until);
         }
+        // M-HOLD-2: the hold ran out.
         let detail = format!("no registered order for {:?}", payment.order);
         return Fresh::Record(Box::new(exception(
             None,
@@ -173,28 +199,38 @@ fn payment_event(
         )));
     };
     let r = match &event.kind {
+        // M-AUTH-1 … M-AUTH-7.
         EventKind::PaymentAuthorized { mode, .. } => authorize(state, event, order, payment, *mode),
+        // M-CAP-1 … M-CAP-5.
         EventKind::PaymentCaptured { .. } => capture(state, order, payment),
+        // M-VOID-1 … M-VOID-4.
         EventKind::PaymentVoided { .. } => void(state, order),
+        // M-SET-1.
         EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
+        // M-RFD-1.
         EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
         EventKind::PaymentFlagged { reason, detail, .. } => {
             let reason = match reason {
+                // M-FLAG-1.
                 FlagReason::Unverifiable => ExceptionReason::Unverifiable,
+                // M-FLAG-2.
                 FlagReason::AmountMismatch => ExceptionReason::AmountMismatch,
             };
             exception(Some(order), reason, detail.clone())
         }
+        // M-CB-1, M-CB-2.
         EventKind::ChargebackOpened {
             dispute_id,
             deadline,
             ..
         } => open_chargeback(state, event, order, dispute_id, *deadline),
+        // M-CB-3.
         EventKind::ChargebackClosed {
             dispute_id,
             outcome,
             ..
         } => close_chargeback(state, order, dispute_id, *outcome),
+        // M-NOTE-1: `payment.noted`, a provider status with no stock meaning.
         _ => noop(Some(order), NoOpReason::ProviderStatusRecorded),
     };
     Fresh::Record(Box::new(r))
@@ -208,7 +244,9 @@ fn authorize(
     mode: AuthorizationMode,
 ) -> Resolution {
     match order.state {
+        // M-AUTH-6.
         OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
+        // M-AUTH-7.
         OrderState::Sold | OrderState::Released => {
             return noop(Some(order), NoOpReason::StaleAuthorization);
         }
@@ -216,10 +254,12 @@ fn authorize(
     }
     if let Some(detail) = amount_mismatch(order, payment) {
         return match mode {
+            // M-AUTH-4.
             AuthorizationMode::Confirmation => noop(
                 Some(order),
                 NoOpReason::Declined(DeclineReason::AmountMismatch),
             ),
+            // M-AUTH-5.
             AuthorizationMode::Notification => {
                 exception(Some(order), ExceptionReason::AmountMismatch, detail)
             }
@@ -228,10 +268,12 @@ fn authorize(
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Available, Bucket::Reserved) {
         return match mode {
+            // M-AUTH-2.
             AuthorizationMode::Confirmation => noop(
                 Some(order),
                 NoOpReason::Declined(DeclineReason::InsufficientInventory),
             ),
+            // M-AUTH-3.
             AuthorizationMode::Notification => exception(
                 Some(order),
                 ExceptionReason::InsufficientAtAuthorization,
@@ -239,6 +281,7 @@ fn authorize(
             ),
         };
     }
+    // M-AUTH-1.
     let mut after = order.clone();
     after.state = OrderState::Reserved;
     after.stock_moved = true;
@@ -249,11 +292,14 @@ fn authorize(
 
 fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
     if order.state == OrderState::Sold {
+        // M-CAP-5.
         return noop(Some(order), NoOpReason::AlreadySold);
     }
     if let Some(detail) = amount_mismatch(order, payment) {
+        // M-CAP-4.
         return exception(Some(order), ExceptionReason::AmountMismatch, detail);
     }
+    // M-CAP-1 sells the reservation; M-CAP-2 sells from `available`.
     let from = if order.state == OrderState::Reserved {
         Bucket::Reserved
     } else {
@@ -261,6 +307,7 @@ fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
     };
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, from, Bucket::Sold) {
+        // M-CAP-3.
         return exception(Some(order), ExceptionReason::Oversold, short);
     }
     let mut after = order.clone();
@@ -273,8 +320,11 @@ fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
 
 fn void(state: &State, order: &Order) -> Resolution {
     match order.state {
+        // M-VOID-2.
         OrderState::Registered => noop(Some(order), NoOpReason::NothingReserved),
+        // M-VOID-3.
         OrderState::Released => noop(Some(order), NoOpReason::AlreadyReleased),
+        // M-VOID-4.
         OrderState::Sold => exception(
             Some(order),
             ExceptionReason::VoidAfterCapture,
@@ -283,11 +333,13 @@ fn void(state: &State, order: &Order) -> Resolution {
                 order.spec.order_ref
             ),
         ),
+        // M-VOID-1.
         OrderState::Reserved => release(state, order),
     }
 }
 
-/// `reserved → available` for every line, and the order becomes `released`.
+/// `reserved → available` for every line, and the order becomes `released`
+/// (M-VOID-1, M-EXP-2).
 fn release(state: &State, order: &Order) -> Resolution {
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, Bucket::Reserved, Bucket::Available) {
@@ -315,8 +367,10 @@ fn open_chargeback(
         && cb.closed.is_none()
         && cb.opened_by.is_some()
     {
+        // M-CB-2.
         return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
     }
+    // M-CB-1.
     let detail = format!(
         "dispute {dispute_id} opened on order {}",
         order.spec.order_ref
@@ -345,6 +399,7 @@ fn close_chargeback(
         .chargebacks
         .get(dispute_id)
         .and_then(|cb| cb.opened_by);
+    // M-CB-3: names the opening whose exception it resolves.
     let mut r = noop(Some(order), NoOpReason::ChargebackClosed(outcome));
     r.chargeback = Some(Chargeback {
         dispute_id: dispute_id.clone(),
@@ -364,16 +419,21 @@ fn register(state: &State, spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) ->
             .get(&(provider.clone(), payment_ref.clone()))
         {
             Some(owner) if owner == order_ref => {}
+            // M-ORD-5.
             Some(_) => return refused(state.orders.get(order_ref), RefusalReason::PaymentRefInUse),
             None => new_refs.push((provider.clone(), payment_ref.clone(), order_ref.clone())),
         }
     }
     let (reason, order) = match state.orders.get(order_ref) {
+        // M-ORD-1.
         None => (NoOpReason::OrderRegistered, Some(Order::new(spec.clone()))),
+        // M-ORD-2.
         Some(existing) if existing.spec.same_as(spec) => (NoOpReason::OrderUnchanged, None),
+        // M-ORD-4.
         Some(existing) if existing.stock_moved => {
             return refused(Some(existing), RefusalReason::OrderChangedAfterStockMoved);
         }
+        // M-ORD-3.
         Some(existing) => {
             let mut after = existing.clone();
             after.spec = spec.clone();
@@ -394,14 +454,18 @@ fn attach(
     payment_ref: &PaymentRef,
 ) -> Resolution {
     let Some(order) = state.orders.get(order_ref) else {
+        // M-ATT-1.
         return refused(None, RefusalReason::UnknownOrder);
     };
     match state
         .payment_refs
         .get(&(provider.clone(), payment_ref.clone()))
     {
+        // M-ATT-2.
         Some(owner) if owner == order_ref => noop(Some(order), NoOpReason::PaymentRefUnchanged),
+        // M-ATT-3.
         Some(_) => refused(Some(order), RefusalReason::PaymentRefInUse),
+        // M-ATT-4.
         None => {
             let mut r = noop(Some(order), NoOpReason::PaymentRefAttached);
             r.payment_refs = vec![(provider.clone(), payment_ref.clone(), order_ref.clone())];
@@ -412,11 +476,14 @@ fn attach(
 
 fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) -> Resolution {
     if approval.iter().any(|s| s.trim().is_empty()) {
+        // M-COR-1.
         return refused(None, RefusalReason::CorrectionUnapproved);
     }
     let Ok(quantity) = Quantity::new(delta.unsigned_abs()) else {
+        // M-COR-2.
         return refused(None, RefusalReason::InvalidQuantity);
     };
+    // M-COR-3 (up) and M-COR-4 (down).
     let (from, to) = if delta > 0 {
         (Bucket::External, Bucket::Available)
     } else {
@@ -424,18 +491,19 @@ fn correct(state: &State, key: &StockKey, delta: i64, approval: [&String; 3]) ->
     };
     let mut moves = Moves::new(state);
     if !moves.push(key, from, to, quantity) {
+        // M-COR-5.
         return refused(None, RefusalReason::CorrectionWouldGoNegative);
     }
     moves.finish(None)
 }
 
-/// The code of the one exception `release` and `keep` act on.
 /// How long a `reservation.expired` waits for the authorization it names when that
 /// authorization has not been applied yet (it may still be on its way: its publish was
 /// given up on, not necessarily lost). After it, the expiry is a no-op
 /// (`reservation_not_active`). Longer than any publish timeout the ingress allows.
 pub const RESERVATION_AWAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The code of the one exception `release` and `keep` act on.
 const VOID_AFTER_CAPTURE: &str = "void_after_capture";
 
 /// An operator action on an exception-queue row (`docs/decisions.md` §27). Never an
@@ -448,41 +516,52 @@ fn operator_action(
     [actor, why]: [&String; 2],
 ) -> Resolution {
     if actor.trim().is_empty() || why.trim().is_empty() {
+        // M-ACT-1.
         return refused(None, RefusalReason::ActionUnapproved);
     }
     let Some(entry) = state.exceptions.get(id) else {
+        // M-ACT-2.
         return refused(None, RefusalReason::UnknownException);
     };
     let order = entry.order_ref.as_ref().and_then(|o| state.orders.get(o));
     if !entry.open {
+        // M-ACT-3.
         let mut r = noop(order, NoOpReason::ExceptionAlreadyResolved);
         r.order_ref = entry.order_ref.clone();
         return r;
     }
     let for_void = matches!(action, OperatorAction::Release | OperatorAction::Keep);
     if for_void && entry.reason != VOID_AFTER_CAPTURE {
+        // M-ACT-4.
         return refused(order, RefusalReason::NotVoidAfterCapture);
     }
     let (mut r, resolution) = match action {
+        // M-ACT-5.
         OperatorAction::Resolve => (
             noop(order, NoOpReason::ExceptionResolved),
             format!("no-op by {actor}: {why}"),
         ),
+        // M-ACT-6.
         OperatorAction::Dismiss => (
             noop(order, NoOpReason::ExceptionDismissed),
             format!("dismissed by {actor}: {why}"),
         ),
+        // M-ACT-7.
         OperatorAction::Keep => (
             noop(order, NoOpReason::SaleKept),
             format!("kept by {actor} (the goods left): {why}"),
         ),
         OperatorAction::Release => match order {
             Some(o) if o.state == OrderState::Sold => match release_sale(state, o) {
+                // M-ACT-8.
                 Some(r) => (r, format!("released by {actor}: {why}")),
+                // M-ACT-9: everything sold came back through returns.
                 None => return refused(order, RefusalReason::ReleaseOfUnsoldOrder),
             },
+            // M-ACT-9: the order is not sold.
             _ => return refused(order, RefusalReason::ReleaseOfUnsoldOrder),
         },
+        // M-ACT-10, M-ACT-11.
         OperatorAction::Retry => return retry(state, id, order),
     };
     r.queue = Some(QueueUpdate {
@@ -504,8 +583,10 @@ fn retry(state: &State, id: &ExceptionId, order: Option<&Order>) -> Resolution {
         .and_then(|e| state.outcomes.get(&e))
         .is_some_and(Outcome::is_exception);
     if !own_exception {
+        // M-ACT-11.
         return refused(order, RefusalReason::NotRetryable);
     }
+    // M-ACT-10.
     let mut r = noop(order, NoOpReason::RetryRequested);
     r.queue = Some(QueueUpdate {
         exception_id: id.clone(),
@@ -515,9 +596,9 @@ fn retry(state: &State, id: &ExceptionId, order: Option<&Order>) -> Resolution {
     r
 }
 
-/// `release` of a `void_after_capture`: `sold → available` for what the order still has
-/// sold (its lines less what came back through returns), and the order becomes
-/// `released`. `None` when nothing is left to release.
+/// `release` of a `void_after_capture` (M-ACT-8): `sold → available` for what the order
+/// still has sold (its lines less what came back through returns), and the order becomes
+/// `released`. `None` when nothing is left to release (M-ACT-9).
 fn release_sale(state: &State, order: &Order) -> Option<Resolution> {
     let remaining = order.spec.lines.iter().filter_map(|(key, q)| {
         let returned = order.returned.get(key).copied().unwrap_or(0);
@@ -544,12 +625,15 @@ fn receive_return(
     lines: &Lines,
 ) -> Resolution {
     let Some(order) = state.orders.get(order_ref) else {
+        // M-RET-1.
         return refused(None, RefusalReason::UnknownOrder);
     };
     if state.returns.contains_key(reference) {
+        // M-RET-2.
         return refused(Some(order), RefusalReason::ReturnReferenceInUse);
     }
     if order.state != OrderState::Sold {
+        // M-RET-3.
         return refused(Some(order), RefusalReason::ReturnOfUnsoldOrder);
     }
     let mut after = order.clone();
@@ -557,6 +641,7 @@ fn receive_return(
         let sold = order.spec.lines.get(key).map_or(0, Quantity::get);
         let already = order.returned.get(key).copied().unwrap_or(0);
         if already + q.get() > sold {
+            // M-RET-4.
             return refused(Some(order), RefusalReason::ReturnExceedsSold);
         }
         after.returned.insert(key.clone(), already + q.get());
@@ -566,8 +651,10 @@ fn receive_return(
         .all_lines(lines, Bucket::Sold, Bucket::Returned)
         .is_err()
     {
+        // M-RET-4: the `sold` bucket holds less than the order's own count says.
         return refused(Some(order), RefusalReason::ReturnExceedsSold);
     }
+    // M-RET-5.
     let awaiting = lines.iter().map(|(k, q)| (k.clone(), q.get())).collect();
     let mut r = moves.finish(Some(after));
     r.return_record = Some(ReturnRecord {
@@ -585,6 +672,7 @@ fn inspect(
     lines: &Lines,
 ) -> Resolution {
     let Some(ret) = state.returns.get(reference) else {
+        // M-INS-1.
         return refused(None, RefusalReason::UnknownReturn);
     };
     let order = state.orders.get(&ret.order_ref);
@@ -592,6 +680,7 @@ fn inspect(
     for (key, q) in lines.iter() {
         let waiting = ret.awaiting_inspection.get(key).copied().unwrap_or(0);
         if q.get() > waiting {
+            // M-INS-2.
             return refused(order, RefusalReason::InspectionExceedsReturned);
         }
         after
@@ -599,11 +688,14 @@ fn inspect(
             .insert(key.clone(), waiting - q.get());
     }
     let to = match outcome {
+        // M-INS-3.
         InspectionOutcome::Restock => Bucket::Available,
+        // M-INS-4.
         InspectionOutcome::WriteOff => Bucket::WrittenOff,
     };
     let mut moves = Moves::new(state);
     if moves.all_lines(lines, Bucket::Returned, to).is_err() {
+        // M-INS-2: the `returned` bucket holds less than the return's own count says.
         return refused(order, RefusalReason::InspectionExceedsReturned);
     }
     let mut r = moves.finish(None);

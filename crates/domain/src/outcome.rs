@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codes::{ExceptionCode, OutcomeKind, ReasonCode};
 use crate::conflict::ConflictEvidence;
 use crate::event::ChargebackOutcome;
 use crate::order::{Order, ReturnRecord};
@@ -129,17 +130,57 @@ pub enum ExceptionReason {
 impl ExceptionReason {
     /// The stable reason code used in the exception queue and the docs.
     pub fn code(&self) -> &'static str {
+        self.exception_code().as_str()
+    }
+
+    /// The reason without its evidence ([`ExceptionCode`]).
+    pub fn exception_code(&self) -> ExceptionCode {
         match self {
-            ExceptionReason::Oversold => "oversold",
-            ExceptionReason::VoidAfterCapture => "void_after_capture",
-            ExceptionReason::InsufficientAtAuthorization => "insufficient_at_authorization",
-            ExceptionReason::AmountMismatch => "amount_mismatch",
-            ExceptionReason::ChargebackReview { .. } => "chargeback_review",
-            ExceptionReason::UnknownOrder => "unknown_order",
-            ExceptionReason::MissingFields => "missing_fields",
-            ExceptionReason::Undecodable => "undecodable",
-            ExceptionReason::UnknownSchemaVersion => "unknown_schema_version",
-            ExceptionReason::Unverifiable => "unverifiable",
+            ExceptionReason::Oversold => ExceptionCode::Oversold,
+            ExceptionReason::VoidAfterCapture => ExceptionCode::VoidAfterCapture,
+            ExceptionReason::InsufficientAtAuthorization => {
+                ExceptionCode::InsufficientAtAuthorization
+            }
+            ExceptionReason::AmountMismatch => ExceptionCode::AmountMismatch,
+            ExceptionReason::ChargebackReview { .. } => ExceptionCode::ChargebackReview,
+            ExceptionReason::UnknownOrder => ExceptionCode::UnknownOrder,
+            ExceptionReason::MissingFields => ExceptionCode::MissingFields,
+            ExceptionReason::Undecodable => ExceptionCode::Undecodable,
+            ExceptionReason::UnknownSchemaVersion => ExceptionCode::UnknownSchemaVersion,
+            ExceptionReason::Unverifiable => ExceptionCode::Unverifiable,
+        }
+    }
+}
+
+impl NoOpReason {
+    /// The reason code of this no-op (its evidence, if any, left out). Exhaustive on
+    /// purpose: a new no-op reason does not compile until it has a code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            NoOpReason::OrderRegistered => ReasonCode::OrderRegistered,
+            NoOpReason::OrderUnchanged => ReasonCode::OrderUnchanged,
+            NoOpReason::OrderUpdated => ReasonCode::OrderUpdated,
+            NoOpReason::PaymentRefAttached => ReasonCode::PaymentRefAttached,
+            NoOpReason::PaymentRefUnchanged => ReasonCode::PaymentRefUnchanged,
+            NoOpReason::AlreadyReserved => ReasonCode::AlreadyReserved,
+            NoOpReason::AlreadySold => ReasonCode::AlreadySold,
+            NoOpReason::AlreadyReleased => ReasonCode::AlreadyReleased,
+            NoOpReason::NothingReserved => ReasonCode::NothingReserved,
+            NoOpReason::StaleAuthorization => ReasonCode::StaleAuthorization,
+            NoOpReason::ReservationNotActive => ReasonCode::ReservationNotActive,
+            NoOpReason::ProviderStatusRecorded => ReasonCode::ProviderStatusRecorded,
+            NoOpReason::SettlementRecorded => ReasonCode::SettlementRecorded,
+            NoOpReason::RefundRecorded => ReasonCode::RefundRecorded,
+            NoOpReason::ChargebackAlreadyOpen => ReasonCode::ChargebackAlreadyOpen,
+            NoOpReason::ChargebackClosed(o) => ReasonCode::ChargebackClosed(*o),
+            NoOpReason::Declined(d) => ReasonCode::Declined(*d),
+            NoOpReason::Refused(r) => ReasonCode::Refused(*r),
+            NoOpReason::ExceptionResolved => ReasonCode::ExceptionResolved,
+            NoOpReason::ExceptionDismissed => ReasonCode::ExceptionDismissed,
+            NoOpReason::SaleKept => ReasonCode::SaleKept,
+            NoOpReason::RetryRequested => ReasonCode::RetryRequested,
+            NoOpReason::ExceptionAlreadyResolved => ReasonCode::ExceptionAlreadyResolved,
+            NoOpReason::ConflictingDuplicate(_) => ReasonCode::ConflictingDuplicate,
         }
     }
 }
@@ -164,12 +205,28 @@ impl Outcome {
     pub fn is_exception(&self) -> bool {
         matches!(self, Outcome::Exception { .. })
     }
-    /// A short stable label: `moved`, `noop` or `exception`.
+    /// A short stable label: `moved`, `noop` or `exception` ([`OutcomeKind::as_str`]).
     pub fn label(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which of the three outcomes this is.
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Outcome::Moved { .. } => "moved",
-            Outcome::NoOp { .. } => "noop",
-            Outcome::Exception { .. } => "exception",
+            Outcome::Moved { .. } => OutcomeKind::Moved,
+            Outcome::NoOp { .. } => OutcomeKind::NoOp,
+            Outcome::Exception { .. } => OutcomeKind::Exception,
+        }
+    }
+
+    /// The reason code of a no-op or an exception; `None` for movements.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            Outcome::Moved { .. } => None,
+            Outcome::NoOp { reason } => Some(reason.code()),
+            Outcome::Exception { reason, .. } => {
+                Some(ReasonCode::Exception(reason.exception_code()))
+            }
         }
     }
 }

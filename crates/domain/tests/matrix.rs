@@ -1,6 +1,10 @@
-//! One case per cell of the trigger matrix (`shared/spec/trigger-matrix.md`): every row,
-//! every "if it cannot apply" cell, and every late or repeated case of its last section.
-//! Each case is `check(given, when, expect)`.
+//! The cases of the trigger matrix (`docs/trigger-matrix.md`): every cell of its tables
+//! has at least one case here, and each case names the cells it proves in a
+//! `/// Cells: …` line above it. Most cases are `check(given, when, expect)`.
+//! `every_cell_of_the_doc_has_a_case` (at the end) reads the doc and this file and fails
+//! when a cell has no case, or when this file or `src/matrix.rs` cites a cell id the doc
+//! does not have.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -107,6 +111,7 @@ fn with(mut g: Vec<Given>, more: Vec<Given>) -> Vec<Given> {
 
 // ---- payment.authorized -------------------------------------------------------------
 
+/// Cells: M-AUTH-1.
 #[test]
 fn authorized_reserves_every_line() {
     check(
@@ -118,6 +123,7 @@ fn authorized_reserves_every_line() {
     );
 }
 
+/// Cells: M-AUTH-3.
 #[test]
 fn authorized_is_all_lines_or_none() {
     let given = vec![
@@ -134,6 +140,7 @@ fn authorized_is_all_lines_or_none() {
     );
 }
 
+/// Cells: M-AUTH-2.
 #[test]
 fn authorized_short_on_confirmation_is_declined() {
     check(
@@ -145,6 +152,7 @@ fn authorized_short_on_confirmation_is_declined() {
     );
 }
 
+/// Cells: M-AUTH-3.
 #[test]
 fn authorized_short_on_notification_is_an_exception() {
     check(
@@ -156,6 +164,7 @@ fn authorized_short_on_notification_is_an_exception() {
     );
 }
 
+/// Cells: M-AUTH-4.
 #[test]
 fn authorized_with_other_amount_on_confirmation_is_declined() {
     let when = EventKind::PaymentAuthorized {
@@ -171,6 +180,7 @@ fn authorized_with_other_amount_on_confirmation_is_declined() {
     );
 }
 
+/// Cells: M-AUTH-5.
 #[test]
 fn authorized_with_other_currency_on_notification_is_amount_mismatch() {
     let payment = Payment {
@@ -192,6 +202,7 @@ fn authorized_with_other_currency_on_notification_is_amount_mismatch() {
 
 // ---- payment.captured ---------------------------------------------------------------
 
+/// Cells: M-CAP-1.
 #[test]
 fn captured_after_authorization_sells_the_reservation() {
     check(
@@ -203,6 +214,7 @@ fn captured_after_authorization_sells_the_reservation() {
     );
 }
 
+/// Cells: M-CAP-2.
 #[test]
 fn captured_without_reservation_sells_from_available() {
     check(
@@ -214,6 +226,7 @@ fn captured_without_reservation_sells_from_available() {
     );
 }
 
+/// Cells: M-CAP-3.
 #[test]
 fn captured_short_is_oversold_and_moves_nothing() {
     check(
@@ -225,6 +238,7 @@ fn captured_short_is_oversold_and_moves_nothing() {
     );
 }
 
+/// Cells: M-CAP-4.
 #[test]
 fn captured_with_other_amount_is_amount_mismatch() {
     let when = EventKind::PaymentCaptured {
@@ -241,6 +255,7 @@ fn captured_with_other_amount_is_amount_mismatch() {
 
 // ---- payment.voided -----------------------------------------------------------------
 
+/// Cells: M-VOID-1.
 #[test]
 fn voided_releases_the_reservation() {
     check(
@@ -252,6 +267,7 @@ fn voided_releases_the_reservation() {
     );
 }
 
+/// Cells: M-VOID-2.
 #[test]
 fn voided_with_nothing_reserved_is_a_noop() {
     check(
@@ -263,6 +279,7 @@ fn voided_with_nothing_reserved_is_a_noop() {
     );
 }
 
+/// Cells: M-VOID-4.
 #[test]
 fn voided_after_capture_is_an_exception() {
     check(
@@ -274,6 +291,7 @@ fn voided_after_capture_is_an_exception() {
     );
 }
 
+/// Cells: M-VOID-3.
 #[test]
 fn voided_twice_is_a_noop() {
     check(
@@ -287,6 +305,7 @@ fn voided_twice_is_a_noop() {
 
 // ---- reservation.expired ------------------------------------------------------------
 
+/// Cells: M-EXP-2, M-CAP-2.
 #[test]
 fn expired_releases_the_reservation() {
     let mut w = World::new();
@@ -305,6 +324,7 @@ fn expired_releases_the_reservation() {
     assert_eq!(moved(&d), vec![("a".into(), A, S, 2)]);
 }
 
+/// Cells: M-EXP-3.
 #[test]
 fn expired_after_capture_or_void_is_a_noop() {
     for last in [captured("o1"), voided("o1")] {
@@ -326,6 +346,7 @@ fn expired_after_capture_or_void_is_a_noop() {
 
 // ---- settled, refunded, chargebacks -------------------------------------------------
 
+/// Cells: M-FLAG-1, M-FLAG-2.
 #[test]
 fn flagged_payment_is_an_exception_of_its_reason_and_moves_nothing() {
     for (reason, code) in [
@@ -354,6 +375,7 @@ fn flagged_payment_is_an_exception_of_its_reason_and_moves_nothing() {
     }
 }
 
+/// Cells: M-SET-1.
 #[test]
 fn settled_is_recorded_without_stock_effect() {
     let when = EventKind::PaymentSettled {
@@ -368,6 +390,7 @@ fn settled_is_recorded_without_stock_effect() {
     );
 }
 
+/// Cells: M-RFD-1.
 #[test]
 fn refunded_is_not_goods_back() {
     let when = EventKind::PaymentRefunded {
@@ -382,6 +405,7 @@ fn refunded_is_not_goods_back() {
     );
 }
 
+/// Cells: M-CB-1, M-CB-2, M-CB-3.
 #[test]
 fn chargeback_opened_is_a_review_exception_with_deadline_and_no_restock() {
     let mut w = World::new();
@@ -447,6 +471,7 @@ fn inspected(reference: &'static str, outcome: InspectionOutcome, n: u64) -> Eve
     }
 }
 
+/// Cells: M-RET-5.
 #[test]
 fn return_received_moves_sold_to_returned() {
     check(
@@ -458,6 +483,7 @@ fn return_received_moves_sold_to_returned() {
     );
 }
 
+/// Cells: M-RET-4.
 #[test]
 fn return_of_more_than_sold_is_refused() {
     let given = with(
@@ -473,6 +499,7 @@ fn return_of_more_than_sold_is_refused() {
     );
 }
 
+/// Cells: M-RET-3.
 #[test]
 fn return_of_an_unsold_order_is_refused() {
     check(
@@ -484,6 +511,7 @@ fn return_of_an_unsold_order_is_refused() {
     );
 }
 
+/// Cells: M-INS-3.
 #[test]
 fn inspection_restocks() {
     let given = with(
@@ -499,6 +527,7 @@ fn inspection_restocks() {
     );
 }
 
+/// Cells: M-INS-4.
 #[test]
 fn inspection_writes_off() {
     let given = with(
@@ -514,6 +543,7 @@ fn inspection_writes_off() {
     );
 }
 
+/// Cells: M-INS-2.
 #[test]
 fn inspection_of_more_than_returned_is_refused() {
     let given = with(
@@ -533,6 +563,7 @@ fn inspection_of_more_than_returned_is_refused() {
 
 // ---- receipts and corrections -------------------------------------------------------
 
+/// Cells: M-RCV-1.
 #[test]
 fn stock_received_comes_from_external() {
     let when = EventKind::StockReceived {
@@ -560,6 +591,7 @@ fn corrected(delta: i64, approver: &str) -> EventKind {
     }
 }
 
+/// Cells: M-COR-3, M-COR-4.
 #[test]
 fn correction_moves_between_external_and_available_either_way() {
     check(
@@ -578,6 +610,7 @@ fn correction_moves_between_external_and_available_either_way() {
     );
 }
 
+/// Cells: M-COR-5.
 #[test]
 fn correction_that_would_go_negative_is_refused() {
     check(
@@ -591,6 +624,7 @@ fn correction_that_would_go_negative_is_refused() {
     );
 }
 
+/// Cells: M-COR-1.
 #[test]
 fn correction_without_approver_is_refused() {
     check(
@@ -604,6 +638,7 @@ fn correction_without_approver_is_refused() {
 
 // ---- orders -------------------------------------------------------------------------
 
+/// Cells: M-ORD-2.
 #[test]
 fn re_registering_identically_is_a_noop() {
     let when = EventKind::OrderRegistered {
@@ -619,6 +654,7 @@ fn re_registering_identically_is_a_noop() {
     );
 }
 
+/// Cells: M-ORD-3.
 #[test]
 fn changing_an_order_before_stock_moved_updates_it() {
     let when = EventKind::OrderRegistered {
@@ -634,6 +670,7 @@ fn changing_an_order_before_stock_moved_updates_it() {
     );
 }
 
+/// Cells: M-ORD-4.
 #[test]
 fn changing_an_order_after_stock_moved_is_refused() {
     let when = EventKind::OrderRegistered {
@@ -651,6 +688,7 @@ fn changing_an_order_after_stock_moved_is_refused() {
     );
 }
 
+/// Cells: M-ATT-4, M-CAP-2.
 #[test]
 fn payment_found_by_attached_payment_ref() {
     let mut w = World::new();
@@ -677,6 +715,7 @@ fn payment_found_by_attached_payment_ref() {
 
 // ---- unknown orders -----------------------------------------------------------------
 
+/// Cells: M-HOLD-1, M-HOLD-2.
 #[test]
 fn unknown_order_is_held_then_an_exception() {
     let mut w = World::new();
@@ -687,6 +726,7 @@ fn unknown_order_is_held_then_an_exception() {
     assert_eq!(exception_code(&w.deliver(&e, false)), "unknown_order");
 }
 
+/// Cells: M-HOLD-1.
 #[test]
 fn unknown_order_within_hold_defers() {
     check(
@@ -698,6 +738,7 @@ fn unknown_order_within_hold_defers() {
     );
 }
 
+/// Cells: M-HOLD-3.
 #[test]
 fn unknown_order_on_confirmation_is_declined_at_once() {
     check(
@@ -711,6 +752,7 @@ fn unknown_order_on_confirmation_is_declined_at_once() {
 
 // ---- late and repeated events -------------------------------------------------------
 
+/// Cells: M-DUP-1.
 #[test]
 fn an_event_id_seen_before_is_a_duplicate_whatever_its_content() {
     let mut w = World::new();
@@ -725,6 +767,7 @@ fn an_event_id_seen_before_is_a_duplicate_whatever_its_content() {
     assert_eq!(w.stock("a"), (3, 2, 0, 0, 0));
 }
 
+/// Cells: M-CAP-5.
 #[test]
 fn a_second_capture_is_a_noop() {
     check(
@@ -736,6 +779,7 @@ fn a_second_capture_is_a_noop() {
     );
 }
 
+/// Cells: M-AUTH-6.
 #[test]
 fn a_second_authorization_is_a_noop() {
     check(
@@ -747,6 +791,7 @@ fn a_second_authorization_is_a_noop() {
     );
 }
 
+/// Cells: M-AUTH-7.
 #[test]
 fn authorization_after_sold_is_stale() {
     check(
@@ -758,6 +803,7 @@ fn authorization_after_sold_is_stale() {
     );
 }
 
+/// Cells: M-AUTH-7.
 #[test]
 fn authorization_after_released_is_stale_and_never_re_reserves() {
     check(
@@ -769,6 +815,7 @@ fn authorization_after_released_is_stale_and_never_re_reserves() {
     );
 }
 
+/// Cells: M-CAP-2.
 #[test]
 fn capture_after_released_sells_from_available() {
     check(
@@ -780,6 +827,7 @@ fn capture_after_released_sells_from_available() {
     );
 }
 
+/// Cells: M-CAP-3.
 #[test]
 fn capture_after_released_without_stock_is_oversold() {
     let given = vec![
@@ -799,6 +847,7 @@ fn capture_after_released_without_stock_is_oversold() {
     );
 }
 
+/// Cells: M-AUTH-1, M-DUP-1.
 #[test]
 fn the_same_confirmation_twice_gets_the_first_answer() {
     let mut w = World::new();
@@ -813,6 +862,7 @@ fn the_same_confirmation_twice_gets_the_first_answer() {
 
 // ---- exceptions and operator retries ------------------------------------------------
 
+/// Cells: M-DUP-1.
 #[test]
 fn redelivering_an_exception_changes_nothing() {
     let mut w = World::new();
@@ -823,6 +873,7 @@ fn redelivering_an_exception_changes_nothing() {
     assert_eq!(w.deliver(&e, false), Decision::Duplicate);
 }
 
+/// Cells: M-HOLD-2, M-RETRY-1, M-RETRY-2, M-DUP-1.
 #[test]
 fn operator_retry_after_fixing_the_cause_applies_once_and_is_final() {
     let mut w = World::new();
@@ -896,6 +947,7 @@ fn is_open(w: &World, id: &ExceptionId) -> bool {
     w.state.exceptions[id].open
 }
 
+/// Cells: M-ACT-5.
 #[test]
 fn resolve_closes_an_open_exception_and_moves_nothing() {
     let mut w = World::new();
@@ -915,6 +967,7 @@ fn resolve_closes_an_open_exception_and_moves_nothing() {
     assert_eq!(w.stock("b"), (0, 0, 0, 0, 0));
 }
 
+/// Cells: M-ACT-6.
 #[test]
 fn dismiss_closes_an_open_exception_and_moves_nothing() {
     let mut w = World::new();
@@ -925,6 +978,7 @@ fn dismiss_closes_an_open_exception_and_moves_nothing() {
     assert!(!is_open(&w, &id));
 }
 
+/// Cells: M-ACT-7.
 #[test]
 fn keep_after_a_void_after_capture_is_a_recorded_noop_and_the_units_stay_sold() {
     let mut w = World::new();
@@ -936,6 +990,7 @@ fn keep_after_a_void_after_capture_is_a_recorded_noop_and_the_units_stay_sold() 
     assert_eq!(w.order_state("o1"), OrderState::Sold);
 }
 
+/// Cells: M-ACT-8.
 #[test]
 fn release_after_a_void_after_capture_puts_the_sold_units_back() {
     let mut w = World::new();
@@ -948,6 +1003,7 @@ fn release_after_a_void_after_capture_puts_the_sold_units_back() {
     assert_eq!(w.order_state("o1"), OrderState::Released);
 }
 
+/// Cells: M-ACT-8, M-ACT-3.
 #[test]
 fn a_second_release_is_a_noop() {
     let mut w = World::new();
@@ -962,6 +1018,7 @@ fn a_second_release_is_a_noop() {
     assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
 }
 
+/// Cells: M-ACT-8.
 #[test]
 fn release_releases_only_what_was_not_returned() {
     let mut w = World::new();
@@ -977,6 +1034,7 @@ fn release_releases_only_what_was_not_returned() {
     assert_eq!(w.stock("a"), (4, 0, 0, 1, 0));
 }
 
+/// Cells: M-ACT-9.
 #[test]
 fn release_of_an_order_returned_in_full_is_refused() {
     let mut w = World::new();
@@ -996,6 +1054,7 @@ fn release_of_an_order_returned_in_full_is_refused() {
     assert_eq!(w.stock("a"), (3, 0, 0, 2, 0));
 }
 
+/// Cells: M-ACT-4.
 #[test]
 fn release_and_keep_are_refused_for_another_exception() {
     for action in [OperatorAction::Release, OperatorAction::Keep] {
@@ -1012,6 +1071,7 @@ fn release_and_keep_are_refused_for_another_exception() {
     }
 }
 
+/// Cells: M-ACT-2.
 #[test]
 fn an_action_on_an_unknown_exception_is_a_recorded_noop() {
     for action in OperatorAction::ALL {
@@ -1026,6 +1086,7 @@ fn an_action_on_an_unknown_exception_is_a_recorded_noop() {
     }
 }
 
+/// Cells: M-ACT-3.
 #[test]
 fn an_action_on_a_resolved_exception_is_a_recorded_noop() {
     for action in OperatorAction::ALL {
@@ -1045,6 +1106,7 @@ fn an_action_on_a_resolved_exception_is_a_recorded_noop() {
     }
 }
 
+/// Cells: M-ACT-1.
 #[test]
 fn an_action_without_actor_or_reason_is_refused() {
     let mut w = World::new();
@@ -1063,6 +1125,7 @@ fn an_action_without_actor_or_reason_is_refused() {
     assert!(is_open(&w, &id));
 }
 
+/// Cells: M-ACT-10.
 #[test]
 fn retry_of_an_events_own_open_exception_is_accepted_and_counted() {
     let mut w = World::new();
@@ -1074,6 +1137,7 @@ fn retry_of_an_events_own_open_exception_is_accepted_and_counted() {
     assert!(is_open(&w, &id), "the store decides the event again");
 }
 
+/// Cells: M-ACT-11, M-ACT-5.
 #[test]
 fn retry_of_a_row_the_ledger_never_decided_is_refused() {
     let mut w = World::new();
@@ -1096,6 +1160,7 @@ fn retry_of_a_row_the_ledger_never_decided_is_refused() {
     assert_eq!(noop_reason(&d), NoOpReason::ExceptionResolved);
 }
 
+/// Cells: M-DUP-1.
 #[test]
 fn the_same_action_event_twice_is_a_duplicate() {
     let mut w = World::new();
@@ -1106,6 +1171,7 @@ fn the_same_action_event_twice_is_a_duplicate() {
     assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
 }
 
+/// Cells: M-RETRY-2, M-ACT-3.
 #[test]
 fn a_retry_that_succeeds_closes_the_row() {
     let mut w = World::new();
@@ -1137,6 +1203,7 @@ fn a_retry_that_succeeds_closes_the_row() {
 /// A withdrawal (`reservation.expired`) that overtook the authorization it names waits for
 /// it, then releases what it reserved; one whose authorization never comes is a no-op
 /// after `RESERVATION_AWAIT_MAX`.
+/// Cells: M-EXP-1.
 #[test]
 fn an_expiry_that_overtakes_its_authorization_waits_for_it() {
     use domain::{
@@ -1169,4 +1236,312 @@ fn an_expiry_that_overtakes_its_authorization_waits_for_it() {
         domain::decide(&state, &delivery, &ctx(until.0)),
         Decision::Record(_)
     ));
+}
+
+// ---- cells without a case above ------------------------------------------------------
+
+/// Cells: M-ORD-1.
+#[test]
+fn registering_a_new_order_creates_it_registered() {
+    let mut w = World::new();
+    let d = w.when(EventKind::OrderRegistered {
+        spec: spec("o1", &[("a", 2)], "20"),
+        payment_refs: vec![],
+    });
+    assert_eq!(noop_reason(&d), NoOpReason::OrderRegistered);
+    assert_eq!(w.order_state("o1"), OrderState::Registered);
+    assert_eq!(w.stock("a"), (0, 0, 0, 0, 0));
+}
+
+fn stripe() -> Provider {
+    Provider::parse("stripe").unwrap()
+}
+fn pi(s: &str) -> PaymentRef {
+    PaymentRef::parse(s).unwrap()
+}
+fn attach(order: &'static str, payment_ref: &str) -> EventKind {
+    EventKind::PaymentRefAttached {
+        order_ref: order_ref(order),
+        provider: stripe(),
+        payment_ref: pi(payment_ref),
+    }
+}
+
+/// Cells: M-ORD-5.
+#[test]
+fn registering_with_a_payment_ref_of_another_order_is_refused() {
+    let mut w = World::new();
+    w.register("o1", &[("a", 2)], "20");
+    assert_eq!(
+        noop_reason(&w.when(attach("o1", "pi_1"))),
+        NoOpReason::PaymentRefAttached
+    );
+    let d = w.when(EventKind::OrderRegistered {
+        spec: spec("o2", &[("a", 1)], "10"),
+        payment_refs: vec![(stripe(), pi("pi_1"))],
+    });
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::Refused(RefusalReason::PaymentRefInUse)
+    );
+    assert!(!w.state.orders.contains_key(&order_ref("o2")));
+}
+
+/// Cells: M-ATT-1.
+#[test]
+fn attaching_to_an_unknown_order_is_refused() {
+    check(
+        vec![],
+        attach("o1", "pi_1"),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::UnknownOrder)),
+        (0, 0, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-ATT-2.
+#[test]
+fn attaching_the_same_payment_ref_again_is_a_noop() {
+    check(
+        with(stocked(5), vec![Event(attach("o1", "pi_1"))]),
+        attach("o1", "pi_1"),
+        Expect::NoOp(NoOpReason::PaymentRefUnchanged),
+        (5, 0, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-ATT-3.
+#[test]
+fn attaching_a_payment_ref_of_another_order_is_refused() {
+    let given = with(
+        stocked(5),
+        vec![
+            Register("o2", &[("a", 1)], "10"),
+            Event(attach("o1", "pi_1")),
+        ],
+    );
+    check(
+        given,
+        attach("o2", "pi_1"),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::PaymentRefInUse)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-NOTE-1.
+#[test]
+fn noted_is_recorded_without_stock_effect() {
+    let when = EventKind::PaymentNoted {
+        payment: pay("o1", Some("20")),
+        status: "Pending".into(),
+    };
+    check(
+        with(stocked(5), vec![Event(notify("o1"))]),
+        when,
+        Expect::NoOp(NoOpReason::ProviderStatusRecorded),
+        (3, 2, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-RET-1.
+#[test]
+fn return_for_an_unknown_order_is_refused() {
+    check(
+        vec![Receive("a", 5)],
+        returned("r1", 1),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::UnknownOrder)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-RET-2.
+#[test]
+fn return_under_a_used_reference_is_refused() {
+    let given = with(
+        stocked(5),
+        vec![Event(captured("o1")), Event(returned("r1", 1))],
+    );
+    check(
+        given,
+        returned("r1", 1),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::ReturnReferenceInUse)),
+        (3, 0, 1, 1, 0),
+        None,
+    );
+}
+
+/// Cells: M-INS-1.
+#[test]
+fn inspection_of_an_unknown_return_is_refused() {
+    check(
+        with(stocked(5), vec![Event(captured("o1"))]),
+        inspected("r9", InspectionOutcome::Restock, 1),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::UnknownReturn)),
+        (3, 0, 2, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-COR-2.
+#[test]
+fn correction_of_zero_is_refused() {
+    check(
+        vec![Receive("a", 5)],
+        corrected(0, "lee"),
+        Expect::NoOp(NoOpReason::Refused(RefusalReason::InvalidQuantity)),
+        (5, 0, 0, 0, 0),
+        None,
+    );
+}
+
+/// Cells: M-ACT-9.
+#[test]
+fn release_of_an_order_that_is_not_sold_is_refused() {
+    let mut w = World::new();
+    w.receive("a", 5);
+    w.register("o1", &[("a", 2)], "20");
+    let id = ExceptionId::parse("STOCKLEDGER_EVENTS:9").unwrap();
+    w.state.exceptions.insert(
+        id.clone(),
+        QueueEntry {
+            reason: "void_after_capture".into(),
+            open: true,
+            order_ref: Some(order_ref("o1")),
+        },
+    );
+    let d = w.when(act(&id, OperatorAction::Release));
+    assert_eq!(
+        noop_reason(&d),
+        NoOpReason::Refused(RefusalReason::ReleaseOfUnsoldOrder)
+    );
+    assert!(is_open(&w, &id));
+    assert_eq!(w.stock("a"), (5, 0, 0, 0, 0));
+}
+
+/// Cells: M-DUP-2.
+#[test]
+fn a_provider_copy_with_other_content_is_a_conflicting_duplicate() {
+    let first = EventId::from_dedupe_key("stripe:evt_1");
+    let evidence = ConflictEvidence {
+        event_id: first,
+        first_digest: ContentDigest::from_bytes([1; 32]),
+        second_digest: ContentDigest::from_bytes([2; 32]),
+    };
+    let r = conflicting_duplicate(evidence);
+    assert_eq!(
+        r.outcome,
+        Outcome::NoOp {
+            reason: NoOpReason::ConflictingDuplicate(evidence)
+        }
+    );
+    assert!(
+        r.balances.is_empty() && r.order.is_none(),
+        "nothing else changes"
+    );
+    // Recorded under an id of its own, the same for the same second content.
+    let own = conflict_id(first, evidence.second_digest);
+    assert_ne!(own, first);
+    assert_eq!(own, conflict_id(first, evidence.second_digest));
+}
+
+// ---- the doc and the cases agree ------------------------------------------------------
+
+/// Cells decided outside `src/matrix.rs` (the store, with `domain::conflict`).
+const DECIDED_ELSEWHERE: [&str; 1] = ["M-DUP-2"];
+
+/// Every cell id (`M-`, capital letters, `-`, digits) in `text`, in order.
+fn cell_ids(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    let mut ids = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'M' && b[i + 1] == b'-' && (i == 0 || !word(b[i - 1])) {
+            let mut j = i + 2;
+            while j < b.len() && b[j].is_ascii_uppercase() {
+                j += 1;
+            }
+            if j > i + 2 && j < b.len() && b[j] == b'-' {
+                let mut k = j + 1;
+                while k < b.len() && b[k].is_ascii_digit() {
+                    k += 1;
+                }
+                if k > j + 1 && !(k < b.len() && b[k].is_ascii_alphanumeric()) {
+                    ids.push(text[i..k].to_owned());
+                    i = k;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    ids
+}
+
+#[test]
+fn every_cell_of_the_doc_has_a_case() {
+    use std::collections::BTreeSet;
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/trigger-matrix.md"
+    ))
+    .unwrap();
+    let this = include_str!("matrix.rs");
+    let src = include_str!("../src/matrix.rs");
+
+    // The doc's cells: the first column of every table row that starts with an id.
+    let mut cells = BTreeSet::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `M-")) {
+        let first = line.split('|').nth(1).unwrap().trim().trim_matches('`');
+        assert_eq!(
+            cell_ids(first),
+            vec![first.to_owned()],
+            "not a cell id: {line}"
+        );
+        assert!(cells.insert(first.to_owned()), "cell {first} listed twice");
+    }
+    assert!(
+        cells.len() > 50,
+        "only {} cells found in the doc",
+        cells.len()
+    );
+
+    // Every cell has a case: an id named on a `/// Cells:` line of this file.
+    let covered: BTreeSet<String> = this
+        .lines()
+        .filter(|l| l.trim_start().starts_with("/// Cells:"))
+        .flat_map(cell_ids)
+        .collect();
+    let without_case: Vec<_> = cells.difference(&covered).collect();
+    assert!(
+        without_case.is_empty(),
+        "cells without a case: {without_case:?}"
+    );
+
+    // Every id the tests or the code cite is a cell of the doc.
+    for (file, text) in [("tests/matrix.rs", this), ("src/matrix.rs", src)] {
+        let unknown: BTreeSet<String> = cell_ids(text)
+            .into_iter()
+            .filter(|id| !cells.contains(id))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} cites cells the doc lacks: {unknown:?}"
+        );
+    }
+
+    // Every cell the matrix decides is named by a branch of `src/matrix.rs`.
+    let in_code: BTreeSet<String> = cell_ids(src).into_iter().collect();
+    let unbranched: Vec<_> = cells
+        .iter()
+        .filter(|c| !in_code.contains(*c) && !DECIDED_ELSEWHERE.contains(&c.as_str()))
+        .collect();
+    assert!(
+        unbranched.is_empty(),
+        "cells no branch names: {unbranched:?}"
+    );
 }

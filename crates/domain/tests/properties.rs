@@ -3,6 +3,7 @@
 //! stays truthful: no bucket but `external` goes negative, units are conserved, balances
 //! equal the sum of the recorded movements, every event id has exactly one outcome, and
 //! applying a history twice equals applying it once.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -79,8 +79,8 @@ async fn main() -> anyhow::Result<()> {
         // 1. Raw JetStream publish rate: the same envelopes, acks awaited in a window of 256.
         let payloads: Vec<_> = events
             .iter()
-            .map(|(i, e)| (e.id.to_string(), e2e::envelope(i, e).to_json()))
-            .collect();
+            .map(|(i, e)| Ok((e.id.to_string(), e2e::envelope(i, e).to_json()?)))
+            .collect::<Result<_, contract::EncodeError>>()?;
         let subject = h.bus.namespace().event_subject("bench", "event");
         let start = Instant::now();
         let mut acks = futures::stream::iter(payloads.iter().map(|(id, p)| {

@@ -8,13 +8,14 @@
 
 pub mod http;
 pub mod procs;
+pub mod wait;
 pub mod workload;
 
 use std::time::{Duration, Instant};
 
 use bus::{Bus, BusConfig, ConsumerLimits, Namespace};
 use contract::{Envelope, Source};
-use domain::{Event, Timestamp};
+use domain::Event;
 use ledger::LedgerSettings;
 use store::{Store, StoreOptions};
 use testkit::{Backend, TestDatabase};
@@ -120,7 +121,7 @@ impl Harness {
             .namespace()
             .event_subject("test", event.kind.name());
         self.bus
-            .publish_event(subject, &id, env.to_json().into(), None)
+            .publish_event(subject, &id, env.to_json()?.into(), None)
             .await?;
         Ok(())
     }
@@ -257,8 +258,8 @@ impl Harness {
 
     /// The operator actions (`stockctl exceptions retry`, …) on this stockledger, waiting
     /// up to `wait` for the ledger's outcome.
-    pub fn actions(&self, wait: Duration) -> exceptions::actions::Actions {
-        exceptions::actions::Actions {
+    pub fn actions(&self, wait: Duration) -> operator::actions::Actions {
+        operator::actions::Actions {
             bus: self.bus.clone(),
             store: self.store.clone(),
             wait,
@@ -301,7 +302,5 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Milliseconds since the epoch now, as the domain's timestamp.
-pub fn now() -> Timestamp {
-    ledger::now()
-}
+/// The clock every process reads (`service::now`).
+pub use service::now;

@@ -11,14 +11,15 @@
 //! stream into a fresh database brings back the same rows and trail, times included.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domain::{
     AuthorizationMode, Event, EventId, EventKind, FlagReason, Line, Lines, Location, Money,
     OrderLookup, OrderRef, OrderSpec, Payment, Quantity, Sku, StockKey, Timestamp,
 };
+use e2e::wait::eventually;
 use e2e::{Harness, exceptions_settings, test_settings};
-use exceptions::actions::{ActionError, Correction};
+use operator::actions::{ActionError, Correction};
 use store::QueueFilter;
 use testkit::Backend;
 
@@ -117,7 +118,7 @@ async fn publish_times(h: &Harness, (identity, e): &(String, Event), times: usiz
             format!("{id}:delivery:{n}")
         };
         h.bus
-            .publish_event(subject.clone(), &msg_id, env.to_json().into(), None)
+            .publish_event(subject.clone(), &msg_id, env.to_json().expect("the envelope encodes").into(), None)
             .await
             .expect("publish");
     }
@@ -126,19 +127,6 @@ async fn publish_times(h: &Harness, (identity, e): &(String, Event), times: usiz
 async fn publish_all(h: &Harness, events: &[(String, Event)]) {
     for e in events {
         publish_times(h, e, 1).await;
-    }
-}
-
-/// Waits until `check` holds, or fails the test after `WAIT`, saying what was awaited.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -321,7 +309,7 @@ async fn an_event_that_exhausts_max_deliver_is_dead_lettered_and_retried_once(ba
         .await
         .expect("retry");
     assert_eq!(again.result, "already_resolved");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.settled().await.expect("settled");
     assert_eq!(available_sold(&h, "cap").await, (3, 1));
     assert!(h.store.verify().await.expect("verify").is_ok());
     ledger.stop().await;
@@ -549,7 +537,7 @@ async fn retry_after_registering_the_missing_order_moves_stock_once(backend: Bac
         )
         .await
         .expect("publish");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.settled().await.expect("settled");
     assert_eq!(available_sold(&h, "ret").await, (3, 2));
     let d = h
         .store
@@ -620,7 +608,7 @@ async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
         let r = actions.correct_stock(&missing).await;
         assert!(matches!(r, Err(ActionError::Invalid(_))), "{r:?}");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await.expect("settled");
     assert_eq!(
         h.processed_count().await.expect("count"),
         1,
@@ -632,7 +620,7 @@ async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
     // The same correction again (same idempotency key): applied once.
     let again = actions.correct_stock(&full).await.expect("correct");
     assert_eq!(again.event_id, done.event_id);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await.expect("settled");
     assert_eq!(available_sold(&h, "cor").await, (5, 0));
     let trail = h
         .store
@@ -655,7 +643,7 @@ async fn a_correction_needs_reason_evidence_and_approver(backend: Backend) {
     };
     let refused = actions.correct_stock(&too_much).await.expect("correct");
     assert_eq!(
-        (refused.outcome.as_str(), refused.reason.as_deref()),
+        (refused.outcome.as_str(), refused.reason.map(|r| r.as_str())),
         ("noop", Some("refused:correction_would_go_negative"))
     );
     assert_eq!(available_sold(&h, "cor").await, (5, 0));
@@ -722,7 +710,12 @@ async fn dead_letters_arriving_while_the_consumer_is_down_are_not_lost(backend: 
         .start_exceptions(exceptions_settings())
         .await
         .expect("exceptions");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually("the restarted consumer has nothing left to read", || async {
+        let mut dlq = h.bus.dlq_consumer().await.expect("dlq consumer");
+        let info = dlq.info().await.expect("info");
+        info.num_pending == 0 && info.num_ack_pending == 0
+    })
+    .await;
     assert_eq!(rows(&h).await.len(), 4);
     exceptions.stop().await;
     ledger.stop().await;

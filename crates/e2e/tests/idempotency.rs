@@ -11,10 +11,11 @@
 //!   is untouched.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domain::{ConflictEvidence, EventKind, Location, NoOpReason, Outcome, Quantity, Sku, StockKey};
 use e2e::http::Client;
+use e2e::wait::eventually;
 use e2e::{Harness, ingress_config, test_settings};
 use futures::StreamExt as _;
 use reqwest::Method;
@@ -68,18 +69,6 @@ async fn stream_messages(h: &Harness) -> u64 {
         .await
         .unwrap();
     stream.info().await.unwrap().state.messages
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn a_reused_merchant_key_is_refused_and_changes_nothing(backend: testkit::Backend) {
@@ -220,7 +209,7 @@ async fn the_ledger_refuses_a_reused_key_that_reached_the_stream(backend: testki
         &received("tee", 99, "po-1001"),
     );
     assert_eq!(second.event_id(), id);
-    h.publish_raw(&format!("{id}:second"), second.to_json())
+    h.publish_raw(&format!("{id}:second"), second.to_json().expect("the envelope encodes"))
         .await
         .unwrap();
     let notice = tokio::time::timeout(WAIT, notices.next())
@@ -228,7 +217,7 @@ async fn the_ledger_refuses_a_reused_key_that_reached_the_stream(backend: testki
         .unwrap()
         .unwrap();
     let notice: bus::DecisionNotice = serde_json::from_slice(&notice.payload).unwrap();
-    assert_eq!(notice.reason.as_deref(), Some("idempotency_key_reused"));
+    assert_eq!(notice.reason.map(|r| r.as_str()), Some("idempotency_key_reused"));
     assert_eq!(
         notice.content_digest,
         Some(second.content_digest().to_string())
@@ -263,7 +252,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     let _ledger = h.start_ledger(test_settings()).await.unwrap();
     let first = envelope("stripe", "stripe:evt_42", &received("mug", 2, "asn-1"));
     let id = first.event_id();
-    h.publish_raw(&id.to_string(), first.to_json())
+    h.publish_raw(&id.to_string(), first.to_json().expect("the envelope encodes"))
         .await
         .unwrap();
     assert!(h.wait_processed(1, WAIT).await.unwrap() >= 1);
@@ -271,7 +260,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     // Other content under the same identity (a different Nats-Msg-Id, as a group would
     // carry it, so JetStream's own duplicate window does not hide it).
     let second = envelope("stripe", "stripe:evt_42", &received("mug", 7, "asn-1"));
-    h.publish_raw(&format!("{id}:second"), second.to_json())
+    h.publish_raw(&format!("{id}:second"), second.to_json().expect("the envelope encodes"))
         .await
         .unwrap();
     assert!(h.wait_processed(2, WAIT).await.unwrap() >= 2);
@@ -294,7 +283,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.reason.as_deref(), Some("conflicting_duplicate"));
+    assert_eq!(row.reason, Some(domain::ReasonCode::ConflictingDuplicate));
     let Some(Outcome::Moved { movements }) = h.store.outcome(id).await.unwrap() else {
         panic!("the first outcome is untouched")
     };
@@ -303,12 +292,12 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     assert_eq!(h.store.balance(&key("mug")).await.unwrap().available, 2);
 
     // The same conflicting content again is a duplicate of its record: nothing new.
-    h.publish_raw(&format!("{id}:third"), second.to_json())
+    h.publish_raw(&format!("{id}:third"), second.to_json().expect("the envelope encodes"))
         .await
         .unwrap();
     let store = h.store.clone();
     let conflict_text = conflict.to_string();
-    wait_until("the redelivered conflict counted as a duplicate", || {
+    eventually("the redelivered conflict counted as a duplicate", || {
         let store = store.clone();
         let conflict_text = conflict_text.clone();
         async move {

@@ -132,29 +132,13 @@ async fn history_with_duplicates_ends_where_the_domain_says(backend: Backend) {
             .publish_event(
                 h.bus.namespace().event_subject("test", "again"),
                 &format!("again-{i}"),
-                env.to_json().into(),
+                env.to_json().expect("the envelope encodes").into(),
                 None,
             )
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stream = h
-        .bus
-        .jetstream()
-        .get_stream(h.bus.namespace().events_stream())
-        .await
-        .unwrap();
-    let consumer: bus::PullConsumer = stream.get_consumer(bus::LEDGER_CONSUMER).await.unwrap();
-    let mut info = consumer.clone();
-    for _ in 0..600 {
-        if info.info().await.unwrap().num_pending == 0
-            && info.info().await.unwrap().num_ack_pending == 0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.settled().await.unwrap();
     assert_eq!(actual(&h).await, before);
     ledger.stop().await;
 }
@@ -280,19 +264,18 @@ async fn two_sweepers_release_a_reservation_once(backend: Backend) {
                 .unwrap();
         }
     }
-    for _ in 0..300 {
-        if actual(&h).await.values().all(|b| b.reserved == 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    e2e::wait::eventually("every reservation released", || async {
+        actual(&h).await.values().all(|b| b.reserved == 0)
+    })
+    .await;
+    h.settled().await.unwrap();
     let after = actual(&h).await;
     assert!(after.values().all(|b| b.reserved == 0), "{after:?}");
     let report = h.store.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     let moved = h
         .store
-        .count_processed("reservation.expired", Some("moved"))
+        .count_processed("reservation.expired", Some(domain::OutcomeKind::Moved))
         .await
         .unwrap();
     assert_eq!(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use contract::{Envelope, Source};
 use domain::{EventKind, OrderLookup, OrderRef, Payment};
 use e2e::http::{Client, confirmation, portone_webhook};
+use e2e::wait::eventually;
 use e2e::{Harness, ingress_config, test_settings};
 use store::{Store, StoreOptions};
 use testkit::{Backend, NatsServer, TestDatabase};
@@ -26,21 +27,6 @@ on_both_backends!(
     answered_no_during_a_ledger_stop_and_a_nats_gap_reserves_nothing_and_a_rebuild_agrees,
     a_webhook_replayed_with_another_status_code_is_one_event_and_one_exception,
 );
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn unknown_order_is_declined_and_nothing_reserved(backend: Backend) {
     let h = Harness::new(backend).await.unwrap();
@@ -96,7 +82,7 @@ async fn one_webhook_three_times_and_on_two_replicas_is_one_movement(backend: Ba
         ca.stock("mug").await == (3, 0, 2)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await.unwrap();
     assert_eq!(
         cb.stock("mug").await,
         (3, 0, 2),
@@ -144,7 +130,7 @@ async fn late_decision_answers_in_time_and_the_late_reservation_is_released(back
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     eventually("the late reservation to be released", || async {
         h.store
-            .count_processed("reservation.expired", Some("moved"))
+            .count_processed("reservation.expired", Some(domain::OutcomeKind::Moved))
             .await
             .unwrap()
             == 1
@@ -255,7 +241,7 @@ async fn answered_no_during_a_ledger_stop_and_a_nats_gap_reserves_nothing_and_a_
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     eventually("all six authorizations and their releases", || async {
         h.store
-            .count_processed("reservation.expired", Some("moved"))
+            .count_processed("reservation.expired", Some(domain::OutcomeKind::Moved))
             .await
             .unwrap()
             == 6
@@ -263,7 +249,7 @@ async fn answered_no_during_a_ledger_stop_and_a_nats_gap_reserves_nothing_and_a_
     .await;
     assert_eq!(
         h.store
-            .count_processed("payment.authorized", Some("moved"))
+            .count_processed("payment.authorized", Some(domain::OutcomeKind::Moved))
             .await
             .unwrap(),
         6
@@ -322,7 +308,7 @@ async fn a_webhook_replayed_with_another_status_code_is_one_event_and_one_except
     assert_eq!(c.post("/webhooks/portone", voided.clone()).await.0, 200);
     eventually("the void_after_capture exception", || async {
         h.store
-            .count_processed("payment.voided", Some("exception"))
+            .count_processed("payment.voided", Some(domain::OutcomeKind::Exception))
             .await
             .unwrap()
             == 1
@@ -363,7 +349,7 @@ async fn a_webhook_replayed_with_another_status_code_is_one_event_and_one_except
         .publish_event(
             subject,
             "after-the-duplicate-window",
-            late_replay.to_json().into(),
+            late_replay.to_json().expect("the envelope encodes").into(),
             None,
         )
         .await
@@ -384,7 +370,7 @@ async fn a_webhook_replayed_with_another_status_code_is_one_event_and_one_except
     );
     let noops = h
         .store
-        .count_processed("payment.voided", Some("noop"))
+        .count_processed("payment.voided", Some(domain::OutcomeKind::NoOp))
         .await
         .unwrap();
     assert_eq!(noops, 0);

@@ -12,10 +12,11 @@
 //! - replaying the whole stream into the live ledger changes nothing and publishes nothing.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domain::{Event, EventId, EventKind, OrderLookup, OrderRef, Payment};
 use e2e::http::{Client, confirmation, portone_webhook};
+use e2e::wait::eventually;
 use e2e::{Harness, IngressTask, LedgerTask, ingress_config, test_settings};
 use ledger::replay::{ReplayOptions, replay};
 use serde_json::json;
@@ -28,20 +29,6 @@ on_both_backends!(
     a_lost_database_is_refused_then_rebuilt_equal,
     a_database_restored_from_an_older_copy_is_rebuilt_equal,
 );
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Waits until the ledger consumer has acknowledged every message of the events stream.
 async fn settled(h: &Harness) {
@@ -130,7 +117,7 @@ async fn traffic(h: &Harness, c: &Client) {
     };
     h.publish("stray-capture", &stray).await.unwrap();
     settled(h).await;
-    let actions = h.actions(WAIT);
+    let actions = h.actions(e2e::wait::WAIT_MAX);
     actions
         .resolve(
             &stray.id.to_string(),
@@ -141,7 +128,7 @@ async fn traffic(h: &Harness, c: &Client) {
         .unwrap();
     // A correction with its approver.
     actions
-        .correct_stock(&exceptions::actions::Correction {
+        .correct_stock(&operator::actions::Correction {
             sku: "cap".into(),
             location: "main".into(),
             delta: -1,
@@ -225,14 +212,16 @@ async fn refuses_while_behind(h: &Harness, c: &Client) {
         .await;
     assert_eq!(status, 503, "{body}");
     // The exception process's `/readyz` says the same.
-    let gauges = exceptions::metrics::Gauges {
+    let gauges = operator::gauges::Gauges {
         bus: h.bus.clone(),
         store: h.store.clone(),
     };
     let (status, body) = gauges.readiness().await;
     assert!(status.starts_with("503"), "{status} {body}");
     assert!(body.starts_with("ledger_behind_stream"), "{body}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Proving an absence needs a window: the ledger re-checks its standing every 2 s
+    // (`operator::standing`), so this window spans at least one of its checks.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         h.store
             .outcome_counts()
@@ -257,7 +246,7 @@ async fn a_lost_database_is_refused_then_rebuilt_equal(backend: Backend) {
     // Replaying the whole stream into the live ledger changes nothing, publishes nothing.
     let out = stockctl(&h, h.db.url(), &["replay", "--all-history"]);
     assert!(out.status.success());
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    h.settled().await.unwrap();
     assert_eq!(h.store.canonical_export().await.unwrap(), before);
     assert_eq!(stock_messages(&h).await, published);
     roles.stop().await;
@@ -319,7 +308,7 @@ async fn a_database_restored_from_an_older_copy_is_rebuilt_equal(backend: Backen
     // The older copy: a ledger that had applied the first half of the stream.
     let last = h.bus.ledger_progress().await.unwrap();
     let older = on_database(&h, TestDatabase::new(backend).await.unwrap()).await;
-    let writer = ledger::position::standing(&h.bus, &older.store)
+    let writer = operator::standing::standing(&h.bus, &older.store)
         .await
         .unwrap()
         .writer("ledger-before-the-backup");

@@ -60,7 +60,7 @@ async fn outcome(store: &Store, label: &str) -> u64 {
         .await
         .unwrap()
         .into_iter()
-        .find(|(o, _)| o == label)
+        .find(|(o, _)| o.as_str() == label)
         .map_or(0, |(_, n)| n as u64)
 }
 
@@ -92,7 +92,7 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
         let env = e2e::envelope(identity, e);
         let subject = h.bus.namespace().event_subject("test", "again");
         h.bus
-            .publish_event(subject, &format!("dup-{i}"), env.to_json().into(), None)
+            .publish_event(subject, &format!("dup-{i}"), env.to_json().expect("the envelope encodes").into(), None)
             .await
             .unwrap();
     }

@@ -82,6 +82,7 @@ fn v1_bytes(identity: &str, e: &Event) -> Vec<u8> {
     v1::Envelope::new(&e.kind, source, e.recorded_at, e.recorded_at, None)
         .expect("a v1 kind")
         .to_json()
+        .expect("the envelope encodes")
 }
 
 /// What this release publishes for it: v2, in a merchant scope, an authorization caused by
@@ -91,7 +92,7 @@ fn v2_bytes(identity: &str, e: &Event) -> Vec<u8> {
     if let Some(order) = identity.strip_suffix(":auth") {
         env = env.caused_by(EventId::from_dedupe_key(&format!("{order}:register")));
     }
-    env.to_json()
+    env.to_json().expect("the envelope encodes")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,7 +94,9 @@ async fn no_secret_reaches_a_log_even_at_trace_level() {
         ingress.output()
     );
     // Connection attempts with the credentials fail meanwhile, and are logged.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for role in [&ingress, &ledger] {
+        e2e::procs::wait_output(role, "nats: IO error", Duration::from_secs(15)).await;
+    }
     nats.restart().await.expect("nats-server starts");
     assert!(
         wait_status(&base, "/readyz", 200, Duration::from_secs(15)).await,

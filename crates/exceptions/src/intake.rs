@@ -11,8 +11,6 @@
 //! unprocessable has the same key (`<stream>:<sequence>`) as its dead letter: it stays one
 //! row, which gains the dead-letter facts.
 
-use std::time::Duration;
-
 use bus::dlq::{self, DeadLetter, DeadReason};
 use bus::{AckKind, Bus, Message};
 use contract::DecodeError;
@@ -34,7 +32,7 @@ pub async fn run_advisories(
     let mut messages = consumer
         .messages()
         .await
-        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+        .map_err(bus::BusError::unavailable)?;
     tracing::info!("advisory intake started");
     loop {
         let next = tokio::select! {
@@ -88,7 +86,7 @@ pub async fn run_dead_letters(
     let mut messages = consumer
         .messages()
         .await
-        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+        .map_err(bus::BusError::unavailable)?;
     tracing::info!("dead-letter intake started");
     loop {
         let next = tokio::select! {
@@ -149,16 +147,18 @@ pub fn raw_evidence(raw: &[u8]) -> Value {
 /// The reason code and detail of a message that does not decode, as the ledger records
 /// them, so that both reports of one message agree.
 pub fn decode_reason(e: &DecodeError) -> (&'static str, String) {
-    match e {
-        DecodeError::Undecodable { message } => ("undecodable", message.clone()),
+    use domain::ExceptionCode;
+    let (code, detail) = match e {
+        DecodeError::Undecodable { message } => (ExceptionCode::Undecodable, message.clone()),
         DecodeError::UnknownVersion { version } => (
-            "unknown_schema_version",
+            ExceptionCode::UnknownSchemaVersion,
             format!("schema version {version} is not known to this release"),
         ),
         DecodeError::Invalid { field, message } => {
-            ("missing_fields", format!("{field}: {message}"))
+            (ExceptionCode::MissingFields, format!("{field}: {message}"))
         }
-    }
+    };
+    (code.as_str(), detail)
 }
 
 /// The order an event names by reference, if it names one that way.
@@ -262,8 +262,14 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
     let already_final = store
         .processed(&id)
         .await?
-        .filter(|p| p.outcome != "exception")
-        .map(|p| format!("already processed: {}", p.reason.unwrap_or(p.outcome)));
+        .filter(|p| p.outcome != domain::OutcomeKind::Exception)
+        .map(|p| {
+            // The reason's name, or for a movement (no reason) the outcome's: `moved`.
+            let code = p
+                .reason
+                .map_or(p.outcome.as_str(), domain::ReasonCode::as_str);
+            format!("already processed: {code}")
+        });
     let detail = match dl.reason {
         DeadReason::MaxDeliveries => format!(
             "{} delivered {} times to consumer {} without being acknowledged",
@@ -286,28 +292,6 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
         stream_seq: dl.stream_seq,
         already_final,
     })
-}
-
-/// How long [`wait_until`] sleeps between two looks.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Polls `check` until it returns `Some` or `timeout` passes (operator commands waiting
-/// for the ledger's outcome of a retry).
-pub async fn wait_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
 }
 
 #[cfg(test)]

@@ -12,20 +12,18 @@
 //!   after an operator retry.
 //!
 //! [`metrics`] computes the gauges (open exceptions by reason, oldest open age, DLQ depth)
-//! and serves them on their own port. [`actions`] holds the operator actions that
-//! `stockctl` and the ingress's `/v1/exceptions` share: resolve, dismiss, retry, release,
-//! keep and stock correction, each an event the ledger applies and audits.
+//! and serves them on their own port. The operator actions that `stockctl` and the
+//! ingress's `/v1/exceptions` share (resolve, dismiss, retry, release, keep and stock
+//! correction, each an event the ledger applies and audits) are `operator::actions`.
 
-pub mod actions;
 pub mod intake;
 pub mod metrics;
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bus::Bus;
 use bus::dlq::DlqLimits;
-use domain::Timestamp;
 use store::Store;
 use tokio::sync::watch;
 
@@ -58,10 +56,10 @@ impl ExceptionSettings {
     pub fn from_config(c: &config::Config) -> Self {
         Self {
             dlq: DlqLimits {
-                max_age: c.dlq_max_age,
+                max_age: c.exceptions.dlq_max_age,
             },
-            sweep_interval: c.exceptions_sweep_interval,
-            metrics_addr: c.exceptions_metrics_addr.clone(),
+            sweep_interval: c.exceptions.sweep_interval,
+            metrics_addr: c.exceptions.metrics_addr.clone(),
             ..Self::default()
         }
     }
@@ -160,11 +158,5 @@ async fn reconcile_loop(store: Store, interval: Duration, mut stop: watch::Recei
     }
 }
 
-/// The current time as the domain sees it. The one place this crate reads the clock.
-pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-}
+/// The clock: the one in `service`, shared by every process.
+pub use service::now;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use domain::ContentDigest;
+use domain::{ContentDigest, OutcomeKind, ReasonCode};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -33,7 +33,7 @@ use crate::publish::{self, Outgoing, PublishError};
 
 /// The reason answered for a provider's content that differs from the one first decided
 /// under its event id (the ledger records it as this no-op).
-pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
+pub const CONFLICTING_DUPLICATE: ReasonCode = ReasonCode::ConflictingDuplicate;
 
 /// How long the last read after the deadline may take (a decision it finds is still
 /// answered: PortOne's `answer_by` includes it, `routes::portone`).
@@ -42,11 +42,11 @@ pub(crate) const FINAL_READ_TIMEOUT: Duration = Duration::from_millis(250);
 /// The ledger's decision on one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
-    /// `moved`, `noop` or `exception`.
-    pub outcome: String,
+    /// Moved, no-op or exception.
+    pub outcome: OutcomeKind,
     /// The reason code of a no-op or an exception (`order_registered`,
     /// `declined:insufficient_inventory`, `refused:return_exceeds_sold`, `oversold`, …).
-    pub reason: Option<String>,
+    pub reason: Option<ReasonCode>,
     /// True when the event had been decided before this request published it (a repeated
     /// request: its answer is the first one's).
     pub earlier: bool,
@@ -86,16 +86,13 @@ pub async fn publish_and_wait(
                 if mine.differs(first) {
                     return Ok(Waited::Decided(mine.refused()));
                 }
-                let earlier = earlier(row.processed_at);
-                return Ok(Waited::Decided(Decided {
-                    outcome: row.outcome,
-                    reason: row.reason,
-                    earlier,
-                }));
+                return Ok(Waited::Decided(decided(&row, earlier(row.processed_at))));
             }
             // Not decided yet (the first request is still waiting too): the announcement
             // answers.
             Ok(None) => {}
+            // Unreachable, or a row this release cannot read (a newer ledger's code is
+            // `StoreError::Corrupt`): the announcement, or the last read, answers.
             Err(e) => {
                 tracing::warn!(event_id = %id, error = %e, "reading the decision failed; waiting for the announcement")
             }
@@ -114,7 +111,7 @@ pub async fn publish_and_wait(
                     .as_deref()
                     .and_then(|d| d.parse::<ContentDigest>().ok());
                 if mine.differs(about) {
-                    if is_refusal_of_content(notice.reason.as_deref()) {
+                    if is_refusal_of_content(notice.reason) {
                         // Another content under this id was refused: not this answer.
                         continue;
                     }
@@ -137,15 +134,24 @@ pub async fn publish_and_wait(
 
     match tokio::time::timeout(FINAL_READ_TIMEOUT, state.store.processed_content(&id)).await {
         Ok(Ok(Some((_, first)))) if mine.differs(first) => Ok(Waited::Decided(mine.refused())),
-        Ok(Ok(Some((row, _)))) => {
-            let earlier = earlier(row.processed_at);
-            Ok(Waited::Decided(Decided {
-                outcome: row.outcome,
-                reason: row.reason,
-                earlier,
-            }))
+        Ok(Ok(Some((row, _)))) => Ok(Waited::Decided(decided(&row, earlier(row.processed_at)))),
+        // The event is accepted: a read that fails (the database unreachable, or a row this
+        // release cannot read) is answered as pending, not as an error.
+        Ok(Err(e)) => {
+            tracing::warn!(event_id = %id, error = %e, "reading the decision failed; answered as pending");
+            Ok(Waited::Pending)
         }
         _ => Ok(Waited::Pending),
+    }
+}
+
+/// The decision a processed-event row records. The row's outcome and reason are already
+/// typed: the store refuses a code this release does not know (`StoreError::Corrupt`).
+fn decided(row: &store::ProcessedRow, earlier: bool) -> Decided {
+    Decided {
+        outcome: row.outcome,
+        reason: row.reason,
+        earlier,
     }
 }
 
@@ -158,7 +164,8 @@ struct Mine {
 impl Mine {
     fn of(out: &Outgoing) -> Mine {
         Mine {
-            digest: out.envelope.content_digest(),
+            // From the domain event the one contract check produced, not a second one.
+            digest: contract::content_digest(&out.event.kind),
             merchant: out.envelope.source.provider == contract::MERCHANT_API,
         }
     }
@@ -171,19 +178,35 @@ impl Mine {
     /// The answer for this content when its event id was decided for another one.
     fn refused(&self) -> Decided {
         let reason = if self.merchant {
-            store::IDEMPOTENCY_KEY_REUSED
+            ReasonCode::IdempotencyKeyReused
         } else {
             CONFLICTING_DUPLICATE
         };
         Decided {
-            outcome: "noop".to_owned(),
-            reason: Some(reason.to_owned()),
+            outcome: OutcomeKind::NoOp,
+            reason: Some(reason),
             earlier: false,
         }
     }
 }
 
 /// True for the reasons that refuse a content rather than decide the event.
-fn is_refusal_of_content(reason: Option<&str>) -> bool {
-    matches!(reason, Some(r) if r == store::IDEMPOTENCY_KEY_REUSED || r == CONFLICTING_DUPLICATE)
+fn is_refusal_of_content(reason: Option<ReasonCode>) -> bool {
+    matches!(
+        reason,
+        Some(ReasonCode::IdempotencyKeyReused | ReasonCode::ConflictingDuplicate)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_of_content_are_refusals_of_content() {
+        assert!(is_refusal_of_content(Some(
+            ReasonCode::IdempotencyKeyReused
+        )));
+        assert!(!is_refusal_of_content(Some(ReasonCode::OrderRegistered)));
+    }
 }

@@ -1,5 +1,6 @@
 //! The one error type of the HTTP edge and the one place it becomes a response:
-//! `{"error": "<code>", "message": "<what is wrong, naming the field>"}` with the status
+//! `{"error": "<code>", "message": "<what is wrong, naming the field>"}`
+//! ([`crate::wire::error::ErrorBody`]) with the status
 //! `shared/spec/interface.md` lists. Every failure is classified here once: 4xx is
 //! permanent (the caller must change the request), 503 is transient (nothing was accepted;
 //! retry later).
@@ -7,7 +8,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::wire::error::ErrorBody;
 
 /// Why a request was not accepted. Handlers return it; [`IntoResponse`] renders it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +83,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::LedgerBehind(_) => ledger::position::BEHIND_REASON,
+            ApiError::LedgerBehind(_) => operator::standing::BEHIND_REASON,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -133,29 +135,32 @@ pub const DATABASE_OR_NATS_UNAVAILABLE: &str =
 pub const DATABASE_INTERNAL: &str = "internal error reading the ledger database; see the log";
 
 impl From<store::StoreError> for ApiError {
-    /// Every database failure is a 503 with [`DATABASE_UNAVAILABLE`] (nothing was
-    /// accepted; a retry may succeed once the database is back or the conflict is over),
-    /// except data this release cannot read, a 500 with [`DATABASE_INTERNAL`]. The
+    /// By [`store::StoreError::is_transient`], the store's one classification: a transient
+    /// failure (database unreachable, pool timeout, conflicts that outlasted the retries)
+    /// is a 503 with [`DATABASE_UNAVAILABLE`] (nothing was accepted; a retry may succeed);
+    /// a permanent one (data this release cannot read, a statement the database rejects)
+    /// is a 500 with [`DATABASE_INTERNAL`], since repeating the request cannot help. The
     /// driver's text (database name, host, SQL state) is logged here, never answered.
     fn from(e: store::StoreError) -> Self {
-        match e {
-            store::StoreError::Corrupt(_) => {
-                tracing::error!(error = %e, "ledger database: unreadable data");
-                ApiError::Internal(DATABASE_INTERNAL.to_owned())
-            }
-            e => {
-                tracing::warn!(error = %e, transient = e.is_transient(), "ledger database error");
-                ApiError::Unavailable(DATABASE_UNAVAILABLE.to_owned())
-            }
+        if e.is_transient() {
+            tracing::warn!(error = %e, "ledger database unavailable");
+            ApiError::Unavailable(DATABASE_UNAVAILABLE.to_owned())
+        } else {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "ledger database error");
+            ApiError::Internal(DATABASE_INTERNAL.to_owned())
         }
     }
 }
 
 impl From<bus::BusError> for ApiError {
+    /// By [`bus::BusError::is_transient`]: NATS unavailable (or its stream full) is a 503,
+    /// a refusal a 500 (the ingress built a message NATS will never take).
     fn from(e: bus::BusError) -> Self {
-        match e {
-            bus::BusError::Unavailable(m) => ApiError::Unavailable(format!("NATS: {m}")),
-            bus::BusError::Refused(m) => ApiError::Internal(format!("NATS refused the event: {m}")),
+        let (bus::BusError::Unavailable(cause) | bus::BusError::Refused(cause)) = &e;
+        if e.is_transient() {
+            ApiError::Unavailable(format!("NATS: {cause}"))
+        } else {
+            ApiError::Internal(format!("NATS refused the event: {cause}"))
         }
     }
 }
@@ -165,7 +170,10 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
             tracing::warn!(error = %self, "request failed");
         }
-        let body = json!({"error": self.code(), "message": self.message()});
+        let body = ErrorBody {
+            error: self.code().to_owned(),
+            message: self.message(),
+        };
         (self.status(), Json(body)).into_response()
     }
 }

@@ -10,13 +10,13 @@
 //! - [`routes::portone`]: the signed payment webhook and the unsigned inventory
 //!   confirmation (threat model: `docs/threat-model.md`).
 //! - [`routes::stripe`], [`routes::adyen`]: signed webhooks, published as contract events;
-//!   a Stripe event without `data.object` is completed from Stripe's API by
-//!   [`stripe_worker`] first.
+//!   a Stripe event without `data.object` is stored for the `verifier` crate, which
+//!   completes it from Stripe's API first.
 //! - [`ratelimit`]: per-source limits of the unauthenticated endpoints (iPint's callback,
 //!   PortOne's confirmation).
 //! - [`routes::ipint`]: the unsigned callback, kept in JetStream as a trigger; the
-//!   [`ipint_worker`] verifies it with iPint's signed API off the request path.
-//!   `docs/providers.md` has every provider's mapping.
+//!   `verifier` crate verifies it with iPint's signed API off the request path.
+//!   `docs/providers.md` has every provider's mapping (`providers::events`).
 //! - [`routes::merchant`] and [`routes::reads`]: the merchant API (bearer token).
 //! - [`routes::ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`routes::exceptions`]: the exception queue and its operator actions (bearer token).
@@ -27,7 +27,6 @@
 pub mod decision;
 pub mod error;
 pub mod input;
-pub mod ipint_worker;
 pub mod metrics;
 pub mod net;
 pub mod publish;
@@ -35,7 +34,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod standing;
-pub mod stripe_worker;
+pub mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -56,6 +55,9 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use net::IpNet;
+/// The workers' clock type, shared so one test clock drives both the routes and the
+/// verifier.
+pub use verifier::Clock;
 
 /// The settings the ingress uses, parsed once from [`Config`]. Secrets stay [`Secret`]s.
 #[derive(Debug, Clone)]
@@ -92,16 +94,15 @@ pub struct Settings {
     /// `STOCKLEDGER_ADYEN_BASIC_USER` and `_PASSWORD`: when set, Adyen notifications must
     /// also carry these HTTP Basic credentials.
     pub adyen_basic_auth: Option<(String, Secret)>,
-    /// The iPint API the verification worker asks.
-    pub ipint: IpintSettings,
     /// `STOCKLEDGER_IPINT_CALLBACKS_PER_SECOND` / `_BURST`: per-source limit of
     /// `/webhooks/ipint` ([`ratelimit`]).
     pub ipint_callbacks_limit: ratelimit::RateLimit,
     /// `STOCKLEDGER_CONFIRMATIONS_PER_SECOND` / `_BURST`: per-source limit of
     /// `/portone/inventory-confirmation` ([`ratelimit`]).
     pub confirmations_limit: ratelimit::RateLimit,
-    /// How partial Stripe events are completed ([`stripe_worker`]).
-    pub stripe_api: stripe_worker::StripeApiSettings,
+    /// Whether `STOCKLEDGER_STRIPE_API_KEY` is set: a partial Stripe event that names no
+    /// order can be stored for completion only then ([`routes::stripe`]).
+    pub stripe_api_key_set: bool,
     /// `STOCKLEDGER_MERCHANT`: the merchant scope written in every event this ingress
     /// publishes (checked at start against the contract's rule).
     pub merchant: String,
@@ -120,31 +121,6 @@ pub struct Settings {
     pub db_pool_max: usize,
 }
 
-/// The Unix-seconds clock the ingress reads (replaceable in tests).
-#[derive(Clone)]
-pub struct Clock(pub Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(|| publish::now().0 / 1000))
-    }
-    /// A clock stopped at `unix_secs`.
-    pub fn fixed(unix_secs: i64) -> Clock {
-        Clock(Arc::new(move || unix_secs))
-    }
-    /// The time now, in Unix seconds.
-    pub fn now(&self) -> i64 {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
 /// Decoded HMAC keys. `Debug` shows how many, never the bytes.
 #[derive(Clone, Default)]
 pub struct HmacKeys(pub Vec<Vec<u8>>);
@@ -153,26 +129,6 @@ impl fmt::Debug for HmacKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "HmacKeys({} keys)", self.0.len())
     }
-}
-
-/// How the iPint verification worker reaches iPint and how long it keeps trying.
-#[derive(Debug, Clone)]
-pub struct IpintSettings {
-    /// `STOCKLEDGER_IPINT_API_URL`: the base URL, `GET {base}/invoice?id=…`.
-    pub api_url: String,
-    /// `STOCKLEDGER_IPINT_API_KEY` and `_SECRET`. `None`: callbacks are accepted but wait
-    /// as `unverifiable` exceptions, and are verified once keys are configured.
-    pub credentials: Option<(Secret, Secret)>,
-    /// `STOCKLEDGER_IPINT_TIMEOUT`: one API call.
-    pub timeout: Duration,
-    /// `STOCKLEDGER_IPINT_VERIFY_ATTEMPTS`: verifications before `unverifiable`.
-    pub verify_attempts: i64,
-    /// The first pause between verifications; it doubles each time.
-    pub backoff_first: Duration,
-    /// `STOCKLEDGER_IPINT_VERIFY_BACKOFF_MAX`: the longest pause between verifications.
-    pub backoff_max: Duration,
-    /// How long a callback waits before it is tried again while no keys are configured.
-    pub unconfigured_recheck: Duration,
 }
 
 /// Why the settings cannot be used; the ingress does not start.
@@ -200,19 +156,20 @@ pub enum SettingsError {
 impl Settings {
     /// The ingress's settings from the process configuration.
     pub fn from_config(c: &Config) -> Result<Settings, SettingsError> {
-        let api_token = c.api_token.clone().ok_or(SettingsError::MissingApiToken)?;
-        let allowed = net::parse_list(&c.portone_allowed_ips).map_err(|source| {
+        let api_token = c.http.api_token.clone().ok_or(SettingsError::MissingApiToken)?;
+        let allowed = net::parse_list(&c.http.portone_allowed_ips).map_err(|source| {
             SettingsError::InvalidNet {
                 var: "STOCKLEDGER_PORTONE_ALLOWED_IPS",
                 source,
             }
         })?;
         let trusted_proxies =
-            net::parse_list(&c.trusted_proxies).map_err(|source| SettingsError::InvalidNet {
+            net::parse_list(&c.http.trusted_proxies).map_err(|source| SettingsError::InvalidNet {
                 var: "STOCKLEDGER_TRUSTED_PROXIES",
                 source,
             })?;
         let adyen_hmac_keys = c
+            .providers
             .adyen_hmac_keys
             .iter()
             .enumerate()
@@ -221,57 +178,44 @@ impl Settings {
                     .map_err(|_| SettingsError::InvalidAdyenKey { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let adyen_basic_auth = match (&c.adyen_basic_user, &c.adyen_basic_password) {
+        let adyen_basic_auth = match (&c.providers.adyen_basic_user, &c.providers.adyen_basic_password) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
             (None, None) => None,
             _ => return Err(SettingsError::HalfAdyenBasicAuth),
         };
-        contract::v2::check_merchant(&c.merchant).map_err(SettingsError::InvalidMerchant)?;
-        let credentials = match (&c.ipint_api_key, &c.ipint_api_secret) {
-            (Some(k), Some(s)) => Some((k.clone(), s.clone())),
-            _ => None,
-        };
+        contract::v2::check_merchant(&c.nats.merchant).map_err(SettingsError::InvalidMerchant)?;
         Ok(Settings {
             api_token,
-            portone_secret_key: c.portone_secret_key.clone(),
-            portone_key: c.portone_key.clone(),
+            portone_secret_key: c.providers.portone_secret_key.clone(),
+            portone_key: c.providers.portone_key.clone(),
             portone_allowed_ips: if allowed.is_empty() {
                 None
             } else {
                 Some(allowed)
             },
             trusted_proxies,
-            confirmation_deadline: c.confirmation_deadline,
-            max_body_bytes: c.max_body_bytes,
-            request_timeout: c.request_timeout,
-            publish_timeout: c.publish_timeout,
-            stripe_webhook_secrets: c.stripe_webhook_secrets.clone(),
+            confirmation_deadline: c.http.confirmation_deadline,
+            max_body_bytes: c.http.max_body_bytes,
+            request_timeout: c.http.request_timeout,
+            publish_timeout: c.nats.publish_timeout,
+            stripe_webhook_secrets: c.providers.stripe_webhook_secrets.clone(),
             adyen_hmac_keys: HmacKeys(adyen_hmac_keys),
             adyen_basic_auth,
-            ipint: IpintSettings {
-                api_url: c.ipint_api_url.trim_end_matches('/').to_owned(),
-                credentials,
-                timeout: c.ipint_timeout,
-                verify_attempts: c.ipint_verify_attempts,
-                backoff_first: Duration::from_secs(1),
-                backoff_max: c.ipint_verify_backoff_max,
-                unconfigured_recheck: ipint_worker::UNCONFIGURED_RECHECK,
-            },
             ipint_callbacks_limit: ratelimit::RateLimit {
-                per_second: c.ipint_callbacks_per_second,
-                burst: c.ipint_callbacks_burst,
+                per_second: c.http.ipint_callbacks_per_second,
+                burst: c.http.ipint_callbacks_burst,
             },
             confirmations_limit: ratelimit::RateLimit {
-                per_second: c.confirmations_per_second,
-                burst: c.confirmations_burst,
+                per_second: c.http.confirmations_per_second,
+                burst: c.http.confirmations_burst,
             },
-            stripe_api: stripe_worker::StripeApiSettings::from_config(c),
-            merchant: c.merchant.clone(),
+            stripe_api_key_set: c.verifier.stripe_api_key.is_some(),
+            merchant: c.nats.merchant.clone(),
             clock: Clock::system(),
-            header_read_timeout: c.header_read_timeout,
-            max_connections: c.max_connections,
-            max_inflight_requests: c.max_inflight_requests,
-            db_pool_max: usize::try_from(c.db_pool_max).unwrap_or(usize::MAX),
+            header_read_timeout: c.http.header_read_timeout,
+            max_connections: c.http.max_connections,
+            max_inflight_requests: c.http.max_inflight_requests,
+            db_pool_max: usize::try_from(c.database.pool_max).unwrap_or(usize::MAX),
         })
     }
 }
@@ -566,8 +510,7 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// Installs the process-wide TLS crypto provider (ring) used by outgoing HTTPS calls (the
-/// iPint verifier). Idempotent; call before building any `reqwest::Client`.
+/// verifier's). Idempotent; call before building any `reqwest::Client`.
 pub fn install_tls_provider() {
-    // An error only means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    verifier::install_tls_provider();
 }

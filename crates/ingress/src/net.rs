@@ -1,5 +1,6 @@
 //! Source addresses: address and CIDR lists (`STOCKLEDGER_PORTONE_ALLOWED_IPS`,
-//! `STOCKLEDGER_TRUSTED_PROXIES`) and which address a request really comes from.
+//! `STOCKLEDGER_TRUSTED_PROXIES`, ranges from the `ipnet` crate) and which address a
+//! request really comes from.
 //!
 //! The client address is the TCP peer, unless the peer is a trusted proxy: then it is the
 //! right-most `X-Forwarded-For` entry that is not itself a trusted proxy. Entries to the
@@ -10,13 +11,11 @@ use std::net::IpAddr;
 
 use axum::http::HeaderMap;
 
-/// One address range: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`, or a
-/// single address as `/32` or `/128`).
+/// One address range: `10.0.0.0/8`, `2001:db8::/32`, or a single address (a `/32` or
+/// `/128`). The range arithmetic is the `ipnet` crate's; this wrapper adds the list
+/// format's rules (a bare address is a range, IPv4-mapped IPv6 counts as IPv4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 /// A list entry that is neither an address nor a CIDR.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,51 +23,36 @@ pub struct IpNet {
 pub struct InvalidNet(pub String);
 
 impl IpNet {
-    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or an IPv6 CIDR.
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or an IPv6 CIDR (spaces around the
+    /// address and the prefix are ignored, as operators write lists by hand).
     pub fn parse(s: &str) -> Result<IpNet, InvalidNet> {
         let bad = || InvalidNet(s.to_owned());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
+        let net = match s.split_once('/') {
+            Some((a, p)) => format!("{}/{}", a.trim(), p.trim())
+                .parse::<ipnet::IpNet>()
+                .map_err(|_| bad())?,
+            None => ipnet::IpNet::from(s.trim().parse::<IpAddr>().map_err(|_| bad())?),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let addr = addr.to_canonical();
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
-        };
-        Ok(IpNet { addr, prefix })
+        Ok(IpNet(canonical(net)))
     }
 
     /// True when `ip` is inside this range. IPv4-mapped IPv6 addresses count as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
-                u128::from(u32::from(net)) << 96,
-                u128::from(u32::from(ip)) << 96,
-                self.prefix,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                same_prefix(u128::from(net), u128::from(ip), self.prefix)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 
-/// True when the first `prefix` bits of `a` and `b` are equal.
-fn same_prefix(a: u128, b: u128, prefix: u8) -> bool {
-    if prefix == 0 {
-        return true;
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it maps, so that it
+/// matches the IPv4 addresses peers are canonicalized to.
+fn canonical(net: ipnet::IpNet) -> ipnet::IpNet {
+    if let ipnet::IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Some(prefix) = v6.prefix_len().checked_sub(96)
+        && let Ok(v4net) = ipnet::Ipv4Net::new(v4, prefix)
+    {
+        return ipnet::IpNet::V4(v4net);
     }
-    let shift = 128u32.saturating_sub(u32::from(prefix));
-    (a >> shift) == (b >> shift)
+    net
 }
 
 /// Parses a configured list; the first bad entry is the error.
@@ -148,6 +132,10 @@ mod tests {
         assert!(!list[2].contains(ip("2001:db9::5")));
         assert!(list[3].contains(ip("8.8.8.8")));
         assert!(!list[3].contains(ip("::1")));
+        assert!(IpNet::parse(" 10.0.0.0 / 8 ").is_ok_and(|n| n.contains(ip("10.1.2.3"))));
+        let mapped = IpNet::parse("::ffff:10.0.0.0/104").expect("mapped range");
+        assert!(mapped.contains(ip("10.1.2.3")));
+        assert!(!mapped.contains(ip("11.1.2.3")));
         assert!(IpNet::parse("10.0.0.0/33").is_err());
         assert!(IpNet::parse("example.com").is_err());
     }

@@ -5,11 +5,9 @@
 //! The ingress never writes the ledger: this is its only write. A request is answered
 //! "accepted" only after [`publish`] returned `Ok`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
-use contract::{Envelope, Source};
-use domain::{EventId, EventKind, Timestamp};
+use contract::{ContractError, Envelope, Source};
+use domain::{Event, EventId, EventKind};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -26,24 +24,30 @@ pub const ADYEN: &str = "adyen";
 /// Who iPint's events come from.
 pub const IPINT: &str = "ipint";
 
-/// The current time in milliseconds since the Unix epoch: the `recorded_at` of events
-/// born here.
-pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-}
+/// The clock (`service::now`): the `recorded_at` of events born here.
+pub use service::now;
 
-/// An event ready to publish: its envelope, already checked against the contract.
+/// An event ready to publish: its envelope, already checked against the contract, and
+/// what that one check produced: the domain event (whose content a synchronous caller
+/// compares) and its id (the `Nats-Msg-Id`), both derived once and carried.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub envelope: Envelope,
     pub event_id: EventId,
+    pub event: Event,
 }
 
 impl Outgoing {
+    /// Checks `envelope` against the contract, once, and keeps the domain event it says.
+    pub fn checked(envelope: Envelope) -> Result<Outgoing, ContractError> {
+        let event = envelope.to_domain()?;
+        Ok(Outgoing {
+            event_id: event.id,
+            envelope,
+            event,
+        })
+    }
+
     /// Builds and checks the envelope of `kind` from `provider` with dedupe key
     /// `identity`. A value the contract refuses is a 400 naming its field; nothing is
     /// published for it.
@@ -58,8 +62,9 @@ impl Outgoing {
             provider: provider.to_owned(),
             identity,
         };
+        // The event id is derived here, once, from the identity; everything after carries it.
         let envelope = Envelope::new(kind, source, at, at, raw);
-        envelope.to_domain().map_err(|e| {
+        Outgoing::checked(envelope).map_err(|e| {
             // The contract's paths start at the envelope (`payload.lines[0].sku`); the
             // client knows its own field names, which are the payload's.
             let field = e
@@ -68,9 +73,7 @@ impl Outgoing {
                 .unwrap_or(&e.field)
                 .to_owned();
             ApiError::malformed(field, e.message)
-        })?;
-        let event_id = envelope.event_id();
-        Ok(Outgoing { envelope, event_id })
+        })
     }
 }
 
@@ -113,13 +116,19 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
         .event_subject(&out.envelope.source.provider, kind);
     let id = out.event_id.to_string();
     // Every event leaves in this ingress's merchant scope; the scope is not part of the
-    // event id, so it cannot make a duplicate look new.
-    let envelope = out
-        .envelope
-        .clone()
-        .with_merchant(state.settings.merchant.as_str());
+    // event id, so it cannot make a duplicate look new. Encoded once, in that scope,
+    // without copying the envelope.
+    let payload = match out.envelope.to_json_in(state.settings.merchant.as_str()) {
+        Ok(payload) => payload,
+        Err(e) => {
+            // A bug in the encoder: nothing is published (never an empty payload).
+            state.metrics.publish_failed(kind);
+            tracing::error!(event_id = %id, kind, error = %e, source = ?std::error::Error::source(&e), "event could not be encoded; nothing accepted");
+            return Err(PublishError::NotSent(ApiError::Internal(e.to_string())));
+        }
+    };
     match bus
-        .publish_event(subject, &id, Bytes::from(envelope.to_json()), None)
+        .publish_event(subject, &id, Bytes::from(payload), None)
         .await
     {
         Ok(published) => {

@@ -2,7 +2,7 @@
 //! `/readyz` asks every time; writes, reads and PortOne's confirmation ask through a cache
 //! refreshed at most every [`STANDING_CACHE_TTL`], so the check costs the hot path one
 //! lookup per interval, not two round trips per request. The answer itself comes from
-//! `ledger::position` (decision 25).
+//! `operator::standing` (decision 25).
 
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,11 @@ pub struct StandingCache {
 impl StandingCache {
     /// Asks now and remembers the answer. `Err` when NATS or the database cannot say.
     pub async fn refresh(&self, state: &AppState) -> Result<Option<String>, ApiError> {
-        let behind = match ledger::position::standing(&state.bus, &state.store).await {
+        let behind = match operator::standing::standing(&state.bus, &state.store).await {
             Ok(s) if s.is_behind() => Some(s.describe()),
             Ok(_) => None,
-            Err(ledger::LedgerError::Bus(e)) => return Err(e.into()),
-            Err(ledger::LedgerError::Store(e)) => return Err(e.into()),
+            Err(operator::StandingError::Bus(e)) => return Err(e.into()),
+            Err(operator::StandingError::Store(e)) => return Err(e.into()),
         };
         *self.last.lock().await = Some((Instant::now(), behind.clone()));
         Ok(behind)

@@ -308,7 +308,7 @@ async fn text_fields_are_refused_naming_the_field_on_both_databases() {
                     json!({"outcome": "restock", "lines": [good_line], "reference": bad}),
                     "reference",
                 ),
-                // Operator actions (the same checks as stockctl's, `exceptions::actions`).
+                // Operator actions (the same checks as stockctl's, `operator::actions`).
                 (
                     Method::POST,
                     "/v1/exceptions/x/resolve".into(),

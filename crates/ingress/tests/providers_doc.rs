@@ -1,11 +1,10 @@
 //! `docs/providers.md` cannot drift from the code: every row of the Stripe, Adyen and
 //! iPint tables is turned into the provider's message, run through the translation the
-//! ingress uses, and its contract event and dedupe key compared with the table.
+//! ingress and the verifier use (`providers::events`), and its contract event and dedupe key compared with the table.
 #![allow(clippy::unwrap_used)]
 
 use domain::EventKind;
-use ingress::ipint_worker::{self, Verdict};
-use ingress::routes::{adyen, stripe};
+use providers::events::{self, IpintVerdict as Verdict};
 
 /// One table row: the backticked tokens of the message cell, the contract event (first
 /// backticked token, or the cell's first words), and the dedupe key template.
@@ -102,7 +101,7 @@ fn stripe_table_matches_the_code() {
             r#"{{"id":"evt_doc","type":"{kind}","data":{{"object":{{"id":"dp_1","object":"{object}","payment_intent":"pi_1","amount":100,"currency":"usd"{status}}}}}}}"#
         );
         let event = providers::stripe::parse_event(body.as_bytes()).unwrap();
-        let translated = stripe::translate(&event).unwrap();
+        let translated = events::stripe_event(&event).unwrap();
         assert_eq!(name(translated.as_ref()), row.event, "{kind}");
         check_outcome(translated.as_ref(), &row);
         if translated.is_some() {
@@ -130,7 +129,7 @@ fn adyen_table_matches_the_code() {
             .unwrap()
             .items
             .remove(0);
-        let translated = adyen::translate(&item).unwrap();
+        let translated = events::adyen_event(&item).unwrap();
         assert_eq!(name(translated.as_ref()), row.event, "{code} {success}");
         check_outcome(translated.as_ref(), &row);
         if translated.is_some() {
@@ -160,7 +159,7 @@ fn ipint_table_matches_the_code() {
             if received.is_empty() { "" } else { "0.1" }
         );
         let invoice = providers::ipint::parse_invoice(body.as_bytes()).unwrap();
-        match ipint_worker::verdict(&invoice).unwrap() {
+        match events::ipint_verdict(&invoice).unwrap() {
             Verdict::Publish { kind, identity } => {
                 assert_eq!(kind.name(), row.event, "{status}");
                 let key = row

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bus::{AckKind, Bus, DecisionNotice, Message};
 use contract::DecodeError;
-use domain::{Context, ExceptionReason, Timestamp};
+use domain::{Context, ExceptionReason, OutcomeKind, ReasonCode, Timestamp};
 use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use store::{Applied, Incoming, Store};
@@ -23,13 +23,18 @@ pub const DEFER_DELAY_MAX: Duration = Duration::from_secs(60);
 /// The delay before a message is retried after a transient failure (database down).
 pub const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(2);
 
+/// A store failure shared by every event of the batch it failed (the error is not `Clone`,
+/// and each event keeps it whole, with its source, for the log).
+pub type SharedStoreError = Arc<store::StoreError>;
+
 /// What happened to one message, for counting and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BatchSummary {
     pub recorded: usize,
     pub duplicates: usize,
     pub deferred: usize,
-    /// Messages that can never become an event: recorded as exceptions and terminated.
+    /// Messages that can never become an event (recorded as exceptions), and events the
+    /// store failed to apply for good ([`on_store_error`]): terminated.
     pub unprocessable: usize,
     /// Messages left for redelivery after a transient failure.
     pub retried: usize,
@@ -60,7 +65,7 @@ pub async fn run(
         .max_messages_per_batch(settings.fetch_batch_max)
         .messages()
         .await
-        .map_err(|e| bus::BusError::Unavailable(e.to_string()))?;
+        .map_err(bus::BusError::unavailable)?;
     tracing::info!(
         batch_max = settings.fetch_batch_max,
         "ledger consumer started"
@@ -140,12 +145,19 @@ pub async fn process_batch(
         let parts = bus::split(msg.headers.as_ref(), &msg.payload);
         let grouped = parts.len() > 1;
         for (n, part) in parts.iter().enumerate() {
-            match contract::decode_event(part) {
-                Ok((envelope, event)) => {
+            // One decode: the envelope, its domain event (whose id is the envelope's, checked
+            // against the identity there), and the bytes as the text the store keeps.
+            match contract::decode_received(part) {
+                Ok(contract::Received {
+                    envelope,
+                    event,
+                    text,
+                }) => {
                     confirmations.push(envelope.answer_by().map(|_| envelope));
                     incomings.push(Incoming {
                         event,
-                        envelope: String::from_utf8_lossy(part).into_owned(),
+                        // Exactly what was received: a decoded message is UTF-8 JSON.
+                        envelope: text.to_owned(),
                         operator_retry: bus::is_operator_retry(msg),
                         stream_seq,
                     });
@@ -210,9 +222,15 @@ pub async fn process_batch(
                     disposition(&applied, &batch[i], now)
                 }
                 Err(e) => {
-                    tracing::error!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
-                    summary.retried += 1;
-                    Disposition::Later(TRANSIENT_RETRY_DELAY)
+                    let d = on_store_error(&e);
+                    if d == Disposition::Terminate {
+                        tracing::error!(event_id = %incoming.event.id, error = %e, source = ?std::error::Error::source(&*e), "could not apply event, and trying again cannot help; terminated (it becomes a dead letter for an operator)");
+                        summary.unprocessable += 1;
+                    } else {
+                        tracing::warn!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
+                        summary.retried += 1;
+                    }
+                    d
                 }
             };
             settled[i] = Some(merge(settled[i], d));
@@ -280,7 +298,7 @@ async fn apply(
     store: &Store,
     incomings: &[Incoming],
     ctx: &Context,
-) -> Vec<Result<Applied, store::StoreError>> {
+) -> Vec<Result<Applied, SharedStoreError>> {
     match store.apply_batch(incomings, ctx).await {
         Ok(report) => report.results.into_iter().map(Ok).collect(),
         Err(e) if incomings.len() > 1 && !e.is_transient() => {
@@ -288,11 +306,28 @@ async fn apply(
             let mut one_by_one = Vec::with_capacity(incomings.len());
             for incoming in incomings {
                 let r = store.apply_batch(std::slice::from_ref(incoming), ctx).await;
-                one_by_one.push(r.map(|mut rep| rep.results.remove(0)));
+                one_by_one.push(r.map(|mut rep| rep.results.remove(0)).map_err(Arc::new));
             }
             one_by_one
         }
-        Err(e) => incomings.iter().map(|_| Err(clone_error(&e))).collect(),
+        Err(e) => {
+            let e = Arc::new(e);
+            incomings.iter().map(|_| Err(Arc::clone(&e))).collect()
+        }
+    }
+}
+
+/// How a message whose event the store failed to apply leaves, from
+/// [`store::StoreError::is_transient`], the one classification: a transient failure
+/// (database unreachable, pool timeout, a lost race) is delivered again after a delay; a
+/// permanent one (a constraint violated, stored data this release cannot decode) would
+/// fail on every delivery, so it is terminated at once and becomes a dead letter in the
+/// exception queue (`terminated`) rather than cycling to `max_deliveries`.
+pub fn on_store_error(e: &store::StoreError) -> Disposition {
+    if e.is_transient() {
+        Disposition::Later(TRANSIENT_RETRY_DELAY)
+    } else {
+        Disposition::Terminate
     }
 }
 
@@ -326,10 +361,6 @@ fn unprocessable_id(msg: &Message, stream_seq: Option<u64>, line: Option<usize>)
         Some(n) => format!("{base}:{n}"),
         None => base,
     }
-}
-
-fn clone_error(e: &store::StoreError) -> store::StoreError {
-    store::StoreError::Corrupt(e.to_string())
 }
 
 fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition {
@@ -380,9 +411,11 @@ async fn unprocessable(
             tracing::warn!(%id, reason = reason.code(), "unprocessable message recorded as an exception");
             Disposition::Terminate
         }
+        // Terminated either way when the failure is permanent: the dead letter keeps the
+        // raw bytes, so nothing is lost by not recording them here.
         Err(e) => {
-            tracing::error!(%id, error = %e, "could not record an unprocessable message; will retry");
-            Disposition::Later(TRANSIENT_RETRY_DELAY)
+            tracing::error!(%id, error = %e, transient = e.is_transient(), "could not record an unprocessable message");
+            on_store_error(&e)
         }
     }
 }
@@ -405,18 +438,18 @@ async fn settle(msg: &Message, d: Disposition) {
 /// Best effort: a waiter that misses it reads the ledger at its deadline.
 async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
     let (outcome, reason, repeated) = match applied {
-        Applied::Recorded(outcome) => (outcome.label(), store::reason_code(outcome), false),
-        Applied::Duplicate { first } => (first.label(), store::reason_code(first), true),
+        Applied::Recorded(outcome) => (outcome.kind(), outcome.reason_code(), false),
+        Applied::Duplicate { first } => (first.kind(), first.reason_code(), true),
         Applied::IdempotencyKeyReused { .. } => (
-            "noop",
-            Some(store::IDEMPOTENCY_KEY_REUSED.to_owned()),
+            OutcomeKind::NoOp,
+            Some(ReasonCode::IdempotencyKeyReused),
             false,
         ),
         Applied::StillException | Applied::Deferred { .. } => return,
     };
     let notice = DecisionNotice {
         event_id: incoming.event.id.to_string(),
-        outcome: outcome.to_owned(),
+        outcome,
         reason,
         repeated,
         content_digest: Some(contract::content_digest(&incoming.event.kind).to_string()),
@@ -427,5 +460,50 @@ async fn announce(bus: &Bus, incoming: &Incoming, applied: &Applied) {
     let subject = bus.namespace().decision_subject(&notice.event_id);
     if let Err(e) = bus.announce(subject, payload.into()).await {
         tracing::debug!(error = %e, "decision announcement not sent");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which store failures are retried and which are terminated.
+    #[test]
+    fn transient_store_errors_are_retried_and_permanent_ones_terminated() {
+        let later = Disposition::Later(TRANSIENT_RETRY_DELAY);
+        assert_eq!(on_store_error(&store::StoreError::Conflict), later);
+        assert_eq!(
+            on_store_error(&store::StoreError::from(store::sqlx::Error::PoolTimedOut)),
+            later
+        );
+        assert_eq!(
+            on_store_error(&store::StoreError::from(store::sqlx::Error::Io(
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+            ))),
+            later
+        );
+        assert_eq!(
+            on_store_error(&store::StoreError::Corrupt("bad json".into())),
+            Disposition::Terminate
+        );
+        assert_eq!(
+            on_store_error(&store::StoreError::from(store::sqlx::Error::RowNotFound)),
+            Disposition::Terminate
+        );
+    }
+
+    #[test]
+    fn a_later_delivery_wins_over_terminating_a_message() {
+        assert_eq!(
+            merge(
+                Some(Disposition::Terminate),
+                Disposition::Later(TRANSIENT_RETRY_DELAY)
+            ),
+            Disposition::Later(TRANSIENT_RETRY_DELAY)
+        );
+        assert_eq!(
+            merge(Some(Disposition::Done), Disposition::Terminate),
+            Disposition::Terminate
+        );
     }
 }

@@ -17,17 +17,28 @@
 //! registered yet is redelivered with backoff until the unknown-order hold runs out.
 
 pub mod consumer;
-pub mod position;
+/// Whether the database is behind the stream: shared with the ingress, the exception
+/// consumer and `stockctl`, so it lives in `operator`.
+pub use operator::standing as position;
+
+/// The comparison's failures are the ledger's own bus and store failures.
+impl From<operator::StandingError> for LedgerError {
+    fn from(e: operator::StandingError) -> Self {
+        match e {
+            operator::StandingError::Bus(e) => LedgerError::Bus(e),
+            operator::StandingError::Store(e) => LedgerError::Store(e),
+        }
+    }
+}
 pub mod relay;
 pub mod replay;
 pub mod sweeper;
 pub mod withdraw;
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bus::{Bus, ConsumerLimits};
-use domain::Timestamp;
 use store::Store;
 
 /// Settings of the ledger process, each from one documented variable.
@@ -55,19 +66,19 @@ impl LedgerSettings {
     /// Settings from the process configuration.
     pub fn from_config(c: &config::Config) -> Self {
         Self {
-            fetch_batch_max: c.fetch_batch_max,
-            batch_linger: c.batch_linger,
-            unknown_order_hold: c.unknown_order_hold,
-            reservation_ttl: c.reservation_ttl,
-            sweep_interval: Some(c.sweep_interval),
-            sweep_batch_max: c.sweep_batch_max,
+            fetch_batch_max: c.ledger.fetch_batch_max,
+            batch_linger: c.ledger.batch_linger,
+            unknown_order_hold: c.ledger.unknown_order_hold,
+            reservation_ttl: c.ledger.reservation_ttl,
+            sweep_interval: Some(c.ledger.sweep_interval),
+            sweep_batch_max: c.ledger.sweep_batch_max,
             consumer: ConsumerLimits {
-                ack_wait: c.ack_wait,
-                max_deliver: c.max_deliver,
-                max_ack_pending: c.max_ack_pending,
+                ack_wait: c.ledger.ack_wait,
+                max_deliver: c.ledger.max_deliver,
+                max_ack_pending: c.ledger.max_ack_pending,
                 ..ConsumerLimits::default()
             },
-            shutdown_grace: c.shutdown_grace,
+            shutdown_grace: c.process.shutdown_grace,
         }
     }
 }
@@ -176,11 +187,5 @@ async fn wait_until_current(bus: &Bus, store: &Store) -> Result<position::Standi
     }
 }
 
-/// The current time as the domain sees it. The one place the ledger reads the clock.
-pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-}
+/// The clock: the one in `service`, shared by every process.
+pub use service::now;

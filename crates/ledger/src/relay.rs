@@ -158,7 +158,7 @@ async fn publish_one(
             }
         }
     }
-    Err(LedgerError::Bus(bus::BusError::Unavailable(format!(
+    Err(LedgerError::Bus(bus::BusError::unavailable(format!(
         "{subject}: lost the race {RACE_RETRIES_MAX} times"
     ))))
 }

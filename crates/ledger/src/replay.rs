@@ -180,10 +180,11 @@ async fn read_batches(
         let grouped = parts.len() > 1;
         for (n, part) in parts.iter().enumerate() {
             batch.read += 1;
-            match contract::decode_event(part) {
-                Ok((_, event)) => batch.events.push(Incoming {
-                    event,
-                    envelope: String::from_utf8_lossy(part).into_owned(),
+            match contract::decode_received(part) {
+                Ok(received) => batch.events.push(Incoming {
+                    event: received.event,
+                    // Exactly what was received: a decoded message is UTF-8 JSON.
+                    envelope: received.text.to_owned(),
                     operator_retry: bus::has_operator_retry(msg.headers.as_ref()),
                     stream_seq: Some(msg.stream_seq),
                 }),

@@ -49,14 +49,28 @@ pub fn due(authorization: &Envelope, now: Timestamp) -> Option<Envelope> {
     contract::withdrawal::withdrawal(authorization, now)
 }
 
+/// Why a withdrawal was not published. Either way nothing was sent that the ledger can
+/// count on, and the callers treat both alike (the batch waits, or the best-effort
+/// republish gives up); the variants keep the cause for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawError {
+    /// NATS did not take it.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    /// It could not be encoded: a bug, surfaced instead of publishing an empty payload.
+    #[error(transparent)]
+    Encode(#[from] contract::EncodeError),
+}
+
 /// Publishes a withdrawal and awaits JetStream's ack (its event id makes a second publish,
 /// by the ingress or by a redelivery, the same event).
-pub async fn publish(bus: &Bus, withdrawal: &Envelope) -> Result<(), bus::BusError> {
-    let id = withdrawal.event_id().to_string();
+pub async fn publish(bus: &Bus, withdrawal: &Envelope) -> Result<(), WithdrawError> {
+    let payload = withdrawal.to_json()?;
+    let id = withdrawal.event_id.to_string();
     let subject = bus
         .namespace()
         .event_subject(&withdrawal.source.provider, withdrawal.kind_name());
-    bus.publish_event(subject, &id, withdrawal.to_json().into(), None)
+    bus.publish_event(subject, &id, payload.into(), None)
         .await?;
     tracing::info!(event_id = %id, cause = ?withdrawal.causation_id, "a confirmation decided after its answer deadline is withdrawn");
     Ok(())

@@ -1,14 +1,26 @@
-//! A small, strict JSON object reader shared by the provider parsers.
+//! The one strict JSON reader of stockledger's HTTP bodies, with one vocabulary: a body is
+//! read **strictly** (one JSON object; a key repeated in any object, at any depth, is an
+//! error, never "last wins", so two readers of the same body can never disagree about
+//! which value counts; [`insert_unique`] is that rule, once), and every refusal is an
+//! [`Error::Malformed`] naming the **field** by its path (`body` for the body as a whole,
+//! `data.amount`, `lines[2].quantity`) with a short message (`missing`, `expected a
+//! string`, `duplicate key …`).
 //!
-//! It keeps each top-level value of an object as raw JSON text (`serde_json::value::RawValue`), so
-//! a parser can read a number's exact text (PortOne's float `amount`), and every type error names
-//! the field by its dotted path. Duplicate keys are rejected: two readers of the same body must
-//! never disagree about which value counts.
+//! Two entry points, because two kinds of wire format need it:
 //!
-//! [`parse_object`] is the same strict reading for the merchant API: a whole
-//! `serde_json::Value`, refused when any object at any depth repeats a key (`{"amount":"10.00",
-//! "amount":"99.00"}` is an error, never "last wins"). The provider bodies and the merchant API
-//! thus share one rule for duplicate keys, enforced by [`insert_unique`].
+//! - [`parse_object`]: the whole body as a `serde_json::Value`, duplicate keys refused at
+//!   every depth. The pre-pass of a body read into typed serde structs afterwards (the
+//!   merchant API and the operator actions: `ingress::wire::read` deserializes the value
+//!   with `serde_path_to_error`). serde's derive alone cannot give this rule: a map or a
+//!   `Value` member keeps the last of two keys, and a repeated struct field gets another
+//!   error, at another path.
+//! - `Obj`: the provider bodies' field reader, which keeps each member as its raw JSON
+//!   text (`serde_json::value::RawValue`), for what a typed struct cannot keep: the exact
+//!   text of a number (PortOne's signed float `amount` is verified and converted from its
+//!   text, never through an `f64`) and the members of an object whose keys are not known
+//!   in advance (Adyen's `additionalData`).
+//!
+//! Everything else reads typed structs; a new hand-made reader should not be needed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -99,7 +111,8 @@ impl<'de> Deserialize<'de> for StrictValue {
 
 /// Parses a whole body that must be one JSON object, refusing a key repeated in any object
 /// at any depth, invalid UTF-8, lone surrogates, trailing data and nesting deeper than
-/// serde_json's recursion limit (128). The error names `body`. For the merchant API.
+/// serde_json's recursion limit (128). The error names `body`. The strict pre-pass of a
+/// body then read into typed structs (the merchant API, the operator actions).
 pub fn parse_object(raw: &[u8]) -> Result<serde_json::Value, Error> {
     let StrictValue(value) = serde_json::from_slice::<StrictValue>(raw)
         .map_err(|e| Error::malformed("body", format!("not JSON: {e}")))?;

@@ -18,6 +18,7 @@ pub mod mac;
 pub mod money;
 
 pub mod adyen;
+pub mod events;
 pub mod ipint;
 pub mod portone;
 pub mod stripe;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use domain::OperatorAction;
-use exceptions::actions::{ActionError, ActionReport, ActionRequest, Actions};
+use operator::actions::{ActionError, ActionReport, ActionRequest, Actions};
 use serde_json::Value;
 use store::{QueueDetail, QueueFilter, QueueItem};
 
@@ -110,20 +110,20 @@ pub fn actor(given: Option<String>) -> anyhow::Result<String> {
 /// The configuration, the database and NATS, as the services use them.
 pub async fn connect() -> anyhow::Result<Actions> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+    let store = store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
         .await
         .context("opening the ledger database")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
     bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
-    bus_cfg.publish_timeout = cfg.publish_timeout;
+        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    bus_cfg.publish_timeout = cfg.nats.publish_timeout;
     let bus = bus::Bus::connect(bus_cfg)
         .await
         .context("connecting to NATS")?;
     Ok(Actions {
         bus,
         store,
-        wait: cfg.confirmation_deadline,
+        wait: cfg.http.confirmation_deadline,
     })
 }
 
@@ -141,7 +141,7 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
                 Some(age) => {
                     let d = config::parse_duration(&age)
                         .context("--older-than: expected 500ms, 8s, 10m, 2h or 7d")?;
-                    Some(exceptions::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    Some(service::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
                 }
                 None => None,
             };
@@ -156,7 +156,7 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print_table(&rows, exceptions::now().0);
+                print_table(&rows, service::now().0);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -199,11 +199,11 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
         ExceptionsCommand::Keep(a) => act(OperatorAction::Keep, a).await,
         ExceptionsCommand::Stats => {
             let actions = connect().await?;
-            let gauges = exceptions::metrics::Gauges {
+            let gauges = operator::gauges::Gauges {
                 bus: actions.bus,
                 store: actions.store,
             };
-            print!("{}", gauges.render(exceptions::now().0).await?);
+            print!("{}", gauges.render(service::now().0).await?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -266,7 +266,7 @@ pub fn finish<T: serde::Serialize>(
 
 async fn connect_store_only() -> anyhow::Result<store::Store> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+    store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
         .await
         .context("opening the ledger database")
 }
@@ -312,7 +312,7 @@ fn print_table(rows: &[QueueItem], now: i64) {
 
 fn print_detail(d: &QueueDetail) {
     let i = &d.item;
-    let now = exceptions::now().0;
+    let now = service::now().0;
     println!("exception   {}", i.id);
     println!("event id    {}", i.event_id);
     println!("reason      {}", i.reason);
@@ -373,7 +373,7 @@ fn print_detail(d: &QueueDetail) {
             format!(
                 "ledger outcome {} {}",
                 o.outcome,
-                o.reason.as_deref().unwrap_or("")
+                o.reason.map_or("", domain::ReasonCode::as_str)
             ),
         )
     }));

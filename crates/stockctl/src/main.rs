@@ -186,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn migrate() -> anyhow::Result<ExitCode> {
     let cfg = config::Config::from_env().context("reading configuration")?;
     // Connecting runs the migrations.
-    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+    let store = store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
         .await
         .context("migrating the ledger database")?;
     store.close().await;
@@ -201,7 +201,7 @@ const EXIT_NO_LEDGER: u8 = 3;
 /// Opens the configured ledger database for reading: never creates or migrates it. `Err`
 /// carries the exit code after saying why.
 async fn open_for_reading(cfg: &config::Config) -> anyhow::Result<Result<store::Store, ExitCode>> {
-    match store::Store::open_existing(&cfg.database_url, &store::StoreOptions::default()).await {
+    match store::Store::open_existing(&cfg.database.url, &store::StoreOptions::default()).await {
         Ok(s) => Ok(Ok(s)),
         Err(e @ (store::StoreError::Missing(_) | store::StoreError::NotMigrated(_))) => {
             eprintln!("stockctl: {e}; nothing was created (STOCKLEDGER_DATABASE_URL)");
@@ -227,11 +227,11 @@ const VERIFY_NATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Where the ledger stands against the event stream: `Some(line)` when it is behind,
 /// `None` when it is current or NATS cannot be asked (said on stderr).
 async fn behind_stream(cfg: &config::Config, store: &store::Store) -> Option<String> {
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
-    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats_namespace).ok()?;
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
+    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats.namespace).ok()?;
     let standing = tokio::time::timeout(VERIFY_NATS_TIMEOUT, async {
         let bus = bus::Bus::connect(bus_cfg).await.ok()?;
-        ledger::position::standing(&bus, store).await.ok()
+        operator::standing::standing(&bus, store).await.ok()
     })
     .await
     .ok()

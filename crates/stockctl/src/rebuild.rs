@@ -32,20 +32,20 @@ const EXIT_UNAVAILABLE: u8 = 3;
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
     bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     let bus = match bus::Bus::connect(bus_cfg).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!(
                 "stockctl: NATS unavailable at {}: {e}",
-                bus::redact_url(&cfg.nats_url)
+                bus::redact_url(&cfg.nats.url)
             );
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
-    let url = args.into.as_deref().unwrap_or(&cfg.database_url);
+    let url = args.into.as_deref().unwrap_or(&cfg.database.url);
     // A rebuild writes: it creates and migrates the target when needed.
     let store = match store::Store::connect(url, &store::StoreOptions::default()).await {
         Ok(s) => s,
@@ -54,7 +54,7 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
-    let before = ledger::position::standing(&bus, &store).await?;
+    let before = operator::standing::standing(&bus, &store).await?;
     let target = if args.into.is_some() {
         "the database given with --into"
     } else {
@@ -82,7 +82,7 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
         &bus,
         &store,
         args.dry_run,
-        cfg.unknown_order_hold,
+        cfg.ledger.unknown_order_hold,
         |done, total| {
             if bar {
                 crate::replay::progress(done, total, started);

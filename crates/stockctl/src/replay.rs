@@ -56,14 +56,14 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats_url);
+    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
     bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats_namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
     let namespace = bus_cfg.namespace.clone();
     let bus = bus::Bus::connect(bus_cfg)
         .await
         .context("connecting to NATS")?;
-    let store = store::Store::connect(&cfg.database_url, &store::StoreOptions::default())
+    let store = store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
         .await
         .context("opening the ledger database")?;
     let opts = ledger::replay::ReplayOptions {
@@ -71,7 +71,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         from,
         to_seq: args.to_seq,
         dry_run: args.dry_run,
-        unknown_order_hold: cfg.unknown_order_hold,
+        unknown_order_hold: cfg.ledger.unknown_order_hold,
     };
     let started = Instant::now();
     let summary = ledger::replay::replay(&bus, &store, &opts, |done, total| {

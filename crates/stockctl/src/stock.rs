@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use domain::{Location, Sku, StockKey};
-use exceptions::actions::Correction;
+use operator::actions::Correction;
 
 use crate::exceptions::{actor, connect, finish};
 

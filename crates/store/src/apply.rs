@@ -45,7 +45,7 @@ pub enum Applied {
     Duplicate { first: Outcome },
     /// A merchant API event whose event id (its idempotency key) was recorded with
     /// different content (`crate::content`): nothing written, nothing changed; the
-    /// ingress answers 409 `idempotency_key_reused`.
+    /// ingress answers 409 [`domain::ReasonCode::IdempotencyKeyReused`].
     IdempotencyKeyReused { evidence: ConflictEvidence },
     /// An operator retry whose exception still stands: nothing changed.
     StillException,
@@ -303,16 +303,15 @@ fn conflicting_duplicate(
     Ok(Applied::Recorded(resolution.outcome))
 }
 
-/// True for errors that mean "another writer got there first": retry the batch.
+/// True for errors that mean "another writer got there first": retry the batch. A unique
+/// violation counts here (a sequence or event id taken by a concurrent batch) although
+/// [`crate::is_conflict_code`], the one list of lost-race codes, leaves it out: outside a
+/// batch it is a permanent failure.
 pub(crate) fn is_conflict(e: &StoreError) -> bool {
     match e {
         StoreError::Conflict => true,
         StoreError::Database(sqlx::Error::Database(db)) => {
-            db.is_unique_violation()
-                || matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "5" | "6" | "517")
-                )
+            db.is_unique_violation() || db.code().as_deref().is_some_and(crate::is_conflict_code)
         }
         _ => false,
     }

@@ -24,10 +24,6 @@ use crate::StoreError;
 use crate::apply::Incoming;
 use crate::load;
 
-/// The reason code announced (never recorded) for a merchant API event whose idempotency
-/// key was used before with different content; the ingress answers 409 with it.
-pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
-
 /// How a delivery under a known event id compares with the first content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sameness {

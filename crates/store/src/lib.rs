@@ -16,12 +16,14 @@ mod bulk;
 mod content;
 mod export;
 mod load;
+mod migrations;
 mod outbox;
 mod persist;
 mod position;
 mod queue;
 mod read;
 mod retry;
+mod rows;
 mod verify;
 
 use std::str::FromStr;
@@ -31,9 +33,7 @@ use sqlx::Executor;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use apply::{Applied, BatchReport, DryRun, Incoming};
-pub use content::IDEMPOTENCY_KEY_REUSED;
 pub use outbox::PendingChange;
-pub use persist::reason_code;
 pub use position::{Checkpoint, PositionWriter};
 pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
@@ -84,10 +84,40 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when trying again later may succeed (database down, conflict storm).
+    /// The one classification of store failures, used by every caller that decides
+    /// between "retry later" and "give up" (the ledger's nak or term, the ingress's 503 or
+    /// 500): true when trying again later may succeed without anyone changing anything:
+    /// the database is unreachable or refusing connections ([`StoreError::Unavailable`],
+    /// pool timeouts included), or another writer kept winning ([`StoreError::Conflict`],
+    /// or a serialization failure, deadlock or SQLite busy/locked that surfaced as is), or
+    /// the database is read-only for now (a PostgreSQL standby during a failover, a SQLite
+    /// file whose permissions an operator will fix: terminating every event meanwhile would
+    /// flood the exception queue).
+    /// Everything else (a constraint violated, data this release cannot decode, a missing
+    /// or unmigrated database, a bad URL) fails the same way on every attempt.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict)
+        match self {
+            StoreError::Unavailable(_) | StoreError::Conflict => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .as_deref()
+                .is_some_and(|c| is_conflict_code(c) || is_read_only_code(c)),
+            _ => false,
+        }
     }
+}
+
+/// True for the server error codes of a lost race with another writer: PostgreSQL's
+/// serialization failure (40001) and deadlock (40P01), SQLite's BUSY (5), LOCKED (6) and
+/// BUSY_SNAPSHOT (517). Another attempt may succeed.
+pub fn is_conflict_code(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "5" | "6" | "517")
+}
+
+/// True for "the database is read-only now": PostgreSQL's 25006 (read-only transaction: a
+/// standby) and SQLite's READONLY (8, and its extended codes).
+fn is_read_only_code(code: &str) -> bool {
+    code == "25006" || (code.len() < 5 && code.parse::<u32>().is_ok_and(|n| n & 0xff == 8))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -137,6 +167,43 @@ pub fn is_unavailable_code(code: &str) -> bool {
 #[cfg(test)]
 mod classification_tests {
     use super::is_unavailable_code;
+
+    #[test]
+    fn transient_errors_are_the_ones_a_retry_may_cure() {
+        use super::StoreError;
+        let transient = [
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::from(sqlx::Error::PoolClosed),
+            StoreError::from(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+            StoreError::Conflict,
+        ];
+        for e in &transient {
+            assert!(e.is_transient(), "{e:?}");
+        }
+        let permanent = [
+            StoreError::Corrupt("bad json".into()),
+            StoreError::from(sqlx::Error::RowNotFound),
+            StoreError::from(sqlx::Error::ColumnNotFound("x".into())),
+            StoreError::Missing("ledger.db".into()),
+            StoreError::NotMigrated("old schema".into()),
+            StoreError::UnsupportedUrl("mysql://".into()),
+        ];
+        for e in &permanent {
+            assert!(!e.is_transient(), "{e:?}");
+        }
+        for code in ["40001", "40P01", "5", "6", "517"] {
+            assert!(super::is_conflict_code(code), "{code}");
+        }
+        for code in ["23505", "22021", "1555", "2067", "08006"] {
+            assert!(!super::is_conflict_code(code), "{code}");
+            assert!(!super::is_read_only_code(code), "{code}");
+        }
+        for code in ["25006", "8", "264", "1032"] {
+            assert!(super::is_read_only_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn connection_failures_are_unavailable_and_statement_errors_are_not() {
@@ -209,10 +276,7 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        migrations::migrator(backend).run(&pool).await?;
         Ok(Store {
             pool,
             backend,
@@ -254,10 +318,7 @@ impl Store {
                 }
                 _ => StoreError::from(e),
             })?;
-        let migrator = match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
+        let migrator = migrations::migrator(backend);
         let expected = migrator
             .iter()
             .filter(|m| m.migration_type.is_up_migration())

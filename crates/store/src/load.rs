@@ -9,9 +9,10 @@ use domain::{
     Balance, Chargeback, DisputeId, Event, EventId, EventKind, ExceptionId, OrderLookup, OrderRef,
     Outcome, PaymentRef, Provider, QueueEntry, ReturnRecord, ReturnRef, State, StockKey,
 };
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::bulk::{Bulk, Val};
+use crate::rows::{BalanceRow, BodyRow, KeyedBalanceRow, StoredEventId, corrupt_row, decode_all};
 
 use crate::StoreError;
 
@@ -174,17 +175,35 @@ pub(crate) async fn load_outcomes(
         cols: 1,
     };
     let mut envelopes = BTreeMap::new();
-    for row in Q.fetch(conn, &one_column(ids, ToString::to_string)).await? {
-        let id: String = row.try_get(0)?;
-        let id = id
-            .parse::<EventId>()
-            .map_err(|e| corrupt("processed_events.event_id", e))?;
-        let outcome: Outcome = serde_json::from_str(&row.try_get::<String, _>(1)?)
-            .map_err(|e| corrupt("outcome_json", e))?;
+    let rows = Q.fetch(conn, &one_column(ids, ToString::to_string)).await?;
+    for row in decode_all::<PriorOutcomeRow>(&rows, "processed_events")? {
+        let StoredEventId(id) = row.event_id;
+        let outcome: Outcome =
+            serde_json::from_str(&row.outcome_json).map_err(|e| corrupt("outcome_json", e))?;
         state.outcomes.insert(id, outcome);
-        envelopes.insert(id, row.try_get::<String, _>(2)?);
+        envelopes.insert(id, row.envelope);
     }
     Ok(envelopes)
+}
+
+/// A prior outcome of the batch's events, with the envelope it was recorded with.
+#[derive(sqlx::FromRow)]
+struct PriorOutcomeRow {
+    #[sqlx(try_from = "String")]
+    event_id: StoredEventId,
+    outcome_json: String,
+    envelope: String,
+}
+
+/// A payment reference and the order it is attached to.
+#[derive(sqlx::FromRow)]
+struct PaymentRefRow {
+    #[sqlx(try_from = "String")]
+    provider: Provider,
+    #[sqlx(try_from = "String")]
+    payment_ref: PaymentRef,
+    #[sqlx(try_from = "String")]
+    order_ref: OrderRef,
 }
 
 async fn load_payment_refs(
@@ -201,17 +220,11 @@ async fn load_payment_refs(
         .iter()
         .map(|(p, r)| vec![Val::from(p.as_str()), Val::from(r.as_str())])
         .collect();
-    let mut out = Vec::new();
-    for row in Q.fetch(conn, &rows).await? {
-        let (p, r, o): (String, String, String) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        out.push((
-            Provider::parse(&p).map_err(|e| corrupt("payment_refs.provider", e))?,
-            PaymentRef::parse(r).map_err(|e| corrupt("payment_refs.payment_ref", e))?,
-            OrderRef::parse(o).map_err(|e| corrupt("payment_refs.order_ref", e))?,
-        ));
-    }
-    Ok(out)
+    let rows = Q.fetch(conn, &rows).await?;
+    Ok(decode_all::<PaymentRefRow>(&rows, "payment_refs")?
+        .into_iter()
+        .map(|r| (r.provider, r.payment_ref, r.order_ref))
+        .collect())
 }
 
 async fn load_bodies<K, T: serde::de::DeserializeOwned>(
@@ -221,13 +234,11 @@ async fn load_bodies<K, T: serde::de::DeserializeOwned>(
     key_text: impl Fn(&K) -> String,
     what: &str,
 ) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
-    for row in query.fetch(conn, &one_column(keys, key_text)).await? {
-        out.push(
-            serde_json::from_str(&row.try_get::<String, _>(0)?).map_err(|e| corrupt(what, e))?,
-        );
-    }
-    Ok(out)
+    let rows = query.fetch(conn, &one_column(keys, key_text)).await?;
+    decode_all::<BodyRow>(&rows, what)?
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).map_err(|e| corrupt(what, e)))
+        .collect()
 }
 
 async fn load_returns(
@@ -264,27 +275,43 @@ async fn load_exceptions(
         tail: ")",
         cols: 1,
     };
-    let mut out = Vec::new();
-    for row in Q
+    let rows = Q
         .fetch(conn, &one_column(ids, |i| i.as_str().to_owned()))
-        .await?
-    {
-        let id: String = row.try_get(0)?;
-        let state: String = row.try_get(2)?;
-        let order_ref: Option<String> = row.try_get(3)?;
-        out.push((
-            ExceptionId::parse(id).map_err(|e| corrupt("exceptions.id", e))?,
+        .await?;
+    decode_all::<ExceptionEntryRow>(&rows, "exceptions")?
+        .into_iter()
+        .map(ExceptionEntryRow::into_entry)
+        .collect()
+}
+
+/// What the domain knows of an exception-queue row.
+#[derive(sqlx::FromRow)]
+struct ExceptionEntryRow {
+    #[sqlx(try_from = "String")]
+    id: ExceptionId,
+    reason: String,
+    state: String,
+    order_ref: Option<String>,
+}
+
+impl ExceptionEntryRow {
+    fn into_entry(self) -> Result<(ExceptionId, QueueEntry), StoreError> {
+        // Nullable: `Option<OrderRef>` has no `TryFrom<Option<String>>` for the derive's
+        // `try_from`, so it is parsed here.
+        let order_ref = self
+            .order_ref
+            .map(OrderRef::parse)
+            .transpose()
+            .map_err(|e| corrupt("exceptions.order_ref", e))?;
+        Ok((
+            self.id,
             QueueEntry {
-                reason: row.try_get(1)?,
-                open: state != "resolved",
-                order_ref: order_ref
-                    .map(OrderRef::parse)
-                    .transpose()
-                    .map_err(|e| corrupt("exceptions.order_ref", e))?,
+                reason: self.reason,
+                open: self.state != "resolved",
+                order_ref,
             },
-        ));
+        ))
     }
-    Ok(out)
 }
 
 async fn load_orders(
@@ -313,29 +340,31 @@ async fn load_balances(
         .iter()
         .map(|k| vec![Val::from(k.sku.as_str()), Val::from(k.location.as_str())])
         .collect();
-    let mut out = Vec::new();
-    for row in Q.fetch(conn, &rows).await? {
-        let (sku, location): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        let key = StockKey {
-            sku: domain::Sku::parse(&sku).map_err(|e| corrupt("balances.sku", e))?,
-            location: domain::Location::parse(&location)
-                .map_err(|e| corrupt("balances.location", e))?,
-        };
-        out.push((key, balance_from_row(&row)?));
-    }
-    Ok(out)
+    let rows = Q.fetch(conn, &rows).await?;
+    decode_all::<KeyedBalanceRow>(&rows, "balances")?
+        .into_iter()
+        .map(|r| {
+            let key = StockKey {
+                sku: domain::Sku::parse(r.sku).map_err(|e| corrupt("balances.sku", e))?,
+                location: domain::Location::parse(r.location)
+                    .map_err(|e| corrupt("balances.location", e))?,
+            };
+            Ok((key, r.balance.into_balance()?))
+        })
+        .collect()
 }
 
 pub(crate) async fn prior_outcome(
     conn: &mut AnyConnection,
     id: EventId,
 ) -> Result<Option<Outcome>, StoreError> {
-    let row = sqlx::query("SELECT outcome_json FROM processed_events WHERE event_id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let json: String = row.try_get(0)?;
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT outcome_json FROM processed_events WHERE event_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(corrupt_row("processed_events"))?;
+    let Some(json) = json else { return Ok(None) };
     serde_json::from_str(&json)
         .map(Some)
         .map_err(|e| corrupt("outcome_json", e))
@@ -345,12 +374,13 @@ pub(crate) async fn load_order(
     conn: &mut AnyConnection,
     order_ref: &OrderRef,
 ) -> Result<Option<domain::Order>, StoreError> {
-    let row = sqlx::query("SELECT body FROM orders WHERE order_ref = $1")
+    let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE order_ref = $1")
         .bind(order_ref.as_str())
         .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    serde_json::from_str(&row.try_get::<String, _>(0)?)
+        .await
+        .map_err(corrupt_row("orders"))?;
+    let Some(body) = body else { return Ok(None) };
+    serde_json::from_str(&body)
         .map(Some)
         .map_err(|e| corrupt("orders.body", e))
 }
@@ -359,29 +389,14 @@ pub(crate) async fn load_balance(
     conn: &mut AnyConnection,
     key: &StockKey,
 ) -> Result<Balance, StoreError> {
-    let row = sqlx::query(
+    let row: Option<BalanceRow> = sqlx::query_as(
         "SELECT available, reserved, sold, returned, written_off, external, seq FROM balances \
          WHERE sku = $1 AND location = $2",
     )
     .bind(key.sku.as_str())
     .bind(key.location.as_str())
     .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Balance::default());
-    };
-    balance_from_row(&row)
-}
-
-pub(crate) fn balance_from_row(row: &sqlx::any::AnyRow) -> Result<Balance, StoreError> {
-    let seq: i64 = row.try_get("seq")?;
-    Ok(Balance {
-        available: row.try_get("available")?,
-        reserved: row.try_get("reserved")?,
-        sold: row.try_get("sold")?,
-        returned: row.try_get("returned")?,
-        written_off: row.try_get("written_off")?,
-        external: row.try_get("external")?,
-        seq: u64::try_from(seq).map_err(|e| corrupt("balances.seq", e))?,
-    })
+    .await
+    .map_err(corrupt_row("balances"))?;
+    row.map_or(Ok(Balance::default()), BalanceRow::into_balance)
 }

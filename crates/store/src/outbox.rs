@@ -2,17 +2,18 @@
 //! publishes it. Rows come back ordered by (SKU, location, sequence), so a relay that
 //! publishes them in order keeps every pair's changes in order.
 
-use sqlx::Row;
-
 use crate::bulk::{Bulk, Val};
+use crate::rows::corrupt_row;
 
 use crate::{Store, StoreError};
 
 /// One stock change waiting to be published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PendingChange {
     pub sku: String,
     pub location: String,
+    /// Stored as BIGINT; a negative one does not decode (`StoreError::Corrupt`).
+    #[sqlx(try_from = "i64")]
     pub seq: u64,
     /// The stock-change message (`contract::stock_change::StockChange` JSON).
     pub payload: String,
@@ -24,24 +25,14 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<PendingChange>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as(
             "SELECT sku, location, seq, payload FROM stock_outbox ORDER BY sku, location, seq LIMIT $1",
         )
         .bind(limit.max(1))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let seq: i64 = r.try_get("seq")?;
-                Ok(PendingChange {
-                    sku: r.try_get("sku")?,
-                    location: r.try_get("location")?,
-                    seq: u64::try_from(seq)
-                        .map_err(|e| StoreError::Corrupt(format!("stock_outbox.seq: {e}")))?,
-                    payload: r.try_get("payload")?,
-                })
-            })
-            .collect()
+        .await
+        .map_err(corrupt_row("stock_outbox"))?;
+        Ok(rows)
     }
 
     /// Removes published changes (idempotent), with one statement per
@@ -72,9 +63,9 @@ impl Store {
 
     /// How many stock changes wait to be published (a gauge for operators and tests).
     pub async fn stock_outbox_len(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM stock_outbox")
+        sqlx::query_scalar("SELECT COUNT(*) FROM stock_outbox")
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+            .await
+            .map_err(corrupt_row("stock_outbox"))
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use domain::{
     Balance, Event, EventId, EventKind, ExceptionId, ExceptionReason, NoOpReason, Outcome,
-    Resolution, State, StockKey, Timestamp,
+    ReasonCode, Resolution, State, StockKey, Timestamp,
 };
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
@@ -31,23 +31,24 @@ pub(crate) struct Record<'a> {
     pub resolution: &'a Resolution,
 }
 
-/// A short stable reason code for an outcome: `declined:insufficient_inventory`,
-/// `already_sold`, `oversold`, …; `None` for movements.
-pub fn reason_code(outcome: &Outcome) -> Option<String> {
-    match outcome {
-        Outcome::Moved { .. } => None,
-        Outcome::Exception { reason, .. } => Some(reason.code().to_owned()),
-        Outcome::NoOp { reason } => Some(noop_code(reason)),
-    }
+/// A short stable reason code for an outcome (the `reason` column):
+/// `declined:insufficient_inventory`, `already_sold`, `oversold`, …; `None` for movements.
+/// The names are [`domain::ReasonCode`]'s, the one table of them.
+pub(crate) fn reason_code(outcome: &Outcome) -> Option<String> {
+    outcome.reason_code().map(|c| c.as_str().to_owned())
 }
 
-fn noop_code(reason: &NoOpReason) -> String {
-    let v = serde_json::to_value(reason).unwrap_or_default();
-    let code = v.get("code").and_then(|c| c.as_str()).unwrap_or("noop");
-    match v.get("detail").and_then(|d| d.as_str()) {
-        Some(detail) => format!("{code}:{detail}"),
-        None => code.to_owned(),
-    }
+/// What a retried exception came to, in its resolution text: the reason code, or for a
+/// movement (which has none) the outcome's name, `moved`.
+pub(crate) fn retried_as(outcome: &Outcome) -> &'static str {
+    outcome
+        .reason_code()
+        .map_or(outcome.kind().as_str(), ReasonCode::as_str)
+}
+
+/// A no-op's reason code as text (the audit trail's result).
+fn noop_code(reason: &NoOpReason) -> &'static str {
+    reason.code().as_str()
 }
 
 fn conflict_if(cond: bool) -> Result<(), StoreError> {
@@ -422,10 +423,9 @@ impl Writes {
                 ],
             );
             if let (Some(opened_by), Some(outcome)) = (cb.opened_by, cb.closed) {
-                let won = outcome == domain::ChargebackOutcome::Won;
                 self.queue_steps.push(QueueStep::Resolve {
                     event_id: opened_by.to_string(),
-                    resolution: format!("chargeback closed: {}", if won { "won" } else { "lost" }),
+                    resolution: format!("chargeback closed: {}", outcome.as_str()),
                     at,
                 });
             }
@@ -450,7 +450,7 @@ impl Writes {
                         id.into(),
                         reason.code().into(),
                         detail.as_str().into(),
-                        evidence.to_string().into(),
+                        evidence.into(),
                         r.order_ref.as_ref().map(|o| o.as_str().to_owned()).into(),
                         deadline.into(),
                         at.into(),
@@ -458,10 +458,7 @@ impl Writes {
                 );
             }
             outcome if r.replaces_exception => {
-                let resolution = format!(
-                    "retried: {}",
-                    reason_code(outcome).unwrap_or_else(|| "moved".into())
-                );
+                let resolution = format!("retried: {}", retried_as(outcome));
                 self.queue_steps.push(QueueStep::Resolve {
                     event_id: id,
                     resolution,
@@ -627,8 +624,11 @@ async fn flush_balances(
             key.sku.as_str().into(),
             key.location.as_str().into(),
             seq_i64(b.seq)?.into(),
-            String::from_utf8_lossy(&change.to_json())
-                .into_owned()
+            // Encoded straight to text for the TEXT column: no bytes-to-text conversion, and
+            // an encoder bug fails the transaction (as `body` does) instead of storing "".
+            change
+                .to_json_string()
+                .map_err(|e| StoreError::Corrupt(format!("{e}: {}", e.source)))?
                 .into(),
             t.at.into(),
         ]);
@@ -640,9 +640,14 @@ async fn flush_balances(
     Ok(())
 }
 
-/// The evidence an exception carries: the event as received, the order and the stock of
-/// every (SKU, location) involved, as they were when the decision was made.
-fn evidence(rec: &Record<'_>) -> serde_json::Value {
+/// The evidence an exception carries, as JSON text: the event as received, the order and
+/// the stock of every (SKU, location) involved, as they were when the decision was made.
+///
+/// The event is the envelope's text exactly as received, spliced in rather than parsed
+/// into a value and written again (which would reorder and re-escape it). It is JSON
+/// whenever the ledger decoded it; anything else (a hand-made `Incoming`) is kept as a
+/// JSON string, as before.
+fn evidence(rec: &Record<'_>) -> String {
     let r = rec.resolution;
     let order = r
         .order_ref
@@ -663,14 +668,20 @@ fn evidence(rec: &Record<'_>) -> serde_json::Value {
         .into_iter()
         .map(|k| json!({"sku": k.sku.as_str(), "location": k.location.as_str(), "balance": rec.before.balance(k)}))
         .collect();
-    let envelope: serde_json::Value =
-        serde_json::from_str(rec.envelope).unwrap_or_else(|_| json!(rec.envelope));
-    json!({
-        "event": envelope,
+    let rest = json!({
         "order": r.order_ref.as_ref().and_then(|o| rec.before.orders.get(o)),
         "stock_at_decision": balances,
         "stream_seq": rec.stream_seq,
     })
+    .to_string();
+    // Validated without building a value: only whether it is JSON matters here.
+    let event = match serde_json::from_str::<serde::de::IgnoredAny>(rec.envelope) {
+        Ok(_) => std::borrow::Cow::Borrowed(rec.envelope),
+        Err(_) => std::borrow::Cow::Owned(Value::from(rec.envelope).to_string()),
+    };
+    // `rest` is a non-empty object, `{"order":…}`: the event goes first, as it always has.
+    let rest = rest.strip_prefix('{').unwrap_or(&rest);
+    format!("{{\"event\":{event},{rest}")
 }
 
 const PROCESSED: Bulk = Bulk {

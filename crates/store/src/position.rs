@@ -12,8 +12,9 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
+use crate::rows::corrupt_row;
 use crate::{Store, StoreError};
 
 /// Who records positions, for which stream (and which incarnation of it).
@@ -47,6 +48,13 @@ impl Checkpoint {
     }
 }
 
+/// The aggregate over a stream incarnation's writers (`COALESCE`d: never null).
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    applied: i64,
+    rebuilding: i64,
+}
+
 impl Store {
     /// This store records, with every batch it applies from the stream, its position as
     /// `writer`. The ledger consumer, replay and rebuild use it; tools that only read do not.
@@ -61,19 +69,18 @@ impl Store {
         stream: &str,
         stream_created: i64,
     ) -> Result<Checkpoint, StoreError> {
-        let row = sqlx::query(
+        let row: CheckpointRow = sqlx::query_as(
             "SELECT COALESCE(MAX(applied_seq), 0) AS applied, COALESCE(MAX(rebuilding), 0) AS rebuilding \
              FROM stream_positions WHERE stream = $1 AND stream_created = $2",
         )
         .bind(stream)
         .bind(stream_created)
         .fetch_one(&self.pool)
-        .await?;
-        let applied: i64 = row.try_get("applied")?;
-        let rebuilding: i64 = row.try_get("rebuilding")?;
+        .await
+        .map_err(corrupt_row("stream_positions"))?;
         Ok(Checkpoint {
-            applied: u64::try_from(applied).unwrap_or(0),
-            rebuilding: rebuilding != 0,
+            applied: u64::try_from(row.applied).unwrap_or(0),
+            rebuilding: row.rebuilding != 0,
         })
     }
 

@@ -10,11 +10,12 @@
 //! `<stream>:<sequence>` for a message without a trustworthy event id), so a problem is one
 //! row whichever path reports it first. No function here moves stock.
 
+use domain::{OutcomeKind, ReasonCode};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
+use crate::rows::{StoredReason, corrupt_row};
 use crate::{Backend, Store, StoreError};
 
 /// The most rows one queue listing returns.
@@ -58,7 +59,7 @@ pub struct QueueFilter {
 }
 
 /// One row of the exception queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct QueueItem {
     pub id: String,
     pub event_id: String,
@@ -93,11 +94,14 @@ pub struct ActionRow {
 }
 
 /// One outcome the ledger recorded for the row's event (`outcome_history`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct OutcomeRow {
     pub version: i64,
-    pub outcome: String,
-    pub reason: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub outcome: OutcomeKind,
+    /// `None` for movements.
+    #[sqlx(flatten, try_from = "StoredReason")]
+    pub reason: Option<ReasonCode>,
     pub recorded_at: i64,
 }
 
@@ -163,36 +167,52 @@ pub struct QueueStats {
 const ITEM_COLUMNS: &str = "id, event_id, reason, state, detail, order_ref, deadline, source, stream_seq, retries, \
                             retry_event_id, created_at, updated_at, resolution";
 
-fn item_from_row(row: &AnyRow) -> Result<QueueItem, StoreError> {
-    Ok(QueueItem {
-        id: row.try_get("id")?,
-        event_id: row.try_get("event_id")?,
-        reason: row.try_get("reason")?,
-        state: row.try_get("state")?,
-        detail: row.try_get("detail")?,
-        order_ref: row.try_get("order_ref")?,
-        deadline: row.try_get("deadline")?,
-        source: row.try_get("source")?,
-        stream_seq: row.try_get("stream_seq")?,
-        retries: row.try_get("retries")?,
-        retry_event_id: row.try_get("retry_event_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        resolution: row.try_get("resolution")?,
-    })
+/// A queue row with its evidence (JSON text).
+#[derive(sqlx::FromRow)]
+struct ItemEvidenceRow {
+    #[sqlx(flatten)]
+    item: QueueItem,
+    evidence: String,
 }
 
-fn action_from_row(r: &AnyRow) -> Result<ActionRow, StoreError> {
-    Ok(ActionRow {
-        seq: r.try_get("seq")?,
-        action: r.try_get("action")?,
-        actor: r.try_get("actor")?,
-        reason: r.try_get("reason")?,
-        result: r.try_get("result")?,
-        detail: parse_json(&r.try_get::<String, _>("detail")?),
-        at: r.try_get("at")?,
-    })
+/// An `operator_actions` row as stored: `detail` is JSON text.
+#[derive(sqlx::FromRow)]
+struct ActionRecord {
+    seq: i64,
+    action: String,
+    actor: String,
+    reason: String,
+    result: String,
+    detail: String,
+    at: i64,
 }
+
+impl From<ActionRecord> for ActionRow {
+    fn from(r: ActionRecord) -> ActionRow {
+        ActionRow {
+            seq: r.seq,
+            action: r.action,
+            actor: r.actor,
+            reason: r.reason,
+            result: r.result,
+            detail: parse_json(&r.detail),
+            at: r.at,
+        }
+    }
+}
+
+/// A row the reconciliation may resolve, with the final outcome of its event.
+#[derive(sqlx::FromRow)]
+struct ReconcileRow {
+    id: String,
+    #[sqlx(try_from = "String")]
+    outcome: OutcomeKind,
+    #[sqlx(flatten, try_from = "StoredReason")]
+    reason: Option<ReasonCode>,
+    event_id: String,
+}
+
+const ACTION_QUERY: &str = "SELECT seq, action, actor, reason, result, detail, at FROM operator_actions WHERE target = $1 ORDER BY seq";
 
 fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
@@ -290,7 +310,7 @@ impl Store {
             .limit
             .unwrap_or(QUEUE_LIST_MAX)
             .clamp(1, QUEUE_LIST_MAX);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ITEM_COLUMNS} FROM exceptions WHERE ($1 IS NULL OR reason = $1) AND ($2 IS NULL OR state = $2) \
              AND ($3 IS NULL OR created_at <= $3) ORDER BY created_at DESC, id LIMIT {limit}"
         )))
@@ -298,52 +318,45 @@ impl Store {
         .bind(filter.state.as_deref())
         .bind(filter.created_before)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(item_from_row).collect()
+        .await
+        .map_err(corrupt_row("exceptions"))?;
+        Ok(rows)
     }
 
     /// One problem with its evidence and its whole trail.
     pub async fn queue_item(&self, id: &str) -> Result<Option<QueueDetail>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<ItemEvidenceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let item = item_from_row(&row)?;
-        let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
-        let actions = sqlx::query(
-            "SELECT seq, action, actor, reason, result, detail, at FROM operator_actions WHERE target = $1 ORDER BY seq",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(action_from_row)
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .await
+        .map_err(corrupt_row("exceptions"))?;
+        let Some(ItemEvidenceRow { item, evidence }) = row else {
+            return Ok(None);
+        };
+        let evidence = parse_json(&evidence);
+        let actions = sqlx::query_as::<_, ActionRecord>(ACTION_QUERY)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(corrupt_row("operator_actions"))?
+            .into_iter()
+            .map(ActionRow::from)
+            .collect();
         let event = item
             .retry_event_id
             .clone()
             .unwrap_or_else(|| item.event_id.clone());
-        let outcomes = sqlx::query(
+        let outcomes = sqlx::query_as(
             "SELECT version, outcome, reason, recorded_at FROM outcome_history WHERE event_id = $1 OR event_id = $2 \
              ORDER BY recorded_at, version",
         )
         .bind(&item.event_id)
         .bind(&event)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(OutcomeRow {
-                version: r.try_get("version")?,
-                outcome: r.try_get("outcome")?,
-                reason: r.try_get("reason")?,
-                recorded_at: r.try_get("recorded_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .await
+        .map_err(corrupt_row("outcome_history"))?;
         Ok(Some(QueueDetail {
             item,
             evidence,
@@ -361,20 +374,21 @@ impl Store {
         now: i64,
     ) -> Result<Recorded, StoreError> {
         let mut tx = self.workflow_tx().await?;
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let existing: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT evidence FROM exceptions WHERE event_id = $1{}",
             self.for_update()
         )))
         .bind(&dl.id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .map_err(corrupt_row("exceptions"))?;
         let facts = dl
             .evidence
             .get("dead_letter")
             .cloned()
             .unwrap_or(Value::Null);
-        let recorded = if let Some(row) = existing {
-            let mut evidence = parse_json(&row.try_get::<String, _>("evidence")?);
+        let recorded = if let Some(evidence) = existing {
+            let mut evidence = parse_json(&evidence);
             if let Some(map) = evidence.as_object_mut()
                 && !map.contains_key("dead_letter")
             {
@@ -420,15 +434,15 @@ impl Store {
         non_empty("actor", actor)?;
         non_empty("reason", why)?;
         let mut tx = self.workflow_tx().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let ItemEvidenceRow { item, evidence } = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ITEM_COLUMNS}, evidence FROM exceptions WHERE id = $1{}",
             self.for_update()
         )))
         .bind(id)
         .fetch_optional(&mut *tx)
-        .await?
+        .await
+        .map_err(corrupt_row("exceptions"))?
         .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
-        let item = item_from_row(&row)?;
         if item.state == "resolved" {
             insert_action(
                 &mut tx,
@@ -448,14 +462,13 @@ impl Store {
                 resolution: item.resolution,
             });
         }
-        let evidence = parse_json(&row.try_get::<String, _>("evidence")?);
+        let evidence = parse_json(&evidence);
         let envelope: Option<String> =
-            sqlx::query("SELECT envelope FROM processed_events WHERE event_id = $1")
+            sqlx::query_scalar("SELECT envelope FROM processed_events WHERE event_id = $1")
                 .bind(&item.event_id)
                 .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("envelope"))
-                .transpose()?;
+                .await
+                .map_err(corrupt_row("processed_events"))?;
         let payload = original_bytes(envelope.as_deref(), &evidence).ok_or_else(|| {
             QueueError::Invalid(format!(
                 "exception {id} holds no original message to re-publish"
@@ -564,39 +577,46 @@ impl Store {
 
     /// The audit trail of `target` (an exception id or `stock:<event id>`), oldest first.
     pub async fn actions(&self, target: &str) -> Result<Vec<ActionRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, action, actor, reason, result, detail, at FROM operator_actions WHERE target = $1 ORDER BY seq",
-        )
-        .bind(target)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(action_from_row).collect()
+        let rows = sqlx::query_as::<_, ActionRecord>(ACTION_QUERY)
+            .bind(target)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(corrupt_row("operator_actions"))?;
+        Ok(rows.into_iter().map(ActionRow::from).collect())
     }
 
     /// Resolves rows whose event now has a final outcome although the ledger did not resolve
     /// them itself: dead letters (the ledger never saw an open exception for them) and
     /// rows retried under another event id. Returns how many were resolved.
     pub async fn queue_reconcile(&self, now: i64) -> Result<u64, StoreError> {
-        let candidates = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let candidates: Vec<ReconcileRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT e.id, p.outcome, p.reason, p.event_id FROM exceptions e JOIN processed_events p \
              ON p.event_id = COALESCE(e.retry_event_id, e.event_id) \
              WHERE e.state <> 'resolved' AND (e.source = 'dlq' OR e.retry_event_id IS NOT NULL) \
              AND (p.outcome <> 'exception' OR p.event_id <> e.event_id) LIMIT {RECONCILE_BATCH_MAX}"
         )))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(corrupt_row("exceptions"))?;
         let mut resolved = 0;
-        for row in &candidates {
-            let id: String = row.try_get("id")?;
-            let outcome: String = row.try_get("outcome")?;
-            let reason: Option<String> = row.try_get("reason")?;
-            let event_id: String = row.try_get("event_id")?;
-            let text = match outcome.as_str() {
-                "exception" => format!(
+        for ReconcileRow {
+            id,
+            outcome,
+            reason,
+            event_id,
+        } in candidates
+        {
+            // The texts are the trail's, unchanged: the reason's name, or the outcome's
+            // for a movement (which has no reason).
+            let reason_name = reason.map(ReasonCode::as_str);
+            let text = match outcome {
+                OutcomeKind::Exception => format!(
                     "superseded by exception {event_id} ({})",
-                    reason.unwrap_or_default()
+                    reason_name.unwrap_or_default()
                 ),
-                _ => format!("retried: {}", reason.unwrap_or(outcome)),
+                OutcomeKind::Moved | OutcomeKind::NoOp => {
+                    format!("retried: {}", reason_name.unwrap_or(outcome.as_str()))
+                }
             };
             let mut tx = self.workflow_tx().await?;
             let n = sqlx::query("UPDATE exceptions SET state = 'resolved', resolution = $2, updated_at = $3 WHERE id = $1 AND state <> 'resolved'")
@@ -629,24 +649,23 @@ impl Store {
     /// Counts for the gauges: unresolved rows by reason and state, the oldest one, and how
     /// many are resolved.
     pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        let rows = sqlx::query(
+        // A tuple row: decoded by position, (reason, state, n).
+        let unresolved = sqlx::query_as(
             "SELECT reason, state, COUNT(*) AS n FROM exceptions WHERE state <> 'resolved' GROUP BY reason, state ORDER BY reason, state",
         )
         .fetch_all(&self.pool)
-        .await?;
-        let unresolved = rows
-            .iter()
-            .map(|r| Ok((r.try_get("reason")?, r.try_get("state")?, r.try_get("n")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        .await
+        .map_err(corrupt_row("exceptions"))?;
         let oldest: Option<i64> =
-            sqlx::query("SELECT MIN(created_at) FROM exceptions WHERE state <> 'resolved'")
+            sqlx::query_scalar("SELECT MIN(created_at) FROM exceptions WHERE state <> 'resolved'")
                 .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
-        let resolved: i64 = sqlx::query("SELECT COUNT(*) FROM exceptions WHERE state = 'resolved'")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+                .await
+                .map_err(corrupt_row("exceptions"))?;
+        let resolved: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM exceptions WHERE state = 'resolved'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(corrupt_row("exceptions"))?;
         Ok(QueueStats {
             unresolved,
             oldest_unresolved_at: oldest,

@@ -4,26 +4,28 @@
 //! could not be decoded at all.
 
 use domain::{
-    Balance, EventId, ExceptionReason, Order, OrderRef, Outcome, Sku, StockKey, Timestamp,
+    Balance, EventId, ExceptionReason, Order, OrderRef, Outcome, OutcomeKind, ReasonCode, Sku,
+    StockKey, Timestamp,
 };
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use crate::load::{self, balance_from_row};
+use crate::load;
+use crate::rows::{KeyedBalanceRow, LocatedBalanceRow, StoredReason, corrupt_row};
 use crate::{Store, StoreError};
 
 /// The most rows one list query returns.
 pub const LIST_LIMIT_MAX: i64 = 1000;
 
 /// One ledger entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EntryRow {
     pub sku: String,
     pub location: String,
     pub seq: i64,
+    #[sqlx(rename = "from_bucket")]
     pub from: String,
+    #[sqlx(rename = "to_bucket")]
     pub to: String,
     pub quantity: i64,
     pub event_id: String,
@@ -32,14 +34,17 @@ pub struct EntryRow {
 }
 
 /// One processed event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ProcessedRow {
     pub event_id: String,
     pub kind: String,
     pub order_ref: Option<String>,
-    /// `moved`, `noop` or `exception`.
-    pub outcome: String,
-    pub reason: Option<String>,
+    /// Serialized, like every typed code, as its stored name (`moved`, `noop`, …).
+    #[sqlx(try_from = "String")]
+    pub outcome: OutcomeKind,
+    /// `None` for movements.
+    #[sqlx(flatten, try_from = "StoredReason")]
+    pub reason: Option<ReasonCode>,
     pub processed_at: i64,
     pub duplicates: i64,
 }
@@ -47,16 +52,28 @@ pub struct ProcessedRow {
 /// One event in an order's history.
 pub type OrderEventRow = ProcessedRow;
 
-fn processed_from_row(row: &AnyRow) -> Result<ProcessedRow, StoreError> {
-    Ok(ProcessedRow {
-        event_id: row.try_get("event_id")?,
-        kind: row.try_get("kind")?,
-        order_ref: row.try_get("order_ref")?,
-        outcome: row.try_get("outcome")?,
-        reason: row.try_get("reason")?,
-        processed_at: row.try_get("processed_at")?,
-        duplicates: row.try_get("duplicates")?,
-    })
+/// A processed-event row with the envelope it was recorded with.
+#[derive(sqlx::FromRow)]
+struct ProcessedEnvelopeRow {
+    #[sqlx(flatten)]
+    row: ProcessedRow,
+    envelope: String,
+}
+
+/// One group of [`Store::outcome_counts`].
+#[derive(sqlx::FromRow)]
+struct OutcomeCountRow {
+    #[sqlx(try_from = "String")]
+    outcome: OutcomeKind,
+    n: i64,
+}
+
+/// A reservation that may be due: the order and the event that made it.
+#[derive(sqlx::FromRow)]
+struct DueReservationRow {
+    #[sqlx(try_from = "String")]
+    order_ref: OrderRef,
+    reserved_by: Option<String>,
 }
 
 const PROCESSED_COLUMNS: &str =
@@ -71,34 +88,30 @@ impl Store {
 
     /// Balances of one SKU at every location, ordered by location.
     pub async fn balances_for_sku(&self, sku: &Sku) -> Result<Vec<(String, Balance)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<LocatedBalanceRow> = sqlx::query_as(
             "SELECT location, available, reserved, sold, returned, written_off, external, seq FROM balances \
              WHERE sku = $1 ORDER BY location",
         )
         .bind(sku.as_str())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("location")?, balance_from_row(r)?)))
+        .await
+        .map_err(corrupt_row("balances"))?;
+        rows.into_iter()
+            .map(|r| Ok((r.location, r.balance.into_balance()?)))
             .collect()
     }
 
     /// Every balance, ordered by (SKU, location). For tests and `stockctl`.
     pub async fn all_balances(&self) -> Result<Vec<(String, String, Balance)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<KeyedBalanceRow> = sqlx::query_as(
             "SELECT sku, location, available, reserved, sold, returned, written_off, external, seq FROM balances \
              ORDER BY sku, location",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("sku")?,
-                    r.try_get("location")?,
-                    balance_from_row(r)?,
-                ))
-            })
+        .await
+        .map_err(corrupt_row("balances"))?;
+        rows.into_iter()
+            .map(|r| Ok((r.sku, r.location, r.balance.into_balance()?)))
             .collect()
     }
 
@@ -109,7 +122,7 @@ impl Store {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<EntryRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as(
             "SELECT sku, location, seq, from_bucket, to_bucket, quantity, event_id, kind, recorded_at FROM ledger_entries \
              WHERE sku = $1 AND location = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
@@ -118,22 +131,9 @@ impl Store {
         .bind(after_seq)
         .bind(limit.clamp(1, LIST_LIMIT_MAX))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EntryRow {
-                    sku: r.try_get("sku")?,
-                    location: r.try_get("location")?,
-                    seq: r.try_get("seq")?,
-                    from: r.try_get("from_bucket")?,
-                    to: r.try_get("to_bucket")?,
-                    quantity: r.try_get("quantity")?,
-                    event_id: r.try_get("event_id")?,
-                    kind: r.try_get("kind")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                })
-            })
-            .collect()
+        .await
+        .map_err(corrupt_row("ledger_entries"))?;
+        Ok(rows)
     }
 
     /// An order as the ledger knows it.
@@ -147,13 +147,14 @@ impl Store {
         &self,
         order_ref: &OrderRef,
     ) -> Result<Vec<OrderEventRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE order_ref = $1 ORDER BY processed_at, event_id LIMIT {LIST_LIMIT_MAX}"
         )))
         .bind(order_ref.as_str())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(processed_from_row).collect()
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        Ok(rows)
     }
 
     /// The recorded outcome of one event, if it was processed.
@@ -181,13 +182,14 @@ impl Store {
 
     /// The processed-event row of one event id.
     pub async fn processed(&self, event_id: &str) -> Result<Option<ProcessedRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE event_id = $1"
         )))
         .bind(event_id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(processed_from_row).transpose()
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        Ok(row)
     }
 
     /// The processed-event row of one event id with the content digest of the envelope it
@@ -198,54 +200,53 @@ impl Store {
         &self,
         event_id: &str,
     ) -> Result<Option<(ProcessedRow, Option<domain::ContentDigest>)>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<ProcessedEnvelopeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PROCESSED_COLUMNS}, envelope FROM processed_events WHERE event_id = $1"
         )))
         .bind(event_id)
         .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let envelope: String = row.try_get("envelope")?;
-        Ok(Some((
-            processed_from_row(&row)?,
-            contract::content_digest_of_json(&envelope),
-        )))
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        Ok(row.map(|r| {
+            let digest = contract::content_digest_of_json(&r.envelope);
+            (r.row, digest)
+        }))
     }
 
-    /// Counts of processed events by outcome label (`moved`, `noop`, `exception`).
-    pub async fn outcome_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+    /// Counts of processed events by outcome, in the order of the stored names
+    /// (`exception`, `moved`, `noop`).
+    pub async fn outcome_counts(&self) -> Result<Vec<(OutcomeKind, i64)>, StoreError> {
+        let rows: Vec<OutcomeCountRow> = sqlx::query_as(
             "SELECT outcome, COUNT(*) AS n FROM processed_events GROUP BY outcome ORDER BY outcome",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("outcome")?, r.try_get("n")?)))
-            .collect()
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        Ok(rows.into_iter().map(|r| (r.outcome, r.n)).collect())
     }
 
     /// How many processed events of `kind` (and `outcome`, when given) there are.
     pub async fn count_processed(
         &self,
         kind: &str,
-        outcome: Option<&str>,
+        outcome: Option<OutcomeKind>,
     ) -> Result<i64, StoreError> {
-        let n = sqlx::query("SELECT COUNT(*) FROM processed_events WHERE kind = $1 AND ($2 IS NULL OR outcome = $2)")
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM processed_events WHERE kind = $1 AND ($2 IS NULL OR outcome = $2)")
             .bind(kind)
-            .bind(outcome)
+            .bind(outcome.map(OutcomeKind::as_str))
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+            .await
+            .map_err(corrupt_row("processed_events"))?;
         Ok(n)
     }
 
     /// How many orders are in `state` (`registered`, `reserved`, `sold`, `released`).
     pub async fn count_orders(&self, state: &str) -> Result<i64, StoreError> {
-        let n = sqlx::query("SELECT COUNT(*) FROM orders WHERE state = $1")
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE state = $1")
             .bind(state)
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+            .await
+            .map_err(corrupt_row("orders"))?;
         Ok(n)
     }
 
@@ -256,22 +257,26 @@ impl Store {
         cutoff: Timestamp,
         limit: i64,
     ) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<DueReservationRow> = sqlx::query_as(
             "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND reserved_at <= $1 \
              ORDER BY reserved_at LIMIT $2",
         )
         .bind(cutoff.0)
         .bind(limit.clamp(1, LIST_LIMIT_MAX))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        .await
+        .map_err(corrupt_row("orders"))?;
+        rows.into_iter()
             .map(|r| {
-                let order = OrderRef::parse(r.try_get::<String, _>("order_ref")?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let by: Option<String> = r.try_get("reserved_by")?;
-                let by = by.and_then(|s| s.parse::<EventId>().ok()).ok_or_else(|| {
-                    StoreError::Corrupt(format!("order {order} reserved without reserved_by"))
-                })?;
+                let order = r.order_ref;
+                // A missing or unreadable `reserved_by` is one error, as before: the
+                // reservation cannot be expired without the event that made it.
+                let by = r
+                    .reserved_by
+                    .and_then(|s| s.parse::<EventId>().ok())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("order {order} reserved without reserved_by"))
+                    })?;
                 Ok((order, by))
             })
             .collect()

@@ -8,22 +8,31 @@
 //! stream writes the same rows.
 //!
 //! Dead letters (rows the ledger never decided) are not retried this way; their retry
-//! re-publishes the original message (`exceptions::actions`).
+//! re-publishes the original message (`operator::actions`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::{Event, EventId, EventKind, NoOpReason, OperatorAction, Outcome};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::StoreError;
 use crate::apply::{Applied, Incoming};
 use crate::bulk::{Bulk, Val};
-use crate::persist::{Writes, reason_code};
+use crate::persist::{Writes, retried_as};
+use crate::rows::decode_all;
 
 /// The events the batch's retry actions name, decoded from the envelopes they were first
 /// recorded with.
 #[derive(Default)]
 pub(crate) struct Originals(BTreeMap<EventId, (Event, String)>);
+
+/// A retry target as first recorded. The id stays text: it is only logged, and only when
+/// the envelope does not decode (the decoded event carries its own id).
+#[derive(sqlx::FromRow)]
+struct OriginalRow {
+    event_id: String,
+    envelope: String,
+}
 
 /// The event id a retry action names, if it is one.
 fn retry_target(event: &Event) -> Option<EventId> {
@@ -56,15 +65,14 @@ pub(crate) async fn originals(
         return Ok(out);
     }
     let rows: Vec<Vec<Val>> = ids.iter().map(|i| vec![Val::Text(i.to_string())]).collect();
-    for row in Q.fetch(conn, &rows).await? {
-        let envelope: String = row.try_get(1)?;
+    let rows = Q.fetch(conn, &rows).await?;
+    for OriginalRow { event_id, envelope } in decode_all(&rows, "processed_events")? {
         match contract::decode_event(envelope.as_bytes()) {
             Ok((_, event)) => {
                 out.0.insert(event.id, (event, envelope));
             }
             Err(e) => {
-                let id: String = row.try_get(0)?;
-                tracing::warn!(event_id = %id, error = %e, "retry target does not decode");
+                tracing::warn!(event_id = %event_id, error = %e, "retry target does not decode");
             }
         }
     }
@@ -129,10 +137,7 @@ pub(crate) fn record_result(writes: &mut Writes, retried: &Incoming, applied: &A
         Applied::Recorded(Outcome::Exception { reason, .. }) => {
             format!("now {}", reason.code())
         }
-        Applied::Recorded(o) => format!(
-            "resolved: retried: {}",
-            reason_code(o).unwrap_or_else(|| "moved".into())
-        ),
+        Applied::Recorded(o) => format!("resolved: retried: {}", retried_as(o)),
         Applied::Duplicate { .. } => "nothing to retry: the outcome is final".into(),
         other => format!("not applied: {other:?}"),
     };

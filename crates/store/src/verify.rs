@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use domain::{Balance, Bucket};
+use domain::{Balance, Bucket, OutcomeKind};
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::load::balance_from_row;
+use crate::rows::{KeyedBalanceRow, corrupt_row};
 use crate::{Store, StoreError};
 
 /// One thing `verify` found wrong.
@@ -76,26 +75,56 @@ impl VerifyReport {
 
 type Key = (String, String);
 
+/// A ledger entry with the outcome of its event (`None`: no processed event).
+#[derive(sqlx::FromRow)]
+struct EntryCheckRow {
+    sku: String,
+    location: String,
+    seq: i64,
+    from_bucket: String,
+    to_bucket: String,
+    quantity: i64,
+    event_id: String,
+    outcome: Option<String>,
+}
+
+/// A `moved` outcome with the number of entries its event has.
+#[derive(sqlx::FromRow)]
+struct MovedRow {
+    event_id: String,
+    outcome_json: String,
+    entries: i64,
+}
+
 impl Store {
     /// Recomputes every balance from entries and checks sequences and outcomes.
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
         let mut recomputed: BTreeMap<Key, (Balance, i64)> = BTreeMap::new();
-        let rows = sqlx::query(
+        let rows: Vec<EntryCheckRow> = sqlx::query_as(
             "SELECT e.sku, e.location, e.seq, e.from_bucket, e.to_bucket, e.quantity, e.event_id, p.outcome \
              FROM ledger_entries e LEFT JOIN processed_events p ON p.event_id = e.event_id \
              ORDER BY e.sku, e.location, e.seq",
         )
         .fetch_all(&self.pool)
-        .await?;
-        for row in &rows {
+        .await
+        .map_err(corrupt_row("ledger_entries"))?;
+        for row in rows {
             report.entries += 1;
-            let (sku, location): Key = (row.try_get("sku")?, row.try_get("location")?);
-            let seq: i64 = row.try_get("seq")?;
-            let quantity: i64 = row.try_get("quantity")?;
-            let outcome: Option<String> = row.try_get("outcome")?;
-            if outcome.as_deref() != Some("moved") {
-                let event_id = row.try_get("event_id")?;
+            let EntryCheckRow {
+                sku,
+                location,
+                seq,
+                from_bucket,
+                to_bucket,
+                quantity,
+                event_id,
+                outcome,
+            } = row;
+            // No outcome (the LEFT JOIN found none) or one that is not a movement, read or
+            // not: a problem to report, not a reason to stop verifying.
+            let moved = outcome.and_then(|o| o.parse::<OutcomeKind>().ok());
+            if moved != Some(OutcomeKind::Moved) {
                 report.problems.push(VerifyProblem::OrphanEntry {
                     sku: sku.clone(),
                     location: location.clone(),
@@ -115,8 +144,7 @@ impl Store {
                 });
             }
             slot.1 = seq;
-            for (col, sign) in [("from_bucket", -1), ("to_bucket", 1)] {
-                let name: String = row.try_get(col)?;
+            for (name, sign) in [(from_bucket, -1), (to_bucket, 1)] {
                 let Some(bucket) = Bucket::parse(&name) else {
                     report.problems.push(VerifyProblem::UnknownBucket {
                         sku: sku.clone(),
@@ -130,16 +158,17 @@ impl Store {
             }
             slot.0.seq = u64::try_from(seq).unwrap_or(0);
         }
-        let stored = sqlx::query(
+        let stored: Vec<KeyedBalanceRow> = sqlx::query_as(
             "SELECT sku, location, available, reserved, sold, returned, written_off, external, seq FROM balances",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(corrupt_row("balances"))?;
         let mut seen = std::collections::BTreeSet::new();
-        for row in &stored {
+        for row in stored {
             report.balances += 1;
-            let key: Key = (row.try_get("sku")?, row.try_get("location")?);
-            let balance = balance_from_row(row)?;
+            let key: Key = (row.sku, row.location);
+            let balance = row.balance.into_balance()?;
             match recomputed.get(&key) {
                 Some((from_entries, _)) if *from_entries == balance => {}
                 Some((from_entries, _)) => report.problems.push(VerifyProblem::BalanceMismatch {
@@ -162,10 +191,10 @@ impl Store {
             });
         }
         self.verify_outcomes(&mut report).await?;
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM processed_events")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM processed_events")
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+            .await
+            .map_err(corrupt_row("processed_events"))?;
         report.processed_events = u64::try_from(n).unwrap_or(0);
         Ok(report)
     }
@@ -175,17 +204,20 @@ impl Store {
     /// Every `moved` outcome has exactly the entries it recorded (one outcome per event id is
     /// the primary key of `processed_events`).
     async fn verify_outcomes(&self, report: &mut VerifyReport) -> Result<(), StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<MovedRow> = sqlx::query_as(
             "SELECT p.event_id, p.outcome_json, (SELECT COUNT(*) FROM ledger_entries e WHERE e.event_id = p.event_id) AS entries \
              FROM processed_events p WHERE p.outcome = 'moved'",
         )
         .fetch_all(&self.pool)
-        .await?;
-        for row in &rows {
-            let event_id: String = row.try_get("event_id")?;
-            let json: String = row.try_get("outcome_json")?;
-            let entries: i64 = row.try_get("entries")?;
-            match serde_json::from_str::<domain::Outcome>(&json) {
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        for MovedRow {
+            event_id,
+            outcome_json,
+            entries,
+        } in rows
+        {
+            match serde_json::from_str::<domain::Outcome>(&outcome_json) {
                 Ok(domain::Outcome::Moved { movements }) if movements.len() as i64 == entries => {}
                 Ok(domain::Outcome::Moved { movements }) => {
                     report.problems.push(VerifyProblem::MovementsMismatch {

@@ -1,6 +1,7 @@
 //! The one conformance suite every backend passes: each test runs on SQLite and on
 //! PostgreSQL (a fresh database per test). It drives the store with the same histories
 //! the domain's property tests use and compares with the domain's own expectation.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -388,7 +389,7 @@ async fn operator_retry_finalizes_an_exception_once(backend: Backend) {
         operator_retry: true,
         ..incoming(&capture)
     };
-    let r = store.apply_batch(&[retry.clone()], &ctx()).await.unwrap();
+    let r = store.apply_batch(std::slice::from_ref(&retry), &ctx()).await.unwrap();
     assert!(
         matches!(&r.results[0], Applied::Recorded(Outcome::Moved { .. })),
         "{:?}",
@@ -535,7 +536,7 @@ fn enveloped(provider: &str, identity: &str, kind: EventKind, at: i64) -> Incomi
     );
     Incoming {
         event: envelope.to_domain().unwrap(),
-        envelope: String::from_utf8(envelope.to_json()).unwrap(),
+        envelope: String::from_utf8(envelope.to_json().unwrap()).unwrap(),
         operator_retry: false,
         stream_seq: None,
     }
@@ -561,7 +562,7 @@ async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backe
         received("a", 3, "po-1001"),
         10,
     );
-    let r = store.apply_batch(&[first.clone()], &ctx()).await.unwrap();
+    let r = store.apply_batch(std::slice::from_ref(&first), &ctx()).await.unwrap();
     assert!(matches!(
         &r.results[..],
         [Applied::Recorded(Outcome::Moved { .. })]
@@ -575,7 +576,7 @@ async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backe
         received("a", 99, "po-1001"),
         20,
     );
-    let r = store.apply_batch(&[reused.clone()], &ctx()).await.unwrap();
+    let r = store.apply_batch(std::slice::from_ref(&reused), &ctx()).await.unwrap();
     let [Applied::IdempotencyKeyReused { evidence }] = &r.results[..] else {
         panic!("{:?}", r.results)
     };
@@ -663,7 +664,7 @@ async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backe
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.reason.as_deref(), Some("conflicting_duplicate"));
+    assert_eq!(row.reason, Some(ReasonCode::ConflictingDuplicate));
     assert_eq!(store.outcome(conflict).await.unwrap().as_ref(), Some(noop));
     assert!(matches!(
         store.outcome(p1.event.id).await.unwrap(),

@@ -4,6 +4,7 @@
 //! dead-letter row is reconciled once its event has a final outcome; operator actions
 //! applied as events (`exception.action`) release a `void_after_capture` once and retry
 //! an exception in the ledger's batch, audited with the action's time.
+#![allow(clippy::unwrap_used)]
 
 use domain::{
     Event, EventId, EventKind, ExceptionId, Line, Lines, Location, Money, OperatorAction,
@@ -47,7 +48,7 @@ fn incoming(identity: &str, kind: EventKind, at: i64) -> Incoming {
             recorded_at: Timestamp(at),
             kind,
         },
-        envelope: String::from_utf8(envelope.to_json()).expect("utf8"),
+        envelope: String::from_utf8(envelope.to_json().expect("the envelope encodes")).expect("utf8"),
         operator_retry: false,
         stream_seq: None,
     }

@@ -49,6 +49,26 @@ pub fn unique_name(prefix: &str) -> String {
     name
 }
 
+/// Runs each named `async fn(Backend)` as two tests, `<name>::sqlite` and
+/// `<name>::postgres`, each on a two-worker tokio runtime: the one way a test covers both
+/// databases.
+///
+/// ```ignore
+/// testkit::on_both_backends!(a_receipt_moves_stock);
+/// async fn a_receipt_moves_stock(backend: testkit::Backend) { /* … */ }
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::Backend::Postgres).await }
+        }
+    )*};
+}
+
 #[cfg(test)]
 mod tests {
     use super::unique_name;
@@ -78,24 +98,4 @@ mod tests {
         let name = unique_name(&"x".repeat(100));
         assert!(name.len() <= 40 + 1 + 8);
     }
-}
-
-/// Runs each named `async fn(Backend)` as two tests, `<name>::sqlite` and
-/// `<name>::postgres`, each on a two-worker tokio runtime: the one way a test covers both
-/// databases.
-///
-/// ```ignore
-/// testkit::on_both_backends!(a_receipt_moves_stock);
-/// async fn a_receipt_moves_stock(backend: testkit::Backend) { /* … */ }
-/// ```
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name($crate::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name($crate::Backend::Postgres).await }
-        }
-    )*};
 }

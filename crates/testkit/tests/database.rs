@@ -1,5 +1,6 @@
 //! Proves the database half of the harness: each backend yields a fresh,
 //! usable, isolated database, and PostgreSQL databases are dropped afterwards.
+#![allow(clippy::unwrap_used)]
 
 use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 use testkit::{Backend, DEFAULT_POSTGRES_URL, TestDatabase};

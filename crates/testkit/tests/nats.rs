@@ -1,6 +1,7 @@
 //! Proves the NATS half of the harness: a dedicated server accepts a durable
 //! JetStream publish, keeps it through kill/stop and restart, and the shared
 //! server is usable.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

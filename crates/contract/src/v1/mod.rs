@@ -25,8 +25,8 @@ pub use self::payload::{
     PaymentRefEntry, ReservationExpired, ReturnInspected, ReturnReceived, StockCorrected,
     StockReceived,
 };
-pub(crate) use self::read::envelope as read_envelope;
-use crate::error::ContractError;
+pub(crate) use self::read::{Added, check_event_id, envelope as read_envelope};
+use crate::error::{ContractError, EncodeError};
 use crate::wire_time;
 
 /// This module's version number, written in every envelope it encodes.
@@ -44,12 +44,19 @@ pub struct Source {
 
 /// A v1 contract event envelope.
 ///
-/// `schema`, `version`, `event_id` and `kind` are not stored: they are constants of the
-/// version, derived from `source.identity`, and decided by the payload's variant, so an
-/// envelope cannot disagree with itself. They are written by [`Envelope::to_json`] and
-/// checked by [`crate::decode`].
+/// `schema`, `version` and `kind` are not stored: they are constants of the version and
+/// decided by the payload's variant, so an envelope cannot disagree with itself about
+/// them. They are written by [`Envelope::to_json`] and checked by [`crate::decode`].
+///
+/// `event_id` is stored, derived once: by [`Envelope::new`] from `source.identity`, or read
+/// from the wire and checked against the identity once by [`crate::decode`]. Every later
+/// reader (the domain event, the encoder, the publisher's `Nats-Msg-Id`) takes this field
+/// rather than hashing the identity again. Code that changes `source` by hand builds a
+/// new envelope with [`Envelope::new`] instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The event id: derived from `source.identity`, never chosen.
+    pub event_id: EventId,
     /// When the provider says the thing happened.
     pub occurred_at: Timestamp,
     /// When the ingress (or the emitting process) recorded the event.
@@ -68,7 +75,7 @@ pub struct Envelope {
 struct Wire<'a> {
     schema: &'static str,
     version: u32,
-    event_id: String,
+    event_id: EventId,
     kind: &'static str,
     #[serde(serialize_with = "wire_time::serialize")]
     occurred_at: Timestamp,
@@ -96,6 +103,8 @@ impl Envelope {
         raw: Option<&[u8]>,
     ) -> Result<Envelope, ContractError> {
         Ok(Envelope {
+            // The one derivation of this event's id; everything after reads the field.
+            event_id: EventId::from_dedupe_key(&source.identity),
             occurred_at,
             recorded_at,
             source,
@@ -104,9 +113,10 @@ impl Envelope {
         })
     }
 
-    /// The event id: derived from `source.identity`, never chosen.
+    /// The event id, as derived from `source.identity` when the envelope was built or
+    /// checked against it when it was decoded.
     pub fn event_id(&self) -> EventId {
-        EventId::from_dedupe_key(&self.source.identity)
+        self.event_id
     }
 
     /// The contract name of the kind (`payment.captured`, …).
@@ -114,22 +124,32 @@ impl Envelope {
         self.payload.kind_name()
     }
 
-    /// The envelope as JSON bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain structs of strings and integers into a Vec cannot fail: no map
-        // has non-string keys and no Serialize impl here returns an error.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The envelope as JSON bytes. An error is a bug in an encoder, surfaced rather than
+    /// written as an empty payload.
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        serde_json::to_vec(self).map_err(|source| EncodeError {
+            what: "a v1 event envelope",
+            source,
+        })
     }
 
     /// The domain event this envelope says, or the first field that breaks a rule. This
-    /// is the full check [`crate::decode`] runs; call it on envelopes built by hand.
+    /// is the full check [`crate::decode`] runs; call it on envelopes built by hand. The
+    /// event id is the envelope's (see [`Envelope`]), not derived again.
     pub fn to_domain(&self) -> Result<Event, ContractError> {
+        // Only debug builds pay for re-deriving the id: it catches an envelope whose
+        // `source` was changed by hand after it was built.
+        debug_assert_eq!(
+            self.event_id,
+            EventId::from_dedupe_key(&self.source.identity),
+            "an envelope's event id must be its identity's"
+        );
         self::domain::check_source(&self.source.provider, &self.source.identity)?;
         if let Some(d) = &self.raw_digest {
             self::domain::check_raw_digest(d)?;
         }
         Ok(Event {
-            id: self.event_id(),
+            id: self.event_id,
             recorded_at: self.recorded_at,
             kind: self.payload.to_domain()?,
         })
@@ -141,7 +161,8 @@ impl Serialize for Envelope {
         Wire {
             schema: crate::SCHEMA,
             version: VERSION,
-            event_id: self.event_id().as_uuid().hyphenated().to_string(),
+            // EventId serializes as its lowercase hyphenated UUID, as the wire writes it.
+            event_id: self.event_id,
             kind: self.kind_name(),
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,

@@ -29,10 +29,33 @@ const ENVELOPE_FIELDS: [&str; 9] = [
     "payload",
 ];
 
-/// Reads a v1 envelope whose `schema` and `version` the caller has already checked.
-pub(crate) fn envelope(map: &Map<String, Value>) -> Result<Envelope, ContractError> {
+/// The fields a newer version adds to v1's objects, which v1's reader lets through
+/// because the newer reader reads them itself. Naming them here, instead of handing v1's
+/// reader a copy of the document without them, keeps decoding to one pass over one
+/// parsed document.
+pub(crate) struct Added {
+    /// Added envelope fields (v2: `merchant`, `causation_id`).
+    pub(crate) envelope: &'static [&'static str],
+    /// Added fields of a `payment.authorized` payload (v2: `answer_by`).
+    pub(crate) authorized: &'static [&'static str],
+    /// Added fields of a `stock.corrected` payload (v2: `actor`).
+    pub(crate) corrected: &'static [&'static str],
+}
+
+impl Added {
+    /// Version 1 itself: nothing added, every object closed at v1's fields.
+    pub(crate) const NONE: Added = Added {
+        envelope: &[],
+        authorized: &[],
+        corrected: &[],
+    };
+}
+
+/// Reads a v1 envelope whose `schema` and `version` the caller has already checked; a
+/// newer version's reader passes the fields it `added` (and reads them itself).
+pub(crate) fn envelope(map: &Map<String, Value>, added: &Added) -> Result<Envelope, ContractError> {
     let root = Obj::root(map);
-    root.only(&ENVELOPE_FIELDS)?;
+    root.only_with(&ENVELOPE_FIELDS, added.envelope)?;
     let event_id = root.string("event_id")?;
     let kind = root.string("kind")?;
     if !KINDS.contains(&kind.as_str()) {
@@ -42,9 +65,10 @@ pub(crate) fn envelope(map: &Map<String, Value>) -> Result<Envelope, ContractErr
     let recorded_at = root.time("recorded_at")?;
     let source = source(&root.object("source")?)?;
     let raw_digest = root.nullable_string("raw_digest")?;
-    let payload = payload(&kind, &root.object("payload")?)?;
-    check_event_id(&event_id, &source.identity)?;
+    let payload = payload(&kind, &root.object("payload")?, added)?;
+    let event_id = check_event_id(&event_id, &source.identity)?;
     Ok(Envelope {
+        event_id,
         occurred_at,
         recorded_at,
         source,
@@ -62,8 +86,9 @@ fn source(o: &Obj<'_>) -> Result<Source, ContractError> {
 }
 
 /// The id must be the canonical (lowercase, hyphenated) UUID derived from the identity:
-/// ids are born at the edge from the identity and never chosen freely.
-fn check_event_id(event_id: &str, identity: &str) -> Result<(), ContractError> {
+/// ids are born at the edge from the identity and never chosen freely. This is the one
+/// place a decoded envelope's id is derived; the envelope carries the checked id after.
+pub(crate) fn check_event_id(event_id: &str, identity: &str) -> Result<EventId, ContractError> {
     let canonical = Uuid::parse_str(event_id)
         .ok()
         .filter(|u| u.hyphenated().to_string() == event_id);
@@ -80,14 +105,16 @@ fn check_event_id(event_id: &str, identity: &str) -> Result<(), ContractError> {
             format!("does not match source.identity (expected {expected})"),
         ));
     }
-    Ok(())
+    Ok(expected)
 }
 
-fn payload(kind: &str, o: &Obj<'_>) -> Result<Payload, ContractError> {
+fn payload(kind: &str, o: &Obj<'_>, added: &Added) -> Result<Payload, ContractError> {
     Ok(match kind {
         "order.registered" => Payload::OrderRegistered(order_registered(o)?),
         "order.payment_ref_attached" => Payload::PaymentRefAttached(payment_ref_attached(o)?),
-        "payment.authorized" => Payload::PaymentAuthorized(payment_authorized(o)?),
+        "payment.authorized" => {
+            Payload::PaymentAuthorized(payment_authorized(o, added.authorized)?)
+        }
         "payment.captured" => Payload::PaymentCaptured(payment_event(o)?),
         "payment.voided" => Payload::PaymentVoided(payment_event(o)?),
         "payment.noted" => Payload::PaymentNoted(payment_noted(o)?),
@@ -100,7 +127,7 @@ fn payload(kind: &str, o: &Obj<'_>) -> Result<Payload, ContractError> {
         "return.received" => Payload::ReturnReceived(return_received(o)?),
         "return.inspected" => Payload::ReturnInspected(return_inspected(o)?),
         "stock.received" => Payload::StockReceived(stock_received(o)?),
-        "stock.corrected" => Payload::StockCorrected(stock_corrected(o)?),
+        "stock.corrected" => Payload::StockCorrected(stock_corrected(o, added.corrected)?),
         other => {
             return Err(ContractError::new(
                 "kind",
@@ -209,8 +236,8 @@ fn payment_ref_attached(o: &Obj<'_>) -> Result<PaymentRefAttached, ContractError
     })
 }
 
-fn payment_authorized(o: &Obj<'_>) -> Result<PaymentAuthorized, ContractError> {
-    o.only(&["order", "amount", "mode"])?;
+fn payment_authorized(o: &Obj<'_>, added: &[&str]) -> Result<PaymentAuthorized, ContractError> {
+    o.only_with(&["order", "amount", "mode"], added)?;
     Ok(PaymentAuthorized {
         order: lookup(o)?,
         amount: money(o)?,
@@ -329,15 +356,18 @@ fn stock_received(o: &Obj<'_>) -> Result<StockReceived, ContractError> {
     })
 }
 
-fn stock_corrected(o: &Obj<'_>) -> Result<StockCorrected, ContractError> {
-    o.only(&[
-        "sku",
-        "location",
-        "delta",
-        "reason",
-        "evidence",
-        "approved_by",
-    ])?;
+fn stock_corrected(o: &Obj<'_>, added: &[&str]) -> Result<StockCorrected, ContractError> {
+    o.only_with(
+        &[
+            "sku",
+            "location",
+            "delta",
+            "reason",
+            "evidence",
+            "approved_by",
+        ],
+        added,
+    )?;
     Ok(StockCorrected {
         sku: o.string("sku")?,
         location: o.string("location")?,

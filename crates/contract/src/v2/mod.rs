@@ -23,7 +23,7 @@ mod read;
 use ::domain::{Event, EventId, EventKind, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::ContractError;
+use crate::error::{ContractError, EncodeError};
 use crate::v1::{self, Source};
 use crate::wire_time;
 
@@ -39,10 +39,14 @@ pub const MERCHANT_LEN_MAX: usize = ::domain::types::IDENTIFIER_LEN_MAX;
 
 /// A v2 contract event envelope.
 ///
-/// As in v1, `schema`, `version`, `event_id` and `kind` are not stored: they are constants
-/// of the version, derived from `source.identity`, and decided by the payload's variant.
+/// As in v1, `schema`, `version` and `kind` are not stored: they are constants of the
+/// version and decided by the payload's variant. `event_id` is stored, derived once from
+/// `source.identity` by [`Envelope::new`] or checked against it once by [`crate::decode`]
+/// (see [`v1::Envelope`]); [`upcast`] carries it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The event id: derived from `source.identity`, never chosen (v1's rule).
+    pub event_id: EventId,
     /// The merchant scope the event belongs to ([`crate::DEFAULT_MERCHANT`] when the
     /// deployment serves one merchant, and for every upcast v1 event).
     pub merchant: String,
@@ -66,8 +70,8 @@ pub struct Envelope {
 struct Wire<'a> {
     schema: &'static str,
     version: u32,
-    event_id: String,
-    causation_id: Option<String>,
+    event_id: EventId,
+    causation_id: Option<EventId>,
     kind: &'static str,
     merchant: &'a str,
     #[serde(serialize_with = "wire_time::serialize")]
@@ -84,6 +88,7 @@ struct Wire<'a> {
 /// and the domain event are those of the v1 envelope.
 pub fn upcast(v1: v1::Envelope) -> Envelope {
     let v1::Envelope {
+        event_id,
         occurred_at,
         recorded_at,
         source,
@@ -91,6 +96,7 @@ pub fn upcast(v1: v1::Envelope) -> Envelope {
         payload,
     } = v1;
     Envelope {
+        event_id,
         merchant: crate::DEFAULT_MERCHANT.to_owned(),
         causation_id: None,
         occurred_at,
@@ -120,6 +126,8 @@ impl Envelope {
         raw: Option<&[u8]>,
     ) -> Envelope {
         Envelope {
+            // The one derivation of this event's id; everything after reads the field.
+            event_id: EventId::from_dedupe_key(&source.identity),
             merchant: crate::DEFAULT_MERCHANT.to_owned(),
             causation_id: None,
             occurred_at,
@@ -176,9 +184,10 @@ impl Envelope {
         self.payload.answer_by()
     }
 
-    /// The event id: derived from `source.identity`, never chosen (v1's rule).
+    /// The event id, as derived from `source.identity` when the envelope was built or
+    /// checked against it when it was decoded (v1's rule).
     pub fn event_id(&self) -> EventId {
-        EventId::from_dedupe_key(&self.source.identity)
+        self.event_id
     }
 
     /// The contract name of the kind (`payment.captured`, …).
@@ -186,22 +195,62 @@ impl Envelope {
         self.payload.kind_name()
     }
 
-    /// The envelope as JSON bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain structs of strings and integers into a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The envelope as JSON bytes. An error is a bug in an encoder, surfaced rather than
+    /// published as an empty payload.
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        serde_json::to_vec(self).map_err(|source| EncodeError {
+            what: "an event envelope",
+            source,
+        })
+    }
+
+    /// The envelope as JSON bytes in `merchant`'s scope: what
+    /// `self.clone().with_merchant(merchant).to_json()` writes, without copying the
+    /// envelope (a publisher stamps its own scope on every event it sends).
+    pub fn to_json_in(&self, merchant: &str) -> Result<Vec<u8>, EncodeError> {
+        serde_json::to_vec(&self.wire(merchant)).map_err(|source| EncodeError {
+            what: "an event envelope",
+            source,
+        })
+    }
+
+    /// The borrowed wire shape, in `merchant`'s scope.
+    fn wire<'a>(&'a self, merchant: &'a str) -> Wire<'a> {
+        Wire {
+            schema: crate::SCHEMA,
+            version: VERSION,
+            // EventId serializes as its lowercase hyphenated UUID, as the wire writes it,
+            // without a String per id.
+            event_id: self.event_id,
+            causation_id: self.causation_id,
+            kind: self.kind_name(),
+            merchant,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: &self.source,
+            raw_digest: &self.raw_digest,
+            payload: &self.payload,
+        }
     }
 
     /// The domain event this envelope says, or the first field that breaks a rule: v1's
     /// checks, then the merchant and the cause. This is the full check [`crate::decode`]
-    /// runs; call it on envelopes built by hand.
+    /// runs; call it on envelopes built by hand. The event id is the envelope's (see
+    /// [`Envelope`]), not derived again.
     pub fn to_domain(&self) -> Result<Event, ContractError> {
+        // Only debug builds pay for re-deriving the id: it catches an envelope whose
+        // `source` was changed by hand after it was built.
+        debug_assert_eq!(
+            self.event_id,
+            EventId::from_dedupe_key(&self.source.identity),
+            "an envelope's event id must be its identity's"
+        );
         v1::check_source(&self.source.provider, &self.source.identity)?;
         if let Some(d) = &self.raw_digest {
             v1::check_raw_digest(d)?;
         }
         let event = Event {
-            id: self.event_id(),
+            id: self.event_id,
             recorded_at: self.recorded_at,
             kind: self.payload.to_domain()?,
         };
@@ -244,22 +293,7 @@ fn check_added(
 
 impl Serialize for Envelope {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Wire {
-            schema: crate::SCHEMA,
-            version: VERSION,
-            event_id: self.event_id().as_uuid().hyphenated().to_string(),
-            causation_id: self
-                .causation_id
-                .map(|c| c.as_uuid().hyphenated().to_string()),
-            kind: self.kind_name(),
-            merchant: &self.merchant,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            source: &self.source,
-            raw_digest: &self.raw_digest,
-            payload: &self.payload,
-        }
-        .serialize(s)
+        self.wire(&self.merchant).serialize(s)
     }
 }
 

@@ -34,8 +34,20 @@ const ENVELOPE_FIELDS: [&str; 11] = [
     "payload",
 ];
 
+/// What v2 added to v1's objects: v1's reader lets these through and this module reads
+/// them.
+const ADDED: v1::Added = v1::Added {
+    envelope: &ADDED_FIELDS,
+    authorized: &["answer_by"],
+    corrected: &["actor"],
+};
+
 /// Reads and checks a v2 envelope whose `schema` and `version` the caller has already
 /// checked, with the domain event it says.
+///
+/// One pass over the parsed document: v2's fields are read here, then v1's reader reads
+/// v1's fields of the same object (told which fields v2 added, instead of being handed a
+/// copy without them), then the domain rules run once.
 pub(crate) fn envelope(map: &Map<String, Value>) -> Result<(Envelope, Event), ContractError> {
     let root = Obj::root(map);
     root.only(&ENVELOPE_FIELDS)?;
@@ -49,74 +61,67 @@ pub(crate) fn envelope(map: &Map<String, Value>) -> Result<(Envelope, Event), Co
         let event = envelope.to_domain()?;
         return Ok((envelope, event));
     }
-    // v1's reader refuses fields it does not know, so it sees v1's fields only. Copying
-    // them costs a copy of one small JSON document, far less than the transaction it feeds.
-    let mut v1_fields: Map<String, Value> = map
-        .iter()
-        .filter(|(k, _)| !ADDED_FIELDS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let actor = correction_actor(&root, &mut v1_fields)?;
-    let answer_by = authorization_answer_by(&root, &mut v1_fields)?;
-    let v1 = v1::read_envelope(&v1_fields)?;
-    let mut envelope = Envelope {
+    // Read before v1's reader so that a bad `actor` or `answer_by` is the error reported,
+    // as it always was.
+    let actor = correction_actor(&root, map)?;
+    let answer_by = authorization_answer_by(&root, map)?;
+    let v1::Envelope {
+        event_id,
+        occurred_at,
+        recorded_at,
+        source,
+        raw_digest,
+        payload,
+    } = v1::read_envelope(map, &ADDED)?;
+    // The payload is moved, not cloned, into its v2 shape.
+    let payload = match (payload, actor, answer_by) {
+        (v1::Payload::StockCorrected(correction), Some(actor), _) => {
+            Payload::StockCorrected(StockCorrected { correction, actor })
+        }
+        (v1::Payload::PaymentAuthorized(authorization), _, Some(answer_by)) => {
+            Payload::PaymentAuthorized(PaymentAuthorized {
+                authorization,
+                answer_by,
+            })
+        }
+        (payload, _, _) => Payload::V1(payload),
+    };
+    let envelope = Envelope {
+        event_id,
         merchant,
         causation_id,
-        ..super::upcast(v1)
+        occurred_at,
+        recorded_at,
+        source,
+        raw_digest,
+        payload,
     };
-    if let (Some(actor), Payload::V1(v1::Payload::StockCorrected(correction))) =
-        (actor, &envelope.payload)
-    {
-        envelope.payload = Payload::StockCorrected(StockCorrected {
-            correction: correction.clone(),
-            actor,
-        });
-    }
-    if let (Some(answer_by), Payload::V1(v1::Payload::PaymentAuthorized(authorization))) =
-        (answer_by, &envelope.payload)
-    {
-        envelope.payload = Payload::PaymentAuthorized(PaymentAuthorized {
-            authorization: authorization.clone(),
-            answer_by,
-        });
-    }
     let event = envelope.to_domain()?;
     Ok((envelope, event))
 }
 
-/// Takes an authorization's `answer_by` (v2 only, optional) out of the fields v1's reader
-/// will see. Present, it must be a wire time.
+/// An authorization's `answer_by` (v2 only, optional). Present, it must be a wire time.
 fn authorization_answer_by(
     root: &Obj<'_>,
-    v1_fields: &mut Map<String, Value>,
+    map: &Map<String, Value>,
 ) -> Result<Option<Timestamp>, ContractError> {
-    let has_it = matches!(map_payload(v1_fields), Some(p) if p.contains_key("answer_by"));
-    if !kind_is(v1_fields, "payment.authorized") || !has_it {
+    let has_it = matches!(map_payload(map), Some(p) if p.contains_key("answer_by"));
+    if !kind_is(map, "payment.authorized") || !has_it {
         return Ok(None);
     }
-    let answer_by = root.object("payload")?.time("answer_by")?;
-    if let Some(Value::Object(p)) = v1_fields.get_mut("payload") {
-        p.remove("answer_by");
-    }
-    Ok(Some(answer_by))
+    root.object("payload")?.time("answer_by").map(Some)
 }
 
-/// Takes a correction's `actor` (v2 only, optional) out of the fields v1's reader will
-/// see. Present, it must be a string.
+/// A correction's `actor` (v2 only, optional). Present, it must be a string.
 fn correction_actor(
     root: &Obj<'_>,
-    v1_fields: &mut Map<String, Value>,
+    map: &Map<String, Value>,
 ) -> Result<Option<String>, ContractError> {
-    let has_actor = matches!(map_payload(v1_fields), Some(p) if p.contains_key("actor"));
-    if !kind_is(v1_fields, "stock.corrected") || !has_actor {
+    let has_actor = matches!(map_payload(map), Some(p) if p.contains_key("actor"));
+    if !kind_is(map, "stock.corrected") || !has_actor {
         return Ok(None);
     }
-    let payload = root.object("payload")?;
-    let actor = payload.string("actor")?;
-    if let Some(Value::Object(p)) = v1_fields.get_mut("payload") {
-        p.remove("actor");
-    }
-    Ok(Some(actor))
+    root.object("payload")?.string("actor").map(Some)
 }
 
 /// True when the envelope's `kind` is `kind` (any other value, or none, is for the
@@ -158,8 +163,9 @@ fn exception_action(
         reason: p.string("reason")?,
         evidence: p.nullable_string("evidence")?,
     };
-    check_event_id(&event_id, &source.identity)?;
+    let event_id = v1::check_event_id(&event_id, &source.identity)?;
     Ok(Envelope {
+        event_id,
         merchant,
         causation_id,
         occurred_at,
@@ -168,27 +174,6 @@ fn exception_action(
         raw_digest,
         payload: Payload::ExceptionAction(payload),
     })
-}
-
-/// As v1: the id must be the canonical UUID derived from the identity.
-fn check_event_id(event_id: &str, identity: &str) -> Result<(), ContractError> {
-    let canonical = Uuid::parse_str(event_id)
-        .ok()
-        .filter(|u| u.hyphenated().to_string() == event_id);
-    let Some(uuid) = canonical else {
-        return Err(ContractError::new(
-            "event_id",
-            "must be a lowercase hyphenated UUID",
-        ));
-    };
-    let expected = EventId::from_dedupe_key(identity);
-    if EventId::from_uuid(uuid) != expected {
-        return Err(ContractError::new(
-            "event_id",
-            format!("does not match source.identity (expected {expected})"),
-        ));
-    }
-    Ok(())
 }
 
 /// A cause is an event id: a lowercase hyphenated UUID, as `event_id` is written.

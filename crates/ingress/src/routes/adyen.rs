@@ -3,7 +3,7 @@
 //! Checked in order: HTTP Basic credentials (only when `STOCKLEDGER_ADYEN_BASIC_USER` is
 //! set), then every item's `hmacSignature` against every configured key (two during
 //! rotation). One item that fails refuses the whole batch with 401 and nothing is
-//! published. Each item then maps to one contract event (dedupe key
+//! published. Each item then maps to one contract event (`providers::events`; dedupe key
 //! `adyen:{pspReference}:{eventCode}:{success}`, order `merchantReference`); all of them
 //! are published, and the answer `[accepted]` is sent only after JetStream acknowledged
 //! every one. If any publish fails the answer is 503 and Adyen retries the batch; the
@@ -16,14 +16,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{
-    AuthorizationMode, ChargebackOutcome, DisputeId, EventKind, OrderLookup, OrderRef, Payment,
-};
-use providers::adyen::{self, AdyenAction, AdyenItem};
+use providers::{adyen, events};
 
 use crate::error::ApiError;
 use crate::publish::{self, ADYEN, Outgoing};
-use crate::routes::provider_money;
 use crate::{AppState, RawBody};
 
 /// The body Adyen historically required; any 2xx is accepted today.
@@ -52,7 +48,7 @@ pub async fn webhook(
     adyen::verify_batch(&batch, &settings.adyen_hmac_keys.0)?;
     let mut outgoing = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
-        match translate(item)? {
+        match events::adyen_event(item)? {
             Some(kind) => {
                 outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&raw))?)
             }
@@ -73,59 +69,4 @@ pub async fn webhook(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(response)
-}
-
-/// The contract event a verified item becomes, or `None` when it is acknowledged and
-/// ignored (an unmapped code, or a `merchantReference` that cannot name an order).
-pub fn translate(item: &AdyenItem) -> Result<Option<EventKind>, ApiError> {
-    let action = adyen::classify(item);
-    if action == AdyenAction::Ignored {
-        return Ok(None);
-    }
-    let Ok(order_ref) = OrderRef::parse(item.merchant_reference.as_str()) else {
-        return Ok(None);
-    };
-    let payment = Payment {
-        order: OrderLookup::OrderRef(order_ref),
-        amount: provider_money(item.amount.as_ref()),
-    };
-    let kind = match action {
-        AdyenAction::Authorized => EventKind::PaymentAuthorized {
-            payment,
-            mode: AuthorizationMode::Notification,
-        },
-        AdyenAction::Captured => EventKind::PaymentCaptured { payment },
-        AdyenAction::Voided => EventKind::PaymentVoided { payment },
-        AdyenAction::Refunded => EventKind::PaymentRefunded { payment },
-        AdyenAction::ChargebackOpened => EventKind::ChargebackOpened {
-            payment,
-            dispute_id: dispute_id(item)?,
-            deadline: None,
-        },
-        AdyenAction::ChargebackClosed(outcome) => EventKind::ChargebackClosed {
-            payment,
-            dispute_id: dispute_id(item)?,
-            outcome: match outcome {
-                adyen::ChargebackOutcome::Won => ChargebackOutcome::Won,
-                adyen::ChargebackOutcome::Lost => ChargebackOutcome::Lost,
-            },
-        },
-        AdyenAction::RecordedNoEffect => EventKind::PaymentNoted {
-            payment,
-            status: format!("{}:{}", item.event_code, item.success_str()),
-        },
-        AdyenAction::Ignored => return Ok(None),
-    };
-    Ok(Some(kind))
-}
-
-/// A dispute is named by the payment it disputes (`originalReference`), so that every
-/// notification of one dispute (opened, reversed, pre-arbitration) names the same one.
-fn dispute_id(item: &AdyenItem) -> Result<DisputeId, ApiError> {
-    let id = if item.original_reference.is_empty() {
-        &item.psp_reference
-    } else {
-        &item.original_reference
-    };
-    DisputeId::parse(id.as_str()).map_err(|e| ApiError::malformed("pspReference", e.to_string()))
 }

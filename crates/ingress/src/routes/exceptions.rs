@@ -1,6 +1,6 @@
 //! The exception queue over HTTP, for an ops console (bearer token, like the merchant
 //! API): the same reads and actions as `stockctl exceptions`, through the same code
-//! (`exceptions::actions`), each action audited with the `actor` and `reason` of the body.
+//! (`operator::actions`), each action audited with the `actor` and `reason` of the body.
 //!
 //! - `GET /v1/exceptions?reason=&state=&older_than=&limit=`: the queue, newest first.
 //! - `GET /v1/exceptions/{id}`: one problem with its evidence, actions and outcomes.
@@ -23,7 +23,7 @@
 //!
 //! Input is strict (`docs/decisions.md` §31): an action's `Content-Type` must be JSON
 //! (415), a repeated key is a 400, and `actor`, `reason`, `evidence` and `idempotency_key`
-//! are checked text (`exceptions::actions`: no control characters, bounded), refused with
+//! are checked text (`operator::actions`: no control characters, bounded), refused with
 //! a 400 naming the field before anything is read or published. A database or NATS
 //! failure is a 503 whose message names neither (the detail is logged).
 
@@ -32,13 +32,14 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use domain::OperatorAction;
-use exceptions::actions::{ActionError, ActionRequest, Actions};
-use serde_json::{Value, json};
-use store::QueueFilter;
+use operator::actions::{ActionError, ActionReport, ActionRequest, Actions, RetryReport};
+use store::{QueueDetail, QueueFilter};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::input::{JsonBody, Obj, parse_body};
+use crate::input::JsonBody;
+use crate::publish;
+use crate::wire::exceptions::{ActionBody, ExceptionList};
 
 fn actions(state: &AppState) -> Actions {
     Actions {
@@ -58,7 +59,7 @@ impl From<ActionError> for ApiError {
             ActionError::Invalid(m) => ApiError::malformed("body", m),
             ActionError::InvalidField { field, message } => ApiError::malformed(field, message),
             ActionError::NotRetryable(m) => ApiError::Refused {
-                code: "not_retryable".into(),
+                code: domain::RefusalReason::NotRetryable.as_str().into(),
                 message: m,
             },
             ActionError::Refused { code, message } => ApiError::Refused { code, message },
@@ -68,6 +69,8 @@ impl From<ActionError> for ApiError {
                 tracing::warn!(error = %m, "operator action: unavailable");
                 ApiError::Unavailable(crate::error::DATABASE_OR_NATS_UNAVAILABLE.to_owned())
             }
+            // Permanent: the same bytes are read on every retry, so 500, not 503.
+            ActionError::Corrupt(e) => ApiError::from(e),
         }
     }
 }
@@ -76,7 +79,7 @@ impl From<ActionError> for ApiError {
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExceptionList>, ApiError> {
     for key in query.keys() {
         if !["reason", "state", "older_than", "limit"].contains(&key.as_str()) {
             return Err(ApiError::malformed(key.clone(), "unknown query parameter"));
@@ -96,7 +99,7 @@ pub async fn list(
             let d = config::parse_duration(age).ok_or_else(|| {
                 ApiError::malformed("older_than", "expected a duration such as 10m")
             })?;
-            Some(exceptions::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            Some(publish::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         }
         None => None,
     };
@@ -120,102 +123,80 @@ pub async fn list(
         limit,
     };
     let rows = state.store.queue_list(&filter).await?;
-    Ok(Json(json!({ "exceptions": rows })))
+    Ok(Json(ExceptionList { exceptions: rows }))
 }
 
 /// `GET /v1/exceptions/{id}`.
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueDetail>, ApiError> {
     domain::ExceptionId::parse(id.as_str())
         .map_err(|e| ApiError::malformed("id", e.to_string()))?;
     match state.store.queue_item(&id).await? {
-        Some(detail) => Ok(Json(
-            serde_json::to_value(detail).map_err(|e| ApiError::Internal(e.to_string()))?,
-        )),
+        Some(detail) => Ok(Json(detail)),
         None => Err(ActionError::NotFound(id).into()),
     }
 }
 
-/// `{"actor": "...", "reason": "..."}`, both required, and optionally `"evidence"` and
-/// `"idempotency_key"`.
-fn action_request(raw: &[u8]) -> Result<ActionRequest, ApiError> {
-    let body = parse_body(raw)?;
-    let o = Obj::root(&body)?;
-    o.only(&["actor", "reason", "evidence", "idempotency_key"])?;
-    let optional = |key: &str| -> Result<Option<String>, ApiError> {
-        match body.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => Ok(Some(o.str(key)?.to_owned())),
-        }
-    };
-    Ok(ActionRequest {
-        actor: o.str("actor")?.to_owned(),
-        reason: o.str("reason")?.to_owned(),
-        evidence: optional("evidence")?,
-        idempotency_key: optional("idempotency_key")?,
-    })
-}
-
-fn report(r: impl serde::Serialize) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+/// The action's body ([`ActionBody`]): `actor` and `reason` required, `evidence` and
+/// `idempotency_key` optional; their text is checked by `operator::actions`.
+fn action_request(body: &JsonBody) -> Result<ActionRequest, ApiError> {
+    ActionRequest::try_from(body.read::<ActionBody>()?)
 }
 
 /// `POST /v1/exceptions/{id}/retry`.
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(raw): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    let req = action_request(&raw)?;
-    report(actions(&state).retry_with(&id, &req).await?)
+    body: JsonBody,
+) -> Result<Json<RetryReport>, ApiError> {
+    let req = action_request(&body)?;
+    Ok(Json(actions(&state).retry_with(&id, &req).await?))
 }
 
 async fn act(
     state: &AppState,
     id: &str,
     action: OperatorAction,
-    raw: &[u8],
-) -> Result<Json<Value>, ApiError> {
-    let req = action_request(raw)?;
-    report(actions(state).act(id, action, &req).await?)
+    body: &JsonBody,
+) -> Result<Json<ActionReport>, ApiError> {
+    let req = action_request(body)?;
+    Ok(Json(actions(state).act(id, action, &req).await?))
 }
 
 /// `POST /v1/exceptions/{id}/resolve`.
 pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(raw): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, OperatorAction::Resolve, &raw).await
+    body: JsonBody,
+) -> Result<Json<ActionReport>, ApiError> {
+    act(&state, &id, OperatorAction::Resolve, &body).await
 }
 
 /// `POST /v1/exceptions/{id}/dismiss`.
 pub async fn dismiss(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(raw): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, OperatorAction::Dismiss, &raw).await
+    body: JsonBody,
+) -> Result<Json<ActionReport>, ApiError> {
+    act(&state, &id, OperatorAction::Dismiss, &body).await
 }
 
 /// `POST /v1/exceptions/{id}/release`.
 pub async fn release(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(raw): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, OperatorAction::Release, &raw).await
+    body: JsonBody,
+) -> Result<Json<ActionReport>, ApiError> {
+    act(&state, &id, OperatorAction::Release, &body).await
 }
 
 /// `POST /v1/exceptions/{id}/keep`.
 pub async fn keep(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(raw): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, OperatorAction::Keep, &raw).await
+    body: JsonBody,
+) -> Result<Json<ActionReport>, ApiError> {
+    act(&state, &id, OperatorAction::Keep, &body).await
 }

@@ -10,18 +10,18 @@
 //! (decision 30). A callback whose invoice a registered order holds (one primary-key read)
 //! is stored on `<ns>.callbacks.ipint`, any other on `<ns>.callbacks.ipint-unmatched`: two
 //! lanes, so made-up invoices never delay a registered one. It never calls iPint: the
-//! [`crate::ipint_worker`] does that off the request path, so a slow or failing iPint API
+//! `verifier` crate's iPint worker does that off the request path, so a slow or failing iPint API
 //! never blocks this answer and never loses a callback. A malformed body is a 400 and
 //! nothing is stored; NATS unavailable is a 503 (iPint retries).
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use bus::callbacks::{IPINT_LANE, IPINT_UNMATCHED_LANE, Trigger};
 use bytes::Bytes;
 use domain::PaymentRef;
 use providers::ipint;
 
 use crate::error::ApiError;
-use crate::ipint_worker::Trigger;
 use crate::publish::{self, IPINT, PublishError};
 use crate::{AppState, RawBody};
 
@@ -66,9 +66,9 @@ async fn store_trigger(state: &AppState, trigger: &Trigger) -> Result<(), Publis
         Ok(Ok(Some(_)))
     );
     let lane = if registered {
-        IPINT
+        IPINT_LANE
     } else {
-        crate::ipint_worker::UNMATCHED_LANE
+        IPINT_UNMATCHED_LANE
     };
     let subject = bus.namespace().callback_subject(lane);
     match bus

@@ -23,7 +23,8 @@
 //! second content itself and records nothing for it. So an order cannot be changed by
 //! registering it again, and a return is inspected once per inspection `reference`.
 //!
-//! **Strict input** (`docs/decisions.md` §31, [`crate::input`]): a write's
+//! **Strict input** (`docs/decisions.md` §31, [`crate::input`]; the bodies and their
+//! answers are [`crate::wire::merchant`]): a write's
 //! `Content-Type` must be JSON (415 otherwise), a repeated key is a 400, and an amount
 //! with more digits than its currency's minor unit or than an exact decimal holds is a
 //! 400 naming `amount`, never rounded.
@@ -34,17 +35,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use domain::{EventKind, Money, OrderRef, OrderSpec, PaymentRef, Provider, ReturnRef, StockKey};
-use serde_json::json;
+use domain::{EventKind, OrderRef, OrderSpec, OutcomeKind, ReasonCode, RefusalReason, ReturnRef};
 
 use crate::AppState;
 use crate::decision::{self, Decided, Waited};
 use crate::error::ApiError;
-use crate::input::{self, JsonBody, Obj};
+use crate::input::JsonBody;
 use crate::publish::{MERCHANT, Outgoing};
-
-/// Refusal reasons answered with 404 rather than 409.
-const NOT_FOUND_REASONS: [&str; 2] = ["refused:unknown_order", "refused:unknown_return"];
+use crate::wire::merchant::{
+    Decision, Inspection, InspectionBody, Order, OrderBody, PaymentRefAttachment, PaymentRefBody,
+    Pending, Receipt, ReceiptBody, Return, ReturnBody,
+};
 
 /// An idempotency key: the request field it is and its value, for the 409 that names it.
 struct Key<'a> {
@@ -55,7 +56,7 @@ struct Key<'a> {
 impl Key<'_> {
     fn reused(&self) -> ApiError {
         ApiError::Refused {
-            code: store::IDEMPOTENCY_KEY_REUSED.to_owned(),
+            code: ReasonCode::IdempotencyKeyReused.as_str().to_owned(),
             message: format!(
                 "idempotency key {} `{}` was used before with different content; a key \
                  means one content, so nothing was changed: repeat the first request \
@@ -70,7 +71,9 @@ impl Key<'_> {
 async fn check_key(state: &AppState, out: &Outgoing, key: &Key<'_>) -> Result<(), ApiError> {
     let id = out.event_id.to_string();
     match state.store.processed_content(&id).await? {
-        Some((_, Some(first))) if first != out.envelope.content_digest() => Err(key.reused()),
+        Some((_, Some(first))) if first != contract::content_digest(&out.event.kind) => {
+            Err(key.reused())
+        }
         _ => Ok(()),
     }
 }
@@ -97,31 +100,30 @@ fn answer(
     let event_id = out.event_id.to_string();
     let d = match waited {
         Waited::Pending => {
-            let body = json!({"event_id": event_id, "status": "pending",
-                "message": "accepted; the ledger's decision is not back yet: see GET /v1/orders/… or retry the same request"});
-            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+            return Ok((StatusCode::ACCEPTED, Json(Pending::new(event_id))).into_response());
         }
         Waited::Decided(d) => d,
     };
-    if d.reason.as_deref() == Some(store::IDEMPOTENCY_KEY_REUSED) {
+    if d.reason == Some(ReasonCode::IdempotencyKeyReused) {
         return Err(key.reused());
     }
-    if let Some(reason) = d.reason.as_deref().filter(|r| r.starts_with("refused:")) {
-        let message = format!("the ledger refused event {event_id}: {}", describe(reason));
-        return Err(if NOT_FOUND_REASONS.contains(&reason) {
-            ApiError::NotFound {
-                code: reason.to_owned(),
-                message,
-            }
+    if let Some(refusal) = d.reason.and_then(ReasonCode::refusal) {
+        let code = ReasonCode::Refused(refusal).as_str().to_owned();
+        let message = format!("the ledger refused event {event_id}: {}", describe(refusal));
+        return Err(if is_not_found(refusal) {
+            ApiError::NotFound { code, message }
         } else {
-            ApiError::Refused {
-                code: reason.to_owned(),
-                message,
-            }
+            ApiError::Refused { code, message }
         });
     }
-    let body = json!({"event_id": event_id, "outcome": d.outcome, "reason": d.reason, "repeated": d.earlier});
-    let status = if d.outcome == "exception" {
+    // Serialized as their wire names: `"noop"`, `"order_registered"`, …
+    let body = Decision {
+        event_id,
+        outcome: d.outcome,
+        reason: d.reason,
+        repeated: d.earlier,
+    };
+    let status = if d.outcome == OutcomeKind::Exception {
         // Accepted, and waiting for a person (see the exception queue under this id).
         StatusCode::ACCEPTED
     } else if !d.earlier && created(&d) {
@@ -132,23 +134,38 @@ fn answer(
     Ok((status, Json(body)).into_response())
 }
 
-/// A sentence for a refusal reason code.
-fn describe(reason: &str) -> &'static str {
-    match reason {
-        "refused:order_changed_after_stock_moved" => {
+/// Refusals answered with 404 (the thing named does not exist) rather than 409.
+fn is_not_found(refusal: RefusalReason) -> bool {
+    matches!(
+        refusal,
+        RefusalReason::UnknownOrder | RefusalReason::UnknownReturn
+    )
+}
+
+/// A sentence for a refusal. Exhaustive on purpose: a new refusal needs a decision here.
+fn describe(refusal: RefusalReason) -> &'static str {
+    match refusal {
+        RefusalReason::OrderChangedAfterStockMoved => {
             "the order cannot change after stock moved for it"
         }
-        "refused:payment_ref_in_use" => "the payment reference belongs to another order",
-        "refused:unknown_order" => "the order is not registered",
-        "refused:unknown_return" => "no return with this reference was received",
-        "refused:return_of_unsold_order" => "the order was not sold, so nothing can come back",
-        "refused:return_exceeds_sold" => "more units would come back than were sold",
-        "refused:return_reference_in_use" => "the return reference was used for another return",
-        "refused:inspection_exceeds_returned" => {
+        RefusalReason::PaymentRefInUse => "the payment reference belongs to another order",
+        RefusalReason::UnknownOrder => "the order is not registered",
+        RefusalReason::UnknownReturn => "no return with this reference was received",
+        RefusalReason::ReturnOfUnsoldOrder => "the order was not sold, so nothing can come back",
+        RefusalReason::ReturnExceedsSold => "more units would come back than were sold",
+        RefusalReason::ReturnReferenceInUse => "the return reference was used for another return",
+        RefusalReason::InspectionExceedsReturned => {
             "more units inspected than are waiting in returned"
         }
-        "refused:invalid_quantity" => "a quantity is zero or beyond the limit",
-        _ => "see the reason code",
+        RefusalReason::InvalidQuantity => "a quantity is zero or beyond the limit",
+        // Operator commands' refusals: not answered by the merchant API.
+        RefusalReason::CorrectionWouldGoNegative
+        | RefusalReason::CorrectionUnapproved
+        | RefusalReason::UnknownException
+        | RefusalReason::ActionUnapproved
+        | RefusalReason::NotVoidAfterCapture
+        | RefusalReason::ReleaseOfUnsoldOrder
+        | RefusalReason::NotRetryable => "see the reason code",
     }
 }
 
@@ -162,24 +179,14 @@ fn order_ref_from_path(s: String) -> Result<OrderRef, ApiError> {
 pub async fn put_order(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let order_ref = order_ref_from_path(order_ref)?;
-    let value = input::parse_body(&body)?;
-    let o = Obj::root(&value)?;
-    o.only(&["lines", "amount", "currency", "payment_refs"])?;
-    let lines = o.lines("lines")?;
-    let amount: Money = o.money("amount", "currency")?;
-    let mut refs = Vec::new();
-    for r in o.array("payment_refs")? {
-        r.only(&["provider", "ref"])?;
-        refs.push((
-            r.parsed("provider", Provider::parse)?,
-            r.parsed("ref", PaymentRef::parse)?,
-        ));
-    }
-    refs.sort();
-    refs.dedup();
+    let Order {
+        lines,
+        amount,
+        payment_refs: refs,
+    } = Order::try_from(body.read::<OrderBody>()?)?;
     let spec = OrderSpec {
         order_ref: order_ref.clone(),
         lines,
@@ -197,7 +204,7 @@ pub async fn put_order(
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
     let waited = submit(&state, &out, &key).await?;
     answer(&out, &key, waited, |d| {
-        d.reason.as_deref() == Some("order_registered")
+        d.reason == Some(ReasonCode::OrderRegistered)
     })
 }
 
@@ -205,14 +212,13 @@ pub async fn put_order(
 pub async fn post_payment_ref(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let order_ref = order_ref_from_path(order_ref)?;
-    let value = input::parse_body(&body)?;
-    let o = Obj::root(&value)?;
-    o.only(&["provider", "ref"])?;
-    let provider = o.parsed("provider", Provider::parse)?;
-    let payment_ref = o.parsed("ref", PaymentRef::parse)?;
+    let PaymentRefAttachment {
+        provider,
+        payment_ref,
+    } = PaymentRefAttachment::try_from(body.read::<PaymentRefBody>()?)?;
     let identity = format!("merchant:payment-ref:{order_ref}:{provider}:{payment_ref}");
     // The identity is the whole content: it cannot be reused for another one.
     let key = Key {
@@ -227,7 +233,7 @@ pub async fn post_payment_ref(
     let out = Outgoing::new(&kind, MERCHANT, identity.clone(), None)?;
     let waited = submit(&state, &out, &key).await?;
     answer(&out, &key, waited, |d| {
-        d.reason.as_deref() == Some("payment_ref_attached")
+        d.reason == Some(ReasonCode::PaymentRefAttached)
     })
 }
 
@@ -235,15 +241,13 @@ pub async fn post_payment_ref(
 /// `reference` (the delivery note, the purchase order) is the idempotency key.
 pub async fn post_receipt(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let value = input::parse_body(&body)?;
-    let o = Obj::root(&value)?;
-    o.only(&["sku", "location", "quantity", "reference"])?;
-    let key: StockKey = o.stock_key()?;
-    let quantity = o.quantity("quantity")?;
-    // Same rules as any reference: non-empty, bounded, no control characters.
-    let reference = o.parsed("reference", ReturnRef::parse)?;
+    let Receipt {
+        key,
+        quantity,
+        reference,
+    } = Receipt::try_from(body.read::<ReceiptBody>()?)?;
     let identity = format!("merchant:receipt:{reference}");
     let kind = EventKind::StockReceived {
         key,
@@ -256,21 +260,20 @@ pub async fn post_receipt(
     };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
     let waited = submit(&state, &out, &key).await?;
-    answer(&out, &key, waited, |d| d.outcome == "moved")
+    answer(&out, &key, waited, |d| d.outcome == OutcomeKind::Moved)
 }
 
 /// `POST /v1/returns`: `{"order_ref","reference","lines":[…]}`: goods back
 /// (`sold → returned`). `reference` is the idempotency key.
 pub async fn post_return(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let value = input::parse_body(&body)?;
-    let o = Obj::root(&value)?;
-    o.only(&["order_ref", "reference", "lines"])?;
-    let order_ref = o.parsed("order_ref", OrderRef::parse)?;
-    let reference = o.parsed("reference", ReturnRef::parse)?;
-    let lines = o.lines("lines")?;
+    let Return {
+        order_ref,
+        reference,
+        lines,
+    } = Return::try_from(body.read::<ReturnBody>()?)?;
     let identity = format!("merchant:return:{reference}");
     let key_value = reference.to_string();
     let key = Key {
@@ -284,7 +287,7 @@ pub async fn post_return(
     };
     let out = Outgoing::new(&kind, MERCHANT, identity, None)?;
     let waited = submit(&state, &out, &key).await?;
-    answer(&out, &key, waited, |d| d.outcome == "moved")
+    answer(&out, &key, waited, |d| d.outcome == OutcomeKind::Moved)
 }
 
 /// `POST /v1/returns/{reference}/inspection`:
@@ -295,18 +298,16 @@ pub async fn post_return(
 pub async fn post_inspection(
     State(state): State<AppState>,
     Path(reference): Path<String>,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let reference =
         ReturnRef::parse(reference).map_err(|e| ApiError::malformed("reference", e.to_string()))?;
-    let value = input::parse_body(&body)?;
-    let o = Obj::root(&value)?;
-    o.only(&["outcome", "lines", "reference"])?;
-    let outcome = o.inspection_outcome("outcome")?;
-    let lines = o.lines("lines")?;
-    let inspection = o
-        .optional_parsed("reference", ReturnRef::parse)?
-        .unwrap_or_else(|| reference.clone());
+    let Inspection {
+        outcome,
+        lines,
+        reference: inspection,
+    } = Inspection::try_from(body.read::<InspectionBody>()?)?;
+    let inspection = inspection.unwrap_or_else(|| reference.clone());
     let identity = format!("merchant:inspection:{reference}:{inspection}");
     let key = Key {
         field: "reference",

@@ -11,14 +11,3 @@ pub mod ops;
 pub mod portone;
 pub mod reads;
 pub mod stripe;
-
-use domain::Money;
-use providers::MinorAmount;
-
-/// A provider's minor-unit amount as the contract's money. `None` when it is not a plain
-/// non-negative decimal with a three-letter currency: the event then carries no amount,
-/// and the ledger has nothing to compare.
-pub(crate) fn provider_money(amount: Option<&MinorAmount>) -> Option<Money> {
-    let a = amount?;
-    Money::parse(&a.value.to_string(), &a.currency).ok()
-}

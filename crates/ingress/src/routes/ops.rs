@@ -1,19 +1,19 @@
 //! Operations endpoints: `/healthz` (the process is up), `/readyz` (NATS connected, the
 //! database answering and the ledger not behind the event stream; a load balancer stops
 //! sending traffic otherwise) and `/metrics`
-//! (Prometheus text format).
+//! (OpenMetrics text, which Prometheus scrapes).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::AppState;
+use crate::wire::ops::{Health, NotReadyReason, Readiness};
 
 /// 200 while the process serves requests.
 pub async fn healthz() -> Response {
-    (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
+    (StatusCode::OK, Json(Health::OK)).into_response()
 }
 
 /// 200 when NATS is connected, the database answers and the ledger is not behind the
@@ -25,27 +25,27 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut reasons = Vec::new();
     let mut message = Vec::new();
     if !nats {
-        reasons.push("nats_unavailable");
+        reasons.push(NotReadyReason::NatsUnavailable);
         message.push("NATS unavailable".to_owned());
     }
     if !database {
-        reasons.push("database_unavailable");
+        reasons.push(NotReadyReason::DatabaseUnavailable);
         message.push("database unavailable".to_owned());
     }
     if nats && database {
         match state.standing.refresh(&state).await {
             Ok(None) => {}
             Ok(Some(line)) => {
-                reasons.push(ledger::position::BEHIND_REASON);
+                reasons.push(NotReadyReason::LedgerBehindStream);
                 message.push(line);
             }
             // The stream or the database could not be read: not ready, and why.
             Err(e) => {
                 reasons.push(
                     if matches!(e, crate::ApiError::Unavailable(ref m) if m.starts_with("NATS")) {
-                        "nats_unavailable"
+                        NotReadyReason::NatsUnavailable
                     } else {
-                        "database_unavailable"
+                        NotReadyReason::DatabaseUnavailable
                     },
                 );
                 message.push(e.message());
@@ -53,31 +53,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     }
     if reasons.is_empty() {
-        return (
-            StatusCode::OK,
-            Json(json!({"ready": true, "reasons": [], "status": "ready", "nats": true, "database": true})),
-        )
-            .into_response();
+        return (StatusCode::OK, Json(Readiness::ready())).into_response();
     }
-    let body = json!({
-        "ready": false,
-        "reasons": reasons,
-        "error": "unavailable",
-        "message": format!("not ready: {}", message.join("; ")),
-        "nats": nats,
-        "database": database,
-    });
+    let body = Readiness::not_ready(
+        nats,
+        database,
+        reasons,
+        format!("not ready: {}", message.join("; ")),
+    );
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
-/// The metrics registry in Prometheus text format.
+/// The metrics registry in OpenMetrics text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

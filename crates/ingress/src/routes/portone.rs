@@ -33,15 +33,16 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{
-    AuthorizationMode, EventKind, InvalidValue, Money, OrderLookup, OrderRef, OrderState, Payment,
+    AuthorizationMode, DeclineReason, EventKind, ExceptionCode, Money, OrderLookup, OrderRef,
+    OrderState, OutcomeKind, Payment, ReasonCode,
 };
-use providers::portone::{self, PaymentAction};
+use providers::{events, portone};
 use rust_decimal::Decimal;
-use serde_json::json;
 
 use crate::decision::{self, Decided, Waited};
 use crate::error::ApiError;
 use crate::publish::{self, Outgoing, PORTONE, PublishError};
+use crate::wire::error::ConfirmationRefusal;
 use crate::{AppState, RawBody, net};
 
 /// The peer address extension that [`crate::serve`] attaches to every request.
@@ -63,12 +64,9 @@ fn check_source(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<()
     }
 }
 
-/// Money from PortOne's float amount and currency, naming the field it refuses.
+/// Money from PortOne's amount and currency, naming the field it refuses.
 fn money(amount: &Decimal, currency: &str) -> Result<Money, ApiError> {
-    Money::parse(&amount.to_string(), currency).map_err(|e| match e {
-        InvalidValue::Currency { .. } => ApiError::malformed("currency", e.to_string()),
-        other => ApiError::malformed("amount", other.to_string()),
-    })
+    Ok(events::portone_money(amount, currency)?)
 }
 
 // ---- payment webhook ---------------------------------------------------------------------
@@ -89,20 +87,7 @@ pub async fn webhook(
     let raw = body.0;
     let hook = portone::parse_payment_webhook(&raw)?;
     portone::verify_payment_webhook(&hook, secret.expose())?;
-    let order_ref = OrderRef::parse(hook.merchant_order_ref.as_str())
-        .map_err(|e| ApiError::malformed("merchant_order_ref", e.to_string()))?;
-    let payment = Payment {
-        order: OrderLookup::OrderRef(order_ref),
-        amount: Some(money(&hook.amount, &hook.currency)?),
-    };
-    let kind = match hook.classify() {
-        PaymentAction::Captured => EventKind::PaymentCaptured { payment },
-        PaymentAction::Voided => EventKind::PaymentVoided { payment },
-        PaymentAction::RecordedNoEffect => EventKind::PaymentNoted {
-            payment,
-            status: hook.status.clone(),
-        },
-    };
+    let kind = events::portone_event(&hook)?;
     let out = Outgoing::new(&kind, PORTONE, hook.dedupe_key(), Some(&raw))?;
     publish::publish(&state, &out).await?;
     Ok(StatusCode::OK)
@@ -160,10 +145,10 @@ impl IntoResponse for Answer {
         match self.reason {
             None => StatusCode::OK.into_response(),
             Some(reason) => {
-                let mut body = json!({"reason": reason});
-                if let Some(m) = self.message {
-                    body["message"] = json!(m);
-                }
+                let body = ConfirmationRefusal {
+                    message: self.message,
+                    reason,
+                };
                 (self.status, Json(body)).into_response()
             }
         }
@@ -228,8 +213,15 @@ async fn confirm(
     };
     match state.store.order(&order_ref).await {
         Ok(Some(order)) if order.spec.amount.same_as(&amount) => {}
-        Ok(Some(_)) => return Answer::no(StatusCode::CONFLICT, "amount_mismatch", None),
-        Ok(None) => return Answer::no(StatusCode::NOT_FOUND, "unknown_order", None),
+        // The same codes the ledger's declines answer with (`answer_decided`).
+        Ok(Some(_)) => {
+            let code = DeclineReason::AmountMismatch.as_str();
+            return Answer::no(StatusCode::CONFLICT, code, None);
+        }
+        Ok(None) => {
+            let code = DeclineReason::UnknownOrder.as_str();
+            return Answer::no(StatusCode::NOT_FOUND, code, None);
+        }
         Err(e) => return ApiError::from(e).into(),
     }
     let payment = Payment {
@@ -313,7 +305,7 @@ impl Pending {
             decision::publish_and_wait(&self.state, &self.out, self.timing.wait_until).await;
         let in_time = Instant::now() <= self.timing.answer_by;
         match waited {
-            Ok(Waited::Decided(d)) if d.outcome == "moved" && !d.earlier && !in_time => {
+            Ok(Waited::Decided(d)) if d.outcome == OutcomeKind::Moved && !d.earlier && !in_time => {
                 // Reserved, but too late to say so: the answer is no, and the reservation
                 // is withdrawn.
                 tracing::warn!(event_id = %self.out.event_id, "a confirmation's reservation arrived after answer_by; answering no and withdrawing it");
@@ -322,7 +314,7 @@ impl Pending {
             }
             Ok(Waited::Decided(d)) => {
                 let answer = self.answer_decided(&d).await;
-                if answer.status != StatusCode::OK && d.outcome == "moved" {
+                if answer.status != StatusCode::OK && d.outcome == OutcomeKind::Moved {
                     // A repeated question answered no (released, or unknown): whatever
                     // this authorization still holds is withdrawn, since PortOne acts on
                     // this answer.
@@ -352,9 +344,14 @@ impl Pending {
             tracing::error!(event_id = %self.out.event_id, "a confirmation without an order reference has no withdrawal");
             return;
         };
-        let out = Outgoing {
-            event_id: envelope.event_id(),
-            envelope,
+        // `withdrawal` built it from the authorization's checked event; this is the check
+        // that keeps its domain event (the envelope's id is carried, not derived again).
+        let out = match Outgoing::checked(envelope) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(event_id = %self.out.event_id, error = %e, "the withdrawal of a confirmation is refused by the contract");
+                return;
+            }
         };
         let left = self
             .timing
@@ -376,18 +373,23 @@ impl Pending {
     /// The answer for a decision. `200` only while the order is still reserved or sold:
     /// a repeated call after the reservation was released is not a yes.
     async fn answer_decided(&self, d: &Decided) -> Answer {
-        match (d.outcome.as_str(), d.reason.as_deref()) {
-            ("moved", _) => self.answer_moved(d).await,
+        match (d.outcome, d.reason) {
+            (OutcomeKind::Moved, _) => self.answer_moved(d).await,
             (_, Some(reason)) => {
-                let code = reason.strip_prefix("declined:").unwrap_or(reason);
-                let status = if code == "unknown_order" {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::CONFLICT
+                // A decline answers with its own code (`insufficient_inventory`), any other
+                // reason with its stored name; an unknown order is a 404 either way.
+                let code = match reason {
+                    ReasonCode::Declined(why) => why.as_str(),
+                    other => other.as_str(),
+                };
+                let status = match reason {
+                    ReasonCode::Declined(DeclineReason::UnknownOrder)
+                    | ReasonCode::Exception(ExceptionCode::UnknownOrder) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
                 };
                 Answer::no(status, code, None)
             }
-            (outcome, None) => Answer::no(StatusCode::CONFLICT, outcome, None),
+            (outcome, None) => Answer::no(StatusCode::CONFLICT, outcome.as_str(), None),
         }
     }
 
@@ -409,7 +411,11 @@ impl Pending {
                 "reservation_released",
                 format!("the order is {}", o.state.as_str()),
             ),
-            Ok(None) => Answer::no(StatusCode::NOT_FOUND, "unknown_order", None),
+            Ok(None) => Answer::no(
+                StatusCode::NOT_FOUND,
+                DeclineReason::UnknownOrder.as_str(),
+                None,
+            ),
             // A repeated call's answer is unknown when the read fails.
             Err(e) => ApiError::from(e).into(),
         }

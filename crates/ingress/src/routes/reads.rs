@@ -1,16 +1,19 @@
 //! The merchant API's reads: an order with its history, a SKU's balances per location,
 //! and a (SKU, location)'s ledger entries. Straight from the ledger database; times are
-//! RFC 3339 UTC.
+//! RFC 3339 UTC. The answers are [`crate::wire::merchant`]'s.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use domain::{EventId, Location, Order, OrderRef, Outcome, Sku, StockKey, Timestamp};
-use serde_json::{Value, json};
+use domain::{EventId, Location, Order, OrderRef, Outcome, OutcomeKind, Sku, StockKey, Timestamp};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::wire::merchant::{
+    EntriesPage, Entry, LocationBalance, Movement, OrderEvent, OrderLine, OrderView, ReturnedLine,
+    StockView,
+};
 
 /// Entries returned by one page when `limit` is not given.
 pub const ENTRIES_PAGE_DEFAULT: i64 = 100;
@@ -21,31 +24,39 @@ fn time(ms: i64) -> String {
     contract::wire_time::format(Timestamp(ms))
 }
 
-fn order_json(order: &Order) -> Value {
-    let lines: Vec<Value> = order
+/// The order's answer, with `events` to be filled in.
+fn order_view(order: &Order) -> OrderView {
+    let lines = order
         .spec
         .lines
         .iter()
-        .map(|(k, q)| json!({"sku": k.sku.as_str(), "location": k.location.as_str(), "quantity": q.get()}))
+        .map(|(k, q)| OrderLine {
+            location: k.location.as_str().to_owned(),
+            quantity: q.get(),
+            sku: k.sku.as_str().to_owned(),
+        })
         .collect();
-    let returned: Vec<Value> = order
+    let returned = order
         .returned
         .iter()
-        .map(
-            |(k, q)| json!({"sku": k.sku.as_str(), "location": k.location.as_str(), "quantity": q}),
-        )
+        .map(|(k, q)| ReturnedLine {
+            location: k.location.as_str().to_owned(),
+            quantity: *q,
+            sku: k.sku.as_str().to_owned(),
+        })
         .collect();
-    json!({
-        "order_ref": order.spec.order_ref.as_str(),
-        "state": order.state.as_str(),
-        "amount": order.spec.amount.amount.to_string(),
-        "currency": order.spec.amount.currency.as_str(),
-        "stock_moved": order.stock_moved,
-        "reserved_by": order.reserved_by.map(|e| e.to_string()),
-        "reserved_at": order.reserved_at.map(|t| time(t.0)),
-        "lines": lines,
-        "returned": returned,
-    })
+    OrderView {
+        amount: order.spec.amount.amount.to_string(),
+        currency: order.spec.amount.currency.as_str().to_owned(),
+        events: Vec::new(),
+        lines,
+        order_ref: order.spec.order_ref.as_str().to_owned(),
+        reserved_at: order.reserved_at.map(|t| time(t.0)),
+        reserved_by: order.reserved_by.map(|e| e.to_string()),
+        returned,
+        state: order.state.as_str().to_owned(),
+        stock_moved: order.stock_moved,
+    }
 }
 
 /// `GET /v1/orders/{order_ref}`: the order, its lines, and every event applied to it with
@@ -53,7 +64,7 @@ fn order_json(order: &Order) -> Value {
 pub async fn get_order(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderView>, ApiError> {
     let order_ref =
         OrderRef::parse(order_ref).map_err(|e| ApiError::malformed("order_ref", e.to_string()))?;
     let Some(order) = state.store.order(&order_ref).await? else {
@@ -64,29 +75,31 @@ pub async fn get_order(
     };
     let mut events = Vec::new();
     for row in state.store.order_events(&order_ref).await? {
-        let mut event = json!({
-            "event_id": row.event_id,
-            "kind": row.kind,
-            "outcome": row.outcome,
-            "reason": row.reason,
-            "processed_at": time(row.processed_at),
-            "duplicates": row.duplicates,
-        });
-        match row.outcome.as_str() {
-            "moved" => event["movements"] = movements(&state, &row.event_id).await?,
-            "exception" => event["exception_id"] = json!(row.event_id),
-            _ => {}
+        let mut event = OrderEvent {
+            duplicates: row.duplicates,
+            event_id: row.event_id,
+            exception_id: None,
+            kind: row.kind,
+            movements: None,
+            outcome: row.outcome,
+            processed_at: time(row.processed_at),
+            reason: row.reason,
+        };
+        match row.outcome {
+            OutcomeKind::Moved => event.movements = Some(movements(&state, &event.event_id).await?),
+            OutcomeKind::Exception => event.exception_id = Some(event.event_id.clone()),
+            OutcomeKind::NoOp => {}
         }
         events.push(event);
     }
-    let mut body = order_json(&order);
-    body["events"] = Value::Array(events);
+    let mut body = order_view(&order);
+    body.events = events;
     Ok(Json(body))
 }
 
-async fn movements(state: &AppState, event_id: &str) -> Result<Value, ApiError> {
+async fn movements(state: &AppState, event_id: &str) -> Result<Vec<Movement>, ApiError> {
     let Ok(id) = event_id.parse::<EventId>() else {
-        return Ok(Value::Array(Vec::new()));
+        return Ok(Vec::new());
     };
     let moved = match state.store.outcome(id).await? {
         Some(Outcome::Moved { movements }) => movements,
@@ -94,15 +107,13 @@ async fn movements(state: &AppState, event_id: &str) -> Result<Value, ApiError> 
     };
     Ok(moved
         .iter()
-        .map(|m| {
-            json!({
-                "sku": m.key.sku.as_str(),
-                "location": m.key.location.as_str(),
-                "from": m.from.as_str(),
-                "to": m.to.as_str(),
-                "quantity": m.quantity.get(),
-                "seq": m.seq,
-            })
+        .map(|m| Movement {
+            from: m.from.as_str().to_owned(),
+            location: m.key.location.as_str().to_owned(),
+            quantity: m.quantity.get(),
+            seq: m.seq,
+            sku: m.key.sku.as_str().to_owned(),
+            to: m.to.as_str().to_owned(),
         })
         .collect())
 }
@@ -112,26 +123,27 @@ async fn movements(state: &AppState, event_id: &str) -> Result<Value, ApiError> 
 pub async fn get_stock(
     State(state): State<AppState>,
     Path(sku): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StockView>, ApiError> {
     let sku = Sku::parse(sku).map_err(|e| ApiError::malformed("sku", e.to_string()))?;
-    let locations: Vec<Value> = state
+    let locations = state
         .store
         .balances_for_sku(&sku)
         .await?
         .into_iter()
-        .map(|(location, b)| {
-            json!({
-                "location": location,
-                "available": b.available,
-                "reserved": b.reserved,
-                "sold": b.sold,
-                "returned": b.returned,
-                "written_off": b.written_off,
-                "last_seq": b.seq,
-            })
+        .map(|(location, b)| LocationBalance {
+            available: b.available,
+            last_seq: b.seq,
+            location,
+            reserved: b.reserved,
+            returned: b.returned,
+            sold: b.sold,
+            written_off: b.written_off,
         })
         .collect();
-    Ok(Json(json!({"sku": sku.as_str(), "locations": locations})))
+    Ok(Json(StockView {
+        locations,
+        sku: sku.as_str().to_owned(),
+    }))
 }
 
 fn query_int(
@@ -160,7 +172,7 @@ pub async fn get_entries(
     State(state): State<AppState>,
     Path(sku): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntriesPage>, ApiError> {
     let sku = Sku::parse(sku).map_err(|e| ApiError::malformed("sku", e.to_string()))?;
     let location = query
         .get("location")
@@ -172,24 +184,22 @@ pub async fn get_entries(
     let key = StockKey { sku, location };
     let rows = state.store.entries(&key, after_seq, limit).await?;
     let next_after_seq = rows.last().map_or(after_seq, |r| r.seq);
-    let entries: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "seq": r.seq,
-                "from": r.from,
-                "to": r.to,
-                "quantity": r.quantity,
-                "event_id": r.event_id,
-                "kind": r.kind,
-                "recorded_at": time(r.recorded_at),
-            })
+    let entries = rows
+        .into_iter()
+        .map(|r| Entry {
+            event_id: r.event_id,
+            from: r.from,
+            kind: r.kind,
+            quantity: r.quantity,
+            recorded_at: time(r.recorded_at),
+            seq: r.seq,
+            to: r.to,
         })
         .collect();
-    Ok(Json(json!({
-        "sku": key.sku.as_str(),
-        "location": key.location.as_str(),
-        "entries": entries,
-        "next_after_seq": next_after_seq,
-    })))
+    Ok(Json(EntriesPage {
+        entries,
+        location: key.location.as_str().to_owned(),
+        next_after_seq,
+        sku: key.sku.as_str().to_owned(),
+    }))
 }

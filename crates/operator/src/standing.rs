@@ -1,6 +1,8 @@
 //! Is the ledger database behind the event stream? The one place that answers it, for the
 //! ledger process (which applies nothing while it is), the ingress's `/readyz` and writes,
-//! and `stockctl` (`docs/decisions.md`, decision 25; `docs/operations.md`, "Recovery").
+//! the exception consumer's `/readyz`, and `stockctl` (`docs/decisions.md`, decision 25;
+//! `docs/operations.md`, "Recovery"). It lives here, not in the ledger, so that none of
+//! them depends on the ledger's service crate.
 
 use std::time::Duration;
 
@@ -8,7 +10,16 @@ use bus::Bus;
 use bus::progress::StreamProgress;
 use store::{Checkpoint, PositionWriter, Store};
 
-use crate::LedgerError;
+/// Why the comparison could not be made; the callers branch on which side failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StandingError {
+    /// NATS did not say how far the ledger consumer got.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    /// The database did not give its checkpoint.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
 
 /// How often a ledger process that found its database behind looks again (a rebuild may
 /// be running into it).
@@ -59,7 +70,7 @@ impl Standing {
 
 /// Reads the stream's progress first, then the checkpoint: a batch commits before its
 /// messages are acknowledged, so in this order a current ledger never looks behind.
-pub async fn standing(bus: &Bus, store: &Store) -> Result<Standing, LedgerError> {
+pub async fn standing(bus: &Bus, store: &Store) -> Result<Standing, StandingError> {
     let progress = bus.ledger_progress().await?;
     let checkpoint = store
         .checkpoint(&progress.stream, progress.created_ms)

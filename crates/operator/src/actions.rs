@@ -1,5 +1,6 @@
 //! The operator actions on the exception queue and on stock, shared by `stockctl` and the
-//! ingress's `/v1/exceptions` endpoints. Every action is an event (`docs/decisions.md`
+//! ingress's `/v1/exceptions` endpoints (moved here from the `exceptions` service so that
+//! neither depends on a service crate). Every action is an event (`docs/decisions.md`
 //! §27): it is published through JetStream like any other event and applied by the
 //! ledger, which writes the queue row's new state and the audit entry (who, when, what,
 //! why) in its batch transaction. The queue's state and its trail are therefore part of
@@ -35,15 +36,18 @@ use std::time::Duration;
 
 use bus::Bus;
 use contract::{Envelope, Source};
-use domain::{EventKind, ExceptionId, Location, OperatorAction, Sku, StockKey};
+use domain::{
+    EventKind, ExceptionCode, ExceptionId, Location, OperatorAction, OutcomeKind, ReasonCode,
+    RefusalReason, Sku, StockKey,
+};
 use serde::Serialize;
 use store::{ProcessedRow, QueueError, QueueItem, RetryStart, Store};
 
-use crate::intake::wait_until;
-use crate::now;
+use crate::wait::wait_until;
+use service::now;
 
 /// The reason code of the exceptions `release` and `keep` apply to.
-pub const VOID_AFTER_CAPTURE: &str = "void_after_capture";
+const VOID_AFTER_CAPTURE: ExceptionCode = ExceptionCode::VoidAfterCapture;
 
 /// Why an action was not taken. Callers branch on the variant (exit codes, HTTP status).
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,11 @@ pub enum ActionError {
     /// NATS or the database is unavailable; nothing changed, try again later (503).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Stored data this release cannot read (a bug or a damaged database). Permanent: a
+    /// retry reads the same bytes, so it is not "unavailable, retry later" but an internal
+    /// error (500); the store's error is kept for the log.
+    #[error("stored data unreadable: {0}")]
+    Corrupt(#[source] store::StoreError),
 }
 
 impl From<QueueError> for ActionError {
@@ -79,14 +88,17 @@ impl From<QueueError> for ActionError {
         match e {
             QueueError::NotFound(id) => ActionError::NotFound(id),
             QueueError::Invalid(m) => ActionError::Invalid(m),
-            QueueError::Store(s) => ActionError::Unavailable(s.to_string()),
+            QueueError::Store(s) => ActionError::from(s),
         }
     }
 }
 
 impl From<store::StoreError> for ActionError {
     fn from(e: store::StoreError) -> Self {
-        ActionError::Unavailable(e.to_string())
+        match e {
+            store::StoreError::Corrupt(_) => ActionError::Corrupt(e),
+            e => ActionError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -168,9 +180,11 @@ pub struct CorrectionReport {
     pub event_id: String,
     /// True when JetStream already had this correction (same idempotency key).
     pub duplicate: bool,
-    /// `moved`, `noop` (refused, with `reason`) or `pending` (no outcome within the wait).
+    /// `moved`, `noop` (refused, with `reason`) or `pending` (no outcome within the wait):
+    /// text, because `pending` is not an outcome the ledger records.
     pub outcome: String,
-    pub reason: Option<String>,
+    /// Serialized as its stored name (`refused:correction_would_go_negative`, …).
+    pub reason: Option<ReasonCode>,
 }
 
 /// The operator actions, over one NATS connection and one database pool.
@@ -262,21 +276,29 @@ fn key_or_fresh(key: Option<&str>) -> String {
 
 /// The word a report uses for the reason code the ledger recorded for an action.
 fn action_result(p: &ProcessedRow) -> Result<String, ActionError> {
-    let reason = p.reason.as_deref().unwrap_or_default();
-    Ok(match (p.outcome.as_str(), reason) {
-        ("moved", _) => "released".into(),
-        (_, "exception_resolved") => "resolved".into(),
-        (_, "exception_dismissed") => "dismissed".into(),
-        (_, "sale_kept") => "kept".into(),
-        (_, "retry_requested") => "retried".into(),
-        (_, "exception_already_resolved") => "already_resolved".into(),
-        (_, "refused:not_retryable") => {
+    if p.outcome == OutcomeKind::Moved {
+        return Ok("released".into());
+    }
+    Ok(match p.reason {
+        Some(ReasonCode::ExceptionResolved) => "resolved".into(),
+        Some(ReasonCode::ExceptionDismissed) => "dismissed".into(),
+        Some(ReasonCode::SaleKept) => "kept".into(),
+        Some(ReasonCode::RetryRequested) => "retried".into(),
+        Some(ReasonCode::ExceptionAlreadyResolved) => "already_resolved".into(),
+        Some(ReasonCode::Refused(RefusalReason::NotRetryable)) => {
             return Err(ActionError::NotRetryable(
                 "the ledger never decided this exception's event: it cannot be retried".into(),
             ));
         }
-        (_, other) => {
-            let code = other.strip_prefix("refused:").unwrap_or(other).to_owned();
+        other => {
+            // A refusal is reported by its own code (`unknown_exception`, not
+            // `refused:unknown_exception`); any other reason by its stored name.
+            let code = match other {
+                Some(ReasonCode::Refused(r)) => r.as_str(),
+                Some(c) => c.as_str(),
+                None => "",
+            }
+            .to_owned();
             return Err(ActionError::Refused {
                 message: format!("the ledger refused the action: {code}"),
                 code,
@@ -310,10 +332,10 @@ impl Actions {
         }
         let row = self.checked_row(id, req).await?;
         if matches!(action, OperatorAction::Release | OperatorAction::Keep)
-            && row.reason != VOID_AFTER_CAPTURE
+            && row.reason != VOID_AFTER_CAPTURE.as_str()
         {
             return Err(ActionError::Refused {
-                code: "not_void_after_capture".into(),
+                code: RefusalReason::NotVoidAfterCapture.as_str().into(),
                 message: format!(
                     "{} applies to {VOID_AFTER_CAPTURE} exceptions only; {id} is {}",
                     action.as_str(),
@@ -402,7 +424,7 @@ impl Actions {
             .store
             .processed(&row.id)
             .await?
-            .is_some_and(|p| p.outcome == "exception" || row.state == "resolved"))
+            .is_some_and(|p| p.outcome == OutcomeKind::Exception || row.state == "resolved"))
     }
 
     /// Builds, checks and publishes the `exception.action` event; returns its event id.
@@ -444,14 +466,18 @@ impl Actions {
         envelope
             .to_domain()
             .map_err(|e| ActionError::Invalid(e.to_string()))?;
-        let event_id = envelope.event_id().to_string();
+        let event_id = envelope.event_id.to_string();
+        // An encoder bug is an internal error (500, permanent), never an empty payload.
+        let payload = envelope.to_json().map_err(|e| {
+            ActionError::Corrupt(store::StoreError::Corrupt(format!("{e}: {}", e.source)))
+        })?;
         let subject = self
             .bus
             .namespace()
             .event_subject("operator", envelope.kind_name());
         let published = self
             .bus
-            .publish_event(subject, &event_id, envelope.to_json().into(), None)
+            .publish_event(subject, &event_id, payload.into(), None)
             .await
             .map_err(|e| ActionError::Unavailable(e.to_string()))?;
         Ok((event_id, published.duplicate))
@@ -600,7 +626,7 @@ impl Actions {
             .publish(&kind, format!("operator:stock-correction:{key}"))
             .await?;
         let (outcome, reason) = match self.decision(&event_id).await? {
-            Some(p) => (p.outcome, p.reason),
+            Some(p) => (p.outcome.as_str().to_owned(), p.reason),
             None => ("pending".to_owned(), None),
         };
         Ok(CorrectionReport {
@@ -615,6 +641,18 @@ impl Actions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrupt_data_is_permanent_and_keeps_its_source() {
+        let e = ActionError::from(store::StoreError::Corrupt("bad json".into()));
+        assert!(matches!(e, ActionError::Corrupt(_)), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
+        let e = ActionError::from(QueueError::Store(store::StoreError::Corrupt("x".into())));
+        assert!(matches!(e, ActionError::Corrupt(_)), "{e:?}");
+        // A conflict that outlived the store's retries may pass: retry later.
+        let e = ActionError::from(store::StoreError::Conflict);
+        assert!(matches!(e, ActionError::Unavailable(_)), "{e:?}");
+    }
 
     fn field_of(r: Result<(), ActionError>) -> Option<&'static str> {
         match r {

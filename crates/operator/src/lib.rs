@@ -1,0 +1,22 @@
+//! # operator: what an operator does and asks
+//!
+//! Library code that `stockctl`, the ingress and the service processes (`ledger`,
+//! `exceptions`) all need, kept out of the service crates so that no crate depends on a
+//! role's code:
+//!
+//! - [`actions`]: the operator actions on the exception queue and on stock, each published
+//!   as an event (`exception.action`, `stock.corrected`) and awaited until the ledger
+//!   decided it;
+//! - [`standing`]: whether the ledger database is behind the event stream (decision 25),
+//!   for the ledger (which applies nothing while it is), `/readyz` and writes, and
+//!   `stockctl`;
+//! - [`wait`]: polling for the ledger's outcome;
+//! - [`gauges`]: the exception queue's gauges and the non-ingress `/readyz`, for the
+//!   exception process and `stockctl exceptions stats`.
+
+pub mod actions;
+pub mod gauges;
+pub mod standing;
+pub mod wait;
+
+pub use standing::{Standing, StandingError};
