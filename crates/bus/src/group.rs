@@ -30,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::trace::{TRACEPARENT, TraceContext, UNTRACED};
 use crate::{BusError, Published};
 
 /// The header that marks a message carrying several events; its value is the count.
@@ -73,6 +74,8 @@ struct Pending {
     subject: String,
     msg_id: String,
     payload: Bytes,
+    /// The trace context of the request that caused the event, if any.
+    trace: Option<TraceContext>,
     done: oneshot::Sender<Result<Published, BusError>>,
 }
 
@@ -100,12 +103,14 @@ impl Grouper {
         subject: String,
         msg_id: &str,
         payload: Bytes,
+        trace: Option<&TraceContext>,
     ) -> Result<Published, BusError> {
         let (done, answer) = oneshot::channel();
         let pending = Pending {
             subject,
             msg_id: msg_id.to_owned(),
             payload,
+            trace: trace.cloned(),
             done,
         };
         self.tx
@@ -195,12 +200,27 @@ async fn send_group(js: &jetstream::Context, group: Vec<Pending>, timeout: Durat
     let Some(first) = group.first() else { return };
     let subject = first.subject.clone();
     let msg = if group.len() == 1 {
-        jetstream::message::PublishMessage::build()
+        let msg = jetstream::message::PublishMessage::build()
             .payload(first.payload.clone())
-            .message_id(first.msg_id.as_str())
+            .message_id(first.msg_id.as_str());
+        match &first.trace {
+            Some(trace) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(TRACEPARENT, trace.to_string().as_str());
+                msg.headers(headers)
+            }
+            None => msg,
+        }
     } else {
         let mut headers = HeaderMap::new();
         headers.insert(GROUP_HEADER, group.len().to_string().as_str());
+        if group.iter().any(|p| p.trace.is_some()) {
+            // One value per event, in order, so each event keeps its own context.
+            for p in &group {
+                let value = p.trace.as_ref().map_or(UNTRACED.to_owned(), |t| t.to_string());
+                headers.append(TRACEPARENT, value.as_str());
+            }
+        }
         jetstream::message::PublishMessage::build()
             .payload(join(&group))
             .headers(headers)
@@ -263,6 +283,27 @@ pub fn event_count(headers: Option<&HeaderMap>) -> usize {
         .max(1)
 }
 
+/// Like [`split`], each event paired with the trace context it was published with (`None`
+/// when it had none, or when the message's `traceparent` values do not match its events).
+pub fn split_traced(
+    headers: Option<&HeaderMap>,
+    payload: &Bytes,
+) -> Vec<(Bytes, Option<TraceContext>)> {
+    let parts = split(headers, payload);
+    let traces: Vec<Option<TraceContext>> = headers
+        .map(|h| {
+            h.get_all(TRACEPARENT)
+                .map(|v| TraceContext::parse(v.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if traces.len() == parts.len() {
+        parts.into_iter().zip(traces).collect()
+    } else {
+        parts.into_iter().map(|p| (p, None)).collect()
+    }
+}
+
 /// The events one message carries, in order: the lines of a group, or the payload itself.
 pub fn split(headers: Option<&HeaderMap>, payload: &Bytes) -> Vec<Bytes> {
     let grouped = headers.and_then(|h| h.get(GROUP_HEADER)).is_some();
@@ -291,8 +332,34 @@ mod tests {
             subject: subject.into(),
             msg_id: body.into(),
             payload: Bytes::from(body.to_owned()),
+            trace: None,
             done,
         }
+    }
+
+    #[test]
+    fn each_event_of_a_group_keeps_its_own_trace_context() {
+        let a = TraceContext::new_root();
+        let b = TraceContext::new_root();
+        let mut h = HeaderMap::new();
+        h.insert(GROUP_HEADER, "3");
+        h.append(TRACEPARENT, a.to_string().as_str());
+        h.append(TRACEPARENT, UNTRACED);
+        h.append(TRACEPARENT, b.to_string().as_str());
+        let parts = split_traced(Some(&h), &Bytes::from_static(b"1\n2\n3"));
+        let traces: Vec<_> = parts.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(traces, vec![Some(a.clone()), None, Some(b)]);
+        // A message whose values do not match its events keeps none.
+        let mut h = HeaderMap::new();
+        h.insert(GROUP_HEADER, "2");
+        h.insert(TRACEPARENT, a.to_string().as_str());
+        let parts = split_traced(Some(&h), &Bytes::from_static(b"1\n2"));
+        assert!(parts.iter().all(|(_, t)| t.is_none()));
+        // A single event with its header.
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, a.to_string().as_str());
+        let parts = split_traced(Some(&h), &Bytes::from_static(b"1"));
+        assert_eq!(parts[0].1, Some(a));
     }
 
     #[test]

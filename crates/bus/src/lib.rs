@@ -14,6 +14,7 @@ pub mod read;
 pub mod retry;
 pub mod stock;
 pub mod subjects;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -446,6 +447,29 @@ impl Bus {
         payload: Bytes,
         extra: Option<HeaderMap>,
     ) -> Result<Published, BusError> {
+        self.publish(subject, msg_id, payload, extra, None).await
+    }
+
+    /// [`Bus::publish_event`] for an event caused by a traced request: the event travels
+    /// with its `traceparent` (`trace`), so the ledger logs it under the same trace id.
+    pub async fn publish_event_traced(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+        trace: Option<&trace::TraceContext>,
+    ) -> Result<Published, BusError> {
+        self.publish(subject, msg_id, payload, None, trace).await
+    }
+
+    async fn publish(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+        extra: Option<HeaderMap>,
+        trace: Option<&trace::TraceContext>,
+    ) -> Result<Published, BusError> {
         // Fail fast while disconnected: the client would otherwise buffer the message and
         // send it after a reconnect, long after the caller was told "unavailable".
         if !self.is_connected() {
@@ -454,7 +478,7 @@ impl Bus {
         if let (Some(grouper), None) = (&self.grouper, &extra) {
             return match tokio::time::timeout(
                 self.config.publish_timeout,
-                grouper.publish(subject, msg_id, payload),
+                grouper.publish(subject, msg_id, payload, trace),
             )
             .await
             {
@@ -463,8 +487,12 @@ impl Bus {
             };
         }
         let mut msg = jetstream::message::PublishMessage::build().payload(payload);
-        if let Some(h) = extra {
-            msg = msg.headers(h);
+        let mut headers = extra.unwrap_or_default();
+        if let Some(t) = trace {
+            headers.insert(trace::TRACEPARENT, t.to_string().as_str());
+        }
+        if !headers.is_empty() {
+            msg = msg.headers(headers);
         }
         let msg = msg.message_id(msg_id);
         let publish = async {

@@ -4,6 +4,7 @@
 
 use domain::Timestamp;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::error::ContractError;
 use crate::wire_time;
@@ -154,4 +155,13 @@ impl<'a> Obj<'a> {
                 .map_err(|m| ContractError::new(self.path_of(key), m)),
         }
     }
+}
+
+/// The UUID `s` writes, when `s` is its canonical form (lowercase, hyphenated), the only
+/// way ids are written on the wire. Compared in a stack buffer: every decoded event has
+/// at least one id, and a `String` per id was the only allocation of the check.
+pub(crate) fn canonical_uuid(s: &str) -> Option<Uuid> {
+    Uuid::parse_str(s)
+        .ok()
+        .filter(|u| u.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == s)
 }

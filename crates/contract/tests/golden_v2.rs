@@ -190,3 +190,25 @@ fn encoding_in_a_merchant_scope_is_encoding_the_envelope_with_that_merchant() {
         );
     }
 }
+
+#[test]
+fn a_received_message_is_kept_as_the_exact_text_it_was() {
+    for (kind, bytes) in common::goldens_v2() {
+        let received = contract::decode_received(&bytes).unwrap();
+        assert_eq!(received.text.as_bytes(), &bytes[..], "{kind}");
+        assert_eq!(received.event.id, received.envelope.event_id, "{kind}");
+        assert_eq!(
+            received.envelope.event_id,
+            EventId::from_dedupe_key(&received.envelope.source.identity),
+            "{kind}"
+        );
+    }
+    let mut not_utf8 = common::golden_v2_bytes("payment.captured");
+    not_utf8.insert(1, 0xff);
+    match contract::decode_received(&not_utf8) {
+        Err(contract::DecodeError::Undecodable { message }) => {
+            assert!(message.starts_with("not JSON"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

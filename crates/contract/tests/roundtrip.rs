@@ -19,6 +19,11 @@ fn text() -> impl Strategy<Value = String> {
     "[^\\p{Cc}]{1,40}"
 }
 
+/// Text that says something: the contract refuses an actor or a reason of only spaces.
+fn said() -> impl Strategy<Value = String> {
+    text().prop_filter("not only whitespace", |s| !s.trim().is_empty())
+}
+
 fn free_text() -> impl Strategy<Value = String> {
     ".{0,40}"
 }
@@ -189,7 +194,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
             free_text(),
             free_text(),
             free_text(),
-            prop::option::of(text()),
+            prop::option::of(said()),
         )
             .prop_map(|(key, delta, reason, evidence, approved_by, actor)| {
                 EventKind::StockCorrected {
@@ -204,8 +209,8 @@ fn kind() -> impl Strategy<Value = EventKind> {
         (
             text(),
             0usize..5,
-            text(),
-            text(),
+            said(),
+            said(),
             prop::option::of(free_text())
         )
             .prop_map(

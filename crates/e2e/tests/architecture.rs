@@ -169,6 +169,7 @@ fn the_ingress_is_http_and_verification_only() {
         .collect();
     let allowed = set(&[
         "domain", "contract", "providers", "bus", "store", "config", "operator", "verifier",
+        "service",
     ]);
     let extra: Vec<_> = internal.difference(&allowed).collect();
     assert!(extra.is_empty(), "the ingress depends on {extra:?}");

@@ -118,7 +118,12 @@ async fn publish_times(h: &Harness, (identity, e): &(String, Event), times: usiz
             format!("{id}:delivery:{n}")
         };
         h.bus
-            .publish_event(subject.clone(), &msg_id, env.to_json().expect("the envelope encodes").into(), None)
+            .publish_event(
+                subject.clone(),
+                &msg_id,
+                env.to_json().expect("encodes").into(),
+                None,
+            )
             .await
             .expect("publish");
     }

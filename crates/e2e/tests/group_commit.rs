@@ -104,7 +104,7 @@ async fn an_event_stored_twice_is_announced_with_its_first_decision(backend: tes
     let (identity, event) = receipt(7);
     let subject = h.bus.namespace().decision_subject(&event.id.to_string());
     let mut notices = h.bus.subscribe(subject).await.unwrap();
-    let envelope = e2e::envelope(&identity, &event).to_json().expect("the envelope encodes");
+    let envelope = e2e::envelope(&identity, &event).to_json().expect("encodes");
     let mut next = async || {
         let msg = tokio::time::timeout(Duration::from_secs(30), notices.next())
             .await

@@ -209,7 +209,7 @@ async fn the_ledger_refuses_a_reused_key_that_reached_the_stream(backend: testki
         &received("tee", 99, "po-1001"),
     );
     assert_eq!(second.event_id(), id);
-    h.publish_raw(&format!("{id}:second"), second.to_json().expect("the envelope encodes"))
+    h.publish_raw(&format!("{id}:second"), second.to_json().expect("encodes"))
         .await
         .unwrap();
     let notice = tokio::time::timeout(WAIT, notices.next())
@@ -252,7 +252,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     let _ledger = h.start_ledger(test_settings()).await.unwrap();
     let first = envelope("stripe", "stripe:evt_42", &received("mug", 2, "asn-1"));
     let id = first.event_id();
-    h.publish_raw(&id.to_string(), first.to_json().expect("the envelope encodes"))
+    h.publish_raw(&id.to_string(), first.to_json().expect("encodes"))
         .await
         .unwrap();
     assert!(h.wait_processed(1, WAIT).await.unwrap() >= 1);
@@ -260,7 +260,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     // Other content under the same identity (a different Nats-Msg-Id, as a group would
     // carry it, so JetStream's own duplicate window does not hide it).
     let second = envelope("stripe", "stripe:evt_42", &received("mug", 7, "asn-1"));
-    h.publish_raw(&format!("{id}:second"), second.to_json().expect("the envelope encodes"))
+    h.publish_raw(&format!("{id}:second"), second.to_json().expect("encodes"))
         .await
         .unwrap();
     assert!(h.wait_processed(2, WAIT).await.unwrap() >= 2);
@@ -292,7 +292,7 @@ async fn a_provider_identity_with_other_content_is_a_conflicting_duplicate(
     assert_eq!(h.store.balance(&key("mug")).await.unwrap().available, 2);
 
     // The same conflicting content again is a duplicate of its record: nothing new.
-    h.publish_raw(&format!("{id}:third"), second.to_json().expect("the envelope encodes"))
+    h.publish_raw(&format!("{id}:third"), second.to_json().expect("encodes"))
         .await
         .unwrap();
     let store = h.store.clone();

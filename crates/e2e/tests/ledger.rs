@@ -132,7 +132,7 @@ async fn history_with_duplicates_ends_where_the_domain_says(backend: Backend) {
             .publish_event(
                 h.bus.namespace().event_subject("test", "again"),
                 &format!("again-{i}"),
-                env.to_json().expect("the envelope encodes").into(),
+                env.to_json().expect("encodes").into(),
                 None,
             )
             .await

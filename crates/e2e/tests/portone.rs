@@ -349,7 +349,7 @@ async fn a_webhook_replayed_with_another_status_code_is_one_event_and_one_except
         .publish_event(
             subject,
             "after-the-duplicate-window",
-            late_replay.to_json().expect("the envelope encodes").into(),
+            late_replay.to_json().expect("encodes").into(),
             None,
         )
         .await

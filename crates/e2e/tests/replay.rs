@@ -92,7 +92,12 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
         let env = e2e::envelope(identity, e);
         let subject = h.bus.namespace().event_subject("test", "again");
         h.bus
-            .publish_event(subject, &format!("dup-{i}"), env.to_json().expect("the envelope encodes").into(), None)
+            .publish_event(
+                subject,
+                &format!("dup-{i}"),
+                env.to_json().expect("encodes").into(),
+                None,
+            )
             .await
             .unwrap();
     }

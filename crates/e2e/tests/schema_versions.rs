@@ -92,7 +92,7 @@ fn v2_bytes(identity: &str, e: &Event) -> Vec<u8> {
     if let Some(order) = identity.strip_suffix(":auth") {
         env = env.caused_by(EventId::from_dedupe_key(&format!("{order}:register")));
     }
-    env.to_json().expect("the envelope encodes")
+    env.to_json().expect("encodes")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod standing;
+pub mod trace;
 pub mod wire;
 
 use std::fmt;
@@ -362,6 +363,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn(trace::layer))
         .with_state(state)
 }
 
@@ -372,6 +374,7 @@ fn request_span(req: &Request) -> tracing::Span {
         "request",
         method = metrics::method_label(req.method()),
         path = %req.uri().path(),
+        trace_id = trace::trace_id(req).unwrap_or_default(),
         version = ?req.version(),
     )
 }

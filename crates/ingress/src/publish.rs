@@ -102,6 +102,11 @@ impl From<PublishError> for ApiError {
 /// NATS is not connected (checked first, so that a message is never buffered by the
 /// client and sent after a reconnect, long after the caller heard "503"), NATS refused it,
 /// or the ack did not come within `STOCKLEDGER_PUBLISH_TIMEOUT`.
+#[tracing::instrument(
+    name = "publish",
+    skip_all,
+    fields(event_id = %out.event_id, kind = out.envelope.kind_name())
+)]
 pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published, PublishError> {
     let kind = out.envelope.kind_name();
     let bus = &state.bus;
@@ -128,7 +133,12 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
         }
     };
     match bus
-        .publish_event(subject, &id, Bytes::from(payload), None)
+        .publish_event_traced(
+            subject,
+            &id,
+            Bytes::from(payload),
+            crate::trace::current().as_ref(),
+        )
         .await
     {
         Ok(published) => {

@@ -48,7 +48,7 @@ fn incoming(identity: &str, kind: EventKind, at: i64) -> Incoming {
             recorded_at: Timestamp(at),
             kind,
         },
-        envelope: String::from_utf8(envelope.to_json().expect("the envelope encodes")).expect("utf8"),
+        envelope: String::from_utf8(envelope.to_json().expect("encodes")).expect("utf8"),
         operator_retry: false,
         stream_seq: None,
     }

@@ -7,7 +7,6 @@ use domain::{
     Currency, DisputeId, EventId, EventKind, InvalidValue, Location, OrderRef, OrderSpec,
     PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey,
 };
-use uuid::Uuid;
 
 use super::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
@@ -364,9 +363,7 @@ fn payment(order: &OrderLookup, amount: &Option<Money>) -> Result<domain::Paymen
 }
 
 fn event_id(s: &str, path: &str) -> Result<EventId, ContractError> {
-    Uuid::parse_str(s)
-        .ok()
-        .filter(|u| u.hyphenated().to_string() == s)
+    crate::json::canonical_uuid(s)
         .map(EventId::from_uuid)
         .ok_or_else(|| ContractError::new(path, "must be a lowercase hyphenated UUID"))
 }

@@ -4,7 +4,6 @@
 
 use domain::EventId;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::payload::{
     AuthorizationMode, ChargebackClosed, ChargebackOpened, ChargebackOutcome, FlagReason,
@@ -89,9 +88,7 @@ fn source(o: &Obj<'_>) -> Result<Source, ContractError> {
 /// ids are born at the edge from the identity and never chosen freely. This is the one
 /// place a decoded envelope's id is derived; the envelope carries the checked id after.
 pub(crate) fn check_event_id(event_id: &str, identity: &str) -> Result<EventId, ContractError> {
-    let canonical = Uuid::parse_str(event_id)
-        .ok()
-        .filter(|u| u.hyphenated().to_string() == event_id);
+    let canonical = crate::json::canonical_uuid(event_id);
     let Some(uuid) = canonical else {
         return Err(ContractError::new(
             "event_id",

@@ -6,7 +6,6 @@
 
 use domain::{Event, EventId, Timestamp};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::Envelope;
 use super::payload::{
@@ -178,9 +177,7 @@ fn exception_action(
 
 /// A cause is an event id: a lowercase hyphenated UUID, as `event_id` is written.
 fn canonical_id(s: &str) -> Result<EventId, ContractError> {
-    Uuid::parse_str(s)
-        .ok()
-        .filter(|u| u.hyphenated().to_string() == s)
+    crate::json::canonical_uuid(s)
         .map(EventId::from_uuid)
         .ok_or_else(|| {
             ContractError::new(

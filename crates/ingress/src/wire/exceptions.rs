@@ -18,7 +18,10 @@ use crate::error::ApiError;
 
 /// An operator action's body.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an action: an object with `actor`, `reason` and optionally `evidence` and `idempotency_key`"
+)]
 pub struct ActionBody {
     /// Required. Who acts (a person or a console login), recorded in the audit trail.
     pub actor: Option<String>,

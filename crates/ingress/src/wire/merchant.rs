@@ -6,10 +6,11 @@
 //! rounded: more digits than a decimal holds, or more decimal places than the currency's
 //! minor unit (`Money::parse_strict`: `10.001` USD, `100.5` KRW), is a 400 naming the
 //! field. Unknown fields are refused (`deny_unknown_fields`), so a typo (`"qty"`) is an
-//! error rather than a silently missing value. Every string that reaches the ledger is a
-//! domain newtype (identifiers: at most `domain::types::IDENTIFIER_LEN_MAX` bytes, no
-//! control characters), so neither database ever sees a NUL, an escape sequence or an
-//! unbounded string.
+//! error rather than a silently missing value. Each body says what it expects
+//! (`#[serde(expecting)]`), so a refusal speaks of the API, never of a Rust type. Every
+//! string that reaches the ledger is a domain newtype (identifiers: at most
+//! `domain::types::IDENTIFIER_LEN_MAX` bytes, no control characters), so neither database
+//! ever sees a NUL, an escape sequence or an unbounded string.
 //!
 //! Answer structs declare their fields alphabetically: the order the former `json!`
 //! answers printed (see [`crate::wire`]).
@@ -82,7 +83,10 @@ impl fmt::Display for WholeNumber {
 /// One line of an order, a return or an inspection: units of a SKU at a location.
 /// Lines naming the same (SKU, location) are merged.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a line: an object with `sku`, `location` and `quantity`"
+)]
 pub struct LineBody {
     /// Required. The SKU: an identifier (non-empty, bounded, no control characters).
     pub sku: Option<String>,
@@ -94,7 +98,10 @@ pub struct LineBody {
 
 /// A provider's payment reference: which payment pays an order.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a payment reference: an object with `provider` and `ref`"
+)]
 pub struct PaymentRefBody {
     /// Required. `portone`, `stripe`, `adyen` or `ipint`.
     pub provider: Option<String>,
@@ -105,7 +112,10 @@ pub struct PaymentRefBody {
 
 /// `PUT /v1/orders/{order_ref}`: registers an order.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an order: an object with `lines`, `amount`, `currency` and optionally `payment_refs`"
+)]
 pub struct OrderBody {
     /// Required, non-empty. What the order holds.
     pub lines: Option<Vec<LineBody>>,
@@ -120,7 +130,10 @@ pub struct OrderBody {
 
 /// `POST /v1/stock/receipts`: units in.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a receipt: an object with `sku`, `location`, `quantity` and `reference`"
+)]
 pub struct ReceiptBody {
     /// Required. The SKU received.
     pub sku: Option<String>,
@@ -134,7 +147,10 @@ pub struct ReceiptBody {
 
 /// `POST /v1/returns`: goods back from a sold order.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a return: an object with `order_ref`, `reference` and `lines`"
+)]
 pub struct ReturnBody {
     /// Required. The order the goods were sold with.
     pub order_ref: Option<String>,
@@ -146,7 +162,7 @@ pub struct ReturnBody {
 
 /// What an inspection decided for the units it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", expecting = "`restock` or `write_off`")]
 pub enum InspectionOutcomeBody {
     /// Back to `available`.
     Restock,
@@ -156,7 +172,10 @@ pub enum InspectionOutcomeBody {
 
 /// `POST /v1/returns/{reference}/inspection`: what became of returned units.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inspection: an object with `outcome`, `lines` and optionally `reference`"
+)]
 pub struct InspectionBody {
     /// Required. `restock` or `write_off`.
     pub outcome: Option<InspectionOutcomeBody>,
@@ -613,10 +632,18 @@ mod tests {
         );
         assert_eq!(field_of(order("{").expect_err("bad json")), "body");
         assert_eq!(field_of(order("[]").expect_err("not an object")), "body");
-        let body = r#"{"lines":[{"sku":"a","location":"m","quantity":1}],"amount":"1","currency":"USD","payment_refs":[{"provider":"stripe","ref":"pi_1"},{"provider":"nope","ref":"x"}]}"#;
+        let body = r#"{"lines":[{"sku":"a","location":"m","quantity":1}],"amount":"1","currency":"USD","payment_refs":[{"provider":"stripe","ref":"pi_1"},{"provider":"a\u0000b","ref":"x"}]}"#;
         assert_eq!(
             field_of(order(body).expect_err("provider")),
             "payment_refs[1].provider"
+        );
+        let body = r#"{"lines":[{"sku":"a","location":"m","quantity":1}],"amount":"1","currency":"USD","payment_refs":[null]}"#;
+        let e = order(body).expect_err("null ref");
+        assert!(
+            e.message().starts_with("`payment_refs[0]`: ")
+                && e.message().contains("a payment reference")
+                && !e.message().contains("Body"),
+            "{e:?}"
         );
         let body = r#"{"lines":[{"sku":"a","location":"m","quantity":1}],"amount":"1","currency":"USD","colour":"red"}"#;
         assert_eq!(field_of(order(body).expect_err("unknown")), "colour");

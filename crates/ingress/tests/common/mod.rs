@@ -191,7 +191,7 @@ pub fn key(sku: &str) -> StockKey {
 pub async fn connect(url: &str, namespace: &Namespace) -> Bus {
     let mut config = BusConfig::new(url);
     config.namespace = namespace.clone();
-    config.nats.publish_timeout = Duration::from_secs(2);
+    config.publish_timeout = Duration::from_secs(2);
     Bus::connect(config).await.unwrap()
 }
 
