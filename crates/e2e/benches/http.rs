@@ -43,6 +43,7 @@
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it is a smoke run with the
 //! debug binaries and tiny counts, asserting the same correctness.
+#![allow(clippy::unwrap_used)]
 
 #[path = "http/ceilings.rs"]
 mod ceilings;

@@ -6,6 +6,7 @@
 //!
 //! Run: `scripts/bench` (or `cargo bench -p e2e --bench ledger -- --events 100000`).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 300-event smoke run.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,7 @@
 //! release, keep) are events: over HTTP they give the queue state and trail the ledger
 //! records, a release moves `sold → available` once, and a rebuild of the ledger from the
 //! stream into a fresh database brings back the same rows and trail, times included.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! event and changes nothing; an event stored twice (its caller retried it in another
 //! message) is announced the second time with its first decision, marked repeated, so the
 //! caller's repeated request answers as the first did without reading the database.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

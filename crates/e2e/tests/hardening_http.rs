@@ -2,6 +2,7 @@
 //! connections and metrics. Each test runs the real `ingress` binary as a process against
 //! the shared NATS server and a SQLite ledger, and talks to it over raw TCP where the
 //! attack needs it. Every wait is bounded in seconds.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 //! restarted loses nothing and applies nothing twice; two consumers on one durable end with
 //! the same ledger; a poison message is recorded and does not block the messages behind it;
 //! expiries from two sweepers release a reservation once.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -83,10 +84,13 @@ async fn assert_ledger_is(h: &Harness, events: &[(String, domain::Event)]) {
     assert_ledger_matches(h, events, |b| b).await
 }
 
+/// Balances by (SKU, location).
+type Balances = BTreeMap<(String, String), Balance>;
+
 async fn assert_ledger_matches(
     h: &Harness,
     events: &[(String, domain::Event)],
-    view: fn(BTreeMap<(String, String), Balance>) -> BTreeMap<(String, String), Balance>,
+    view: fn(Balances) -> Balances,
 ) {
     let n = distinct(events);
     assert_eq!(

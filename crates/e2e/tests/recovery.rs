@@ -10,6 +10,7 @@
 //!   the same;
 //! - the same with a database restored from an older copy (behind, not empty);
 //! - replaying the whole stream into the live ledger changes nothing and publishes nothing.
+#![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Output};
 use std::time::Duration;

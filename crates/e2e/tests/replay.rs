@@ -2,6 +2,7 @@
 //! events and exceptions, replayed into an empty ledger, reproduces the original ledger and
 //! reports the counts; replayed again it changes nothing; a dry run changes nothing at all.
 //! `stockctl replay` refuses an unbounded replay and reports a dry run as JSON.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -5,6 +5,7 @@
 //! They are started before nats-server, so that the connection failures are logged too;
 //! then requests are driven through every provider endpoint, one carrying the API token in
 //! its query string, and both processes' stdout and stderr are searched for every secret.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! refuses writes with 503; once nats-server starts on that port, the ingress and the
 //! exception consumer become ready and a write is applied by the ledger. On SQLite and on
 //! PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

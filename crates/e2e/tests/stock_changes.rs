@@ -2,6 +2,7 @@
 //! ledger killed at points that fall between a commit and the publish of its changes, a
 //! subscriber sees every change of every (SKU, location) exactly once and in order, and the
 //! last message per subject is the ledger's current balance.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

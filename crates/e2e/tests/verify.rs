@@ -2,6 +2,7 @@
 //! 1 and a precise report after a balance is tampered with, or a gap is inserted directly
 //! in the database; exit code 3, naming the place and creating nothing, when pointed at a
 //! database that does not exist or was never migrated. On SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! `walkthrough:start` and `walkthrough:end` markers) run one after the other against a real
 //! ingress, ledger, NATS and database, and every `# → text` line must appear in the output
 //! of its block. If the README drifts from the product, this fails.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -146,7 +146,7 @@ async fn stripe_rotated_secret_is_accepted_and_unknown_types_are_ignored() {
         .post_raw("/webhooks/stripe", body, &[("stripe-signature", &sig)])
         .await;
     assert_eq!(status, 200);
-    let unknown = format!(r#"{{"id":"evt_u","object":"event","type":"customer.created","data":{{"object":{{"id":"cus_1","object":"customer"}}}}}}"#).into_bytes();
+    let unknown = r#"{"id":"evt_u","object":"event","type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}"#.to_string().into_bytes();
     let sig = providers::stripe::sign(&unknown, "whsec_test_secret", T);
     let (status, _) = ingress
         .post_raw("/webhooks/stripe", unknown, &[("stripe-signature", &sig)])
@@ -279,14 +279,14 @@ async fn adyen_batch_with_one_forged_item_is_refused_whole() {
         ))
         .await;
     let (status, _) = basic
-        .post_raw("/webhooks/adyen", adyen_batch(&[good.clone()]), &[])
+        .post_raw("/webhooks/adyen", adyen_batch(std::slice::from_ref(&good)), &[])
         .await;
     assert_eq!(status, 401);
     let wrong = format!("Basic {}", b64("adyen:nope"));
     let (status, _) = basic
         .post_raw(
             "/webhooks/adyen",
-            adyen_batch(&[good.clone()]),
+            adyen_batch(std::slice::from_ref(&good)),
             &[("authorization", &wrong)],
         )
         .await;
@@ -355,8 +355,11 @@ async fn ipint_callback_is_stored_once_as_a_trigger_and_publishes_no_event() {
 
 // ---- properties ------------------------------------------------------------------------
 
-/// Valid payloads to mutate: (path, body, headers).
-fn valid_requests() -> Vec<(&'static str, Vec<u8>, Vec<(String, String)>)> {
+/// A request to mutate: (path, body, headers).
+type ValidRequest = (&'static str, Vec<u8>, Vec<(String, String)>);
+
+/// Valid payloads to mutate.
+fn valid_requests() -> Vec<ValidRequest> {
     let stripe = stripe_body("evt_p");
     let sig = providers::stripe::sign(&stripe, "whsec_test_secret", T);
     vec![

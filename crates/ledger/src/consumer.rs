@@ -13,6 +13,7 @@ use domain::{Context, ExceptionReason, OutcomeKind, ReasonCode, Timestamp};
 use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use store::{Applied, Incoming, Store};
+use tracing::Instrument as _;
 
 use tokio::sync::{Notify, watch};
 
@@ -122,6 +123,7 @@ pub async fn run(
 /// message may carry several events (group commit, [`bus::group`]); it is acknowledged
 /// only when every one of its events has its outcome committed, and delivered again
 /// (its recorded events then being duplicates) when any of them must wait.
+#[tracing::instrument(name = "batch", skip_all, fields(messages = batch.len()))]
 pub async fn process_batch(
     bus: &Bus,
     store: &Store,
@@ -137,14 +139,17 @@ pub async fn process_batch(
     let mut incomings = Vec::with_capacity(batch.len());
     // For each incoming, the index of the message that carried it.
     let mut owners = Vec::with_capacity(batch.len());
+    // For each incoming, the trace context it was published with.
+    let mut traces: Vec<Option<bus::trace::TraceContext>> = Vec::with_capacity(batch.len());
     let mut settled: Vec<Option<Disposition>> = vec![None; batch.len()];
     // Synchronous confirmations with an answer deadline, by incoming (decision 29).
     let mut confirmations: Vec<Option<contract::Envelope>> = Vec::new();
     for (i, msg) in batch.iter().enumerate() {
         let stream_seq = msg.info().ok().map(|info| info.stream_sequence);
-        let parts = bus::split(msg.headers.as_ref(), &msg.payload);
+        // Each event with the trace context of the request that caused it (`bus::trace`).
+        let parts = bus::group::split_traced(msg.headers.as_ref(), &msg.payload);
         let grouped = parts.len() > 1;
-        for (n, part) in parts.iter().enumerate() {
+        for (n, (part, trace)) in parts.iter().enumerate() {
             // One decode: the envelope, its domain event (whose id is the envelope's, checked
             // against the identity there), and the bytes as the text the store keeps.
             match contract::decode_received(part) {
@@ -162,6 +167,7 @@ pub async fn process_batch(
                         stream_seq,
                     });
                     owners.push(i);
+                    traces.push(trace.clone());
                 }
                 Err(e) => {
                     let id = unprocessable_id(msg, stream_seq, grouped.then_some(n));
@@ -195,16 +201,26 @@ pub async fn process_batch(
         summary.retried += incomings.len();
         incomings.clear();
         owners.clear();
+        traces.clear();
     }
     if !incomings.is_empty() {
         let results = apply(store, &incomings, &ctx).await;
-        for (((i, incoming), result), confirmation) in owners
+        for ((((i, incoming), result), confirmation), trace) in owners
             .into_iter()
             .zip(&incomings)
             .zip(results)
             .zip(&confirmations)
+            .zip(&traces)
         {
-            let d = match result {
+            // One span per event: its id and the trace id of the request that caused it,
+            // on every line logged while it is settled (announce, withdrawal, errors).
+            let span = tracing::debug_span!(
+                "event",
+                event_id = %incoming.event.id,
+                trace_id = trace.as_ref().map_or("", |t| t.trace_id()),
+            );
+            let d = async {
+            match result {
                 Ok(applied) => {
                     if let (Some(auth), Applied::Recorded(domain::Outcome::Moved { .. })) =
                         (confirmation, &applied)
@@ -212,6 +228,7 @@ pub async fn process_batch(
                         withdraw_after_commit(bus, auth, now).await;
                     }
                     announce(bus, incoming, &applied).await;
+                    tracing::debug!(?applied, "event settled");
                     match applied {
                         Applied::Recorded(_) => summary.recorded += 1,
                         Applied::Duplicate { .. }
@@ -232,7 +249,10 @@ pub async fn process_batch(
                     }
                     d
                 }
-            };
+            }
+            }
+            .instrument(span)
+            .await;
             settled[i] = Some(merge(settled[i], d));
         }
     }

@@ -1,6 +1,7 @@
 //! Property tests: every parser and verifier is total over arbitrary bytes (returns `Ok` or a
 //! typed error, never panics), and a signed payload whose signed content is mutated never
 //! verifies.
+#![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
 use proptest::prelude::*;

@@ -72,12 +72,6 @@ impl<'de> Deserialize<'de> for WholeNumber {
     }
 }
 
-impl fmt::Display for WholeNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 // ---- request bodies ------------------------------------------------------------------
 
 /// One line of an order, a return or an inspection: units of a SKU at a location.
@@ -204,14 +198,9 @@ fn stock_key(
     location: Option<String>,
     at: &str,
 ) -> Result<StockKey, ApiError> {
-    let (sku_at, location_at) = (path(at, "sku"), path(at, "location"));
     Ok(StockKey {
-        sku: parsed(required(sku, &sku_at)?, &sku_at, Sku::parse)?,
-        location: parsed(
-            required(location, &location_at)?,
-            &location_at,
-            Location::parse,
-        )?,
+        sku: identifier(sku, &path(at, "sku"), Sku::parse)?,
+        location: identifier(location, &path(at, "location"), Location::parse)?,
     })
 }
 
