@@ -200,24 +200,24 @@ async fn send_group(js: &jetstream::Context, group: Vec<Pending>, timeout: Durat
     let Some(first) = group.first() else { return };
     let subject = first.subject.clone();
     let msg = if group.len() == 1 {
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(first.payload.clone())
-            .message_id(first.msg_id.as_str());
-        match &first.trace {
-            Some(trace) => {
-                let mut headers = HeaderMap::new();
-                headers.insert(TRACEPARENT, trace.to_string().as_str());
-                msg.headers(headers)
-            }
-            None => msg,
+        let mut msg = jetstream::message::PublishMessage::build().payload(first.payload.clone());
+        if let Some(trace) = &first.trace {
+            // Headers first: `headers` replaces the map `message_id` writes into.
+            let mut headers = HeaderMap::new();
+            headers.insert(TRACEPARENT, trace.to_string().as_str());
+            msg = msg.headers(headers);
         }
+        msg.message_id(first.msg_id.as_str())
     } else {
         let mut headers = HeaderMap::new();
         headers.insert(GROUP_HEADER, group.len().to_string().as_str());
         if group.iter().any(|p| p.trace.is_some()) {
             // One value per event, in order, so each event keeps its own context.
             for p in &group {
-                let value = p.trace.as_ref().map_or(UNTRACED.to_owned(), |t| t.to_string());
+                let value = p
+                    .trace
+                    .as_ref()
+                    .map_or(UNTRACED.to_owned(), |t| t.to_string());
                 headers.append(TRACEPARENT, value.as_str());
             }
         }

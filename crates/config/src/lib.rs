@@ -295,8 +295,7 @@ impl Config {
                 merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
             },
             database: DatabaseConfig {
-                url: r
-                    .string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
+                url: r.string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
                 pool_max: r.number("STOCKLEDGER_DB_POOL_MAX", 8, 1, 1000)?,
             },
             process: ProcessConfig {
@@ -432,8 +431,7 @@ impl Config {
                     r.string("STOCKLEDGER_EXCEPTIONS_METRICS_ADDR", "127.0.0.1:9464"),
                 )
                 .filter(|a| a != "off"),
-                sweep_interval: r
-                    .duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
+                sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
                 dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
             },
         };

@@ -26,7 +26,13 @@ fn packages_with_binaries() -> BTreeSet<String> {
 fn metadata() -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
@@ -76,7 +82,10 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 const HARNESS: [&str; 2] = ["testkit", "e2e"];
 
 /// Users of `dependency` outside the harness crates.
-fn product_users_of(all: &BTreeMap<String, BTreeSet<String>>, dependency: &str) -> BTreeSet<String> {
+fn product_users_of(
+    all: &BTreeMap<String, BTreeSet<String>>,
+    dependency: &str,
+) -> BTreeSet<String> {
     users_of(all, dependency)
         .into_iter()
         .filter(|p| !HARNESS.contains(&p.as_str()))
@@ -108,7 +117,10 @@ fn only_binaries_use_anyhow_and_set_up_logging() {
     let binaries = packages_with_binaries();
     let users = product_users_of(&all, "anyhow");
     let libraries: Vec<_> = users.difference(&binaries).collect();
-    assert!(libraries.is_empty(), "libraries using anyhow: {libraries:?}");
+    assert!(
+        libraries.is_empty(),
+        "libraries using anyhow: {libraries:?}"
+    );
     // Logging is set up in one place, the start-up every binary shares.
     assert_eq!(
         product_users_of(&all, "tracing-subscriber"),
@@ -131,7 +143,10 @@ fn the_domain_and_the_wire_formats_do_no_io() {
     for pure in ["domain", "contract", "providers", "config"] {
         let deps = &all[pure];
         for crate_name in io {
-            assert!(!deps.contains(crate_name), "`{pure}` depends on `{crate_name}`");
+            assert!(
+                !deps.contains(crate_name),
+                "`{pure}` depends on `{crate_name}`"
+            );
         }
     }
     // The domain knows nothing but its values.
@@ -151,10 +166,18 @@ fn no_product_crate_depends_on_a_service_or_the_harness() {
         ("stockctl", &[]),
     ];
     for (service, users) in allowed_users {
-        assert_eq!(product_users_of(&all, service), set(users), "users of `{service}`");
+        assert_eq!(
+            product_users_of(&all, service),
+            set(users),
+            "users of `{service}`"
+        );
     }
     for harness in HARNESS {
-        assert_eq!(product_users_of(&all, harness), set(&[]), "users of `{harness}`");
+        assert_eq!(
+            product_users_of(&all, harness),
+            set(&[]),
+            "users of `{harness}`"
+        );
     }
 }
 
@@ -167,7 +190,14 @@ fn the_ingress_is_http_and_verification_only() {
         .cloned()
         .collect();
     let allowed = set(&[
-        "domain", "contract", "providers", "bus", "store", "config", "operator", "verifier",
+        "domain",
+        "contract",
+        "providers",
+        "bus",
+        "store",
+        "config",
+        "operator",
+        "verifier",
         "service",
     ]);
     let extra: Vec<_> = internal.difference(&allowed).collect();

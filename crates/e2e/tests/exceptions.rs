@@ -716,11 +716,14 @@ async fn dead_letters_arriving_while_the_consumer_is_down_are_not_lost(backend: 
         .start_exceptions(exceptions_settings())
         .await
         .expect("exceptions");
-    eventually("the restarted consumer has nothing left to read", || async {
-        let mut dlq = h.bus.dlq_consumer().await.expect("dlq consumer");
-        let info = dlq.info().await.expect("info");
-        info.num_pending == 0 && info.num_ack_pending == 0
-    })
+    eventually(
+        "the restarted consumer has nothing left to read",
+        || async {
+            let mut dlq = h.bus.dlq_consumer().await.expect("dlq consumer");
+            let info = dlq.info().await.expect("info");
+            info.num_pending == 0 && info.num_ack_pending == 0
+        },
+    )
     .await;
     assert_eq!(rows(&h).await.len(), 4);
     exceptions.stop().await;

@@ -217,7 +217,10 @@ async fn the_ledger_refuses_a_reused_key_that_reached_the_stream(backend: testki
         .unwrap()
         .unwrap();
     let notice: bus::DecisionNotice = serde_json::from_slice(&notice.payload).unwrap();
-    assert_eq!(notice.reason.map(|r| r.as_str()), Some("idempotency_key_reused"));
+    assert_eq!(
+        notice.reason.map(|r| r.as_str()),
+        Some("idempotency_key_reused")
+    );
     assert_eq!(
         notice.content_digest,
         Some(second.content_digest().to_string())

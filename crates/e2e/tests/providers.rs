@@ -752,16 +752,15 @@ async fn ipint_without_keys_waits_as_unverifiable_and_moves_nothing() {
     // The trigger is kept and checked again (the verifier's consumer delivers it a second
     // time); the exception is not repeated.
     e2e::wait::eventually("the trigger checked again", || async {
-        let mut verifier: bus::PullConsumer = s
-            .h
-            .bus
-            .jetstream()
-            .get_stream(s.h.bus.namespace().callbacks_stream())
-            .await
-            .unwrap()
-            .get_consumer(bus::IPINT_VERIFIER_CONSUMER)
-            .await
-            .unwrap();
+        let mut verifier: bus::PullConsumer =
+            s.h.bus
+                .jetstream()
+                .get_stream(s.h.bus.namespace().callbacks_stream())
+                .await
+                .unwrap()
+                .get_consumer(bus::IPINT_VERIFIER_CONSUMER)
+                .await
+                .unwrap();
         verifier.info().await.unwrap().delivered.consumer_sequence >= 2
     })
     .await;

@@ -22,6 +22,13 @@ async fn traced_events(h: &Harness) -> Vec<(String, Option<TraceContext>)> {
     let mut out = Vec::new();
     for seq in 1..=last {
         let msg = stream.get_raw_message(seq).await.unwrap();
+        // The trace rides beside the message id, never instead of it: JetStream's dedupe
+        // still sees every event's id.
+        let msg_id = msg
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned());
+        assert!(msg_id.is_some_and(|id| !id.is_empty()), "{:?}", msg.headers);
         for (part, trace) in bus::group::split_traced(Some(&msg.headers), &msg.payload) {
             out.push((String::from_utf8(part.to_vec()).unwrap(), trace));
         }
@@ -61,7 +68,11 @@ async fn a_callers_trace_id_travels_with_its_event_and_others_get_their_own() {
     };
     let traced = trace_of("traced");
     assert_eq!(traced.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_ne!(traced.to_string(), CALLER, "the ingress continues the trace as a new span");
+    assert_ne!(
+        traced.to_string(),
+        CALLER,
+        "the ingress continues the trace as a new span"
+    );
     let own = trace_of("untraced");
     assert_ne!(own.trace_id(), traced.trace_id());
     ingress.stop().await;

@@ -157,18 +157,23 @@ pub enum SettingsError {
 impl Settings {
     /// The ingress's settings from the process configuration.
     pub fn from_config(c: &Config) -> Result<Settings, SettingsError> {
-        let api_token = c.http.api_token.clone().ok_or(SettingsError::MissingApiToken)?;
+        let api_token = c
+            .http
+            .api_token
+            .clone()
+            .ok_or(SettingsError::MissingApiToken)?;
         let allowed = net::parse_list(&c.http.portone_allowed_ips).map_err(|source| {
             SettingsError::InvalidNet {
                 var: "STOCKLEDGER_PORTONE_ALLOWED_IPS",
                 source,
             }
         })?;
-        let trusted_proxies =
-            net::parse_list(&c.http.trusted_proxies).map_err(|source| SettingsError::InvalidNet {
+        let trusted_proxies = net::parse_list(&c.http.trusted_proxies).map_err(|source| {
+            SettingsError::InvalidNet {
                 var: "STOCKLEDGER_TRUSTED_PROXIES",
                 source,
-            })?;
+            }
+        })?;
         let adyen_hmac_keys = c
             .providers
             .adyen_hmac_keys
@@ -179,7 +184,10 @@ impl Settings {
                     .map_err(|_| SettingsError::InvalidAdyenKey { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let adyen_basic_auth = match (&c.providers.adyen_basic_user, &c.providers.adyen_basic_password) {
+        let adyen_basic_auth = match (
+            &c.providers.adyen_basic_user,
+            &c.providers.adyen_basic_password,
+        ) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
             (None, None) => None,
             _ => return Err(SettingsError::HalfAdyenBasicAuth),
@@ -503,13 +511,18 @@ async fn json_errors(response: Response) -> Response {
     } else {
         text
     };
-    let json = serde_json::json!({"error": code, "message": message}).to_string();
+    let body = axum::Json(wire::error::ErrorBody {
+        error: code.to_owned(),
+        message,
+    })
+    .into_response()
+    .into_body();
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(json))
+    Response::from_parts(parts, body)
 }
 
 /// Installs the process-wide TLS crypto provider (ring) used by outgoing HTTPS calls (the

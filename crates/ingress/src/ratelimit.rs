@@ -122,10 +122,10 @@ pub async fn limit(
         Err(wait) => {
             let secs = wait.as_secs().saturating_add(1);
             tracing::debug!(source = ?source, "request over its source's rate limit: 429");
-            let body = serde_json::json!({
-                "error": "rate_limited",
-                "message": format!("too many requests from this source; retry in {secs} s"),
-            });
+            let body = crate::wire::error::ErrorBody {
+                error: "rate_limited".to_owned(),
+                message: format!("too many requests from this source; retry in {secs} s"),
+            };
             let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
             response
                 .headers_mut()

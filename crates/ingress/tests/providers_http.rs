@@ -279,7 +279,11 @@ async fn adyen_batch_with_one_forged_item_is_refused_whole() {
         ))
         .await;
     let (status, _) = basic
-        .post_raw("/webhooks/adyen", adyen_batch(std::slice::from_ref(&good)), &[])
+        .post_raw(
+            "/webhooks/adyen",
+            adyen_batch(std::slice::from_ref(&good)),
+            &[],
+        )
         .await;
     assert_eq!(status, 401);
     let wrong = format!("Basic {}", b64("adyen:nope"));

@@ -129,7 +129,10 @@ mod tests {
             "finished"
         });
         shutdown.trigger();
-        assert_eq!(shutdown.drain(Duration::from_secs(5)).await, Drained::Completely);
+        assert_eq!(
+            shutdown.drain(Duration::from_secs(5)).await,
+            Drained::Completely
+        );
         assert_eq!(task.await.unwrap(), "finished");
     }
 

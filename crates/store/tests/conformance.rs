@@ -389,7 +389,10 @@ async fn operator_retry_finalizes_an_exception_once(backend: Backend) {
         operator_retry: true,
         ..incoming(&capture)
     };
-    let r = store.apply_batch(std::slice::from_ref(&retry), &ctx()).await.unwrap();
+    let r = store
+        .apply_batch(std::slice::from_ref(&retry), &ctx())
+        .await
+        .unwrap();
     assert!(
         matches!(&r.results[0], Applied::Recorded(Outcome::Moved { .. })),
         "{:?}",
@@ -562,7 +565,10 @@ async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backe
         received("a", 3, "po-1001"),
         10,
     );
-    let r = store.apply_batch(std::slice::from_ref(&first), &ctx()).await.unwrap();
+    let r = store
+        .apply_batch(std::slice::from_ref(&first), &ctx())
+        .await
+        .unwrap();
     assert!(matches!(
         &r.results[..],
         [Applied::Recorded(Outcome::Moved { .. })]
@@ -576,7 +582,10 @@ async fn a_second_content_under_one_event_id_is_never_a_duplicate(backend: Backe
         received("a", 99, "po-1001"),
         20,
     );
-    let r = store.apply_batch(std::slice::from_ref(&reused), &ctx()).await.unwrap();
+    let r = store
+        .apply_batch(std::slice::from_ref(&reused), &ctx())
+        .await
+        .unwrap();
     let [Applied::IdempotencyKeyReused { evidence }] = &r.results[..] else {
         panic!("{:?}", r.results)
     };
