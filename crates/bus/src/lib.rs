@@ -116,8 +116,8 @@ pub struct BusConfig {
     pub namespace: Namespace,
     /// `STOCKLEDGER_PUBLISH_TIMEOUT`: how long a publish waits for JetStream's ack.
     pub publish_timeout: Duration,
-    /// `STOCKLEDGER_DUPLICATE_WINDOW`: JetStream's `Nats-Msg-Id` window. The ledger
-    /// deduplicates by event id forever; this window only saves work.
+    /// JetStream's `Nats-Msg-Id` window (a fixed default, not configurable: the ledger
+    /// deduplicates by event id forever; this window only saves work).
     pub duplicate_window: Duration,
     /// How long the first connection attempt may take.
     pub connect_timeout: Duration,

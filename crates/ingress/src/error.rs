@@ -1,7 +1,7 @@
 //! The one error type of the HTTP edge and the one place it becomes a response:
 //! `{"error": "<code>", "message": "<what is wrong, naming the field>"}`
 //! ([`crate::wire::error::ErrorBody`]) with the status
-//! `shared/spec/interface.md` lists. Every failure is classified here once: 4xx is
+//! `docs/interface.md` lists. Every failure is classified here once: 4xx is
 //! permanent (the caller must change the request), 503 is transient (nothing was accepted;
 //! retry later).
 

@@ -279,7 +279,7 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
-/// The whole HTTP surface (`shared/spec/interface.md`), with limits, metrics and tracing.
+/// The whole HTTP surface (`docs/interface.md`), with limits, metrics and tracing.
 pub fn router(state: AppState) -> Router {
     use routes::{adyen, ipint, merchant, ops, portone, reads, stripe};
     let merchant_api = Router::new()

@@ -1,6 +1,6 @@
 //! # ledger: from JetStream to the stock ledger, exactly once
 //!
-//! The ledger process runs two loops:
+//! The ledger process runs three loops:
 //! - the **consumer** ([`consumer`]): pulls contract events from the durable `ledger`
 //!   consumer, applies each fetched batch in one SQL transaction through the store, and only
 //!   after the commit acknowledges the messages and announces the decisions;

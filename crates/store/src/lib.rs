@@ -40,8 +40,9 @@ pub use queue::{
     QueueFilter, QueueItem, QueueStats, Recorded, RetryStart,
 };
 pub use read::{EntryRow, OrderEventRow, ProcessedRow};
-/// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other crate
-/// depends on sqlx directly.
+/// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other
+/// product crate depends on sqlx directly (the test harness `testkit` makes and drops
+/// databases with it; `crates/e2e/tests/architecture.rs` checks the rest).
 pub use sqlx;
 pub use sqlx::AnyPool;
 pub use verify::{VerifyProblem, VerifyReport};
@@ -226,7 +227,8 @@ mod classification_tests {
 pub struct StoreOptions {
     /// Pool size (`STOCKLEDGER_DB_POOL_MAX`). SQLite serializes writers anyway.
     pub max_connections: u32,
-    /// How long to wait for a pooled connection (`STOCKLEDGER_DB_ACQUIRE_TIMEOUT`).
+    /// How long to wait for a pooled connection (5 s; not a variable: a longer wait only
+    /// delays the 503 a caller gets while the database is away).
     pub acquire_timeout: Duration,
 }
 

@@ -1,4 +1,4 @@
-//! `POST /webhooks/adyen` (`shared/spec/providers.md` §4, mapping in `docs/providers.md`).
+//! `POST /webhooks/adyen` (`docs/providers.md`: the Adyen mapping and its protocol).
 //!
 //! Checked in order: HTTP Basic credentials (only when `STOCKLEDGER_ADYEN_BASIC_USER` is
 //! set), then every item's `hmacSignature` against every configured key (two during

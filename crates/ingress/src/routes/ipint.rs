@@ -1,4 +1,4 @@
-//! `POST /webhooks/ipint`: iPint's invoice callback (`shared/spec/providers.md` §2).
+//! `POST /webhooks/ipint`: iPint's invoice callback (`docs/providers.md`: iPint).
 //!
 //! The callback is unsigned, so it is never trusted: it only names an invoice to verify.
 //! The handler checks that the body names one (`invoice_id`, a valid payment reference),

@@ -1,4 +1,4 @@
-//! PortOne's two endpoints (`shared/spec/providers.md` §1; threat model in
+//! PortOne's two endpoints (`docs/providers.md`: PortOne; threat model in
 //! `docs/threat-model.md`).
 //!
 //! - `POST /webhooks/portone`: the signed payment webhook. Verified over the raw body,

@@ -1,4 +1,4 @@
-//! `POST /webhooks/stripe` (`shared/spec/providers.md` §3, mapping in `docs/providers.md`).
+//! `POST /webhooks/stripe` (`docs/providers.md`: the Stripe mapping and its protocol).
 //!
 //! The `Stripe-Signature` header is verified over the raw body against every configured
 //! secret (rotation), with a 300 s tolerance against the injectable [`crate::Clock`]; only
