@@ -17,8 +17,8 @@ use contract::DecodeError;
 use domain::{EventKind, OrderLookup, OrderRef, StockKey};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use service::shutdown::CancellationToken;
 use store::{NewDeadLetter, Store};
-use tokio::sync::watch;
 
 use crate::{ExceptionSettings, ExceptionsError, now};
 
@@ -26,7 +26,7 @@ use crate::{ExceptionSettings, ExceptionsError, now};
 pub async fn run_advisories(
     bus: Bus,
     settings: ExceptionSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<(), ExceptionsError> {
     let consumer = bus.advisory_consumer().await?;
     let mut messages = consumer
@@ -36,7 +36,7 @@ pub async fn run_advisories(
     tracing::info!("advisory intake started");
     loop {
         let next = tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
             m = messages.next() => m,
         };
         let msg = match next {
@@ -80,7 +80,7 @@ pub async fn run_dead_letters(
     bus: Bus,
     store: Store,
     settings: ExceptionSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<(), ExceptionsError> {
     let consumer = bus.dlq_consumer().await?;
     let mut messages = consumer
@@ -90,7 +90,7 @@ pub async fn run_dead_letters(
     tracing::info!("dead-letter intake started");
     loop {
         let next = tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
             m = messages.next() => m,
         };
         let msg = match next {

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bus::Bus;
 use bus::dlq::DlqLimits;
+use service::shutdown::CancellationToken;
 use store::Store;
-use tokio::sync::watch;
 
 /// Settings of the exception process, each from one documented variable.
 #[derive(Debug, Clone)]
@@ -93,7 +93,7 @@ pub async fn run(
         }) => {}
         () = &mut shutdown => return Ok(()),
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let metrics = match &settings.metrics_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr.as_str()).await?;
@@ -102,28 +102,24 @@ pub async fn run(
                 bus: bus.clone(),
                 store: store.clone(),
             };
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                gauges,
-                stop_rx.clone(),
-            )))
+            Some(tokio::spawn(metrics::serve(listener, gauges, stop.clone())))
         }
         None => None,
     };
     let advisories = tokio::spawn(intake::run_advisories(
         bus.clone(),
         settings.clone(),
-        stop_rx.clone(),
+        stop.clone(),
     ));
     let letters = tokio::spawn(intake::run_dead_letters(
         bus.clone(),
         store.clone(),
         settings.clone(),
-        stop_rx.clone(),
+        stop.clone(),
     ));
-    let sweeper = tokio::spawn(reconcile_loop(store, settings.sweep_interval, stop_rx));
+    let sweeper = tokio::spawn(reconcile_loop(store, settings.sweep_interval, stop.clone()));
     shutdown.await;
-    let _ = stop_tx.send(true);
+    stop.cancel();
     let mut result = Ok(());
     for handle in [advisories, letters] {
         match handle.await {
@@ -141,7 +137,7 @@ pub async fn run(
 }
 
 /// Resolves reconciled rows every `interval` until `stop`.
-async fn reconcile_loop(store: Store, interval: Duration, mut stop: watch::Receiver<bool>) {
+async fn reconcile_loop(store: Store, interval: Duration, stop: CancellationToken) {
     loop {
         match store.queue_reconcile(now().0).await {
             Ok(0) => {}
@@ -152,7 +148,7 @@ async fn reconcile_loop(store: Store, interval: Duration, mut stop: watch::Recei
             Err(e) => tracing::warn!(error = %e, "reconcile failed; will try again"),
         }
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
     }

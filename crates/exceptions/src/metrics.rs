@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use service::shutdown::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The largest request head read, in bytes.
 pub const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
@@ -19,10 +19,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub use operator::gauges::Gauges;
 
 /// Serves `/metrics` on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, gauges: Gauges, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, gauges: Gauges, stop: CancellationToken) {
     loop {
         let conn = tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
             c = listener.accept() => c,
         };
         let Ok((stream, _)) = conn else { continue };

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use store::{Applied, Incoming, Store};
 use tracing::Instrument as _;
 
-use tokio::sync::{Notify, watch};
+use service::shutdown::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::{LedgerError, LedgerSettings, now};
 
@@ -57,7 +58,7 @@ pub async fn run(
     bus: Bus,
     store: Store,
     settings: LedgerSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     committed: Arc<Notify>,
 ) -> Result<(), LedgerError> {
     let consumer = bus.ledger_consumer(&settings.consumer).await?;
@@ -73,7 +74,7 @@ pub async fn run(
     );
     loop {
         let first = tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
             m = messages.next() => m,
         };
         let first = match first {

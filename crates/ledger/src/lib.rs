@@ -39,6 +39,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bus::{Bus, ConsumerLimits};
+use service::shutdown::CancellationToken;
 use store::Store;
 
 /// Settings of the ledger process, each from one documented variable.
@@ -119,30 +120,26 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     };
     let store = store.recording_position(standing.writer(position::process_writer("ledger")));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let relay = {
-        let (bus, store, wake, stop) = (bus.clone(), store.clone(), wake.clone(), stop_rx.clone());
+        let (bus, store, wake, stop) = (bus.clone(), store.clone(), wake.clone(), stop.clone());
         tokio::spawn(async move { relay::run(bus, store, wake, stop).await })
     };
     let sweeper = settings.sweep_interval.map(|interval| {
-        let (bus, store, settings, stop) = (
-            bus.clone(),
-            store.clone(),
-            settings.clone(),
-            stop_rx.clone(),
-        );
+        let (bus, store, settings, stop) =
+            (bus.clone(), store.clone(), settings.clone(), stop.clone());
         tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
     });
-    let consumer = consumer::run(bus, store, settings, stop_rx, wake);
+    let consumer = consumer::run(bus, store, settings, stop.clone(), wake);
     tokio::pin!(consumer);
     tokio::select! {
         result = &mut consumer => {
-            let _ = stop_tx.send(true);
+            stop.cancel();
             result?;
         }
         () = &mut shutdown => {
-            let _ = stop_tx.send(true);
+            stop.cancel();
             consumer.await?;
         }
     }

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use bus::Bus;
 use bus::stock::{LastChange, StockPublish};
+use service::shutdown::CancellationToken;
 use store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::LedgerError;
 
@@ -38,7 +39,7 @@ pub const RELAY_SUBJECTS_INFLIGHT_MAX: usize = 32;
 pub type LastKnown = HashMap<String, LastChange>;
 
 /// Relays until `stop` turns true; `wake` is notified after every committed batch.
-pub async fn run(bus: Bus, store: Store, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(bus: Bus, store: Store, wake: Arc<Notify>, stop: CancellationToken) {
     let mut known = LastKnown::new();
     loop {
         loop {
@@ -53,7 +54,7 @@ pub async fn run(bus: Bus, store: Store, wake: Arc<Notify>, mut stop: watch::Rec
             }
         }
         tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
             () = wake.notified() => {}
             () = tokio::time::sleep(RELAY_POLL_INTERVAL) => {}
         }

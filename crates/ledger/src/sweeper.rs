@@ -8,8 +8,8 @@ use std::time::Duration;
 use bus::Bus;
 use contract::{Envelope, Source};
 use domain::{EventKind, Timestamp};
+use service::shutdown::CancellationToken;
 use store::Store;
-use tokio::sync::watch;
 
 use crate::{LedgerError, LedgerSettings, now};
 
@@ -22,7 +22,7 @@ pub async fn run(
     store: Store,
     settings: &LedgerSettings,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         match sweep_once(
@@ -39,7 +39,7 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
         }
         tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
     }
