@@ -25,9 +25,9 @@
 //!   the tests keep every golden example of every version decoding forever. How to add a
 //!   version: `docs/schema-evolution.md`.
 
+mod de;
 mod digest;
 mod error;
-mod json;
 pub mod stock_change;
 pub mod v1;
 pub mod v2;
@@ -35,7 +35,7 @@ pub mod wire_time;
 pub mod withdrawal;
 
 use domain::Event;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use digest::{MERCHANT_API, content_digest, content_digest_of_json};
 pub use error::{ContractError, DecodeError, EncodeError};
@@ -143,7 +143,7 @@ pub fn decode_value<E: Decodable>(value: &Value) -> Result<(E, Event), DecodeErr
             });
         }
     };
-    E::read_version(map, version)
+    E::read_version(value, version)
 }
 
 /// An envelope type [`decode_value`] can read into: [`Envelope`] or [`v1::Envelope`].
@@ -153,9 +153,10 @@ pub fn decode_value<E: Decodable>(value: &Value) -> Result<(E, Event), DecodeErr
 /// needs a `v1::Envelope` back. Making the target a parameter keeps v1's reading exactly
 /// as released while the current decoder returns v2.
 pub trait Decodable: sealed::Sealed + Sized {
-    /// Reads a `stockledger.event` object that claims `version`, with its domain event.
+    /// Reads a `stockledger.event` object (`value`) that claims `version`, with its domain
+    /// event.
     #[doc(hidden)]
-    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError>;
+    fn read_version(value: &Value, version: u64) -> Result<(Self, Event), DecodeError>;
 }
 
 mod sealed {
@@ -165,28 +166,28 @@ mod sealed {
 }
 
 impl Decodable for v2::Envelope {
-    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError> {
+    fn read_version(value: &Value, version: u64) -> Result<(Self, Event), DecodeError> {
         // One arm per released version; older versions are upcast to the current one here,
         // the only step a v1 envelope takes that a v2 one does not.
         match version {
-            1 => read_v1(map).map(|(envelope, event)| (v2::upcast(envelope), event)),
-            2 => Ok(v2::read_envelope(map)?),
+            1 => read_v1(value).map(|(envelope, event)| (v2::upcast(envelope), event)),
+            2 => Ok(v2::read_envelope(value)?),
             other => Err(DecodeError::UnknownVersion { version: other }),
         }
     }
 }
 
 impl Decodable for v1::Envelope {
-    fn read_version(map: &Map<String, Value>, version: u64) -> Result<(Self, Event), DecodeError> {
+    fn read_version(value: &Value, version: u64) -> Result<(Self, Event), DecodeError> {
         match version {
-            1 => read_v1(map),
+            1 => read_v1(value),
             other => Err(DecodeError::UnknownVersion { version: other }),
         }
     }
 }
 
-fn read_v1(map: &Map<String, Value>) -> Result<(v1::Envelope, Event), DecodeError> {
-    let envelope = v1::read_envelope(map, &v1::Added::NONE)?;
+fn read_v1(value: &Value) -> Result<(v1::Envelope, Event), DecodeError> {
+    let envelope = v1::read_envelope(value)?;
     let event = envelope.to_domain()?;
     Ok((envelope, event))
 }

@@ -6,7 +6,7 @@
 //! agree: an uppercase `T` and `Z`, no other offset, and one to three fraction digits.
 
 use domain::Timestamp;
-use serde::Serializer;
+use serde::{Deserialize, Deserializer, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -81,6 +81,32 @@ fn has_wire_shape(s: &str) -> bool {
         Some(_) => false,
     };
     base_ok && fraction_ok
+}
+
+/// Serde helper: reads a [`Timestamp`] from RFC 3339. A refusal is a custom error with
+/// [`parse`]'s message, which the decoder reports at the field's path.
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    let s = String::deserialize(d)?;
+    parse(&s).map_err(serde::de::Error::custom)
+}
+
+/// Serde helper: reads an RFC 3339 time or `null`; the key itself stays required (serde
+/// defaults a missing `Option` only when no `deserialize_with` is given).
+pub(crate) fn deserialize_nullable<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => parse(&s).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Serde helper for an optional key (with `#[serde(default)]`): present, it must be an
+/// RFC 3339 time, never `null`.
+pub(crate) fn deserialize_present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    deserialize(d).map(Some)
 }
 
 /// Serde helper: writes a [`Timestamp`] as RFC 3339.

@@ -363,7 +363,7 @@ fn payment(order: &OrderLookup, amount: &Option<Money>) -> Result<domain::Paymen
 }
 
 fn event_id(s: &str, path: &str) -> Result<EventId, ContractError> {
-    crate::json::canonical_uuid(s)
+    crate::de::canonical_uuid(s)
         .map(EventId::from_uuid)
         .ok_or_else(|| ContractError::new(path, "must be a lowercase hyphenated UUID"))
 }

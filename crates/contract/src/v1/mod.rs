@@ -25,7 +25,9 @@ pub use self::payload::{
     PaymentRefEntry, ReservationExpired, ReturnInspected, ReturnReceived, StockCorrected,
     StockReceived,
 };
-pub(crate) use self::read::{Added, check_event_id, envelope as read_envelope};
+pub(crate) use self::read::{
+    check_event_id, envelope as read_envelope, payload as read_payload, unknown_kind,
+};
 use crate::error::{ContractError, EncodeError};
 use crate::wire_time;
 
@@ -33,7 +35,8 @@ use crate::wire_time;
 pub const VERSION: u32 = 1;
 
 /// Who sent the event and the delivery identity it is deduplicated by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Source {
     /// The provider or producer: `portone`, `stripe`, `merchant`, `operator`, `stockledger`.
     pub provider: String,

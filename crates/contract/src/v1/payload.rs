@@ -4,12 +4,13 @@
 //! a producer sent even when it is invalid.
 
 use domain::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::wire_time;
 
 /// One line of an order, a return or an inspection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Line {
     /// The SKU.
     pub sku: String,
@@ -20,7 +21,8 @@ pub struct Line {
 }
 
 /// An amount of money: a decimal string (never a JSON number) and a currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Money {
     /// A plain decimal such as `"100.50"`.
     pub amount: String,
@@ -46,8 +48,69 @@ pub enum OrderLookup {
     },
 }
 
+/// Every key an order lookup may have; which combination is allowed is decided after, so
+/// that the refusal names the key (`payload.order.provider`) as the contract always did.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupWire {
+    #[serde(default, deserialize_with = "crate::de::present")]
+    order_ref: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::present")]
+    payment_ref: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::present")]
+    provider: Option<String>,
+}
+
+/// Read by keys: `order_ref` alone, or `provider` with `payment_ref`. An untagged derive
+/// would only say that no variant matched.
+impl<'de> Deserialize<'de> for OrderLookup {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let w = LookupWire::deserialize(d)?;
+        match w {
+            LookupWire {
+                order_ref: Some(order_ref),
+                payment_ref: None,
+                provider: None,
+            } => Ok(OrderLookup::OrderRef { order_ref }),
+            // The first extra key in key order, as the object is read.
+            LookupWire {
+                order_ref: Some(_),
+                payment_ref,
+                ..
+            } => Err(D::Error::unknown_field(
+                if payment_ref.is_some() {
+                    "payment_ref"
+                } else {
+                    "provider"
+                },
+                &["order_ref"],
+            )),
+            LookupWire {
+                payment_ref: Some(payment_ref),
+                provider: Some(provider),
+                ..
+            } => Ok(OrderLookup::PaymentRef {
+                provider,
+                payment_ref,
+            }),
+            LookupWire {
+                provider: Some(_), ..
+            } => Err(D::Error::missing_field("payment_ref")),
+            LookupWire {
+                payment_ref: Some(_),
+                ..
+            } => Err(D::Error::missing_field("provider")),
+            LookupWire { .. } => Err(D::Error::custom(
+                "must have either order_ref, or provider and payment_ref",
+            )),
+        }
+    }
+}
+
 /// A provider's payment reference as the merchant registers it with an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentRefEntry {
     /// The provider that issued the reference.
     pub provider: String,
@@ -57,7 +120,8 @@ pub struct PaymentRefEntry {
 }
 
 /// `order.registered`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrderRegistered {
     /// The merchant's order reference.
     pub order_ref: String,
@@ -72,7 +136,8 @@ pub struct OrderRegistered {
 }
 
 /// `order.payment_ref_attached`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentRefAttached {
     /// The merchant's order reference.
     pub order_ref: String,
@@ -84,7 +149,7 @@ pub struct PaymentRefAttached {
 }
 
 /// Whether the provider asks before capturing or only tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorizationMode {
     /// `"confirmation"`: the provider waits for stockledger's answer.
@@ -94,38 +159,44 @@ pub enum AuthorizationMode {
 }
 
 /// `payment.authorized`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentAuthorized {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
     /// Whether the provider asks or only tells.
     pub mode: AuthorizationMode,
 }
 
 /// `payment.captured`, `payment.voided`, `payment.settled` and `payment.refunded`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentEvent {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
 }
 
 /// `payment.noted`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentNoted {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
     /// The provider's status, as the provider spells it.
     pub status: String,
 }
 
 /// Why a flagged payment waits for a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlagReason {
     /// `"unverifiable"`: the provider's message could not be verified with the provider.
@@ -135,11 +206,13 @@ pub enum FlagReason {
 }
 
 /// `payment.flagged`: a provider payment stockledger will not apply without a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentFlagged {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
     /// Why it waits for a person; the exception's reason.
     pub reason: FlagReason,
@@ -148,7 +221,8 @@ pub struct PaymentFlagged {
 }
 
 /// `reservation.expired`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReservationExpired {
     /// The merchant's order reference.
     pub order_ref: String,
@@ -157,21 +231,26 @@ pub struct ReservationExpired {
 }
 
 /// `chargeback.opened`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChargebackOpened {
     /// The order the disputed payment is for.
     pub order: OrderLookup,
     /// The disputed amount, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
     /// The provider's dispute identifier.
     pub dispute_id: String,
     /// The provider's deadline for evidence, or `null`.
-    #[serde(serialize_with = "wire_time::serialize_option")]
+    #[serde(
+        serialize_with = "wire_time::serialize_option",
+        deserialize_with = "wire_time::deserialize_nullable"
+    )]
     pub deadline: Option<Timestamp>,
 }
 
 /// The outcome of a closed chargeback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargebackOutcome {
     /// `"won"`.
@@ -181,11 +260,13 @@ pub enum ChargebackOutcome {
 }
 
 /// `chargeback.closed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChargebackClosed {
     /// The order the disputed payment is for.
     pub order: OrderLookup,
     /// The disputed amount, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub amount: Option<Money>,
     /// The provider's dispute identifier.
     pub dispute_id: String,
@@ -194,7 +275,8 @@ pub struct ChargebackClosed {
 }
 
 /// `return.received`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReturnReceived {
     /// The order the goods were sold under.
     pub order_ref: String,
@@ -205,7 +287,7 @@ pub struct ReturnReceived {
 }
 
 /// What an inspection decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InspectionOutcome {
     /// `"restock"`: back to available.
@@ -215,7 +297,8 @@ pub enum InspectionOutcome {
 }
 
 /// `return.inspected`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReturnInspected {
     /// The merchant's reference of the return.
     pub reference: String,
@@ -226,7 +309,8 @@ pub struct ReturnInspected {
 }
 
 /// `stock.received`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct StockReceived {
     /// The SKU.
     pub sku: String,
@@ -239,7 +323,8 @@ pub struct StockReceived {
 }
 
 /// `stock.corrected`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct StockCorrected {
     /// The SKU.
     pub sku: String,

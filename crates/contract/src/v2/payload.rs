@@ -12,7 +12,7 @@
 //!   byte.
 
 use domain::{EventKind, ExceptionId, OperatorAction, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
 use crate::{v1, wire_time};
@@ -68,7 +68,8 @@ pub struct PaymentAuthorized {
 }
 
 /// `exception.action`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExceptionAction {
     /// The exception's id: an event id, or `<stream>:<sequence>`.
     pub exception_id: String,
@@ -79,6 +80,7 @@ pub struct ExceptionAction {
     /// Why; never empty.
     pub reason: String,
     /// What shows it is right, or `null`.
+    #[serde(deserialize_with = "crate::de::nullable")]
     pub evidence: Option<String>,
 }
 

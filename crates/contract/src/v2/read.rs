@@ -1,183 +1,137 @@
-//! Reading a v2 envelope from a JSON object: the two fields v2 added, by path, then
-//! everything else with v1's reader (v1's fields and payloads are v2's, unchanged), then
-//! the domain rules. The kinds v2 added are read here: `exception.action` whole, and
-//! `stock.corrected`'s `actor` and `payment.authorized`'s `answer_by` before v1's reader
-//! reads the rest of the payload.
+//! Reading a v2 envelope from the parsed JSON with serde: v1's envelope fields plus the two
+//! v2 added, then the payload of its kind (v1's payload structs for v1's kinds, this
+//! module's wire structs for what v2 added: `exception.action` whole, and the optional
+//! `actor` of `stock.corrected` and `answer_by` of `payment.authorized`), then the domain
+//! rules. Objects are closed, as in v1.
 
 use domain::{Event, EventId, Timestamp};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 
 use super::Envelope;
-use super::payload::{
-    EXCEPTION_ACTION, ExceptionAction, Payload, PaymentAuthorized, StockCorrected,
-};
+use super::payload::{EXCEPTION_ACTION, Payload, PaymentAuthorized, StockCorrected};
+use crate::de::read;
 use crate::error::ContractError;
-use crate::json::Obj;
-use crate::v1;
+use crate::{v1, wire_time};
 
-/// The fields v2 added to v1's envelope.
-const ADDED_FIELDS: [&str; 2] = ["merchant", "causation_id"];
+/// A v2 envelope as written, the payload aside (read by kind once the kind is known).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    // Checked by the caller before the version's reader is chosen.
+    #[serde(rename = "schema")]
+    _schema: IgnoredAny,
+    #[serde(rename = "version")]
+    _version: IgnoredAny,
+    event_id: String,
+    #[serde(deserialize_with = "crate::de::nullable")]
+    causation_id: Option<String>,
+    kind: String,
+    merchant: String,
+    #[serde(deserialize_with = "wire_time::deserialize")]
+    occurred_at: Timestamp,
+    #[serde(deserialize_with = "wire_time::deserialize")]
+    recorded_at: Timestamp,
+    source: v1::Source,
+    #[serde(deserialize_with = "crate::de::nullable")]
+    raw_digest: Option<String>,
+    #[serde(rename = "payload")]
+    _payload: IgnoredAny,
+}
 
-/// Every field of a v2 envelope: v1's and the added ones.
-const ENVELOPE_FIELDS: [&str; 11] = [
-    "schema",
-    "version",
-    "event_id",
-    "causation_id",
-    "kind",
-    "merchant",
-    "occurred_at",
-    "recorded_at",
-    "source",
-    "raw_digest",
-    "payload",
-];
+/// `stock.corrected` as v2 reads it: v1's fields and an optional `actor` (serde cannot
+/// close an object that flattens another, so v1's fields are listed again).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorrectedWire {
+    sku: String,
+    location: String,
+    delta: i64,
+    reason: String,
+    evidence: String,
+    approved_by: String,
+    #[serde(default, deserialize_with = "crate::de::present")]
+    actor: Option<String>,
+}
 
-/// What v2 added to v1's objects: v1's reader lets these through and this module reads
-/// them.
-const ADDED: v1::Added = v1::Added {
-    envelope: &ADDED_FIELDS,
-    authorized: &["answer_by"],
-    corrected: &["actor"],
-};
+/// `payment.authorized` as v2 reads it: v1's fields and an optional `answer_by`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizedWire {
+    order: v1::OrderLookup,
+    #[serde(deserialize_with = "crate::de::nullable")]
+    amount: Option<v1::Money>,
+    mode: v1::AuthorizationMode,
+    #[serde(default, deserialize_with = "wire_time::deserialize_present")]
+    answer_by: Option<Timestamp>,
+}
 
 /// Reads and checks a v2 envelope whose `schema` and `version` the caller has already
 /// checked, with the domain event it says.
-///
-/// One pass over the parsed document: v2's fields are read here, then v1's reader reads
-/// v1's fields of the same object (told which fields v2 added, instead of being handed a
-/// copy without them), then the domain rules run once.
-pub(crate) fn envelope(map: &Map<String, Value>) -> Result<(Envelope, Event), ContractError> {
-    let root = Obj::root(map);
-    root.only(&ENVELOPE_FIELDS)?;
-    let merchant = root.string("merchant")?;
-    let causation_id = root
-        .nullable_string("causation_id")?
-        .map(|s| canonical_id(&s))
-        .transpose()?;
-    if kind_is(map, EXCEPTION_ACTION) {
-        let envelope = exception_action(&root, merchant, causation_id)?;
-        let event = envelope.to_domain()?;
-        return Ok((envelope, event));
-    }
-    // Read before v1's reader so that a bad `actor` or `answer_by` is the error reported,
-    // as it always was.
-    let actor = correction_actor(&root, map)?;
-    let answer_by = authorization_answer_by(&root, map)?;
-    let v1::Envelope {
-        event_id,
-        occurred_at,
-        recorded_at,
-        source,
-        raw_digest,
-        payload,
-    } = v1::read_envelope(map, &ADDED)?;
-    // The payload is moved, not cloned, into its v2 shape.
-    let payload = match (payload, actor, answer_by) {
-        (v1::Payload::StockCorrected(correction), Some(actor), _) => {
-            Payload::StockCorrected(StockCorrected { correction, actor })
-        }
-        (v1::Payload::PaymentAuthorized(authorization), _, Some(answer_by)) => {
-            Payload::PaymentAuthorized(PaymentAuthorized {
-                authorization,
-                answer_by,
-            })
-        }
-        (payload, _, _) => Payload::V1(payload),
-    };
+pub(crate) fn envelope(value: &Value) -> Result<(Envelope, Event), ContractError> {
+    let head: Head = read(value, "")?;
+    let causation_id = head.causation_id.as_deref().map(canonical_id).transpose()?;
+    let payload = payload(&head.kind, &value["payload"])?;
+    let event_id = v1::check_event_id(&head.event_id, &head.source.identity)?;
     let envelope = Envelope {
         event_id,
-        merchant,
+        merchant: head.merchant,
         causation_id,
-        occurred_at,
-        recorded_at,
-        source,
-        raw_digest,
+        occurred_at: head.occurred_at,
+        recorded_at: head.recorded_at,
+        source: head.source,
+        raw_digest: head.raw_digest,
         payload,
     };
     let event = envelope.to_domain()?;
     Ok((envelope, event))
 }
 
-/// An authorization's `answer_by` (v2 only, optional). Present, it must be a wire time.
-fn authorization_answer_by(
-    root: &Obj<'_>,
-    map: &Map<String, Value>,
-) -> Result<Option<Timestamp>, ContractError> {
-    let has_it = matches!(map_payload(map), Some(p) if p.contains_key("answer_by"));
-    if !kind_is(map, "payment.authorized") || !has_it {
-        return Ok(None);
-    }
-    root.object("payload")?.time("answer_by").map(Some)
-}
-
-/// A correction's `actor` (v2 only, optional). Present, it must be a string.
-fn correction_actor(
-    root: &Obj<'_>,
-    map: &Map<String, Value>,
-) -> Result<Option<String>, ContractError> {
-    let has_actor = matches!(map_payload(map), Some(p) if p.contains_key("actor"));
-    if !kind_is(map, "stock.corrected") || !has_actor {
-        return Ok(None);
-    }
-    root.object("payload")?.string("actor").map(Some)
-}
-
-/// True when the envelope's `kind` is `kind` (any other value, or none, is for the
-/// readers to refuse with their paths).
-fn kind_is(map: &Map<String, Value>, kind: &str) -> bool {
-    map.get("kind").and_then(Value::as_str) == Some(kind)
-}
-
-fn map_payload(map: &Map<String, Value>) -> Option<&Map<String, Value>> {
-    map.get("payload").and_then(Value::as_object)
-}
-
-/// The fields every payload object of `exception.action` has.
-const ACTION_FIELDS: [&str; 5] = ["exception_id", "action", "actor", "reason", "evidence"];
-
-/// Reads an `exception.action` envelope: v1's envelope fields (read as v1 reads them) and
-/// the action's payload.
-fn exception_action(
-    root: &Obj<'_>,
-    merchant: String,
-    causation_id: Option<EventId>,
-) -> Result<Envelope, ContractError> {
-    let event_id = root.string("event_id")?;
-    let occurred_at = root.time("occurred_at")?;
-    let recorded_at = root.time("recorded_at")?;
-    let source = root.object("source")?;
-    source.only(&["provider", "identity"])?;
-    let source = v1::Source {
-        provider: source.string("provider")?,
-        identity: source.string("identity")?,
-    };
-    let raw_digest = root.nullable_string("raw_digest")?;
-    let p = root.object("payload")?;
-    p.only(&ACTION_FIELDS)?;
-    let payload = ExceptionAction {
-        exception_id: p.string("exception_id")?,
-        action: p.string("action")?,
-        actor: p.string("actor")?,
-        reason: p.string("reason")?,
-        evidence: p.nullable_string("evidence")?,
-    };
-    let event_id = v1::check_event_id(&event_id, &source.identity)?;
-    Ok(Envelope {
-        event_id,
-        merchant,
-        causation_id,
-        occurred_at,
-        recorded_at,
-        source,
-        raw_digest,
-        payload: Payload::ExceptionAction(payload),
+/// Reads the `payload` object `value` of `kind`. Without the fields v2 added, a correction
+/// or an authorization is v1's payload, so that it keeps its one encoding.
+fn payload(kind: &str, value: &Value) -> Result<Payload, ContractError> {
+    const AT: &str = "payload";
+    Ok(match kind {
+        EXCEPTION_ACTION => Payload::ExceptionAction(read(value, AT)?),
+        "stock.corrected" => {
+            let w: CorrectedWire = read(value, AT)?;
+            let correction = v1::StockCorrected {
+                sku: w.sku,
+                location: w.location,
+                delta: w.delta,
+                reason: w.reason,
+                evidence: w.evidence,
+                approved_by: w.approved_by,
+            };
+            match w.actor {
+                Some(actor) => Payload::StockCorrected(StockCorrected { correction, actor }),
+                None => Payload::V1(v1::Payload::StockCorrected(correction)),
+            }
+        }
+        "payment.authorized" => {
+            let w: AuthorizedWire = read(value, AT)?;
+            let authorization = v1::PaymentAuthorized {
+                order: w.order,
+                amount: w.amount,
+                mode: w.mode,
+            };
+            match w.answer_by {
+                Some(answer_by) => Payload::PaymentAuthorized(PaymentAuthorized {
+                    authorization,
+                    answer_by,
+                }),
+                None => Payload::V1(v1::Payload::PaymentAuthorized(authorization)),
+            }
+        }
+        other if v1::KINDS.contains(&other) => Payload::V1(v1::read_payload(other, value)?),
+        other => return Err(v1::unknown_kind(other)),
     })
 }
 
 /// A cause is an event id: a lowercase hyphenated UUID, as `event_id` is written.
 fn canonical_id(s: &str) -> Result<EventId, ContractError> {
-    crate::json::canonical_uuid(s)
+    crate::de::canonical_uuid(s)
         .map(EventId::from_uuid)
         .ok_or_else(|| {
             ContractError::new(
