@@ -5,6 +5,11 @@
 //! Every serde read of the envelope goes through [`read`], so the one translation of
 //! serde's wording ([`contract_error`]) is the only place a message is decided.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
@@ -15,7 +20,9 @@ use crate::error::ContractError;
 /// root). Reading from the already parsed [`Value`] keeps decoding to one parse, and its
 /// objects (sorted, no repeated key) are what the decoder has always read.
 pub(crate) fn read<'a, T: Deserialize<'a>>(value: &'a Value, at: &str) -> Result<T, ContractError> {
-    serde_path_to_error::deserialize(value).map_err(|e| contract_error(&e, at))
+    serde_path_to_error::deserialize(value)
+        .map(|o: Object<T>| o.0)
+        .map_err(|e| contract_error(&e, at))
 }
 
 /// The contract's error for a serde refusal at path `at` + the error's own path.
@@ -36,14 +43,13 @@ fn contract_error(e: &serde_path_to_error::Error<serde_json::Error>, at: &str) -
     if let Some(name) = quoted(&inner, "missing field `") {
         return ContractError::new(join(&path, name), "is required");
     }
-    if let Some(name) = quoted(&inner, "unknown field `") {
-        // Some versions of serde_path_to_error already put the key in the path.
-        let field = if path == name || path.ends_with(&format!(".{name}")) {
-            path
-        } else {
-            join(&path, name)
-        };
-        return ContractError::new(field, "is not a field of this object");
+    if quoted(&inner, "unknown field `").is_some() {
+        // serde's own refusal of a key: serde_path_to_error puts the key in the path.
+        return ContractError::new(path, "is not a field of this object");
+    }
+    if let Some(name) = quoted(&inner, NOT_A_FIELD) {
+        // A refusal decided after the object was read ([`not_a_field`]): at its path.
+        return ContractError::new(join(&path, name), "is not a field of this object");
     }
     let variant = inner.strip_prefix("unknown variant `");
     if let Some((got, expected)) = variant.and_then(|r| r.split_once("`, expected ")) {
@@ -62,14 +68,22 @@ fn contract_error(e: &serde_path_to_error::Error<serde_json::Error>, at: &str) -
     ContractError::new(path, inner)
 }
 
+/// How [`not_a_field`] words its refusal, for [`contract_error`] to recognise.
+const NOT_A_FIELD: &str = "not a field: `";
+
+/// The refusal of `key`, decided by a `Deserialize` impl after it read the whole object
+/// (serde's own `unknown_field` would be reported at the object's path, like a key serde
+/// refused itself, and the two could not be told apart).
+pub(crate) fn not_a_field<E: de::Error>(key: &str) -> E {
+    E::custom(format_args!("{NOT_A_FIELD}{key}`"))
+}
+
 /// serde's `expected …` in JSON's terms.
 fn json_expected(expected: &str) -> &str {
     match expected {
         "u64" => "a non-negative integer",
         "i64" => "a 64-bit integer",
         "a sequence" => "an array",
-        // The unit-variant enums (`mode`, `outcome`, …) are strings on the wire.
-        e if e.starts_with("enum ") => "a string",
         e if e.starts_with("struct ") || e == "a map" => "an object",
         e => e,
     }
@@ -102,14 +116,96 @@ fn join(at: &str, key: &str) -> String {
     }
 }
 
-/// Serde helper for a required key whose value may be `null`: with `deserialize_with`,
-/// serde reports a missing `Option` field instead of defaulting it to `None`.
-pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+/// A struct read from a JSON object only. serde's derive also reads a struct from an
+/// array of its fields in order, which the contract never allowed.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Object<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        // The same map access, so the path of every member is still tracked.
+        T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+    }
+}
+
+/// Serde helper for a struct that must be a JSON object.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    Option::<T>::deserialize(d)
+    Object::deserialize(d).map(|o| o.0)
+}
+
+/// Serde helper for a required key whose value is an object or `null` (with
+/// `deserialize_with`, serde reports a missing `Option` field instead of defaulting it).
+pub(crate) fn nullable_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|o| o.0))
+}
+
+/// Serde helper for an array of objects.
+pub(crate) fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Vec::<Object<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
+}
+
+/// Serde helper for a required key whose value is a string or `null`; a refusal says
+/// both.
+pub(crate) fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(NullableString)
+}
+
+struct NullableString;
+
+impl Visitor<'_> for NullableString {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Serde helper for a unit-variant enum written as a string (`"confirmation"`). The
+/// derive alone would also take `{"confirmation": null}`, which the contract never did.
+pub(crate) fn word<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let s = String::deserialize(d)?;
+    T::deserialize(s.into_deserializer()).map_err(|e: de::value::Error| de::Error::custom(e))
 }
 
 /// Serde helper for an optional key (with `#[serde(default)]`) that, present, must not be

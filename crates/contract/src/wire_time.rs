@@ -95,7 +95,7 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, 
 pub(crate) fn deserialize_nullable<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Timestamp>, D::Error> {
-    match Option::<String>::deserialize(d)? {
+    match crate::de::nullable_string(d)? {
         None => Ok(None),
         Some(s) => parse(&s).map(Some).map_err(serde::de::Error::custom),
     }

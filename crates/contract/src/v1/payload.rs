@@ -4,6 +4,9 @@
 //! a producer sent even when it is invalid.
 
 use domain::Timestamp;
+use std::collections::BTreeMap;
+
+use serde::de::{Error as _, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::wire_time;
@@ -48,10 +51,9 @@ pub enum OrderLookup {
     },
 }
 
-/// Every key an order lookup may have; which combination is allowed is decided after, so
-/// that the refusal names the key (`payload.order.provider`) as the contract always did.
+/// Every key an order lookup may have, and any other: which combination is allowed is
+/// decided after, by the keys present, as the contract always decided it.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LookupWire {
     #[serde(default, deserialize_with = "crate::de::present")]
     order_ref: Option<String>,
@@ -59,51 +61,49 @@ struct LookupWire {
     payment_ref: Option<String>,
     #[serde(default, deserialize_with = "crate::de::present")]
     provider: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, IgnoredAny>,
 }
 
-/// Read by keys: `order_ref` alone, or `provider` with `payment_ref`. An untagged derive
-/// would only say that no variant matched.
+/// Read by keys: with `order_ref`, nothing else; else `provider` and `payment_ref`. An
+/// untagged derive would only say that no variant matched.
 impl<'de> Deserialize<'de> for OrderLookup {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let w = LookupWire::deserialize(d)?;
-        match w {
-            LookupWire {
-                order_ref: Some(order_ref),
-                payment_ref: None,
-                provider: None,
-            } => Ok(OrderLookup::OrderRef { order_ref }),
-            // The first extra key in key order, as the object is read.
-            LookupWire {
-                order_ref: Some(_),
-                payment_ref,
-                ..
-            } => Err(D::Error::unknown_field(
-                if payment_ref.is_some() {
-                    "payment_ref"
-                } else {
-                    "provider"
-                },
-                &["order_ref"],
-            )),
-            LookupWire {
-                payment_ref: Some(payment_ref),
-                provider: Some(provider),
-                ..
-            } => Ok(OrderLookup::PaymentRef {
+        let w: LookupWire = crate::de::object(d)?;
+        let mut keys: Vec<&str> = w.other.keys().map(String::as_str).collect();
+        for (key, present) in [
+            ("order_ref", w.order_ref.is_some()),
+            ("payment_ref", w.payment_ref.is_some()),
+            ("provider", w.provider.is_some()),
+        ] {
+            if present {
+                keys.push(key);
+            }
+        }
+        // The first key not allowed, in key order (the order the object is read in).
+        keys.sort_unstable();
+        let refuse_other =
+            |allowed: &'static [&'static str]| match keys.iter().find(|k| !allowed.contains(k)) {
+                Some(k) => Err(crate::de::not_a_field(k)),
+                None => Ok(()),
+            };
+        if let Some(order_ref) = w.order_ref {
+            refuse_other(&["order_ref"])?;
+            return Ok(OrderLookup::OrderRef { order_ref });
+        }
+        if w.provider.is_none() && w.payment_ref.is_none() {
+            return Err(D::Error::custom(
+                "must have either order_ref, or provider and payment_ref",
+            ));
+        }
+        refuse_other(&["provider", "payment_ref"])?;
+        match (w.provider, w.payment_ref) {
+            (Some(provider), Some(payment_ref)) => Ok(OrderLookup::PaymentRef {
                 provider,
                 payment_ref,
             }),
-            LookupWire {
-                provider: Some(_), ..
-            } => Err(D::Error::missing_field("payment_ref")),
-            LookupWire {
-                payment_ref: Some(_),
-                ..
-            } => Err(D::Error::missing_field("provider")),
-            LookupWire { .. } => Err(D::Error::custom(
-                "must have either order_ref, or provider and payment_ref",
-            )),
+            (None, _) => Err(D::Error::missing_field("provider")),
+            (_, None) => Err(D::Error::missing_field("payment_ref")),
         }
     }
 }
@@ -126,12 +126,14 @@ pub struct OrderRegistered {
     /// The merchant's order reference.
     pub order_ref: String,
     /// The order's lines.
+    #[serde(deserialize_with = "crate::de::objects")]
     pub lines: Vec<Line>,
     /// The order's amount, a decimal string.
     pub amount: String,
     /// The currency of `amount`.
     pub currency: String,
     /// Provider payment references registered with the order.
+    #[serde(deserialize_with = "crate::de::objects")]
     pub payment_refs: Vec<PaymentRefEntry>,
 }
 
@@ -165,9 +167,10 @@ pub struct PaymentAuthorized {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
     /// Whether the provider asks or only tells.
+    #[serde(deserialize_with = "crate::de::word")]
     pub mode: AuthorizationMode,
 }
 
@@ -178,7 +181,7 @@ pub struct PaymentEvent {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
 }
 
@@ -189,7 +192,7 @@ pub struct PaymentNoted {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
     /// The provider's status, as the provider spells it.
     pub status: String,
@@ -212,9 +215,10 @@ pub struct PaymentFlagged {
     /// The order the payment is for.
     pub order: OrderLookup,
     /// The amount the provider reports, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
     /// Why it waits for a person; the exception's reason.
+    #[serde(deserialize_with = "crate::de::word")]
     pub reason: FlagReason,
     /// The evidence in words (what the provider answered, how often it was asked).
     pub detail: String,
@@ -237,7 +241,7 @@ pub struct ChargebackOpened {
     /// The order the disputed payment is for.
     pub order: OrderLookup,
     /// The disputed amount, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
     /// The provider's dispute identifier.
     pub dispute_id: String,
@@ -266,11 +270,12 @@ pub struct ChargebackClosed {
     /// The order the disputed payment is for.
     pub order: OrderLookup,
     /// The disputed amount, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     pub amount: Option<Money>,
     /// The provider's dispute identifier.
     pub dispute_id: String,
     /// How the dispute ended.
+    #[serde(deserialize_with = "crate::de::word")]
     pub outcome: ChargebackOutcome,
 }
 
@@ -283,6 +288,7 @@ pub struct ReturnReceived {
     /// The merchant's reference of the return.
     pub reference: String,
     /// The lines received.
+    #[serde(deserialize_with = "crate::de::objects")]
     pub lines: Vec<Line>,
 }
 
@@ -303,8 +309,10 @@ pub struct ReturnInspected {
     /// The merchant's reference of the return.
     pub reference: String,
     /// What the inspection decided.
+    #[serde(deserialize_with = "crate::de::word")]
     pub outcome: InspectionOutcome,
     /// The lines inspected.
+    #[serde(deserialize_with = "crate::de::objects")]
     pub lines: Vec<Line>,
 }
 

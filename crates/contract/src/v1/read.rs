@@ -30,8 +30,9 @@ struct Head {
     occurred_at: Timestamp,
     #[serde(deserialize_with = "wire_time::deserialize")]
     recorded_at: Timestamp,
+    #[serde(deserialize_with = "crate::de::object")]
     source: Source,
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_string")]
     raw_digest: Option<String>,
     #[serde(rename = "payload")]
     _payload: IgnoredAny,

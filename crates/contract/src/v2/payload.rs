@@ -80,7 +80,7 @@ pub struct ExceptionAction {
     /// Why; never empty.
     pub reason: String,
     /// What shows it is right, or `null`.
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_string")]
     pub evidence: Option<String>,
 }
 

@@ -24,17 +24,20 @@ struct Head {
     _schema: IgnoredAny,
     #[serde(rename = "version")]
     _version: IgnoredAny,
-    event_id: String,
-    #[serde(deserialize_with = "crate::de::nullable")]
-    causation_id: Option<String>,
-    kind: String,
+    // v2's own fields first: serde reports missing fields in this order, and v2's reader
+    // has always named a missing `merchant` before anything of v1's.
     merchant: String,
+    #[serde(deserialize_with = "crate::de::nullable_string")]
+    causation_id: Option<String>,
+    event_id: String,
+    kind: String,
     #[serde(deserialize_with = "wire_time::deserialize")]
     occurred_at: Timestamp,
     #[serde(deserialize_with = "wire_time::deserialize")]
     recorded_at: Timestamp,
+    #[serde(deserialize_with = "crate::de::object")]
     source: v1::Source,
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_string")]
     raw_digest: Option<String>,
     #[serde(rename = "payload")]
     _payload: IgnoredAny,
@@ -60,8 +63,9 @@ struct CorrectedWire {
 #[serde(deny_unknown_fields)]
 struct AuthorizedWire {
     order: v1::OrderLookup,
-    #[serde(deserialize_with = "crate::de::nullable")]
+    #[serde(deserialize_with = "crate::de::nullable_object")]
     amount: Option<v1::Money>,
+    #[serde(deserialize_with = "crate::de::word")]
     mode: v1::AuthorizationMode,
     #[serde(default, deserialize_with = "wire_time::deserialize_present")]
     answer_by: Option<Timestamp>,
