@@ -47,12 +47,17 @@ fn contract_error(e: &serde_path_to_error::Error<serde_json::Error>, at: &str) -
         // serde's own refusal of a key: serde_path_to_error puts the key in the path.
         return ContractError::new(path, "is not a field of this object");
     }
-    if let Some(name) = quoted(&inner, NOT_A_FIELD) {
+    // The whole rest is the key: a key may hold a backtick.
+    if let Some(name) = inner
+        .strip_prefix(NOT_A_FIELD)
+        .and_then(|r| r.strip_suffix('`'))
+    {
         // A refusal decided after the object was read ([`not_a_field`]): at its path.
         return ContractError::new(join(&path, name), "is not a field of this object");
     }
     let variant = inner.strip_prefix("unknown variant `");
-    if let Some((got, expected)) = variant.and_then(|r| r.split_once("`, expected ")) {
+    // The last `, expected` is serde's: the value before it is the sender's text.
+    if let Some((got, expected)) = variant.and_then(|r| r.rsplit_once("`, expected ")) {
         let expected = expected.replace('`', "\"");
         return ContractError::new(path, format!("must be {expected}, got {got:?}"));
     }
