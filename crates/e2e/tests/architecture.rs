@@ -1,4 +1,4 @@
-//! The codemap's architecture invariants (`docs/architecture.md`, "Invariants"), checked
+//! The codemap's architecture invariants (`docs/architecture.md`, "Architecture invariants"), checked
 //! against the workspace's own manifests through `cargo metadata`, so a new dependency that
 //! breaks a boundary fails the test suite instead of waiting for a reviewer to notice.
 //!
