@@ -12,6 +12,7 @@ pub mod group;
 pub mod progress;
 pub mod read;
 pub mod retry;
+pub mod settle;
 pub mod stock;
 pub mod subjects;
 pub mod trace;
@@ -29,6 +30,7 @@ pub use async_nats::jetstream::consumer::PullConsumer;
 pub use async_nats::jetstream::{AckKind, Message};
 pub use async_nats::{Client, Subscriber};
 pub use group::{GROUP_HEADER, GroupSettings, event_count, split};
+pub use settle::{Disposition, settle};
 pub use subjects::{IPINT_VERIFIER_CONSUMER, LEDGER_CONSUMER, Namespace};
 
 /// The most callbacks waiting in the callbacks stream (decision 30); beyond it new ones

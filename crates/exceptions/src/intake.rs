@@ -12,7 +12,7 @@
 //! row, which gains the dead-letter facts.
 
 use bus::dlq::{self, DeadLetter, DeadReason};
-use bus::{AckKind, Bus, Message};
+use bus::{Bus, Disposition};
 use contract::DecodeError;
 use domain::{EventKind, OrderLookup, OrderRef, StockKey};
 use futures::StreamExt;
@@ -51,7 +51,7 @@ pub async fn run_advisories(
             Err(e) => {
                 // An advisory we cannot read never will be readable: keep it out of the way.
                 tracing::error!(error = %e, "unreadable advisory terminated");
-                AckKind::Term
+                Disposition::Terminate
             }
             Ok(adv) => match bus.dead_letter(&adv).await {
                 Ok(done) => {
@@ -61,15 +61,15 @@ pub async fn run_advisories(
                         ?done,
                         "dead letter written"
                     );
-                    AckKind::Ack
+                    Disposition::Done
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, stream_seq = adv.stream_seq, "dead letter not written; will retry");
-                    AckKind::Nak(Some(settings.retry_delay))
+                    Disposition::Later(settings.retry_delay)
                 }
             },
         };
-        settle(&msg, disposition).await;
+        bus::settle(&msg, disposition, "message").await;
     }
     tracing::info!("advisory intake stopped");
     Ok(())
@@ -104,17 +104,17 @@ pub async fn run_dead_letters(
         let disposition = match dlq::read_dead_letter(&msg) {
             Err(e) => {
                 tracing::error!(error = %e, "unreadable dead letter terminated");
-                AckKind::Term
+                Disposition::Terminate
             }
             Ok(dl) => match record(&store, &dl).await {
-                Ok(()) => AckKind::Ack,
+                Ok(()) => Disposition::Done,
                 Err(e) => {
                     tracing::warn!(error = %e, stream_seq = dl.stream_seq, "dead letter not recorded; will retry");
-                    AckKind::Nak(Some(settings.retry_delay))
+                    Disposition::Later(settings.retry_delay)
                 }
             },
         };
-        settle(&msg, disposition).await;
+        bus::settle(&msg, disposition, "message").await;
     }
     tracing::info!("dead-letter intake stopped");
     Ok(())
@@ -126,13 +126,6 @@ pub async fn record(store: &Store, dl: &DeadLetter) -> Result<(), store::StoreEr
     let recorded = store.queue_record_dead_letter(&new, now().0).await?;
     tracing::info!(id = %new.id, reason = %new.reason, ?recorded, "dead letter recorded");
     Ok(())
-}
-
-async fn settle(msg: &Message, kind: AckKind) {
-    if let Err(e) = msg.ack_with(kind).await {
-        // A lost ack means a redelivery; both steps are idempotent.
-        tracing::warn!(error = %e, "could not settle message");
-    }
 }
 
 /// The payload as evidence: text when it is UTF-8 without NUL (PostgreSQL text refuses

@@ -177,3 +177,34 @@ impl IntoResponse for ApiError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a caller is told after a failure: retry later (503) only when a retry can
+    /// succeed; a 500 when repeating the request cannot help. Never the driver's text.
+    #[test]
+    fn transient_failures_are_503_and_permanent_ones_500() {
+        let cases = [
+            (
+                ApiError::from(store::StoreError::from(store::sqlx::Error::PoolTimedOut)),
+                503,
+            ),
+            (ApiError::from(store::StoreError::Conflict), 503),
+            (
+                ApiError::from(store::StoreError::Corrupt("secret-db-name: bad".into())),
+                500,
+            ),
+            (ApiError::from(bus::BusError::unavailable("nats down")), 503),
+            (
+                ApiError::from(bus::BusError::refused("message too large")),
+                500,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert!(!error.message().contains("secret-db-name"), "{error:?}");
+        }
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use bus::{AckKind, Bus, DecisionNotice, Message};
+use bus::{Bus, DecisionNotice, Message};
 use contract::DecodeError;
 use domain::{Context, ExceptionReason, OutcomeKind, ReasonCode, Timestamp};
 use futures::{FutureExt, StreamExt};
@@ -42,16 +42,8 @@ pub struct BatchSummary {
     pub retried: usize,
 }
 
-/// How a message leaves the consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Its outcome is committed: acknowledge.
-    Done,
-    /// Deliver again after this delay (deferred event, or a transient failure).
-    Later(Duration),
-    /// It can never be processed and its exception is recorded: terminate.
-    Terminate,
-}
+/// How a message leaves the consumer (one mapping to acknowledgements, in `bus`).
+pub use bus::Disposition;
 
 /// Pulls and applies batches until `stop` turns true.
 pub async fn run(
@@ -258,7 +250,7 @@ pub async fn process_batch(
         }
     }
     for (msg, d) in batch.iter().zip(settled) {
-        settle(msg, d.unwrap_or(Disposition::Done)).await;
+        bus::settle(msg, d.unwrap_or(Disposition::Done), "message").await;
     }
     summary
 }
@@ -438,18 +430,6 @@ async fn unprocessable(
             tracing::error!(%id, error = %e, transient = e.is_transient(), "could not record an unprocessable message");
             on_store_error(&e)
         }
-    }
-}
-
-async fn settle(msg: &Message, d: Disposition) {
-    let result = match d {
-        Disposition::Done => msg.ack().await,
-        Disposition::Later(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
-        Disposition::Terminate => msg.ack_with(AckKind::Term).await,
-    };
-    if let Err(e) = result {
-        // A lost ack means a redelivery, which the ledger deduplicates.
-        tracing::warn!(error = %e, "could not settle message");
     }
 }
 

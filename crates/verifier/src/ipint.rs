@@ -48,7 +48,7 @@ use futures::StreamExt as _;
 use providers::events::{self, IPINT, IpintVerdict};
 use providers::ipint::{self, IpintInvoice};
 
-use crate::{Clock, Ctx, Settle};
+use crate::{Clock, Ctx, Disposition};
 
 /// How long a trigger waits before it is tried again while no API keys are configured.
 pub const UNCONFIGURED_RECHECK: Duration = Duration::from_secs(300);
@@ -223,14 +223,7 @@ pub(crate) async fn start(ctx: &Ctx) -> Result<impl Future<Output = ()> + use<>,
         );
     }
     ctx.bus.ensure_callback_stream().await?;
-    // Long enough for one API call and two publish attempts, so a healthy verification is
-    // never redelivered to another replica while it runs.
-    let limits = ConsumerLimits {
-        ack_wait: settings.timeout + ctx.bus.publish_timeout() * 2 + Duration::from_secs(10),
-        max_deliver: -1,
-        backoff: Vec::new(),
-        max_ack_pending: 1024,
-    };
+    let limits = crate::callback_limits(&ctx.bus, settings.timeout);
     let registered = lane(ctx, &verifier, IPINT_VERIFIER_CONSUMER, IPINT_LANE, &limits).await?;
     let unmatched = lane(
         ctx,
@@ -267,7 +260,7 @@ async fn lane(
             match m {
                 Ok(msg) => {
                     let s = handle(&ctx, &verifier, &msg).await;
-                    crate::settle_as(&msg, s, "an iPint trigger").await;
+                    bus::settle(&msg, s, "an iPint trigger").await;
                 }
                 Err(e) => tracing::warn!(error = %e, "iPint callback stream error"),
             }
@@ -276,7 +269,7 @@ async fn lane(
 }
 
 /// Verifies one trigger and publishes what it leads to.
-async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Settle {
+async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Disposition {
     if msg
         .headers
         .as_ref()
@@ -289,7 +282,7 @@ async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Settle {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "unreadable iPint trigger; terminated");
-            return Settle::Term;
+            return Disposition::Terminate;
         }
     };
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
@@ -303,7 +296,7 @@ async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Settle {
                 trigger.claimed_status
             );
             return match publish_flag(ctx, id, detail).await {
-                Settle::Ack => Settle::Later(settings.unconfigured_recheck),
+                Disposition::Done => Disposition::Later(settings.unconfigured_recheck),
                 other => other,
             };
         }
@@ -313,14 +306,14 @@ async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Settle {
                 return crate::publish_kind(ctx, &kind, IPINT, identity, Some(&raw)).await;
             }
             Some(IpintVerdict::Later { status }) => format!("still {status}"),
-            None => return Settle::Term,
+            None => return Disposition::Terminate,
         },
         Some(Err(FetchError::NotFound)) => {
             // Made-up invoices are what a flood of fake callbacks consists of: counted, and
             // logged at debug level only, so that a flood cannot flood the log either.
             ctx.observer.verification(IPINT, "unknown_invoice");
             tracing::debug!(invoice_id = %id, claimed = ?trigger.claimed_status, "iPint does not know this invoice; callback dropped");
-            return Settle::Ack;
+            return Disposition::Done;
         }
         Some(Err(e)) => {
             tracing::warn!(invoice_id = %id, error = %e, attempt = delivered, "iPint verification failed; will retry");
@@ -334,12 +327,12 @@ async fn handle(ctx: &Ctx, verifier: &Verifier, msg: &Message) -> Settle {
         return publish_flag(ctx, id, detail).await;
     }
     ctx.observer.verification(IPINT, "retry");
-    Settle::Later(backoff(settings, delivered))
+    Disposition::Later(backoff(settings, delivered))
 }
 
 /// Earlier releases could store several triggers in one grouped message; each is stored
 /// again alone (its own ack and backoff), then the group is acknowledged.
-async fn ungroup(ctx: &Ctx, msg: &Message) -> Settle {
+async fn ungroup(ctx: &Ctx, msg: &Message) -> Disposition {
     let subject = ctx.bus.namespace().callback_subject(IPINT_LANE);
     for part in bus::split(msg.headers.as_ref(), &msg.payload) {
         let Ok(trigger) = serde_json::from_slice::<Trigger>(&part) else {
@@ -352,16 +345,16 @@ async fn ungroup(ctx: &Ctx, msg: &Message) -> Settle {
             .await
         {
             tracing::warn!(error = %e, "could not split a grouped iPint trigger; will retry");
-            return Settle::Later(crate::PUBLISH_RETRY_DELAY);
+            return Disposition::Later(crate::PUBLISH_RETRY_DELAY);
         }
     }
-    Settle::Ack
+    Disposition::Done
 }
 
-async fn publish_flag(ctx: &Ctx, invoice_id: &str, detail: String) -> Settle {
+async fn publish_flag(ctx: &Ctx, invoice_id: &str, detail: String) -> Disposition {
     match events::ipint_unverifiable(invoice_id, detail) {
         Some((kind, identity)) => crate::publish_kind(ctx, &kind, IPINT, identity, None).await,
-        None => Settle::Term,
+        None => Disposition::Terminate,
     }
 }
 

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bus::{AckKind, BusError, Message};
+use bus::BusError;
 use config::Config;
 
 pub use ipint::IpintSettings;
@@ -176,23 +176,19 @@ pub fn install_tls_provider() {
 /// The pause before retrying a message whose event could not be published.
 pub const PUBLISH_RETRY_DELAY: Duration = Duration::from_secs(2);
 
-/// How a callback-stream message leaves a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Settle {
-    Ack,
-    Later(Duration),
-    Term,
-}
+/// How a callback-stream message leaves a worker (one mapping to acknowledgements, in `bus`).
+pub(crate) use bus::Disposition;
 
-/// Settles `msg` as `s` says; a failure only means redelivery (`what` names it in the log).
-pub(crate) async fn settle_as(msg: &Message, s: Settle, what: &str) {
-    let result = match s {
-        Settle::Ack => msg.ack().await,
-        Settle::Later(d) => msg.ack_with(AckKind::Nak(Some(d))).await,
-        Settle::Term => msg.ack_with(AckKind::Term).await,
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not settle {what}; it will be redelivered");
+/// The consumer limits of a worker whose message costs one provider API call (at most
+/// `api_timeout`) and a publish: the ack wait covers the call and two publish attempts, so a
+/// healthy message is never redelivered to another replica while it is worked on. Delivery
+/// is unbounded: a worker gives up by its own count of attempts and flags the message.
+pub(crate) fn callback_limits(bus: &bus::Bus, api_timeout: Duration) -> bus::ConsumerLimits {
+    bus::ConsumerLimits {
+        ack_wait: api_timeout + bus.publish_timeout() * 2 + Duration::from_secs(10),
+        max_deliver: -1,
+        backoff: Vec::new(),
+        max_ack_pending: 1024,
     }
 }
 
@@ -211,20 +207,20 @@ pub(crate) async fn publish_kind(
     provider: &str,
     identity: String,
     raw: Option<&[u8]>,
-) -> Settle {
+) -> Disposition {
     match publish::publish(ctx, kind, provider, identity, raw).await {
-        Ok(()) => Settle::Ack,
+        Ok(()) => Disposition::Done,
         Err(publish::PublishError::Contract(e)) => {
             tracing::error!(provider, error = %e, "event refused by the contract; message terminated");
-            Settle::Term
+            Disposition::Terminate
         }
         Err(publish::PublishError::Encode(e)) => {
             tracing::error!(provider, error = %e, source = ?std::error::Error::source(&e), "event could not be encoded; message terminated");
-            Settle::Term
+            Disposition::Terminate
         }
         Err(publish::PublishError::Bus(e)) => {
             tracing::warn!(provider, error = %e, "event not published; will retry");
-            Settle::Later(PUBLISH_RETRY_DELAY)
+            Disposition::Later(PUBLISH_RETRY_DELAY)
         }
     }
 }

@@ -31,14 +31,14 @@
 use std::time::Duration;
 
 use bus::callbacks::{Partial, STRIPE_LANE};
-use bus::{BusError, ConsumerLimits, Message};
+use bus::{BusError, Message};
 use config::{Config, Secret};
 use domain::{EventKind, FlagReason, Payment};
 use futures::StreamExt as _;
 use providers::events::{self, STRIPE};
 use providers::stripe::{self, Completion, StripeEvent};
 
-use crate::{Ctx, Settle, StartError};
+use crate::{Ctx, Disposition, StartError};
 
 /// The durable consumer of partial Stripe events on the callbacks stream.
 pub const CONSUMER: &str = "stripe_completer";
@@ -165,13 +165,7 @@ async fn work_once(ctx: &Ctx) -> Result<(), StartError> {
     let settings = ctx.settings.stripe.clone();
     let fetcher = Fetcher::new(settings.clone()).map_err(StartError::HttpClient)?;
     ctx.bus.ensure_callback_stream().await?;
-    // Long enough for one API call and two publish attempts (see the iPint worker).
-    let limits = ConsumerLimits {
-        ack_wait: settings.timeout + ctx.bus.publish_timeout() * 2 + Duration::from_secs(10),
-        max_deliver: -1,
-        backoff: Vec::new(),
-        max_ack_pending: 1024,
-    };
+    let limits = crate::callback_limits(&ctx.bus, settings.timeout);
     let consumer = ctx
         .bus
         .callback_consumer(CONSUMER, STRIPE_LANE, &limits)
@@ -185,7 +179,7 @@ async fn work_once(ctx: &Ctx) -> Result<(), StartError> {
                 match m {
                     Ok(msg) => {
                         let s = handle(&ctx, &fetcher, &msg).await;
-                        crate::settle_as(&msg, s, "a partial Stripe event").await;
+                        bus::settle(&msg, s, "a partial Stripe event").await;
                     }
                     Err(e) => tracing::warn!(error = %e, "Stripe partial-event stream error"),
                 }
@@ -195,22 +189,22 @@ async fn work_once(ctx: &Ctx) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn handle(ctx: &Ctx, fetcher: &Fetcher, msg: &Message) -> Settle {
+async fn handle(ctx: &Ctx, fetcher: &Fetcher, msg: &Message) -> Disposition {
     let Ok(partial) = serde_json::from_slice::<Partial>(&msg.payload) else {
         tracing::error!("unreadable partial Stripe event; terminated");
-        return Settle::Term;
+        return Disposition::Terminate;
     };
     let raw = partial.body.as_bytes();
     let event = match stripe::parse_event(raw) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "stored Stripe event no longer parses; terminated");
-            return Settle::Term;
+            return Disposition::Terminate;
         }
     };
     let Some(how) = stripe::completion(&event) else {
         tracing::error!(event_id = %event.id, "stored Stripe event needs no completion; terminated");
-        return Settle::Term;
+        return Disposition::Terminate;
     };
     let settings = &ctx.settings.stripe;
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
@@ -222,7 +216,7 @@ async fn handle(ctx: &Ctx, fetcher: &Fetcher, msg: &Message) -> Settle {
                 event.id, event.event_type, partial.body
             );
             return match flag(ctx, &event, detail, raw).await {
-                Settle::Ack => Settle::Later(settings.unconfigured_recheck),
+                Disposition::Done => Disposition::Later(settings.unconfigured_recheck),
                 other => other,
             };
         }
@@ -256,7 +250,7 @@ async fn handle(ctx: &Ctx, fetcher: &Fetcher, msg: &Message) -> Settle {
         return flag(ctx, &event, detail, raw).await;
     }
     ctx.observer.verification(STRIPE, "retry");
-    Settle::Later(crate::backoff(
+    Disposition::Later(crate::backoff(
         settings.backoff_first,
         settings.backoff_max,
         delivered,
@@ -271,7 +265,7 @@ async fn complete(
     how: &Completion,
     answer: &[u8],
     raw: &[u8],
-) -> Result<Settle, String> {
+) -> Result<Disposition, String> {
     let full = stripe::complete(event, how, answer).map_err(|e| e.to_string())?;
     match events::stripe_event(&full) {
         Ok(Some(kind)) => {
@@ -281,17 +275,17 @@ async fn complete(
         Ok(None) => {
             tracing::info!(event_id = %event.id, "completed Stripe event names no order; acknowledged and ignored");
             ctx.observer.ignored(STRIPE, &event.event_type);
-            Ok(Settle::Ack)
+            Ok(Disposition::Done)
         }
         Err(e) => Err(format!("the completed event is unusable: {e}")),
     }
 }
 
-async fn flag(ctx: &Ctx, event: &StripeEvent, detail: String, raw: &[u8]) -> Settle {
+async fn flag(ctx: &Ctx, event: &StripeEvent, detail: String, raw: &[u8]) -> Disposition {
     let Some(order) = events::stripe_flag_order(event) else {
         tracing::error!(event_id = %event.id, event_type = %event.event_type, detail = %detail, "partial Stripe event names no order; it cannot become an exception");
         ctx.observer.verification(STRIPE, "unrecordable");
-        return Settle::Ack;
+        return Disposition::Done;
     };
     let kind = EventKind::PaymentFlagged {
         payment: Payment {
