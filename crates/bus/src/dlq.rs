@@ -247,7 +247,10 @@ impl Bus {
         limits: Option<&DlqLimits>,
     ) -> Result<(), BusError> {
         let defaults = DlqLimits::default();
-        let update = limits.is_some();
+        let existing = match limits {
+            Some(_) => crate::provision::Existing::Update,
+            None => crate::provision::Existing::Keep,
+        };
         let limits = limits.unwrap_or(&defaults);
         let ns = self.namespace();
         let advisories = stream::Config {
@@ -258,7 +261,7 @@ impl Bus {
             max_age: limits.max_age,
             ..Default::default()
         };
-        self.ensure_stream(advisories, update).await?;
+        self.put_stream(advisories, existing).await?;
         let dlq = stream::Config {
             name: dlq_stream(ns),
             subjects: vec![dlq_wildcard(ns)],
@@ -269,22 +272,7 @@ impl Bus {
             allow_direct: true,
             ..Default::default()
         };
-        self.ensure_stream(dlq, update).await
-    }
-
-    async fn ensure_stream(&self, config: stream::Config, update: bool) -> Result<(), BusError> {
-        if update {
-            self.jetstream()
-                .create_or_update_stream(config)
-                .await
-                .map_err(unavailable)?;
-        } else {
-            self.jetstream()
-                .get_or_create_stream(config)
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(())
+        self.put_stream(dlq, existing).await
     }
 
     async fn dlq_durable(
@@ -292,11 +280,6 @@ impl Bus {
         stream_name: String,
         durable: &str,
     ) -> Result<PullConsumer, BusError> {
-        let stream = self
-            .jetstream()
-            .get_stream(stream_name)
-            .await
-            .map_err(unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             ack_policy: consumer::AckPolicy::Explicit,
@@ -305,7 +288,7 @@ impl Bus {
             max_ack_pending: DLQ_MAX_ACK_PENDING,
             ..Default::default()
         };
-        stream.create_consumer(config).await.map_err(unavailable)
+        self.put_consumer(stream_name, config).await
     }
 
     /// The exception consumer's durable on the advisory stream.

@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod dlq;
 pub mod group;
 pub mod progress;
+pub mod provision;
 pub mod read;
 pub mod retry;
 pub mod settle;
@@ -112,8 +113,16 @@ impl InContext {
 /// Connection and publishing settings, each with a documented default.
 #[derive(Debug, Clone)]
 pub struct BusConfig {
-    /// `STOCKLEDGER_NATS_URL`.
+    /// `STOCKLEDGER_NATS_URL`: one URL or several, comma-separated (a cluster's nodes).
     pub url: String,
+    /// `STOCKLEDGER_NATS_CREDS`: a credentials file to authenticate with.
+    pub creds: Option<std::path::PathBuf>,
+    /// `STOCKLEDGER_NATS_TLS_CA`: the CA bundle the servers' certificates are checked
+    /// against; when set, TLS is required.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// `STOCKLEDGER_STREAM_REPLICAS`: replicas of every stream and durable consumer
+    /// created or updated ([`provision`]).
+    pub replicas: usize,
     /// `STOCKLEDGER_NATS_NAMESPACE`: prefix of every stream and subject.
     pub namespace: Namespace,
     /// `STOCKLEDGER_PUBLISH_TIMEOUT`: how long a publish waits for JetStream's ack.
@@ -137,6 +146,9 @@ impl BusConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            creds: None,
+            tls_ca: None,
+            replicas: 1,
             namespace: Namespace::default(),
             publish_timeout: Duration::from_secs(3),
             duplicate_window: Duration::from_secs(120),
@@ -279,10 +291,28 @@ impl Bus {
             Some(UrlCredentials::Token(token)) => options.token(token),
             None => options,
         };
+        if let Some(path) = &config.creds {
+            options = options.credentials_file(path).await.map_err(|e| {
+                BusError::refused(InContext::new(
+                    format!("reading STOCKLEDGER_NATS_CREDS {}", path.display()),
+                    e,
+                ))
+            })?;
+        }
+        if let Some(ca) = &config.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
         if config.retry_initial_connect {
             options = options.retry_on_initial_connect();
         }
-        let client = options.connect(url.as_str()).await.map_err(|e| {
+        // Several URLs (a cluster's nodes) are several server addresses: the client picks
+        // one and fails over to the others (and to those the cluster announces).
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let client = options.connect(servers).await.map_err(|e| {
             // The URL given to the client has no credentials; scrub the message anyway.
             let mut message = e.to_string();
             if let Some(UrlCredentials::UserPassword(_, secret) | UrlCredentials::Token(secret)) =
@@ -349,10 +379,7 @@ impl Bus {
             allow_direct: true,
             ..Default::default()
         };
-        self.js
-            .create_or_update_stream(config)
-            .await
-            .map_err(BusError::unavailable)?;
+        self.put_stream(config, provision::Existing::Update).await?;
         self.ensure_callback_stream().await
     }
 
@@ -378,11 +405,7 @@ impl Bus {
             discard: stream::DiscardPolicy::New,
             ..Default::default()
         };
-        self.js
-            .create_or_update_stream(config)
-            .await
-            .map_err(BusError::unavailable)?;
-        Ok(())
+        self.put_stream(config, provision::Existing::Update).await
     }
 
     /// Publishes one callback to the callbacks stream, alone (never grouped: a worker
@@ -416,11 +439,6 @@ impl Bus {
         limits: &ConsumerLimits,
     ) -> Result<PullConsumer, BusError> {
         let ns = &self.config.namespace;
-        let stream = self
-            .js
-            .get_stream(ns.callbacks_stream())
-            .await
-            .map_err(BusError::unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             filter_subject: ns.callback_subject(provider),
@@ -432,10 +450,7 @@ impl Bus {
             max_ack_pending: limits.max_ack_pending,
             ..Default::default()
         };
-        stream
-            .create_consumer(config)
-            .await
-            .map_err(BusError::unavailable)
+        self.put_consumer(ns.callbacks_stream(), config).await
     }
 
     /// Publishes one event with `Nats-Msg-Id = msg_id` and waits for JetStream's ack,
@@ -514,11 +529,6 @@ impl Bus {
     /// The ledger's durable pull consumer on the events stream, created or updated.
     pub async fn ledger_consumer(&self, limits: &ConsumerLimits) -> Result<PullConsumer, BusError> {
         let ns = &self.config.namespace;
-        let stream = self
-            .js
-            .get_stream(ns.events_stream())
-            .await
-            .map_err(BusError::unavailable)?;
         let config = consumer::pull::Config {
             durable_name: Some(LEDGER_CONSUMER.to_owned()),
             filter_subject: ns.events_wildcard(),
@@ -530,10 +540,7 @@ impl Bus {
             max_ack_pending: limits.max_ack_pending,
             ..Default::default()
         };
-        stream
-            .create_consumer(config)
-            .await
-            .map_err(BusError::unavailable)
+        self.put_consumer(ns.events_stream(), config).await
     }
 
     /// Announces a decision on core NATS (not stored: waiters that miss it read the ledger).

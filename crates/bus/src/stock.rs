@@ -114,11 +114,8 @@ impl Bus {
             allow_direct: true,
             ..Default::default()
         };
-        self.jetstream()
-            .create_or_update_stream(config)
+        self.put_stream(config, crate::provision::Existing::Update)
             .await
-            .map_err(BusError::unavailable)?;
-        Ok(())
     }
 
     /// The last change stored on `subject`, if any.

@@ -71,8 +71,18 @@ pub struct Config {
 /// Where NATS is and how events are published to it (every process).
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// `STOCKLEDGER_NATS_URL`, default `nats://127.0.0.1:4222`.
+    /// `STOCKLEDGER_NATS_URL`, default `nats://127.0.0.1:4222`: one URL, or several
+    /// separated by commas (the nodes of a cluster; the client fails over between them).
     pub url: String,
+    /// `STOCKLEDGER_NATS_CREDS`, default none: a NATS credentials file (JWT and NKey seed)
+    /// the client authenticates with.
+    pub creds: Option<std::path::PathBuf>,
+    /// `STOCKLEDGER_NATS_TLS_CA`, default none: a PEM bundle of the CA(s) that signed the
+    /// NATS servers' certificates; when set the client requires TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// `STOCKLEDGER_STREAM_REPLICAS`, default `1`: replicas of every stream and durable
+    /// consumer stockledger creates (3 on a three-node JetStream cluster).
+    pub stream_replicas: usize,
     /// `STOCKLEDGER_NATS_NAMESPACE`, default `stockledger`: prefix of every stream and subject.
     pub namespace: String,
     /// `STOCKLEDGER_PUBLISH_TIMEOUT`, default `3s`: wait for JetStream's publish ack.
@@ -252,6 +262,8 @@ pub const MAX_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const FETCH_BATCH_MAX_MAX: usize = 4096;
 pub const PUBLISH_GROUP_MAX_MAX: usize = 1024;
 pub const PUBLISH_INFLIGHT_MAX_MAX: usize = 256;
+/// Upper bound of `STOCKLEDGER_STREAM_REPLICAS`: JetStream's own limit on replicas.
+pub const STREAM_REPLICAS_MAX: usize = 5;
 /// The longest batch linger accepted: a linger is a latency every synchronous caller pays.
 pub const BATCH_LINGER_MAX: Duration = Duration::from_millis(100);
 /// Bounds of `STOCKLEDGER_HEADER_READ_TIMEOUT`: below the minimum no client could send a
@@ -278,6 +290,14 @@ impl Config {
         let cfg = Config {
             nats: NatsConfig {
                 url: r.string("STOCKLEDGER_NATS_URL", "nats://127.0.0.1:4222"),
+                creds: r.optional("STOCKLEDGER_NATS_CREDS").map(Into::into),
+                tls_ca: r.optional("STOCKLEDGER_NATS_TLS_CA").map(Into::into),
+                stream_replicas: r.number(
+                    "STOCKLEDGER_STREAM_REPLICAS",
+                    1,
+                    1,
+                    STREAM_REPLICAS_MAX,
+                )?,
                 namespace: r.string("STOCKLEDGER_NATS_NAMESPACE", "stockledger"),
                 publish_timeout: r.duration("STOCKLEDGER_PUBLISH_TIMEOUT", "3s")?,
                 publish_group_max: r.number(
@@ -551,6 +571,8 @@ mod tests {
         assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
         assert_eq!(c.http.max_connections, 1024);
         assert_eq!(c.http.max_inflight_requests, 512);
+        assert_eq!(c.nats.stream_replicas, 1);
+        assert!(c.nats.creds.is_none() && c.nats.tls_ca.is_none());
     }
 
     #[test]

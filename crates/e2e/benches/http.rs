@@ -161,7 +161,7 @@ fn progress(backend: Backend, row: &Row) {
 
 /// The raw ceilings that need no services: JetStream publish and database inserts.
 async fn storage_ceilings(a: &Args, h: &Harness, backend: Backend) -> anyhow::Result<Vec<Row>> {
-    let js = ceilings::jetstream_publish(&h.nats_url, a.raw_messages, a.clients).await?;
+    let js = ceilings::jetstream_publish(&h.nats_url, a.raw_messages, a.clients, 1).await?;
     let js = Row::run(
         format!(
             "JetStream durable publish, one fresh stream, {} publishers",

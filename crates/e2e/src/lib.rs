@@ -6,6 +6,7 @@
 //! so does the benchmark in `benches/`. [`workload`] makes realistic, deterministic
 //! histories.
 
+pub mod cluster;
 pub mod http;
 pub mod procs;
 pub mod wait;

@@ -170,8 +170,8 @@ impl Drop for Busy {
     }
 }
 
-/// Serves `app` on `listener` with `limits` until `shutdown` completes; then stops
-/// accepting, lets every connection finish its request in progress (idle ones close at
+/// Serves `app` on `listener` with `limits` until `shutdown` completes; then closes the
+/// listener, lets every connection finish its request in progress (idle ones close at
 /// once) and returns when all are closed (bound that wait in the caller).
 pub async fn serve(
     listener: TcpListener,
@@ -233,6 +233,10 @@ pub async fn serve(
             drop(done);
         });
     }
+    // Close the listening socket now, not when this function returns: a connection a load
+    // balancer opens while the requests in progress finish is then refused at once (and
+    // retried on another replica) instead of waiting in the backlog until it is reset.
+    drop(listener);
     let _ = stop_tx.send(true);
     drop(done_tx);
     let _ = done_rx.recv().await;

@@ -25,6 +25,9 @@ pub enum ConnectError {
 /// (`bus::retry::until_provisioned`).
 pub fn bus_config(cfg: &Config) -> Result<BusConfig, ConnectError> {
     let mut bus = BusConfig::new(cfg.nats.url.clone());
+    bus.creds = cfg.nats.creds.clone();
+    bus.tls_ca = cfg.nats.tls_ca.clone();
+    bus.replicas = cfg.nats.stream_replicas;
     bus.namespace = Namespace::parse(&cfg.nats.namespace)
         .map_err(|e| ConnectError::Namespace(e.to_string()))?;
     bus.publish_timeout = cfg.nats.publish_timeout;

@@ -113,9 +113,9 @@ pub async fn connect() -> anyhow::Result<Actions> {
     let store = store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
         .await
         .context("opening the ledger database")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
-    bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    // A tool fails at once when NATS cannot be reached.
+    let mut bus_cfg = service::connect::bus_config(&cfg)?;
+    bus_cfg.retry_initial_connect = false;
     bus_cfg.publish_timeout = cfg.nats.publish_timeout;
     let bus = bus::Bus::connect(bus_cfg)
         .await

@@ -227,8 +227,8 @@ const VERIFY_NATS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Where the ledger stands against the event stream: `Some(line)` when it is behind,
 /// `None` when it is current or NATS cannot be asked (said on stderr).
 async fn behind_stream(cfg: &config::Config, store: &store::Store) -> Option<String> {
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
-    bus_cfg.namespace = bus::Namespace::parse(&cfg.nats.namespace).ok()?;
+    let mut bus_cfg = service::connect::bus_config(cfg).ok()?;
+    bus_cfg.retry_initial_connect = false;
     let standing = tokio::time::timeout(VERIFY_NATS_TIMEOUT, async {
         let bus = bus::Bus::connect(bus_cfg).await.ok()?;
         operator::standing::standing(&bus, store).await.ok()

@@ -32,9 +32,9 @@ const EXIT_UNAVAILABLE: u8 = 3;
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
-    bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    // A tool fails at once when NATS cannot be reached.
+    let mut bus_cfg = service::connect::bus_config(&cfg)?;
+    bus_cfg.retry_initial_connect = false;
     let bus = match bus::Bus::connect(bus_cfg).await {
         Ok(b) => b,
         Err(e) => {

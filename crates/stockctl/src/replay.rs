@@ -56,9 +56,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let cfg = config::Config::from_env().context("reading configuration")?;
-    let mut bus_cfg = bus::BusConfig::new(&cfg.nats.url);
-    bus_cfg.namespace =
-        bus::Namespace::parse(&cfg.nats.namespace).context("STOCKLEDGER_NATS_NAMESPACE")?;
+    // A tool fails at once when NATS cannot be reached.
+    let mut bus_cfg = service::connect::bus_config(&cfg)?;
+    bus_cfg.retry_initial_connect = false;
     let namespace = bus_cfg.namespace.clone();
     let bus = bus::Bus::connect(bus_cfg)
         .await

@@ -21,14 +21,22 @@ const MESSAGE_BYTES: usize = 300;
 /// Publishes `n` distinct messages (each with its own `Nats-Msg-Id`) to a fresh
 /// file-storage stream on the server at `nats_url` from `publishers` concurrent
 /// publishers, each awaiting JetStream's ack before its next message. One fsync per
-/// message on a `sync_interval: always` server: the single-stream ceiling.
-pub async fn jetstream_publish(nats_url: &str, n: usize, publishers: usize) -> anyhow::Result<Run> {
-    let js = jetstream::new(async_nats::connect(nats_url).await?);
+/// message on a `sync_interval: always` server: the single-stream ceiling. On a cluster,
+/// `replicas` copies (each fsynced before the quorum acknowledges).
+pub async fn jetstream_publish(
+    nats_url: &str,
+    n: usize,
+    publishers: usize,
+    replicas: usize,
+) -> anyhow::Result<Run> {
+    let servers: Vec<&str> = nats_url.split(',').collect();
+    let js = jetstream::new(async_nats::connect(servers).await?);
     let name = testkit::unique_name("bench_raw");
     js.create_stream(stream::Config {
         name: name.clone(),
         subjects: vec![format!("{name}.>")],
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await?;
