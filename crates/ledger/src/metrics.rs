@@ -9,7 +9,7 @@
 //! | `stockledger_ledger_apply_seconds` | histogram | time to apply one batch, load to commit (conflict retries included) |
 //! | `stockledger_ledger_conflicts_total` | counter | batch transactions retried because another writer updated a balance first or the database's serialization check failed |
 //! | `stockledger_ledger_retries_total` | counter | batch retries for any reason: each conflict retry, each batch re-applied one event at a time after a permanent failure, each batch left for redelivery after a transient failure |
-//! | `stockledger_ledger_outcomes_total{kind}` | counter | events recorded, by outcome kind (`domain::OutcomeKind`: `moved`, `noop`, `exception`); duplicates and deferrals are not outcomes |
+//! | `stockledger_ledger_outcomes_total{kind}` | counter | events recorded, by outcome kind (`domain::OutcomeKind`: `moved`, `noop`, `exception`); duplicates and deferrals are not outcomes, nor are messages that cannot become an event (recorded as `undecodable`, … exceptions with their raw bytes) |
 //! | `stockledger_stock_visible_seconds` | histogram | the stock-visibility SLI, below |
 //!
 //! **`stockledger_stock_visible_seconds`**: for each event whose outcome moved stock (ledger
@@ -132,11 +132,6 @@ impl LedgerMetrics {
             outcomes,
             stock_visible,
         }
-    }
-
-    /// Metrics registered nowhere (a ledger without an ops server still counts).
-    pub fn unregistered() -> LedgerMetrics {
-        LedgerMetrics::new(&mut Registry::default())
     }
 
     /// One batch transaction committed: its events, how long it took, and the conflict
