@@ -3,6 +3,7 @@
 //! acknowledgement floor, and which incarnation of the stream it is.
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream::DirectGetErrorKind;
 
 use crate::{Bus, BusError, LEDGER_CONSUMER};
 
@@ -44,6 +45,62 @@ impl Bus {
             created_ms: crate::unix_ms(info.created),
             last_seq: info.state.last_sequence,
             acked,
+        })
+    }
+}
+
+/// What the ledger has not applied yet, read at once (the ledger's scrape-time gauges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages not yet delivered to the ledger consumer plus those delivered and not yet
+    /// acknowledged (`num_pending + num_ack_pending`).
+    pub pending: u64,
+    /// When JetStream stored the oldest message not yet applied (Unix ms): the one after
+    /// the consumer's acknowledgement floor. `None` when nothing is pending.
+    pub oldest_unapplied_ms: Option<i64>,
+}
+
+impl Bus {
+    /// The ledger consumer's backlog: its consumer info, then (only when something is
+    /// pending) the first stored message after its acknowledgement floor, by direct get.
+    /// An error when the consumer does not exist yet (the ledger has not started).
+    pub async fn ledger_backlog(&self) -> Result<Backlog, BusError> {
+        let name = self.namespace().events_stream();
+        let in_context = |e: Box<dyn std::error::Error + Send + Sync>| {
+            BusError::unavailable(crate::InContext::new(&name, e))
+        };
+        let stream = self
+            .jetstream()
+            .get_stream(&name)
+            .await
+            .map_err(|e| in_context(Box::new(e)))?;
+        let info = stream
+            .consumer_info(LEDGER_CONSUMER)
+            .await
+            .map_err(|e| in_context(Box::new(e)))?;
+        let pending = info
+            .num_pending
+            .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX));
+        if pending == 0 {
+            return Ok(Backlog {
+                pending,
+                oldest_unapplied_ms: None,
+            });
+        }
+        let floor = info.ack_floor.stream_sequence;
+        // The next stored message at or after floor + 1 (a gap, a message deleted, is
+        // stepped over).
+        let oldest = match stream
+            .direct_get_next_for_subject(self.namespace().events_wildcard(), Some(floor + 1))
+            .await
+        {
+            Ok(message) => Some(crate::unix_ms(message.time)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+            Err(e) => return Err(in_context(Box::new(e))),
+        };
+        Ok(Backlog {
+            pending,
+            oldest_unapplied_ms: oldest,
         })
     }
 }

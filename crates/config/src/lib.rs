@@ -232,6 +232,9 @@ pub struct LedgerConfig {
     pub sweep_interval: Duration,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`, default `500`: expiries published per sweep.
     pub sweep_batch_max: usize,
+    /// `STOCKLEDGER_LEDGER_METRICS_ADDR`, default `127.0.0.1:9465`: where the ledger serves
+    /// `GET /metrics`, `/healthz` and `/readyz`; `off` disables it.
+    pub metrics_addr: Option<String>,
 }
 
 /// The exception consumer.
@@ -445,6 +448,8 @@ impl Config {
                 unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
                 sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
                 sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
+                metrics_addr: Some(r.string("STOCKLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:9465"))
+                    .filter(|a| a != "off"),
             },
             exceptions: ExceptionsConfig {
                 metrics_addr: Some(

@@ -67,6 +67,7 @@ pub fn test_settings() -> LedgerSettings {
             max_ack_pending: 4096,
         },
         shutdown_grace: Duration::from_secs(5),
+        metrics_addr: None,
     }
 }
 

@@ -99,8 +99,14 @@ fn each_foreign_protocol_is_known_by_one_crate() {
     assert_eq!(product_users_of(&all, "sqlx"), set(&["store"]));
     // Only `bus` speaks NATS.
     assert_eq!(product_users_of(&all, "async-nats"), set(&["bus"]));
-    // Only the ingress serves HTTP.
-    for http_server in ["axum", "hyper", "hyper-util", "tower-http"] {
+    // Only the ingress serves HTTP APIs; `service` serves the other roles' ops endpoints
+    // (`service::ops`: `/metrics`, `/healthz`, `/readyz`) with axum, and nothing below it.
+    assert_eq!(
+        product_users_of(&all, "axum"),
+        set(&["ingress", "service"]),
+        "axum"
+    );
+    for http_server in ["hyper", "hyper-util", "tower-http"] {
         assert_eq!(
             product_users_of(&all, http_server),
             set(&["ingress"]),

@@ -82,6 +82,8 @@ async fn no_secret_reaches_a_log_even_at_trace_level() {
         ("STOCKLEDGER_IPINT_API_KEY", IPINT_KEY.to_owned()),
         ("STOCKLEDGER_IPINT_API_SECRET", IPINT_SECRET.to_owned()),
         ("STOCKLEDGER_IPINT_TIMEOUT", "1s".to_owned()),
+        // Tests run side by side: the ledger's ops port is any free one.
+        ("STOCKLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("RUST_LOG", "trace".to_owned()),
     ];
     let mut ledger = Role::spawn("ledger", None, &env);

@@ -19,7 +19,9 @@ async fn roles_started_before_nats_become_ready(backend: Backend) {
     let db = TestDatabase::new(backend).await.expect("database");
     let addr = format!("127.0.0.1:{}", free_port());
     let exceptions_addr = format!("127.0.0.1:{}", free_port());
+    let ledger_addr = format!("127.0.0.1:{}", free_port());
     let env = vec![
+        ("STOCKLEDGER_LEDGER_METRICS_ADDR", ledger_addr.clone()),
         (
             "STOCKLEDGER_EXCEPTIONS_METRICS_ADDR",
             exceptions_addr.clone(),
@@ -107,6 +109,12 @@ async fn roles_started_before_nats_become_ready(backend: Backend) {
         wait_status(&exceptions_base, "/readyz", 200, Duration::from_secs(15)).await,
         "the exception consumer did not become ready once NATS came:\n{}",
         exceptions.output()
+    );
+    let ledger_base = format!("http://{ledger_addr}");
+    assert!(
+        wait_status(&ledger_base, "/readyz", 200, Duration::from_secs(15)).await,
+        "the ledger did not become ready once NATS came:\n{}",
+        ledger.output()
     );
     let receipt = serde_json::json!({"sku": "tee-start", "location": "main", "quantity": 3, "reference": "po-start-1"});
     let (status, resp) = client

@@ -72,8 +72,8 @@ pub enum ExceptionsError {
     Bus(#[from] bus::BusError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("metrics listener: {0}")]
-    Metrics(#[from] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] service::ops::OpsError),
 }
 
 /// Runs the three loops (and the metrics endpoint, when configured) until `shutdown`
@@ -85,19 +85,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ExceptionsError> {
     tokio::pin!(shutdown);
-    // NATS may come after this process (issue 16): wait for it instead of exiting.
-    tokio::select! {
-        () = bus::retry::until_provisioned(|| async {
-            bus.ensure_streams().await?;
-            bus.ensure_dead_letter_streams(Some(&settings.dlq)).await
-        }) => {}
-        () = &mut shutdown => return Ok(()),
-    }
     let stop = CancellationToken::new();
+    // The ops endpoints first: `/healthz` answers, and `/readyz` says why not ready, while
+    // NATS is still away.
     let metrics = match &settings.metrics_addr {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr.as_str()).await?;
-            tracing::info!(addr = %listener.local_addr()?, "exceptions metrics listening");
+            let listener = service::ops::bind(addr).await?;
+            if let Ok(local) = listener.local_addr() {
+                tracing::info!(addr = %local, "exceptions metrics listening");
+            }
             let gauges = metrics::Gauges {
                 bus: bus.clone(),
                 store: store.clone(),
@@ -106,6 +102,18 @@ pub async fn run(
         }
         None => None,
     };
+    // NATS may come after this process (issue 16): wait for it instead of exiting.
+    tokio::select! {
+        () = bus::retry::until_provisioned(|| async {
+            bus.ensure_streams().await?;
+            bus.ensure_dead_letter_streams(Some(&settings.dlq)).await
+        }) => {}
+        () = &mut shutdown => {
+            stop.cancel();
+            stop_metrics(metrics).await;
+            return Ok(());
+        }
+    }
     let advisories = tokio::spawn(intake::run_advisories(
         bus.clone(),
         settings.clone(),
@@ -129,11 +137,22 @@ pub async fn run(
         }
     }
     let _ = sweeper.await;
-    if let Some(m) = metrics {
-        let _ = m.await;
-    }
+    stop_metrics(metrics).await;
     tracing::info!("exception consumer stopped");
     result
+}
+
+/// Waits for the ops server (its token cancelled), saying how it ended.
+async fn stop_metrics(
+    metrics: Option<tokio::task::JoinHandle<Result<(), service::ops::OpsError>>>,
+) {
+    if let Some(m) = metrics {
+        match m.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "exceptions metrics server failed"),
+            Ok(Ok(())) => {}
+            Err(e) => tracing::error!(error = %e, "exceptions metrics server panicked"),
+        }
+    }
 }
 
 /// Resolves reconciled rows every `interval` until `stop`.

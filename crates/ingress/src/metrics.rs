@@ -1,8 +1,10 @@
 //! The ingress's metrics (`GET /metrics`), kept in a `prometheus-client` registry and
 //! rendered in its OpenMetrics text format: requests by route, method and status; events
 //! published and publish failures by kind; provider messages ignored and callback
-//! verifications; and how long the ledger's decision took to come back, as histograms for
-//! PortOne's inventory confirmation and for the merchant API.
+//! verifications; how long the ledger's decision took to come back, as histograms for
+//! PortOne's inventory confirmation and for the merchant API; and how long JetStream took
+//! to acknowledge a publish (`stockledger_publish_seconds`, every acknowledged publish of
+//! an event, from the publish call to the ack, group commit's wait included).
 //!
 //! Every label value comes from a closed set: request routes are route templates (or
 //! [`OTHER_LABEL`]), methods are the standard ones (or [`OTHER_LABEL`], [`method_label`]),
@@ -44,6 +46,12 @@ const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
 ];
 
+/// Upper bounds of the publish-latency histogram buckets, in seconds: 1 ms to the default
+/// `STOCKLEDGER_PUBLISH_TIMEOUT` (3 s) and beyond.
+const PUBLISH_BUCKETS_SECONDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// A label set: names are fixed per family, values from closed sets.
 type Labels = Vec<(&'static str, String)>;
 
@@ -62,6 +70,8 @@ pub struct Metrics {
     confirmation: Histogram,
     /// Merchant API writes: publish to decision (or deadline).
     merchant_decision: Histogram,
+    /// Publish call to JetStream's ack, per acknowledged publish.
+    publish: Histogram,
     /// Confirmation answers by reason (`reserved`, `insufficient_inventory`, …).
     confirmation_answers: Family<Labels, Counter>,
     /// (provider, type) → provider messages acknowledged without publishing anything (an
@@ -116,8 +126,15 @@ impl Default for Metrics {
             "Merchant API writes: publish to the ledger's decision",
             merchant_decision.clone(),
         );
+        let publish = Histogram::new(PUBLISH_BUCKETS_SECONDS);
+        registry.register(
+            "stockledger_publish_seconds",
+            "Time from publishing an event to JetStream's ack, per acknowledged publish",
+            publish.clone(),
+        );
         Metrics {
             registry,
+            publish,
             requests,
             published,
             publish_failures,
@@ -156,6 +173,11 @@ impl Metrics {
         self.published
             .get_or_create(&labels(&[("kind", kind), ("duplicate", duplicate)]))
             .inc();
+    }
+
+    /// Records how long one acknowledged publish waited for JetStream's ack.
+    pub fn publish_acked(&self, d: Duration) {
+        self.publish.observe(d.as_secs_f64());
     }
 
     /// Counts one failed publish.
@@ -219,6 +241,9 @@ impl verifier::Observer for Metrics {
     fn publish_failed(&self, kind: &str) {
         Metrics::publish_failed(self, kind);
     }
+    fn publish_acked(&self, took: Duration) {
+        Metrics::publish_acked(self, took);
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +258,7 @@ mod tests {
         m.published("payment.captured", false);
         m.publish_failed("payment.captured");
         m.confirmation(Duration::from_millis(30), "reserved");
+        m.publish_acked(Duration::from_millis(3));
         let text = m.render();
         assert!(text.contains("stockledger_http_requests_total{route=\"/v1/orders/{order_ref}\",method=\"PUT\",status=\"201\"} 2"));
         assert!(text.contains(
@@ -242,6 +268,9 @@ mod tests {
         assert!(text.contains("stockledger_portone_confirmation_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("stockledger_portone_confirmation_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("stockledger_portone_confirmation_seconds_count 1"));
+        assert!(text.contains("stockledger_publish_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("stockledger_publish_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("stockledger_publish_seconds_count 1"));
     }
 
     #[test]

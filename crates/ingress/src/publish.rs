@@ -132,6 +132,7 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
             return Err(PublishError::NotSent(ApiError::Internal(e.to_string())));
         }
     };
+    let started = std::time::Instant::now();
     match bus
         .publish_event_traced(
             subject,
@@ -142,6 +143,7 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
         .await
     {
         Ok(published) => {
+            state.metrics.publish_acked(started.elapsed());
             state.metrics.published(kind, published.duplicate);
             tracing::debug!(event_id = %id, kind, duplicate = published.duplicate, seq = published.stream_seq, "event published");
             Ok(published)

@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 use service::shutdown::CancellationToken;
 use tokio::sync::Notify;
 
+use crate::metrics::LedgerMetrics;
 use crate::{LedgerError, LedgerSettings, now};
 
 /// The longest delay before a deferred event (unknown order) is delivered again.
@@ -52,6 +53,7 @@ pub async fn run(
     settings: LedgerSettings,
     stop: CancellationToken,
     committed: Arc<Notify>,
+    metrics: LedgerMetrics,
 ) -> Result<(), LedgerError> {
     let consumer = bus.ledger_consumer(&settings.consumer).await?;
     let mut messages = consumer
@@ -102,7 +104,7 @@ pub async fn run(
                 None => break,
             }
         }
-        let summary = process_batch(&bus, &store, &settings, &batch).await;
+        let summary = process_batch(&bus, &store, &settings, &batch, &metrics).await;
         tracing::debug!(?summary, size = batch.len(), "batch done");
         if summary.recorded > 0 {
             committed.notify_one();
@@ -122,6 +124,7 @@ pub async fn process_batch(
     store: &Store,
     settings: &LedgerSettings,
     batch: &[Message],
+    metrics: &LedgerMetrics,
 ) -> BatchSummary {
     let now = now();
     let ctx = Context {
@@ -192,12 +195,17 @@ pub async fn process_batch(
             settled[i] = Some(merge(settled[i], Disposition::Later(TRANSIENT_RETRY_DELAY)));
         }
         summary.retried += incomings.len();
+        metrics.retried();
         incomings.clear();
         owners.clear();
         traces.clear();
     }
     if !incomings.is_empty() {
-        let results = apply(store, &incomings, &ctx).await;
+        let results = apply(store, &incomings, &ctx, metrics).await;
+        // When what was committed became visible (`crate::metrics`, the stock-visibility
+        // SLI): one reading of the clock per batch.
+        let committed_at = crate::now();
+        let mut transient = false;
         for ((((i, incoming), result), confirmation), trace) in owners
             .into_iter()
             .zip(&incomings)
@@ -222,8 +230,19 @@ pub async fn process_batch(
                     }
                     announce(bus, incoming, &applied).await;
                     tracing::debug!(?applied, "event settled");
-                    match applied {
-                        Applied::Recorded(_) => summary.recorded += 1,
+                    match &applied {
+                        Applied::Recorded(outcome) => {
+                            summary.recorded += 1;
+                            metrics.outcome(outcome.kind());
+                            if let domain::Outcome::Moved { movements } = outcome
+                                && !movements.is_empty()
+                                && !incoming.operator_retry
+                            {
+                                metrics.stock_visible(
+                                    committed_at.0 - incoming.event.recorded_at.0,
+                                );
+                            }
+                        }
                         Applied::Duplicate { .. }
                         | Applied::StillException
                         | Applied::IdempotencyKeyReused { .. } => summary.duplicates += 1,
@@ -239,6 +258,7 @@ pub async fn process_batch(
                     } else {
                         tracing::warn!(event_id = %incoming.event.id, error = %e, "could not apply event; will retry");
                         summary.retried += 1;
+                        transient = true;
                     }
                     d
                 }
@@ -247,6 +267,10 @@ pub async fn process_batch(
             .instrument(span)
             .await;
             settled[i] = Some(merge(settled[i], d));
+        }
+        if transient {
+            // Left for redelivery: one retry of the batch (or of its failing part).
+            metrics.retried();
         }
     }
     for (msg, d) in batch.iter().zip(settled) {
@@ -311,14 +335,16 @@ async fn apply(
     store: &Store,
     incomings: &[Incoming],
     ctx: &Context,
+    metrics: &LedgerMetrics,
 ) -> Vec<Result<Applied, SharedStoreError>> {
-    match store.apply_batch(incomings, ctx).await {
+    match timed_apply(store, incomings, ctx, metrics).await {
         Ok(report) => report.results.into_iter().map(Ok).collect(),
         Err(e) if incomings.len() > 1 && !e.is_transient() => {
             tracing::warn!(error = %e, "batch failed; isolating");
+            metrics.retried();
             let mut one_by_one = Vec::with_capacity(incomings.len());
             for incoming in incomings {
-                let r = store.apply_batch(std::slice::from_ref(incoming), ctx).await;
+                let r = timed_apply(store, std::slice::from_ref(incoming), ctx, metrics).await;
                 one_by_one.push(r.map(|mut rep| rep.results.remove(0)).map_err(Arc::new));
             }
             one_by_one
@@ -328,6 +354,27 @@ async fn apply(
             incomings.iter().map(|_| Err(Arc::clone(&e))).collect()
         }
     }
+}
+
+/// One batch transaction through the store, counted: its size and duration (load to
+/// commit) when it commits, and the conflict retries it took either way.
+async fn timed_apply(
+    store: &Store,
+    incomings: &[Incoming],
+    ctx: &Context,
+    metrics: &LedgerMetrics,
+) -> Result<store::BatchReport, store::StoreError> {
+    let started = std::time::Instant::now();
+    let result = store.apply_batch(incomings, ctx).await;
+    match &result {
+        Ok(report) => metrics.batch_committed(incomings.len(), started.elapsed(), report.attempts),
+        // Every attempt conflicted (`store::CONFLICT_RETRIES_MAX` of them).
+        Err(store::StoreError::Conflict) => {
+            metrics.conflicted(store::CONFLICT_RETRIES_MAX.saturating_sub(1))
+        }
+        Err(_) => {}
+    }
+    result
 }
 
 /// How a message whose event the store failed to apply leaves, from

@@ -11,12 +11,18 @@
 //!   than the TTL, with a deterministic event id, so any number of sweepers release a
 //!   reservation once.
 //!
+//! [`metrics`] counts what the consumer does (batches, outcomes, retries, the
+//! stock-visibility SLI) and reads the consumer's backlog at scrape time; the process
+//! serves them with `/healthz` and `/readyz` on `STOCKLEDGER_LEDGER_METRICS_ADDR` through
+//! the shared ops server (`service::ops`), from its start, NATS or not.
+//!
 //! Failures are classified once ([`consumer::Disposition`]): a message that can never
 //! become an event is recorded as an exception with its raw bytes and terminated; a
 //! transient failure (database down) is retried with a delay; an event for an order not
 //! registered yet is redelivered with backoff until the unknown-order hold runs out.
 
 pub mod consumer;
+pub mod metrics;
 /// Whether the database is behind the stream: shared with the ingress, the exception
 /// consumer and `stockctl`, so it lives in `operator`.
 pub use operator::standing as position;
@@ -61,6 +67,9 @@ pub struct LedgerSettings {
     pub consumer: ConsumerLimits,
     /// `STOCKLEDGER_SHUTDOWN_GRACE`: how long the in-flight batch may take on shutdown.
     pub shutdown_grace: Duration,
+    /// `STOCKLEDGER_LEDGER_METRICS_ADDR`: where `/metrics`, `/healthz` and `/readyz` are
+    /// served; `None`: nowhere.
+    pub metrics_addr: Option<String>,
 }
 
 impl LedgerSettings {
@@ -80,6 +89,7 @@ impl LedgerSettings {
                 ..ConsumerLimits::default()
             },
             shutdown_grace: c.process.shutdown_grace,
+            metrics_addr: c.ledger.metrics_addr.clone(),
         }
     }
 }
@@ -91,15 +101,63 @@ pub enum LedgerError {
     Bus(#[from] bus::BusError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Ops(#[from] service::ops::OpsError),
 }
 
-/// Runs the consumer (and the sweeper, when enabled) until `shutdown` completes, then
-/// finishes the batch in flight and returns.
+/// Runs the consumer (and the sweeper, when enabled, and the ops server, when
+/// `metrics_addr` is set) until `shutdown` completes, then finishes the batch in flight and
+/// returns.
 pub async fn run(
     bus: Bus,
     store: Store,
     settings: LedgerSettings,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), LedgerError> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let counters = metrics::LedgerMetrics::new(&mut registry);
+    let ops_stop = CancellationToken::new();
+    // The ops endpoints first: `/healthz` answers, and `/readyz` says why not ready, while
+    // NATS is away or the database is behind.
+    let ops = match &settings.metrics_addr {
+        Some(addr) => {
+            let listener = service::ops::bind(addr).await?;
+            if let Ok(local) = listener.local_addr() {
+                tracing::info!(addr = %local, "ledger metrics listening");
+            }
+            let probe = metrics::LedgerProbe {
+                bus: bus.clone(),
+                store: store.clone(),
+                backlog: metrics::BacklogCollector::new(&mut registry),
+            };
+            Some(tokio::spawn(service::ops::serve(
+                listener,
+                registry,
+                probe,
+                ops_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    let result = run_roles(bus, store, settings, shutdown, counters).await;
+    ops_stop.cancel();
+    if let Some(handle) = ops {
+        match handle.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "ledger metrics server failed"),
+            Ok(Ok(())) => {}
+            Err(e) => tracing::error!(error = %e, "ledger metrics server panicked"),
+        }
+    }
+    result
+}
+
+/// The consumer, relay and sweeper, once NATS answers and the database is current.
+async fn run_roles(
+    bus: Bus,
+    store: Store,
+    settings: LedgerSettings,
+    shutdown: impl Future<Output = ()>,
+    counters: metrics::LedgerMetrics,
 ) -> Result<(), LedgerError> {
     tokio::pin!(shutdown);
     // NATS may come after this process (issue 16): the streams are made sure of as soon as
@@ -131,7 +189,7 @@ pub async fn run(
             (bus.clone(), store.clone(), settings.clone(), stop.clone());
         tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
     });
-    let consumer = consumer::run(bus, store, settings, stop.clone(), wake);
+    let consumer = consumer::run(bus, store, settings, stop.clone(), wake, counters);
     tokio::pin!(consumer);
     tokio::select! {
         result = &mut consumer => {

@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         database = service::connect::backend_name(&store),
         namespace = %cfg.nats.namespace,
+        metrics = ?settings.metrics_addr,
         "ledger starting"
     );
     let shutdown = service::Shutdown::new();

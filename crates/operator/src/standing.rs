@@ -85,3 +85,17 @@ pub async fn standing(bus: &Bus, store: &Store) -> Result<Standing, StandingErro
 pub fn process_writer(role: &str) -> String {
     format!("{role}-{}", uuid::Uuid::new_v4())
 }
+
+/// The `/readyz` of the processes that are not the ingress (the ledger, the exception
+/// consumer): ready when NATS and the database answer and the ledger is not behind the
+/// event stream; otherwise the reason, starting with a stable code
+/// (`ledger_behind_stream`, `nats_unavailable`, `database_unavailable`).
+pub async fn readiness(bus: &Bus, store: &Store) -> service::ops::Readiness {
+    use service::ops::Readiness;
+    match standing(bus, store).await {
+        Ok(s) if s.is_behind() => Readiness::NotReady(format!("{BEHIND_REASON}: {}", s.describe())),
+        Ok(_) => Readiness::Ready,
+        Err(StandingError::Bus(e)) => Readiness::NotReady(format!("nats_unavailable: {e}")),
+        Err(StandingError::Store(e)) => Readiness::NotReady(format!("database_unavailable: {e}")),
+    }
+}

@@ -9,10 +9,14 @@
 //!    token, every task watching the token finishes what it holds, and the process waits
 //!    for them at most `STOCKLEDGER_SHUTDOWN_GRACE`.
 //!
+//! [`ops`] is the ops HTTP server (`/metrics`, `/healthz`, `/readyz`) of the roles without
+//! an API port of their own: the ledger and the exception consumer.
+//!
 //! [`clock::now`] is the one place a process reads the wall clock; the domain never does.
 
 pub mod clock;
 pub mod connect;
+pub mod ops;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -71,7 +71,7 @@ pub enum ExceptionsCommand {
     /// recorded and finance follows up on the payment. Safe at any time; final.
     Keep(ActArgs),
     /// Print the queue's gauges (open exceptions by reason, oldest open age, DLQ depth) in
-    /// Prometheus text format, as the exception consumer's /metrics serves them.
+    /// OpenMetrics text format, exactly as the exception consumer's /metrics serves them.
     /// Read-only: safe to run at any time.
     Stats,
 }

@@ -75,6 +75,8 @@ pub trait Observer: Send + Sync + fmt::Debug {
     fn published(&self, kind: &str, duplicate: bool);
     /// One event not acknowledged.
     fn publish_failed(&self, kind: &str);
+    /// How long one acknowledged publish waited for JetStream's ack.
+    fn publish_acked(&self, _took: std::time::Duration) {}
 }
 
 /// An [`Observer`] that counts nothing (tests, tools).

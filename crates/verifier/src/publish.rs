@@ -48,12 +48,14 @@ pub(crate) async fn publish(
     // event id, so it cannot make a duplicate look new.
     let envelope = envelope.with_merchant(ctx.settings.merchant.as_str());
     let payload = envelope.to_json().map_err(PublishError::Encode)?;
+    let started = std::time::Instant::now();
     match ctx
         .bus
         .publish_event(subject, &id, Bytes::from(payload), None)
         .await
     {
         Ok(published) => {
+            ctx.observer.publish_acked(started.elapsed());
             ctx.observer.published(kind_name, published.duplicate);
             tracing::debug!(event_id = %id, kind = kind_name, duplicate = published.duplicate, "event published");
             Ok(())

@@ -68,13 +68,14 @@ impl Drop for Proc {
 
 /// The variables [`command`] and [`spawn`] set themselves (any value in the bench's
 /// environment is overridden).
-pub const SET_BY_BENCH: [&str; 6] = [
+pub const SET_BY_BENCH: [&str; 7] = [
     "STOCKLEDGER_NATS_URL",
     "STOCKLEDGER_NATS_NAMESPACE",
     "STOCKLEDGER_DATABASE_URL",
     "STOCKLEDGER_API_TOKEN",
     "STOCKLEDGER_PORTONE_SECRET_KEY",
     "STOCKLEDGER_HTTP_ADDR",
+    "STOCKLEDGER_LEDGER_METRICS_ADDR",
 ];
 
 /// A command for `bin` configured for the harness `h`, like a deployment would be. The
@@ -88,6 +89,8 @@ pub fn command(bin: &PathBuf, h: &Harness) -> Command {
         .env("STOCKLEDGER_DATABASE_URL", h.db.url())
         .env("STOCKLEDGER_API_TOKEN", TEST_API_TOKEN)
         .env("STOCKLEDGER_PORTONE_SECRET_KEY", TEST_PORTONE_SECRET)
+        // Several ledger processes on one host: each its own ops port.
+        .env("STOCKLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:0")
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

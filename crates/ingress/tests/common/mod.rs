@@ -172,6 +172,7 @@ impl World {
                 ..bus::ConsumerLimits::default()
             },
             shutdown_grace: Duration::from_secs(5),
+            metrics_addr: None,
         };
         tokio::spawn(async move {
             if let Err(e) = ledger::run(bus, store, settings, std::future::pending()).await {
