@@ -594,9 +594,38 @@ mod url_tests {
 }
 
 pub(crate) fn classify_publish(e: jetstream::context::PublishError) -> BusError {
+    use jetstream::ErrorCode as C;
     use jetstream::context::PublishErrorKind as K;
     match e.kind() {
-        K::TimedOut | K::BrokenPipe | K::MaxAckPending => BusError::unavailable(e),
+        // No responders: no server holds the stream's leader right now. On a cluster that
+        // is a node restarting or a leader being elected; the streams are provisioned
+        // before any role is ready, so it passes.
+        K::TimedOut | K::BrokenPipe | K::MaxAckPending | K::StreamNotFound => {
+            BusError::unavailable(e)
+        }
+        K::Other => {
+            let code = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<jetstream::Error>())
+                .map(jetstream::Error::error_code);
+            match code {
+                // JetStream answered no for a reason that holds until something changes.
+                Some(c)
+                    if ![
+                        C::CLUSTER_NOT_AVAILABLE,
+                        C::CLUSTER_NOT_ACTIVE,
+                        C::CLUSTER_NOT_LEADER,
+                        C::CLUSTER_NOT_ASSIGNED,
+                        C::CLUSTER_INCOMPLETE,
+                        C::CLUSTER_NO_PEERS,
+                    ]
+                    .contains(&c) =>
+                {
+                    BusError::refused(e)
+                }
+                // The cluster is between leaders, or the answer never came whole.
+                _ => BusError::unavailable(e),
+            }
+        }
         _ => BusError::refused(e),
     }
 }

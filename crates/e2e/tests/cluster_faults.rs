@@ -12,7 +12,8 @@
 //! reservation and `Failed` otherwise. Afterwards, the ledger must hold exactly what the
 //! answers say: per SKU, `available` = units received − units sold, `reserved` = 0, `sold` =
 //! orders whose confirmation answered 200; every receipt and every sale once in the entries;
-//! `stockctl ledger verify` passes; the stock-change stream holds each change once.
+//! `stockctl ledger verify` passes; the stock-change stream holds each change once. Every
+//! metric the shipped dashboard and alert rules read is exported by the running roles.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -380,6 +381,68 @@ async fn killing_nodes_replicas_and_ledgers_loses_and_duplicates_nothing() {
         );
     }
 
+    // What the dashboard and the alert rules read is exported by the running roles, and the
+    // SLI saw this run's stock changes.
+    let mut exported = BTreeSet::new();
+    let mut scrapes = String::new();
+    for list in [
+        "CLUSTER_INGRESS_URLS",
+        "CLUSTER_LEDGER_METRICS",
+        "CLUSTER_EXCEPTIONS_METRICS",
+    ] {
+        for url in cluster.var(list).split(',') {
+            let url = format!("{}/metrics", url.trim_end_matches("/metrics"));
+            let r = http.get(&url).send().await.unwrap();
+            assert!(r.status().is_success(), "GET {url}: {}", r.status());
+            let text = r.text().await.unwrap();
+            for line in text.lines() {
+                // A family with no sample yet (no publish has failed) is still declared.
+                if let Some(declared) = line.strip_prefix("# TYPE ") {
+                    let mut words = declared.split(' ');
+                    let (name, kind) = (words.next().unwrap(), words.next().unwrap_or_default());
+                    let suffixes: &[&str] = match kind {
+                        "counter" => &["_total"],
+                        "histogram" => &["_bucket", "_sum", "_count"],
+                        _ => &[""],
+                    };
+                    exported.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+                } else if !line.starts_with('#') {
+                    let name = line.split(['{', ' ']).next().unwrap_or_default();
+                    exported.insert(name.to_owned());
+                }
+            }
+            scrapes.push_str(&text);
+        }
+    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    for file in [
+        "grafana/dashboards/stockledger.json",
+        "prometheus/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("stockledger_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                exported.contains(&name),
+                "deploy/{file} reads {name}, which no running role exports"
+            );
+            rest = &rest[at + name.len()..];
+        }
+    }
+    let visible: f64 = scrapes
+        .lines()
+        .filter_map(|l| l.strip_prefix("stockledger_stock_visible_seconds_count "))
+        .filter_map(|v| v.split(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        visible >= 1.0,
+        "the stock-visibility SLI counted this run's changes"
+    );
+
     let accepted: u64 = tally.accepted.values().sum();
     let retried: u64 = tally.retried.values().sum();
     println!(
@@ -404,6 +467,16 @@ async fn killing_nodes_replicas_and_ledgers_loses_and_duplicates_nothing() {
         kills,
     );
     assert_eq!(duplicated, 0);
+    // A node or a replica going away is an outage to retry (503), never a server bug (500)
+    // or a refusal (4xx) of a valid write.
+    assert!(
+        tally
+            .retried
+            .keys()
+            .all(|s| matches!(s, 0 | 502 | 503 | 504)),
+        "writes were answered {:?} during the faults",
+        tally.retried
+    );
     assert!(
         tally.sold.len() > 10 && tally.receipts.len() > 10,
         "the load moved stock"

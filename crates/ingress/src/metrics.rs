@@ -102,6 +102,11 @@ impl Default for Metrics {
             "stockledger_publish_failures",
             "Publishes not acknowledged (nothing accepted), by kind",
         );
+        // A zero series per kind from the start, so dashboards and alerts see "none failed"
+        // rather than no data.
+        for kind in contract::v2::KINDS {
+            publish_failures.get_or_create(&labels(&[("kind", kind)]));
+        }
         let ignored = counter(
             "stockledger_provider_ignored",
             "Provider messages acknowledged without an event, by provider and type",
