@@ -14,6 +14,7 @@
 //! orders whose confirmation answered 200; every receipt and every sale once in the entries;
 //! `stockctl ledger verify` passes; the stock-change stream holds each change once. Every
 //! metric the shipped dashboard and alert rules read is exported by the running roles.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -6,6 +6,7 @@
 //!   and a count the server cannot hold (3 on a single node) is refused with a message
 //!   that names the stream, the count and the setting, changing nothing;
 //! - a credentials file that cannot be read is an error naming the setting.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 

@@ -105,7 +105,7 @@ impl Default for Metrics {
         // A zero series per kind from the start, so dashboards and alerts see "none failed"
         // rather than no data.
         for kind in contract::v2::KINDS {
-            publish_failures.get_or_create(&labels(&[("kind", kind)]));
+            let _ = publish_failures.get_or_create(&labels(&[("kind", kind)]));
         }
         let ignored = counter(
             "stockledger_provider_ignored",
