@@ -14,6 +14,7 @@
 //! orders whose confirmation answered 200; every receipt and every sale once in the entries;
 //! `stockctl ledger verify` passes; the stock-change stream holds each change once. Every
 //! metric the shipped dashboard and alert rules read is exported by the running roles.
+//! Before the load, provisioning is shown to raise an existing R1 stream to R3 in place.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,6 +188,48 @@ async fn killing_nodes_replicas_and_ledgers_loses_and_duplicates_nothing() {
         .unwrap()
         .as_nanos() as u64;
     println!("seed {seed}; cluster state in {}", dir.display());
+
+    // Provisioning raises an existing stream's replicas in place: streams made R1 (in a
+    // namespace of their own) become R3 when a role starts with STOCKLEDGER_STREAM_REPLICAS=3.
+    let nats_url = cluster.var("STOCKLEDGER_NATS_URL");
+    let namespace = bus::Namespace::parse(&testkit::unique_name("r1")).unwrap();
+    let mut replicas = Vec::new();
+    for count in [1, 3] {
+        let mut cfg = bus::BusConfig::new(nats_url.clone());
+        cfg.namespace = namespace.clone();
+        cfg.replicas = count;
+        let bus = bus::Bus::connect(cfg).await.unwrap();
+        bus.ensure_streams().await.unwrap();
+        let mut stream = bus
+            .jetstream()
+            .get_stream(namespace.events_stream())
+            .await
+            .unwrap();
+        // The followers are listed once they have caught up.
+        let start = Instant::now();
+        let seen = loop {
+            let info = stream.info().await.unwrap().clone();
+            // The nodes holding a current copy: the leader and the followers caught up.
+            let holders: BTreeSet<String> = info
+                .cluster
+                .map(|c| {
+                    let current = c.replicas.into_iter().filter(|p| p.current && !p.offline);
+                    c.leader
+                        .into_iter()
+                        .chain(current.map(|p| p.name))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let seen = (info.config.num_replicas, holders.len());
+            if seen.1 >= count || start.elapsed() > e2e::wait::WAIT_MAX {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        replicas.push(seen);
+    }
+    // (configured, nodes holding a current copy)
+    assert_eq!(replicas, [(1, 1), (3, 3)], "R1 → R3 in place");
 
     // Load from the start; the kills begin while it runs.
     let stop = Arc::new(AtomicBool::new(false));
