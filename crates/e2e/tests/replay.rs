@@ -202,6 +202,21 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
     let unbounded = run(&["replay"]);
     assert!(!unbounded.status.success());
     assert!(String::from_utf8_lossy(&unbounded.stderr).contains("refusing an unbounded replay"));
+    // A range that reads nothing, or the whole stream without saying so, is refused before
+    // anything is read.
+    for (args, says) in [
+        (
+            &["replay", "--from-seq", "10", "--to-seq", "5"][..],
+            "the range is empty",
+        ),
+        (&["replay", "--from-seq", "0"][..], "--all-history"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing replayed");
+    }
     let out = run(&["replay", "--from-seq", "1", "--dry-run", "--json"]);
     assert!(
         out.status.success(),

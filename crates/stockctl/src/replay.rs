@@ -17,7 +17,7 @@ pub struct ReplayArgs {
     /// (`<namespace>.events.>`). Example: `stockledger.events.stripe.>`.
     #[arg(long)]
     pub subject: Option<String>,
-    /// Start at this stream sequence.
+    /// Start at this stream sequence (1 or more; the whole stream is --all-history).
     #[arg(long, conflicts_with_all = ["since", "all_history"])]
     pub from_seq: Option<u64>,
     /// Start at the first event stored at or after this time (RFC 3339, e.g.
@@ -42,7 +42,21 @@ pub struct ReplayArgs {
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let from = match (args.from_seq, &args.since, args.all_history) {
-        (Some(seq), _, _) => ReadFrom::Sequence(seq),
+        // Sequences start at 1: 0 would be the whole stream without saying so.
+        (Some(0), _, _) => anyhow::bail!(
+            "--from-seq 0 is before the first event (sequences start at 1); to replay the \
+             whole stream say --all-history"
+        ),
+        (Some(seq), _, _) => {
+            if let Some(to) = args.to_seq
+                && to < seq
+            {
+                anyhow::bail!(
+                    "--to-seq {to} is before --from-seq {seq}: the range is empty; nothing replayed"
+                );
+            }
+            ReadFrom::Sequence(seq)
+        }
         (None, Some(since), _) => {
             let t =
                 contract::wire_time::parse(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
