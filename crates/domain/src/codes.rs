@@ -80,6 +80,26 @@ macro_rules! serde_as_str {
     };
 }
 
+/// With the `openapi` feature: the type's OpenAPI schema, a string that is one of its wire
+/// names (`names`, the same table serde uses), so an API description lists every code.
+macro_rules! string_schema {
+    ($ty:ident, $names:expr) => {
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let names: Vec<&'static str> = $names.collect();
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(names))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+
 /// Which of the three outcomes an event got (the `outcome` column, the notices' `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OutcomeKind {
@@ -97,6 +117,7 @@ wire_names!(OutcomeKind, "outcome", {
     Exception => "exception",
 });
 serde_as_str!(OutcomeKind);
+string_schema!(OutcomeKind, OutcomeKind::ALL.iter().map(|c| c.as_str()));
 
 /// Why an event waits for a person, without its evidence: the exception queue's reason
 /// codes, the ledger's ([`crate::ExceptionReason`]) and the dead letters'
@@ -134,6 +155,7 @@ wire_names!(ExceptionCode, "exception code", {
     Terminated => "terminated",
 });
 serde_as_str!(ExceptionCode);
+string_schema!(ExceptionCode, ExceptionCode::ALL.iter().map(|c| c.as_str()));
 
 // The sub-reasons keep their derived serde (they are inside `outcome_json`); these tables
 // must give the same names, which `bus`'s tests check against serde.
@@ -371,6 +393,7 @@ impl fmt::Display for ReasonCode {
 }
 
 serde_as_str!(ReasonCode);
+string_schema!(ReasonCode, ReasonCode::all().iter().map(|c| c.as_str()));
 
 /// `TryFrom<String>` with the same parse as `FromStr`, so that the store's rows decode a
 /// TEXT column straight into the typed value (`#[sqlx(try_from = "String")]`; `domain`

@@ -29,6 +29,7 @@ pub mod error;
 pub mod input;
 pub mod metrics;
 pub mod net;
+pub mod openapi;
 pub mod publish;
 pub mod ratelimit;
 pub mod routes;
@@ -47,7 +48,6 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::{get, post, put};
 use bytes::Bytes;
 use config::{Config, Secret};
 use tower_http::timeout::TimeoutLayer;
@@ -279,42 +279,11 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
-/// The whole HTTP surface (`docs/interface.md`), with limits, metrics and tracing.
+/// The whole HTTP surface (`docs/interface.md`), with limits, metrics and tracing. The
+/// routes are [`openapi`]'s route groups, so the API description and what is served are
+/// one list.
 pub fn router(state: AppState) -> Router {
-    use routes::{adyen, ipint, merchant, ops, portone, reads, stripe};
-    let merchant_api = Router::new()
-        .route(
-            "/v1/orders/{order_ref}",
-            put(merchant::put_order).get(reads::get_order),
-        )
-        .route(
-            "/v1/orders/{order_ref}/payment-refs",
-            post(merchant::post_payment_ref),
-        )
-        .route("/v1/stock/receipts", post(merchant::post_receipt))
-        .route("/v1/stock/{sku}", get(reads::get_stock))
-        .route("/v1/stock/{sku}/entries", get(reads::get_entries))
-        .route("/v1/returns", post(merchant::post_return))
-        .route(
-            "/v1/returns/{reference}/inspection",
-            post(merchant::post_inspection),
-        )
-        .route("/v1/exceptions", get(routes::exceptions::list))
-        .route("/v1/exceptions/{id}", get(routes::exceptions::show))
-        .route("/v1/exceptions/{id}/retry", post(routes::exceptions::retry))
-        .route(
-            "/v1/exceptions/{id}/resolve",
-            post(routes::exceptions::resolve),
-        )
-        .route(
-            "/v1/exceptions/{id}/dismiss",
-            post(routes::exceptions::dismiss),
-        )
-        .route(
-            "/v1/exceptions/{id}/release",
-            post(routes::exceptions::release),
-        )
-        .route("/v1/exceptions/{id}/keep", post(routes::exceptions::keep))
+    let merchant_api = Router::from(openapi::merchant_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             standing::require_current,
@@ -326,11 +295,7 @@ pub fn router(state: AppState) -> Router {
     // PortOne's confirmation is answered from the ledger: refused while it is behind.
     // Provider webhooks are only published, so they are accepted as ever and applied once
     // the ledger is rebuilt.
-    let confirmation = Router::new()
-        .route(
-            "/portone/inventory-confirmation",
-            post(portone::confirmation),
-        )
+    let confirmation = Router::from(openapi::confirmation_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             standing::require_current,
@@ -339,22 +304,15 @@ pub fn router(state: AppState) -> Router {
             ratelimit::layer(&state, state.settings.confirmations_limit),
             ratelimit::limit,
         ));
+    let ipint = Router::from(openapi::ipint_routes()).route_layer(middleware::from_fn_with_state(
+        ratelimit::layer(&state, state.settings.ipint_callbacks_limit),
+        ratelimit::limit,
+    ));
     Router::new()
         .merge(merchant_api)
         .merge(confirmation)
-        .route("/webhooks/portone", post(portone::webhook))
-        .route("/webhooks/stripe", post(stripe::webhook))
-        .route("/webhooks/adyen", post(adyen::webhook))
-        .route(
-            "/webhooks/ipint",
-            post(ipint::callback).route_layer(middleware::from_fn_with_state(
-                ratelimit::layer(&state, state.settings.ipint_callbacks_limit),
-                ratelimit::limit,
-            )),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(ipint)
+        .merge(Router::from(openapi::open_routes()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

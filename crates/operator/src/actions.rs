@@ -104,6 +104,7 @@ impl From<store::StoreError> for ActionError {
 
 /// What a retry did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryReport {
     pub id: String,
     /// `already_resolved` (nothing retried), `resolved` (the event has a final outcome
@@ -122,6 +123,7 @@ pub struct RetryReport {
 
 /// What an action (resolve, dismiss, release, keep) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionReport {
     pub id: String,
     pub action: String,

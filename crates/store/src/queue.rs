@@ -60,6 +60,7 @@ pub struct QueueFilter {
 
 /// One row of the exception queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueItem {
     pub id: String,
     pub event_id: String,
@@ -82,6 +83,7 @@ pub struct QueueItem {
 
 /// One entry of the audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionRow {
     pub seq: i64,
     /// `resolve`, `dismiss`, `retry`, `release`, `keep`, `stock_correct` or `retry_result`.
@@ -95,6 +97,7 @@ pub struct ActionRow {
 
 /// One outcome the ledger recorded for the row's event (`outcome_history`).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutcomeRow {
     pub version: i64,
     #[sqlx(try_from = "String")]
@@ -108,6 +111,7 @@ pub struct OutcomeRow {
 /// Everything known about one problem: the row, its evidence, the operator actions and
 /// the ledger outcomes, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueDetail {
     #[serde(flatten)]
     pub item: QueueItem,

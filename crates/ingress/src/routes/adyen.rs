@@ -26,6 +26,16 @@ use crate::{AppState, RawBody};
 pub const ACCEPTED: &str = "[accepted]";
 
 /// `POST /webhooks/adyen`.
+#[utoipa::path(
+    post, path = "/webhooks/adyen", tag = "providers",
+    description = "Adyen standard notifications, each item signed (`additionalData.hmacSignature`) under `STOCKLEDGER_ADYEN_HMAC_KEY`.",
+    request_body = crate::wire::providers::AdyenNotification,
+    responses(
+        (status = 200, description = "Accepted: Adyen's `[accepted]`.", content_type = "text/plain; charset=utf-8", body = String, example = "[accepted]"),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials, or a signature that does not verify.", body = crate::wire::error::ErrorBody),
+    )
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -76,6 +76,20 @@ impl From<ActionError> for ApiError {
 }
 
 /// `GET /v1/exceptions`.
+#[utoipa::path(
+    get, path = "/v1/exceptions", tag = "exceptions",
+    params(
+        ("reason" = Option<String>, Query, description = "Only this reason code (`oversold`, `unknown_order`, …)."),
+        ("state" = Option<String>, Query, pattern = "^(open|retrying|resolved)$", description = "`open`, `retrying` or `resolved`."),
+        ("older_than" = Option<String>, Query, description = "Only problems older than this duration (`10m`, `2h`, `7d`)."),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many rows."),
+    ),
+    responses(
+        (status = 200, description = "The queue, newest first.", body = ExceptionList),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -127,6 +141,16 @@ pub async fn list(
 }
 
 /// `GET /v1/exceptions/{id}`.
+#[utoipa::path(
+    get, path = "/v1/exceptions/{id}", tag = "exceptions",
+    params(("id" = String, Path, description = "The exception's id (its event id).")),
+    responses(
+        (status = 200, description = "The problem with its evidence, audit trail and outcomes.", body = store::QueueDetail),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -146,6 +170,20 @@ fn action_request(body: &JsonBody) -> Result<ActionRequest, ApiError> {
 }
 
 /// `POST /v1/exceptions/{id}/retry`.
+#[utoipa::path(
+    post, path = "/v1/exceptions/{id}/retry", tag = "exceptions",
+    description = "Decide the exception's event again (safe at any time).",
+    params(("id" = String, Path, description = "The exception's id.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What the action did (`pending` when the ledger's decision is not back within the deadline).", body = operator::actions::RetryReport),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -166,6 +204,20 @@ async fn act(
 }
 
 /// `POST /v1/exceptions/{id}/resolve`.
+#[utoipa::path(
+    post, path = "/v1/exceptions/{id}/resolve", tag = "exceptions",
+    description = "Close as a deliberate no-op.",
+    params(("id" = String, Path, description = "The exception's id.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What the action did (`pending` when the ledger's decision is not back within the deadline).", body = operator::actions::ActionReport),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -175,6 +227,20 @@ pub async fn resolve(
 }
 
 /// `POST /v1/exceptions/{id}/dismiss`.
+#[utoipa::path(
+    post, path = "/v1/exceptions/{id}/dismiss", tag = "exceptions",
+    description = "Close as not a problem.",
+    params(("id" = String, Path, description = "The exception's id.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What the action did (`pending` when the ledger's decision is not back within the deadline).", body = operator::actions::ActionReport),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn dismiss(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -184,6 +250,20 @@ pub async fn dismiss(
 }
 
 /// `POST /v1/exceptions/{id}/release`.
+#[utoipa::path(
+    post, path = "/v1/exceptions/{id}/release", tag = "exceptions",
+    description = "`void_after_capture` only: `sold → available` for the order's lines.",
+    params(("id" = String, Path, description = "The exception's id.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What the action did (`pending` when the ledger's decision is not back within the deadline).", body = operator::actions::ActionReport),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn release(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -193,6 +273,20 @@ pub async fn release(
 }
 
 /// `POST /v1/exceptions/{id}/keep`.
+#[utoipa::path(
+    post, path = "/v1/exceptions/{id}/keep", tag = "exceptions",
+    description = "`void_after_capture` only: the goods left; a recorded no-op.",
+    params(("id" = String, Path, description = "The exception's id.")),
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What the action did (`pending` when the ledger's decision is not back within the deadline).", body = operator::actions::ActionReport),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn keep(
     State(state): State<AppState>,
     Path(id): Path<String>,

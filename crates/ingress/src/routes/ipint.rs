@@ -30,6 +30,16 @@ use crate::{AppState, RawBody};
 pub const LANE_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `POST /webhooks/ipint`.
+#[utoipa::path(
+    post, path = "/webhooks/ipint", tag = "providers",
+    description = "iPint invoice callbacks. iPint does not sign them: the invoice is looked up with iPint's API before anything moves.",
+    request_body = crate::wire::providers::IpintCallback,
+    responses(
+        (status = 200, description = "Durably accepted; verified against iPint's API afterwards."),
+        (status = 429, description = "Over the per-source rate limit (`STOCKLEDGER_IPINT_CALLBACKS_LIMIT`).", body = crate::wire::error::ErrorBody),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+    )
+)]
 pub async fn callback(
     State(state): State<AppState>,
     body: RawBody,

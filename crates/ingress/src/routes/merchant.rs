@@ -43,8 +43,8 @@ use crate::error::ApiError;
 use crate::input::JsonBody;
 use crate::publish::{MERCHANT, Outgoing};
 use crate::wire::merchant::{
-    Decision, Inspection, InspectionBody, Order, OrderBody, PaymentRefAttachment, PaymentRefBody,
-    Pending, Receipt, ReceiptBody, Return, ReturnBody,
+    Accepted, Decision, Inspection, InspectionBody, Order, OrderBody, PaymentRefAttachment,
+    PaymentRefBody, Pending, Receipt, ReceiptBody, Return, ReturnBody,
 };
 
 /// An idempotency key: the request field it is and its value, for the 409 that names it.
@@ -100,7 +100,8 @@ fn answer(
     let event_id = out.event_id.to_string();
     let d = match waited {
         Waited::Pending => {
-            return Ok((StatusCode::ACCEPTED, Json(Pending::new(event_id))).into_response());
+            let pending = Accepted::Pending(Pending::new(event_id));
+            return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
         }
         Waited::Decided(d) => d,
     };
@@ -123,10 +124,11 @@ fn answer(
         reason: d.reason,
         repeated: d.earlier,
     };
-    let status = if d.outcome == OutcomeKind::Exception {
+    if d.outcome == OutcomeKind::Exception {
         // Accepted, and waiting for a person (see the exception queue under this id).
-        StatusCode::ACCEPTED
-    } else if !d.earlier && created(&d) {
+        return Ok((StatusCode::ACCEPTED, Json(Accepted::Exception(body))).into_response());
+    }
+    let status = if !d.earlier && created(&d) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -176,6 +178,21 @@ fn order_ref_from_path(s: String) -> Result<OrderRef, ApiError> {
 /// `PUT /v1/orders/{order_ref}`: registers an order, once; the order reference is the
 /// idempotency key, so changing an order by registering it again is refused.
 /// `{"lines":[{"sku","location","quantity"}],"amount":"100.50","currency":"USD","payment_refs":[{"provider","ref"}]}`.
+#[utoipa::path(
+    put, path = "/v1/orders/{order_ref}", tag = "merchant",
+    params(("order_ref" = String, Path, description = "The merchant's order reference: the idempotency key.")),
+    request_body = OrderBody,
+    responses(
+        (status = 201, description = "Registered.", body = Decision),
+        (status = 200, description = "Already registered with the same content (`repeated`), or a no-op.", body = Decision),
+        (status = 202, description = "Accepted: waiting for a person (exception) or the decision is not back yet.", body = crate::wire::merchant::Accepted),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put_order(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
@@ -209,6 +226,21 @@ pub async fn put_order(
 }
 
 /// `POST /v1/orders/{order_ref}/payment-refs`: `{"provider":"stripe","ref":"pi_…"}`.
+#[utoipa::path(
+    post, path = "/v1/orders/{order_ref}/payment-refs", tag = "merchant",
+    params(("order_ref" = String, Path, description = "The registered order.")),
+    request_body = PaymentRefBody,
+    responses(
+        (status = 201, description = "Attached.", body = Decision),
+        (status = 200, description = "Already attached (`repeated`), or a no-op.", body = Decision),
+        (status = 202, description = "Accepted; the decision is not back yet, or an exception.", body = crate::wire::merchant::Accepted),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_payment_ref(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
@@ -239,6 +271,19 @@ pub async fn post_payment_ref(
 
 /// `POST /v1/stock/receipts`: `{"sku","location","quantity","reference"}`: units in.
 /// `reference` (the delivery note, the purchase order) is the idempotency key.
+#[utoipa::path(
+    post, path = "/v1/stock/receipts", tag = "merchant",
+    request_body = ReceiptBody,
+    responses(
+        (status = 201, description = "Units added to `available`.", body = Decision),
+        (status = 200, description = "The same receipt again (`repeated`).", body = Decision),
+        (status = 202, description = "Accepted; the decision is not back yet, or an exception.", body = crate::wire::merchant::Accepted),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_receipt(
     State(state): State<AppState>,
     body: JsonBody,
@@ -265,6 +310,20 @@ pub async fn post_receipt(
 
 /// `POST /v1/returns`: `{"order_ref","reference","lines":[…]}`: goods back
 /// (`sold → returned`). `reference` is the idempotency key.
+#[utoipa::path(
+    post, path = "/v1/returns", tag = "merchant",
+    request_body = ReturnBody,
+    responses(
+        (status = 201, description = "Units moved `sold → returned`.", body = Decision),
+        (status = 200, description = "The same return again (`repeated`).", body = Decision),
+        (status = 202, description = "Accepted; the decision is not back yet, or an exception.", body = crate::wire::merchant::Accepted),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_return(
     State(state): State<AppState>,
     body: JsonBody,
@@ -295,6 +354,20 @@ pub async fn post_return(
 /// `reference` names this inspection (its idempotency key) when a return is inspected in
 /// several parts (some units restocked, others written off); without it the return's
 /// reference is the key, so a return is inspected once.
+#[utoipa::path(
+    post, path = "/v1/returns/{reference}/inspection", tag = "merchant",
+    params(("reference" = String, Path, description = "The return's reference.")),
+    request_body = InspectionBody,
+    responses(
+        (status = 200, description = "Units moved `returned → available` (restock) or `returned → written_off`.", body = Decision),
+        (status = 202, description = "Accepted; the decision is not back yet, or an exception.", body = crate::wire::merchant::Accepted),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+        (status = 409, description = "Refused: conflicts with what already happened; `error` is the reason code.", body = crate::wire::error::ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post_inspection(
     State(state): State<AppState>,
     Path(reference): Path<String>,

@@ -12,6 +12,10 @@ use crate::AppState;
 use crate::wire::ops::{Health, NotReadyReason, Readiness};
 
 /// 200 while the process serves requests.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves requests.", body = Health))
+)]
 pub async fn healthz() -> Response {
     (StatusCode::OK, Json(Health::OK)).into_response()
 }
@@ -19,6 +23,13 @@ pub async fn healthz() -> Response {
 /// 200 when NATS is connected, the database answers and the ledger is not behind the
 /// event stream; otherwise 503 with every reason (`nats_unavailable`,
 /// `database_unavailable`, `ledger_behind_stream`).
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "NATS connected, the database answering, the ledger current.", body = Readiness),
+        (status = 503, description = "Not ready, with every reason.", body = Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let nats = state.bus.is_connected();
     let database = state.store.ping().await;
@@ -65,6 +76,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// The metrics registry in OpenMetrics text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text).", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,

@@ -72,6 +72,17 @@ fn money(amount: &Decimal, currency: &str) -> Result<Money, ApiError> {
 // ---- payment webhook ---------------------------------------------------------------------
 
 /// `POST /webhooks/portone`.
+#[utoipa::path(
+    post, path = "/webhooks/portone", tag = "providers",
+    description = "PortOne's payment webhook, signed with `signature_hash` (HMAC-SHA256 under `STOCKLEDGER_PORTONE_SECRET_KEY`). 200 once the event is durably in the event stream.",
+    request_body = crate::wire::providers::PortOneWebhook,
+    responses(
+        (status = 200, description = "Accepted (durably in the event stream)."),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials, or a signature that does not verify.", body = crate::wire::error::ErrorBody),
+        (status = 403, description = "The caller's address is not allowed (`STOCKLEDGER_PORTONE_ALLOWED_IPS`).", body = crate::wire::error::ErrorBody),
+    )
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     peer: Peer,
@@ -156,6 +167,25 @@ impl IntoResponse for Answer {
 }
 
 /// `POST /portone/inventory-confirmation`.
+#[utoipa::path(
+    post, path = "/portone/inventory-confirmation", tag = "providers",
+    description = "PortOne's synchronous inventory check, answered within `STOCKLEDGER_CONFIRMATION_DEADLINE`. PortOne dictates the answer: 200 with an empty body when the stock is reserved; any other status with `{\"reason\": …}` otherwise.",
+    request_body = crate::wire::providers::PortOneConfirmation,
+    responses(
+        (status = 200, description = "Reserved."),
+        (status = 400, description = "Malformed.", body = ConfirmationRefusal),
+        (status = 401, description = "Not configured, or another PortOne key.", body = ConfirmationRefusal),
+        (status = 403, description = "Caller's address not allowed.", body = ConfirmationRefusal),
+        (status = 404, description = "Unknown order.", body = ConfirmationRefusal),
+        (status = 409, description = "Refused (`insufficient_inventory`, `amount_mismatch`, …).", body = ConfirmationRefusal),
+        (status = 408, description = "No answer in time.", body = ConfirmationRefusal),
+        (status = 413, description = "Body too large.", body = ConfirmationRefusal),
+        (status = 415, description = "Not JSON.", body = ConfirmationRefusal),
+        (status = 429, description = "Over the per-source rate limit.", body = ConfirmationRefusal),
+        (status = 503, description = "Unavailable, or no decision within the deadline; nothing is reserved.", body = ConfirmationRefusal),
+        (status = 504, description = "No decision within the deadline; nothing is reserved.", body = ConfirmationRefusal),
+    )
+)]
 pub async fn confirmation(
     State(state): State<AppState>,
     peer: Peer,

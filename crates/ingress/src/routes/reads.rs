@@ -61,6 +61,16 @@ fn order_view(order: &Order) -> OrderView {
 
 /// `GET /v1/orders/{order_ref}`: the order, its lines, and every event applied to it with
 /// its outcome: the movements, the no-op reason, or the exception id.
+#[utoipa::path(
+    get, path = "/v1/orders/{order_ref}", tag = "merchant",
+    params(("order_ref" = String, Path, description = "The merchant's order reference.")),
+    responses(
+        (status = 200, description = "The order, its lines and every event applied to it with its outcome.", body = OrderView),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     Path(order_ref): Path<String>,
@@ -120,6 +130,16 @@ async fn movements(state: &AppState, event_id: &str) -> Result<Vec<Movement>, Ap
 
 /// `GET /v1/stock/{sku}`: balances per location. A SKU the ledger never saw has no
 /// locations (not a 404: zero stock is an answer).
+#[utoipa::path(
+    get, path = "/v1/stock/{sku}", tag = "merchant",
+    params(("sku" = String, Path, description = "The SKU.")),
+    responses(
+        (status = 200, description = "Balances per location.", body = StockView),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_stock(
     State(state): State<AppState>,
     Path(sku): Path<String>,
@@ -168,6 +188,21 @@ fn query_int(
 /// `GET /v1/stock/{sku}/entries?location=…&after_seq=…&limit=…`: the entries of one
 /// (SKU, location) after `after_seq` (default 0), in sequence. Page on with
 /// `after_seq = next_after_seq`.
+#[utoipa::path(
+    get, path = "/v1/stock/{sku}/entries", tag = "merchant",
+    params(
+        ("sku" = String, Path, description = "The SKU."),
+        ("location" = String, Query, description = "The location (required)."),
+        ("after_seq" = Option<i64>, Query, minimum = 0, description = "Entries after this sequence number (default 0)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100, at most 1000)."),
+    ),
+    responses(
+        (status = 200, description = "One page of the (SKU, location)'s entries, in sequence.", body = EntriesPage),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_entries(
     State(state): State<AppState>,
     Path(sku): Path<String>,

@@ -35,6 +35,17 @@ use crate::{AppState, RawBody};
 pub const TOLERANCE_SECS: i64 = stripe::DEFAULT_TOLERANCE_SECS;
 
 /// `POST /webhooks/stripe`.
+#[utoipa::path(
+    post, path = "/webhooks/stripe", tag = "providers",
+    description = "Stripe events, verified by the `Stripe-Signature` header under `STOCKLEDGER_STRIPE_WEBHOOK_SECRET`.",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>`.")),
+    request_body = crate::wire::providers::StripeEvent,
+    responses(
+        (status = 200, description = "Accepted (or acknowledged and ignored)."),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials, or a signature that does not verify.", body = crate::wire::error::ErrorBody),
+    )
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// Every 4xx and 5xx of the ingress (except PortOne's confirmation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `malformed`, `unauthorized`, `not_found`, `refused:…`,
     /// `idempotency_key_reused`, `unavailable`, `ledger_behind_stream`, …
@@ -17,7 +17,7 @@ pub struct ErrorBody {
 }
 
 /// A non-200 answer of `POST /portone/inventory-confirmation` (200 has an empty body).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConfirmationRefusal {
     /// More to say, when there is.
     #[serde(skip_serializing_if = "Option::is_none")]

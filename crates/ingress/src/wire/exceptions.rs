@@ -17,15 +17,17 @@ use super::required;
 use crate::error::ApiError;
 
 /// An operator action's body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an action: an object with `actor`, `reason` and optionally `evidence` and `idempotency_key`"
 )]
 pub struct ActionBody {
     /// Required. Who acts (a person or a console login), recorded in the audit trail.
+    #[schema(required = true, value_type = String)]
     pub actor: Option<String>,
     /// Required. Why, recorded.
+    #[schema(required = true, value_type = String)]
     pub reason: Option<String>,
     /// Optional. What shows the action is right (a ticket, a note); may span lines.
     pub evidence: Option<String>,
@@ -48,7 +50,7 @@ impl TryFrom<ActionBody> for ActionRequest {
 }
 
 /// `GET /v1/exceptions`: the queue, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ExceptionList {
     pub exceptions: Vec<store::QueueItem>,
 }

@@ -24,6 +24,7 @@ use domain::{
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{parsed, path, required};
 use crate::error::ApiError;
@@ -33,7 +34,8 @@ use crate::error::ApiError;
 /// An amount as sent: a JSON string holding a decimal (`"100.50"`). A JSON number is
 /// refused with a message saying why, so that no float is ever read as money. Described
 /// as a `string` (pattern: a plain decimal) in an API description.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "100.50")]
 pub struct Amount(pub String);
 
 impl<'de> Deserialize<'de> for Amount {
@@ -58,6 +60,14 @@ impl<'de> Deserialize<'de> for Amount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WholeNumber(pub u64);
 
+impl utoipa::PartialSchema for WholeNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::quantity().into()
+    }
+}
+
+impl ToSchema for WholeNumber {}
+
 impl<'de> Deserialize<'de> for WholeNumber {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Any value first: a negative or fractional number and a non-number get the
@@ -76,86 +86,102 @@ impl<'de> Deserialize<'de> for WholeNumber {
 
 /// One line of an order, a return or an inspection: units of a SKU at a location.
 /// Lines naming the same (SKU, location) are merged.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a line: an object with `sku`, `location` and `quantity`"
 )]
 pub struct LineBody {
     /// Required. The SKU: an identifier (non-empty, bounded, no control characters).
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub sku: Option<String>,
     /// Required. The stock location: an identifier.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub location: Option<String>,
     /// Required. Units, a whole number from 1.
+    #[schema(required = true, value_type = WholeNumber)]
     pub quantity: Option<WholeNumber>,
 }
 
 /// A provider's payment reference: which payment pays an order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a payment reference: an object with `provider` and `ref`"
 )]
 pub struct PaymentRefBody {
     /// Required. `portone`, `stripe`, `adyen` or `ipint`.
+    #[schema(required = true, value_type = String, pattern = "^(portone|stripe|adyen|ipint)$")]
     pub provider: Option<String>,
     /// Required. The provider's id of the payment (a PaymentIntent id, an invoice id).
     #[serde(rename = "ref")]
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub payment_ref: Option<String>,
 }
 
 /// `PUT /v1/orders/{order_ref}`: registers an order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an order: an object with `lines`, `amount`, `currency` and optionally `payment_refs`"
 )]
 pub struct OrderBody {
     /// Required, non-empty. What the order holds.
+    #[schema(required = true, value_type = Vec<LineBody>, min_items = 1)]
     pub lines: Option<Vec<LineBody>>,
     /// Required. The order's total, a decimal string within the currency's minor unit.
+    #[schema(required = true, value_type = Amount)]
     pub amount: Option<Amount>,
     /// Required. ISO 4217 code, either case (`USD`, `krw`).
+    #[schema(required = true, value_type = String, pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Optional. The payments that pay for it; more can be attached later
     /// (`POST /v1/orders/{order_ref}/payment-refs`).
+    #[schema(value_type = Option<Vec<PaymentRefBody>>)]
     pub payment_refs: Option<Vec<PaymentRefBody>>,
 }
 
 /// `POST /v1/stock/receipts`: units in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a receipt: an object with `sku`, `location`, `quantity` and `reference`"
 )]
 pub struct ReceiptBody {
     /// Required. The SKU received.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub sku: Option<String>,
     /// Required. Where it was received.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub location: Option<String>,
     /// Required. Units received, a whole number from 1.
+    #[schema(required = true, value_type = WholeNumber)]
     pub quantity: Option<WholeNumber>,
     /// Required. The delivery note or purchase order: the idempotency key.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub reference: Option<String>,
 }
 
 /// `POST /v1/returns`: goods back from a sold order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a return: an object with `order_ref`, `reference` and `lines`"
 )]
 pub struct ReturnBody {
     /// Required. The order the goods were sold with.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub order_ref: Option<String>,
     /// Required. The return's reference (an RMA number): the idempotency key.
+    #[schema(required = true, schema_with = super::schema::identifier)]
     pub reference: Option<String>,
     /// Required, non-empty. What came back.
+    #[schema(required = true, value_type = Vec<LineBody>, min_items = 1)]
     pub lines: Option<Vec<LineBody>>,
 }
 
 /// What an inspection decided for the units it names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", expecting = "`restock` or `write_off`")]
 pub enum InspectionOutcomeBody {
     /// Back to `available`.
@@ -165,18 +191,21 @@ pub enum InspectionOutcomeBody {
 }
 
 /// `POST /v1/returns/{reference}/inspection`: what became of returned units.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an inspection: an object with `outcome`, `lines` and optionally `reference`"
 )]
 pub struct InspectionBody {
     /// Required. `restock` or `write_off`.
+    #[schema(required = true, value_type = InspectionOutcomeBody)]
     pub outcome: Option<InspectionOutcomeBody>,
     /// Required, non-empty. The units inspected.
+    #[schema(required = true, value_type = Vec<LineBody>, min_items = 1)]
     pub lines: Option<Vec<LineBody>>,
     /// Optional. Names this inspection (its idempotency key) when a return is inspected
     /// in several parts; the return's reference otherwise.
+    #[schema(schema_with = super::schema::identifier)]
     pub reference: Option<String>,
 }
 
@@ -382,7 +411,7 @@ impl TryFrom<InspectionBody> for Inspection {
 // ---- write answers -------------------------------------------------------------------
 
 /// The ledger's decision on a write (200, 201, or 202 for an exception).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Decision {
     /// The event the write became; repeat the request for the same answer.
     pub event_id: String,
@@ -396,7 +425,7 @@ pub struct Decision {
 }
 
 /// The `status` of a write answered before its decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteStatus {
     /// Accepted (in the event stream); the ledger's decision is not back yet.
@@ -404,7 +433,7 @@ pub enum WriteStatus {
 }
 
 /// 202: the write is accepted, its decision not back within the confirmation deadline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Pending {
     /// The event the write became.
     pub event_id: String,
@@ -424,10 +453,20 @@ impl Pending {
     }
 }
 
+/// 202: accepted, not moved: the decision is not back within the deadline ([`Pending`]),
+/// or the event became an exception that waits for a person ([`Decision`] with outcome
+/// `exception`, its id the event id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Accepted {
+    Pending(Pending),
+    Exception(Decision),
+}
+
 // ---- read answers --------------------------------------------------------------------
 
 /// A line of a registered order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderLine {
     pub location: String,
     /// Units ordered (from 1).
@@ -436,7 +475,7 @@ pub struct OrderLine {
 }
 
 /// Units of an order that came back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ReturnedLine {
     pub location: String,
     /// Units returned so far.
@@ -445,7 +484,7 @@ pub struct ReturnedLine {
 }
 
 /// One ledger entry an event made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Movement {
     /// The bucket the units left (`available`, `reserved`, `sold`, …).
     pub from: String,
@@ -459,7 +498,7 @@ pub struct Movement {
 }
 
 /// One event applied to an order, with its outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderEvent {
     /// How many times the same event arrived again after it was decided.
     pub duplicates: i64,
@@ -481,7 +520,7 @@ pub struct OrderEvent {
 }
 
 /// `GET /v1/orders/{order_ref}`: the order and its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderView {
     /// The order's total as registered, a decimal string exactly as sent.
     pub amount: String,
@@ -502,7 +541,7 @@ pub struct OrderView {
 }
 
 /// One location's balances of a SKU.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct LocationBalance {
     pub available: i64,
     /// The sequence number of the last entry; page entries from it.
@@ -515,14 +554,14 @@ pub struct LocationBalance {
 }
 
 /// `GET /v1/stock/{sku}`: a SKU's balances per location (none when the ledger never saw it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StockView {
     pub locations: Vec<LocationBalance>,
     pub sku: String,
 }
 
 /// One ledger entry of a (SKU, location).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Entry {
     pub event_id: String,
     /// The bucket the units left.
@@ -538,7 +577,7 @@ pub struct Entry {
 }
 
 /// `GET /v1/stock/{sku}/entries`: one page of entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct EntriesPage {
     pub entries: Vec<Entry>,
     pub location: String,

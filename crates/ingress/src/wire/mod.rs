@@ -38,12 +38,14 @@ pub mod error;
 pub mod exceptions;
 pub mod merchant;
 pub mod ops;
+pub mod providers;
+pub mod schema;
 
 /// Reads a request body into `T`: one JSON object, no key repeated in any object at any
 /// depth (`field` `body` otherwise), and the shape of `T`, refusals naming the field by
 /// its path.
 pub fn read<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    let value = providers::parse_object(raw)?;
+    let value = ::providers::parse_object(raw)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         // `.` is the root: the body as a whole.

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// `/healthz`: the process serves requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: &'static str,
@@ -19,7 +19,7 @@ impl Health {
 }
 
 /// Why the ingress is not ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotReadyReason {
     /// NATS is not connected, or the event stream could not be read.
@@ -33,7 +33,7 @@ pub enum NotReadyReason {
 
 /// `/readyz`: 200 with `ready: true` and `status: "ready"`, or 503 with `ready: false`,
 /// every reason, and the error shape's `error` and `message`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Whether the database answers.
     pub database: bool,
