@@ -41,7 +41,11 @@ pub enum InvalidValue {
     Quantity { got: i128 },
     #[error("currency must be three ASCII letters, got {got:?}")]
     Currency { got: String },
-    #[error("amount {got:?} is not an exact decimal")]
+    #[error("currency {got:?} is not an ISO 4217 code (such as USD, EUR, KRW)")]
+    UnknownCurrency { got: String },
+    #[error(
+        "amount must be a plain decimal such as \"100.50\" (digits and at most one point), got {got:?}"
+    )]
     Amount { got: String },
     #[error("amount must not be negative, got {got}")]
     NegativeAmount { got: String },
@@ -221,7 +225,10 @@ impl From<Quantity> for u64 {
     }
 }
 
-/// An ISO-4217-style currency code: three uppercase ASCII letters.
+/// A currency code: three uppercase ASCII letters. What a merchant registers must be an
+/// ISO 4217 code ([`Currency::parse_iso`]); a provider's message is read with
+/// [`Currency::parse`], since its amount is only compared with the registered order's (a
+/// code that is not the order's is an `amount_mismatch`, never a refusal at the edge).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
@@ -234,38 +241,32 @@ impl Currency {
         }
         Ok(Self(s.to_ascii_uppercase()))
     }
+    /// [`Currency::parse`], and the code is in ISO 4217's list (`iso_currency`): `XYZ` is
+    /// refused.
+    pub fn parse_iso(s: &str) -> Result<Self, InvalidValue> {
+        let currency = Self::parse(s)?;
+        if iso_currency::Currency::from_code(&currency.0).is_none() {
+            return Err(InvalidValue::UnknownCurrency { got: s.to_owned() });
+        }
+        Ok(currency)
+    }
     /// The code, uppercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// The number of decimal places of the currency's minor unit (ISO 4217): 0 for JPY or
-    /// KRW, 3 for BHD or KWD, 4 for CLF, and 2 for every other code, ISO or not
-    /// (`docs/decisions.md` §31).
+    /// The number of decimal places of the currency's minor unit, from ISO 4217's table
+    /// (`iso_currency`): 0 for JPY or KRW, 3 for BHD or KWD, 4 for CLF; 2 for a code the
+    /// table does not know or gives no minor unit (`docs/decisions.md` §31).
     pub fn minor_units(&self) -> u32 {
-        minor_units_of(&self.0)
+        iso_currency::Currency::from_code(&self.0)
+            .and_then(|c| c.exponent())
+            .map_or(DEFAULT_MINOR_UNITS, u32::from)
     }
 }
 
-/// ISO 4217 currencies whose minor unit is not 2 decimal places (ISO 4217 list one,
-/// 2024). Every code not here has 2.
-const ZERO_DECIMAL: [&str; 17] = [
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-    "VUV", "XAF", "XOF", "XPF",
-];
-const THREE_DECIMAL: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-const FOUR_DECIMAL: [&str; 2] = ["CLF", "UYW"];
+/// The minor unit of a code ISO 4217 does not list, or lists without one.
+const DEFAULT_MINOR_UNITS: u32 = 2;
 
-fn minor_units_of(code: &str) -> u32 {
-    if ZERO_DECIMAL.contains(&code) {
-        0
-    } else if THREE_DECIMAL.contains(&code) {
-        3
-    } else if FOUR_DECIMAL.contains(&code) {
-        4
-    } else {
-        2
-    }
-}
 impl TryFrom<String> for Currency {
     type Error = InvalidValue;
     fn try_from(s: String) -> Result<Self, InvalidValue> {
@@ -331,20 +332,25 @@ pub fn parse_amount(s: &str) -> Result<Decimal, InvalidValue> {
             max: AMOUNT_TEXT_LEN_MAX,
         });
     }
-    let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && s.chars().filter(|c| *c == '.').count() <= 1
-        && !s.starts_with('.')
-        && !s.ends_with('.');
-    if !plain {
-        return Err(InvalidValue::Amount { got: s.to_owned() });
+    let plain = |t: &str| {
+        !t.is_empty()
+            && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && t.chars().filter(|c| *c == '.').count() <= 1
+            && !t.starts_with('.')
+            && !t.ends_with('.')
+    };
+    if !plain(s) {
+        // A minus sign before an otherwise plain decimal says what is wrong in its words.
+        return Err(match s.strip_prefix('-') {
+            Some(rest) if plain(rest) && rest.chars().any(|c| c.is_ascii_digit() && c != '0') => {
+                InvalidValue::NegativeAmount { got: s.to_owned() }
+            }
+            _ => InvalidValue::Amount { got: s.to_owned() },
+        });
     }
     // `from_str` would round digits beyond the 96-bit mantissa; `from_str_exact` refuses.
     let d = Decimal::from_str_exact(s)
         .map_err(|_| InvalidValue::AmountPrecision { got: s.to_owned() })?;
-    if d.is_sign_negative() && !d.is_zero() {
-        return Err(InvalidValue::NegativeAmount { got: s.to_owned() });
-    }
     Ok(d)
 }
 
@@ -401,6 +407,54 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        assert!(matches!(
+            parse_amount("-1.50"),
+            Err(InvalidValue::NegativeAmount { .. })
+        ));
+        assert_eq!(
+            parse_amount("-3").map_err(|e| e.to_string()),
+            Err("amount must not be negative, got -3".to_owned())
+        );
+        // "-0" is a zero, not a negative amount, but still not a plain decimal.
+        assert!(matches!(
+            parse_amount("-0"),
+            Err(InvalidValue::Amount { .. })
+        ));
+        assert!(matches!(
+            parse_amount("1e3"),
+            Err(InvalidValue::Amount { .. })
+        ));
+        assert!(matches!(
+            Currency::parse_iso("XYZ"),
+            Err(InvalidValue::UnknownCurrency { .. })
+        ));
+        assert_eq!(Currency::parse_iso("krw").map(|c| c.minor_units()), Ok(0));
+        // Providers' codes are read as sent; their amounts are only compared.
+        assert_eq!(Currency::parse("XYZ").map(|c| c.minor_units()), Ok(2));
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        for (code, units) in [
+            ("USD", 2),
+            ("EUR", 2),
+            ("JPY", 0),
+            ("KRW", 0),
+            ("BHD", 3),
+            ("KWD", 3),
+            ("CLF", 4),
+            ("UYW", 4),
+        ] {
+            assert_eq!(
+                Currency::parse_iso(code).map(|c| c.minor_units()),
+                Ok(units),
+                "{code}"
+            );
+        }
+    }
 
     #[test]
     fn amounts_are_exact_or_refused() {

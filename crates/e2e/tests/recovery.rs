@@ -212,6 +212,10 @@ async fn refuses_while_behind(h: &Harness, c: &Client) {
         )
         .await;
     assert_eq!(status, 503, "{body}");
+    // In PortOne's shape, like every non-200 answer of the confirmation.
+    let refusal: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["reason"], "ledger_behind_stream", "{body}");
+    assert!(refusal.get("error").is_none(), "{body}");
     // The exception process's `/readyz` says the same.
     let gauges = operator::gauges::Gauges {
         bus: h.bus.clone(),

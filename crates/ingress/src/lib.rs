@@ -328,6 +328,7 @@ pub fn router(state: AppState) -> Router {
             count_requests,
         ))
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(routes::portone::refusal_shape))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn(trace::layer))
         .with_state(state)

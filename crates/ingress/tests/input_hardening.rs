@@ -240,8 +240,14 @@ async fn writes_must_say_they_are_json() {
         .await;
         assert_names(status, &reply, "sku", content_type);
     }
-    // Reads take no body and need no Content-Type.
-    assert_eq!(ingress.api(Method::GET, "/v1/stock/a", None).await.0, 200);
+    // Reads take no body and need no Content-Type: the read is answered (a SKU the
+    // ledger never saw is 404 `unknown_sku`, not 415).
+    let (status, reply) = ingress.api(Method::GET, "/v1/stock/a", None).await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (404, Some("unknown_sku")),
+        "{reply}"
+    );
 }
 
 /// The text an attacker or a careless operator sends: NUL, an ANSI escape, a line break
@@ -456,9 +462,10 @@ async fn a_dropped_database_is_503_without_detail() {
     world.store = Store::connect(db.url(), &options).await.unwrap();
     world.register_order("o-db", &[("sku-a", 1)], "10").await;
     let ingress = world.ingress(settings()).await;
+    // Answered from the database again (no stock was received for it: 404, not 503).
     assert_eq!(
         ingress.api(Method::GET, "/v1/stock/sku-a", None).await.0,
-        200
+        404
     );
 
     // DROP DATABASE … WITH (FORCE): open connections are cut, new ones get 3D000.
@@ -543,9 +550,10 @@ async fn a_database_refusing_connections_is_503_without_detail() {
         .unwrap();
     world.register_order("o-db", &[("sku-a", 1)], "10").await;
     let ingress = world.ingress(settings()).await;
+    // Answered from the database again (no stock was received for it: 404, not 503).
     assert_eq!(
         ingress.api(Method::GET, "/v1/stock/sku-a", None).await.0,
-        200
+        404
     );
 
     forwarder.shut().await;

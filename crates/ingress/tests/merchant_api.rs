@@ -316,3 +316,56 @@ async fn writes_answer_with_the_ledgers_decision() {
         "{metrics}"
     );
 }
+
+/// Issue 13: refusals say what is wrong in the API's words, name the field, and publish
+/// nothing; a SKU the ledger never saw is 404, not an empty list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_what_is_wrong_and_unknown_skus_are_404() {
+    let world = World::shared().await;
+    let ingress = world.ingress(settings()).await;
+    for (body, field, says) in [
+        (order_body("-5.00", 1), "amount", "must not be negative"),
+        (order_body("1,50", 1), "amount", "plain decimal"),
+        (
+            json!({"lines": [{"sku": "sku-a", "location": "main", "quantity": 1}], "amount": "1", "currency": "XYZ"}),
+            "currency",
+            "not an ISO 4217 code",
+        ),
+        (order_body("1", 0), "lines[0].quantity", "between 1 and"),
+    ] {
+        let (status, reply) = ingress
+            .api(Method::PUT, "/v1/orders/o-bad", Some(body.clone()))
+            .await;
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (400, Some("malformed")),
+            "{body}: {reply}"
+        );
+        assert!(
+            message.starts_with(&format!("`{field}`")) && message.contains(says),
+            "{body}: {message}"
+        );
+    }
+    assert!(world.events().await.is_empty());
+    let (status, reply) = ingress
+        .api(Method::GET, "/v1/stock/no-such-sku", None)
+        .await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (404, Some("unknown_sku")),
+        "{reply}"
+    );
+    let (status, reply) = ingress
+        .api(
+            Method::GET,
+            "/v1/stock/no-such-sku/entries?location=main",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (404, Some("unknown_sku")),
+        "{reply}"
+    );
+}

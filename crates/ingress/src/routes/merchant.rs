@@ -180,7 +180,7 @@ fn order_ref_from_path(s: String) -> Result<OrderRef, ApiError> {
 /// `{"lines":[{"sku","location","quantity"}],"amount":"100.50","currency":"USD","payment_refs":[{"provider","ref"}]}`.
 #[utoipa::path(
     put, path = "/v1/orders/{order_ref}", tag = "merchant",
-    params(("order_ref" = String, Path, description = "The merchant's order reference: the idempotency key.")),
+    params(("order_ref" = String, Path, example = "ORD-1001", description = "The merchant's order reference: the idempotency key.")),
     request_body = OrderBody,
     responses(
         (status = 201, description = "Registered.", body = Decision),
@@ -228,7 +228,7 @@ pub async fn put_order(
 /// `POST /v1/orders/{order_ref}/payment-refs`: `{"provider":"stripe","ref":"pi_…"}`.
 #[utoipa::path(
     post, path = "/v1/orders/{order_ref}/payment-refs", tag = "merchant",
-    params(("order_ref" = String, Path, description = "The registered order.")),
+    params(("order_ref" = String, Path, example = "ORD-1001", description = "The registered order.")),
     request_body = PaymentRefBody,
     responses(
         (status = 201, description = "Attached.", body = Decision),
@@ -356,7 +356,7 @@ pub async fn post_return(
 /// reference is the key, so a return is inspected once.
 #[utoipa::path(
     post, path = "/v1/returns/{reference}/inspection", tag = "merchant",
-    params(("reference" = String, Path, description = "The return's reference.")),
+    params(("reference" = String, Path, example = "RMA-7", description = "The return's reference.")),
     request_body = InspectionBody,
     responses(
         (status = 200, description = "Units moved `returned → available` (restock) or `returned → written_off`.", body = Decision),

@@ -166,6 +166,50 @@ impl IntoResponse for Answer {
     }
 }
 
+/// The path of PortOne's confirmation, whose every non-200 answer has PortOne's shape.
+pub const CONFIRMATION_PATH: &str = "/portone/inventory-confirmation";
+
+/// The largest error body [`refusal_shape`] reads to reshape (error bodies are small).
+const REFUSAL_BODY_MAX: usize = 16 * 1024;
+
+/// Gives every non-200 answer of the confirmation PortOne's shape, `{"reason", "message"}`,
+/// also those made in front of the handler (rate limit, ledger behind, load shedding,
+/// body limit, timeout), which have the API's `{"error", "message"}`: the `error` code
+/// becomes the `reason`. Other paths pass untouched.
+pub async fn refusal_shape(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path() != CONFIRMATION_PATH {
+        return next.run(req).await;
+    }
+    let response = next.run(req).await;
+    if response.status() == StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, REFUSAL_BODY_MAX)
+        .await
+        .unwrap_or_default();
+    let refusal = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if v.get("reason").is_some() => {
+            return Response::from_parts(parts, axum::body::Body::from(bytes));
+        }
+        Ok(v) => ConfirmationRefusal {
+            message: v["message"].as_str().map(str::to_owned),
+            reason: v["error"].as_str().unwrap_or("refused").to_owned(),
+        },
+        Err(_) => ConfirmationRefusal {
+            message: None,
+            reason: "refused".to_owned(),
+        },
+    };
+    let mut reshaped = (parts.status, Json(refusal)).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            reshaped.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    reshaped
+}
+
 /// `POST /portone/inventory-confirmation`.
 #[utoipa::path(
     post, path = "/portone/inventory-confirmation", tag = "providers",

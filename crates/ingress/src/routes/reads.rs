@@ -63,7 +63,7 @@ fn order_view(order: &Order) -> OrderView {
 /// its outcome: the movements, the no-op reason, or the exception id.
 #[utoipa::path(
     get, path = "/v1/orders/{order_ref}", tag = "merchant",
-    params(("order_ref" = String, Path, description = "The merchant's order reference.")),
+    params(("order_ref" = String, Path, example = "ORD-1001", description = "The merchant's order reference.")),
     responses(
         (status = 200, description = "The order, its lines and every event applied to it with its outcome.", body = OrderView),
         (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
@@ -128,11 +128,12 @@ async fn movements(state: &AppState, event_id: &str) -> Result<Vec<Movement>, Ap
         .collect())
 }
 
-/// `GET /v1/stock/{sku}`: balances per location. A SKU the ledger never saw has no
-/// locations (not a 404: zero stock is an answer).
+/// `GET /v1/stock/{sku}`: balances per location. A SKU the ledger has no entry for is a
+/// 404 `unknown_sku` (a typo must not read as "zero in stock"); a SKU whose every unit
+/// left still has its locations, with zeros.
 #[utoipa::path(
     get, path = "/v1/stock/{sku}", tag = "merchant",
-    params(("sku" = String, Path, description = "The SKU.")),
+    params(("sku" = String, Path, example = "MUG-RED", description = "The SKU.")),
     responses(
         (status = 200, description = "Balances per location.", body = StockView),
         (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
@@ -159,11 +160,24 @@ pub async fn get_stock(
             sold: b.sold,
             written_off: b.written_off,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if locations.is_empty() {
+        return Err(unknown_sku(&sku));
+    }
     Ok(Json(StockView {
         locations,
         sku: sku.as_str().to_owned(),
     }))
+}
+
+/// The 404 of a SKU the ledger has no entry for.
+fn unknown_sku(sku: &Sku) -> ApiError {
+    ApiError::NotFound {
+        code: "unknown_sku".into(),
+        message: format!(
+            "the ledger has no entry for SKU {sku}: no stock was ever received for it"
+        ),
+    }
 }
 
 fn query_int(
@@ -191,8 +205,8 @@ fn query_int(
 #[utoipa::path(
     get, path = "/v1/stock/{sku}/entries", tag = "merchant",
     params(
-        ("sku" = String, Path, description = "The SKU."),
-        ("location" = String, Query, description = "The location (required)."),
+        ("sku" = String, Path, example = "MUG-RED", description = "The SKU."),
+        ("location" = String, Query, example = "main", description = "The location (required)."),
         ("after_seq" = Option<i64>, Query, minimum = 0, description = "Entries after this sequence number (default 0)."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100, at most 1000)."),
     ),
@@ -218,6 +232,19 @@ pub async fn get_entries(
     let limit = query_int(&query, "limit", ENTRIES_PAGE_DEFAULT, 1, ENTRIES_PAGE_MAX)?;
     let key = StockKey { sku, location };
     let rows = state.store.entries(&key, after_seq, limit).await?;
+    // An empty first page: is the SKU known at all here? (A later page may be empty.)
+    if rows.is_empty() && after_seq == 0 {
+        let known = state.store.balances_for_sku(&key.sku).await?;
+        if !known.iter().any(|(l, _)| l == key.location.as_str()) {
+            return Err(ApiError::NotFound {
+                code: "unknown_sku".into(),
+                message: format!(
+                    "the ledger has no entry for SKU {} at location {}",
+                    key.sku, key.location
+                ),
+            });
+        }
+    }
     let next_after_seq = rows.last().map_or(after_seq, |r| r.seq);
     let entries = rows
         .into_iter()

@@ -22,6 +22,7 @@ use crate::error::ApiError;
     deny_unknown_fields,
     expecting = "an action: an object with `actor`, `reason` and optionally `evidence` and `idempotency_key`"
 )]
+#[schema(example = json!({"actor": "ann@example.com", "reason": "the warehouse confirmed the count"}))]
 pub struct ActionBody {
     /// Required. Who acts (a person or a console login), recorded in the audit trail.
     #[schema(required = true, value_type = String)]

@@ -91,6 +91,7 @@ impl<'de> Deserialize<'de> for WholeNumber {
     deny_unknown_fields,
     expecting = "a line: an object with `sku`, `location` and `quantity`"
 )]
+#[schema(example = json!({"sku": "MUG-RED", "location": "main", "quantity": 2}))]
 pub struct LineBody {
     /// Required. The SKU: an identifier (non-empty, bounded, no control characters).
     #[schema(required = true, schema_with = super::schema::identifier)]
@@ -109,6 +110,7 @@ pub struct LineBody {
     deny_unknown_fields,
     expecting = "a payment reference: an object with `provider` and `ref`"
 )]
+#[schema(example = json!({"provider": "stripe", "ref": "pi_3MtwBwLkdIwHu7ix28a3tqPa"}))]
 pub struct PaymentRefBody {
     /// Required. `portone`, `stripe`, `adyen` or `ipint`.
     #[schema(required = true, value_type = String, pattern = "^(portone|stripe|adyen|ipint)$")]
@@ -125,6 +127,7 @@ pub struct PaymentRefBody {
     deny_unknown_fields,
     expecting = "an order: an object with `lines`, `amount`, `currency` and optionally `payment_refs`"
 )]
+#[schema(example = json!({"lines": [{"sku": "MUG-RED", "location": "main", "quantity": 2}], "amount": "25.00", "currency": "USD"}))]
 pub struct OrderBody {
     /// Required, non-empty. What the order holds.
     #[schema(required = true, value_type = Vec<LineBody>, min_items = 1)]
@@ -147,6 +150,7 @@ pub struct OrderBody {
     deny_unknown_fields,
     expecting = "a receipt: an object with `sku`, `location`, `quantity` and `reference`"
 )]
+#[schema(example = json!({"sku": "MUG-RED", "location": "main", "quantity": 50, "reference": "PO-2024-0042"}))]
 pub struct ReceiptBody {
     /// Required. The SKU received.
     #[schema(required = true, schema_with = super::schema::identifier)]
@@ -168,6 +172,7 @@ pub struct ReceiptBody {
     deny_unknown_fields,
     expecting = "a return: an object with `order_ref`, `reference` and `lines`"
 )]
+#[schema(example = json!({"order_ref": "ORD-1001", "reference": "RMA-7", "lines": [{"sku": "MUG-RED", "location": "main", "quantity": 1}]}))]
 pub struct ReturnBody {
     /// Required. The order the goods were sold with.
     #[schema(required = true, schema_with = super::schema::identifier)]
@@ -196,6 +201,7 @@ pub enum InspectionOutcomeBody {
     deny_unknown_fields,
     expecting = "an inspection: an object with `outcome`, `lines` and optionally `reference`"
 )]
+#[schema(example = json!({"outcome": "restock", "lines": [{"sku": "MUG-RED", "location": "main", "quantity": 1}]}))]
 pub struct InspectionBody {
     /// Required. `restock` or `write_off`.
     #[schema(required = true, value_type = InspectionOutcomeBody)]
@@ -267,7 +273,7 @@ fn money(amount: Option<Amount>, currency: Option<String>) -> Result<Money, ApiE
     // Its form first (a plain decimal), so that `1e3` is refused as an amount even when
     // the currency is wrong too.
     parsed(amount.as_str(), "amount", domain::types::parse_amount)?;
-    let currency = identifier(currency, "currency", |s| domain::Currency::parse(&s))?;
+    let currency = identifier(currency, "currency", |s| domain::Currency::parse_iso(&s))?;
     parsed(amount.as_str(), "amount", |a| {
         Money::parse_strict(a, currency.as_str())
     })
