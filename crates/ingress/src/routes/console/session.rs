@@ -311,7 +311,8 @@ pub fn take_notice(headers: &HeaderMap) -> Option<(NoticeKind, String, HeaderVal
 }
 
 /// Headers on every console answer: never cached, never framed, no script at all, forms
-/// only to this site, no referrer.
+/// only to this site, the referrer only within it (`no-referrer` would make a browser send
+/// `Origin: null` with every form, which the CSRF check refuses).
 pub async fn page_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -328,7 +329,7 @@ pub async fn page_headers(mut response: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -94,7 +94,7 @@ pub fn page(status: StatusCode, title: &str, csrf: Option<&str>, body: Markup) -
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · stockledger console" }
                 style { (PreEscaped(STYLE)) }
             }
