@@ -13,8 +13,8 @@
 //!   reason, sees the new state, and visits the order, SKU and status pages, writing a
 //!   PNG per page;
 //! - the JSON API then shows the exception resolved by that actor; the evidence typed in
-//!   the browser (markup) is shown escaped; no role logged the operator token or the
-//!   session cookie.
+//!   the browser (markup) is shown escaped; logins are limited per source (429); no role
+//!   logged the operator token or the session cookie.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -379,6 +379,24 @@ async fn an_operator_resolves_an_exception_in_the_browser() {
         .unwrap();
     assert!(page.contains("&lt;b&gt;not markup&lt;/b&gt;"), "{page}");
     assert!(!page.contains("<b>not markup"));
+
+    // Guessing the token is limited per source: 429 after the burst.
+    let mut limited = false;
+    for _ in 0..=ingress::routes::console::LOGIN_ATTEMPTS.burst {
+        let r = http
+            .post(format!("{base}/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("token", "guess")]))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 429 {
+            limited = true;
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    assert!(limited, "login attempts are limited");
 
     let session_value = cookie.split_once('=').unwrap().1;
     for role in [&ledger, &exceptions, &ingress] {

@@ -28,9 +28,17 @@ use axum::response::Redirect;
 use axum::routing::{get, post};
 
 use crate::AppState;
+use crate::ratelimit::{self, RateLimit};
+
+/// Login attempts per source (`ratelimit`, per client address): a burst, then one a second.
+/// The token is a long random secret; this keeps a guesser to a trickle anyway.
+pub const LOGIN_ATTEMPTS: RateLimit = RateLimit {
+    per_second: 1,
+    burst: 20,
+};
 
 /// The console's routes, merged into [`crate::router`]: every page but the login form
-/// behind a session, every answer with the console's headers ([`session::page_headers`]).
+/// behind a session, logins limited per source ([`LOGIN_ATTEMPTS`]), every answer with the console's headers ([`session::page_headers`]).
 pub fn router(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/console/", get(pages::queue))
@@ -50,7 +58,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(pages)
         .route(
             "/console/login",
-            get(session::login_form).post(session::login),
+            get(session::login_form).merge(post(session::login).route_layer(
+                middleware::from_fn_with_state(
+                    ratelimit::layer(state, LOGIN_ATTEMPTS),
+                    ratelimit::limit,
+                ),
+            )),
         )
         .route(
             "/console",
