@@ -124,6 +124,9 @@ pub struct HttpConfig {
     pub addr: String,
     /// `STOCKLEDGER_API_TOKEN`: the merchant API bearer token; no default.
     pub api_token: Option<Secret>,
+    /// `STOCKLEDGER_OPERATOR_TOKEN`: the operators' web console (`/console/`) login token;
+    /// unset, the console takes the merchant API token. No default.
+    pub operator_token: Option<Secret>,
     /// `STOCKLEDGER_MAX_BODY_BYTES`, default `262144`.
     pub max_body_bytes: usize,
     /// `STOCKLEDGER_REQUEST_TIMEOUT`, default `10s`: the whole of one HTTP request.
@@ -338,6 +341,7 @@ impl Config {
             http: HttpConfig {
                 addr: r.string("STOCKLEDGER_HTTP_ADDR", "127.0.0.1:8080"),
                 api_token: r.secret("STOCKLEDGER_API_TOKEN"),
+                operator_token: r.secret("STOCKLEDGER_OPERATOR_TOKEN"),
                 max_body_bytes: r.number(
                     "STOCKLEDGER_MAX_BODY_BYTES",
                     262_144,
@@ -611,9 +615,17 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let map = HashMap::from([("STOCKLEDGER_API_TOKEN".to_owned(), "tok-123".to_owned())]);
+        let map = HashMap::from([
+            ("STOCKLEDGER_API_TOKEN".to_owned(), "tok-123".to_owned()),
+            ("STOCKLEDGER_OPERATOR_TOKEN".to_owned(), "op-456".to_owned()),
+        ]);
         let c = Config::from_map(&map).unwrap();
         assert!(!format!("{c:?}").contains("tok-123"));
+        assert!(!format!("{c:?}").contains("op-456"));
+        assert_eq!(
+            c.http.operator_token.as_ref().map(Secret::expose),
+            Some("op-456")
+        );
     }
 
     #[test]

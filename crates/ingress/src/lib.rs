@@ -20,6 +20,7 @@
 //! - [`routes::merchant`] and [`routes::reads`]: the merchant API (bearer token).
 //! - [`routes::ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`routes::exceptions`]: the exception queue and its operator actions (bearer token).
+//! - [`routes::console`]: the operators' web console, HTML under `/console/`.
 //!
 //! [`router`] is a plain function, so tests serve it on port 0; [`serve`] runs it with the
 //! peer address each request needs for the PortOne allow-list.
@@ -65,6 +66,8 @@ pub use verifier::Clock;
 pub struct Settings {
     /// `STOCKLEDGER_API_TOKEN`: the merchant API's bearer token. Required.
     pub api_token: Secret,
+    /// `STOCKLEDGER_OPERATOR_TOKEN`: the web console's login token; `None`: the API token.
+    pub operator_token: Option<Secret>,
     /// `STOCKLEDGER_PORTONE_SECRET_KEY`: verifies the webhook's `signature_hash`. Unset:
     /// both PortOne endpoints answer 401.
     pub portone_secret_key: Option<Secret>,
@@ -195,6 +198,7 @@ impl Settings {
         contract::v2::check_merchant(&c.nats.merchant).map_err(SettingsError::InvalidMerchant)?;
         Ok(Settings {
             api_token,
+            operator_token: c.http.operator_token.clone(),
             portone_secret_key: c.providers.portone_secret_key.clone(),
             portone_key: c.providers.portone_key.clone(),
             portone_allowed_ips: if allowed.is_empty() {
@@ -313,6 +317,7 @@ pub fn router(state: AppState) -> Router {
         .merge(confirmation)
         .merge(ipint)
         .merge(Router::from(openapi::open_routes()))
+        .merge(routes::console::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -447,7 +452,8 @@ async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // The console's HTML error pages are kept as they are.
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
