@@ -93,6 +93,23 @@ pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Unavailable(message.into()))
 }
 
+/// The error and its causes in one line, leaving out a cause whose text its parent
+/// already quoted (many errors repeat their source in their own message).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// The exit code an error means: the first error in the chain that says.
 pub fn classify(e: &anyhow::Error) -> Exit {
     e.chain().find_map(exit_of).unwrap_or(Exit::Problem)

@@ -114,7 +114,7 @@ async fn main() -> ExitCode {
         Err(e) if e.is::<exit::StdoutClosed>() => exit::Exit::Success.into(),
         Err(e) => {
             let code = exit::classify(&e);
-            let _ = writeln!(std::io::stderr(), "stockctl: {e:#}");
+            let _ = writeln!(std::io::stderr(), "stockctl: {}", exit::describe(&e));
             code.into()
         }
     }

@@ -18,7 +18,8 @@ pub async fn run(json: bool) -> anyhow::Result<Exit> {
     // No ledger consumer yet (the ledger never started): nothing is pending for it.
     let backlog = bus.ledger_backlog().await.ok();
     let queue = store.queue_stats().await?;
-    let dlq_depth = bus.dlq_depth().await?;
+    // No dead-letter stream yet (the exception process never started): none held.
+    let dlq_depth = bus.dlq_depth().await.ok();
     let now = service::now().0;
     let behind = standing.is_behind();
     let p = &standing.progress;
@@ -90,7 +91,13 @@ pub async fn run(json: bool) -> anyhow::Result<Exit> {
             "exceptions         {unresolved} not resolved, {} resolved",
             queue.resolved
         )?;
-        outln!("dead letters       {dlq_depth}")?;
+        outln!(
+            "dead letters       {}",
+            dlq_depth.map_or_else(
+                || "- (no dead-letter stream: the exception process has not run)".to_owned(),
+                |n| n.to_string()
+            )
+        )?;
         outln!("readiness          {readiness}")?;
     }
     store.close().await;
