@@ -30,8 +30,8 @@ pub enum LedgerCommand {
     Rebuild(crate::rebuild::RebuildArgs),
     /// Print the ledger in a canonical form (every table, rows in key order, one JSON array
     /// per row), so that two ledgers can be compared with `diff`: the one before a loss and
-    /// its rebuild, a rebuild and a second one. Read-only; never creates or migrates a
-    /// database (exit code 3 when there is none).
+    /// its rebuild, a rebuild and a second one. Read-only: safe at any time, also while the
+    /// services run; never creates or migrates a database (exit code 3 when there is none).
     Export,
 }
 

@@ -60,8 +60,9 @@ pub enum ExceptionsCommand {
     Dismiss(ActArgs),
     /// For a void_after_capture only: the sale is undone and the goods never left, so the
     /// order's units go back from sold to available (one ledger entry per line, tied to the
-    /// exception) and the order becomes released. Final: a second release changes nothing.
-    /// Check the payment at the provider and the warehouse first (docs/operations.md).
+    /// exception) and the order becomes released. Safe while the services run, but final: a
+    /// second release changes nothing. Check the payment at the provider and the warehouse
+    /// first (docs/operations.md).
     Release(ActArgs),
     /// For a void_after_capture only: the goods left; nothing moves, the decision is
     /// recorded and finance follows up on the payment. Safe at any time; final.

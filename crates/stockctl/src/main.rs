@@ -142,9 +142,44 @@ async fn run(command: Command, json: bool) -> anyhow::Result<exit::Exit> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory as _;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is, and every command that does
+    /// something says when it is safe to run.
+    #[test]
+    fn every_argument_has_help_and_every_command_says_when_it_is_safe() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let about = cmd
+                    .get_long_about()
+                    .or(cmd.get_about())
+                    .map(|a| a.to_string().to_lowercase())
+                    .unwrap_or_default();
+                if !about.contains("safe") {
+                    missing.push(format!("{path}: no word on when it is safe"));
+                }
+            }
+            for sub in subs {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "stockctl", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 }
