@@ -104,7 +104,7 @@ pub struct PortoneArgs {
     #[arg(long)]
     pub payment_ref: Option<String>,
     /// The secret key; default STOCKLEDGER_PORTONE_SECRET_KEY.
-    #[arg(long, hide_env_values = true)]
+    #[arg(long)]
     pub secret: Option<String>,
     #[command(flatten)]
     pub target: Target,
@@ -157,7 +157,7 @@ pub struct StripeArgs {
     #[arg(long, default_value = "lost", value_parser = ["won", "lost"])]
     pub dispute_status: String,
     /// The webhook signing secret; default the first of STOCKLEDGER_STRIPE_WEBHOOK_SECRET.
-    #[arg(long, hide_env_values = true)]
+    #[arg(long)]
     pub secret: Option<String>,
     #[command(flatten)]
     pub target: Target,
@@ -189,7 +189,7 @@ pub struct AdyenArgs {
     #[arg(long, default_value = "TestMerchant")]
     pub merchant_account: String,
     /// The HMAC key (hex); default the first of STOCKLEDGER_ADYEN_HMAC_KEY.
-    #[arg(long, hide_env_values = true)]
+    #[arg(long)]
     pub hmac_key: Option<String>,
     #[command(flatten)]
     pub target: Target,
