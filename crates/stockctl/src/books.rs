@@ -99,8 +99,8 @@ pub fn portone(cmd: PortoneCommand, _json: bool) -> anyhow::Result<Exit> {
         .amount
         .parse()
         .map_err(|_| exit::usage("--amount must be a decimal such as 100.50"))?;
-    let body = crate::trigger::portone_body(
-        &crate::trigger::PortonePayment {
+    let body = crate::messages::portone_body(
+        &crate::messages::PortonePayment {
             merchant_order_ref: &a.merchant_order_ref,
             order_ref: &a.order_ref,
             status: &a.status,

@@ -14,6 +14,7 @@ mod ctx;
 mod events;
 mod exceptions;
 mod exit;
+mod messages;
 mod out;
 mod progress;
 mod reads;
