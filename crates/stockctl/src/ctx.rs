@@ -61,3 +61,20 @@ pub async fn store_for_writing(cfg: &config::Config) -> anyhow::Result<store::St
         .await
         .context("opening the ledger database (--database-url, STOCKLEDGER_DATABASE_URL)")
 }
+
+/// Checks that the events stream exists: a NATS server that answers but has no stream for
+/// this namespace is a problem to name (exit code 1), not an unavailable server.
+pub async fn events_stream(bus: &bus::Bus) -> anyhow::Result<String> {
+    let stream = bus.namespace().events_stream();
+    match bus.stream_last_seq(&stream).await {
+        Ok(_) => Ok(stream),
+        Err(e) if bus.is_connected() && e.to_string().contains("not found") => {
+            Err(crate::exit::problem(format!(
+                "NATS has no events stream {stream}: is STOCKLEDGER_NATS_NAMESPACE ({}) right? \
+                 The services create the stream when they start",
+                bus.namespace().as_str()
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -122,7 +122,7 @@ async fn tail(
 ) -> anyhow::Result<Exit> {
     let cfg = ctx::config()?;
     let bus = ctx::bus(&cfg).await?;
-    let stream = bus.namespace().events_stream();
+    let stream = ctx::events_stream(&bus).await?;
     if let Some(s) = &subject
         && !crate::replay::within_events(s, bus.namespace())
     {

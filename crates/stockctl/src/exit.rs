@@ -130,10 +130,28 @@ fn exit_of(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
         return Some(store_exit(s));
     }
     if let Some(b) = e.downcast_ref::<bus::BusError>() {
-        return Some(match b {
-            bus::BusError::Unavailable(_) => Exit::Unavailable,
-            bus::BusError::Refused(_) => Exit::Problem,
+        return Some(bus_exit(b));
+    }
+    // Errors that wrap a store or bus error transparently (their `source` skips it).
+    if let Some(l) = e.downcast_ref::<ledger::LedgerError>() {
+        return match l {
+            ledger::LedgerError::Bus(b) => Some(bus_exit(b)),
+            ledger::LedgerError::Store(s) => Some(store_exit(s)),
+            ledger::LedgerError::Ops(_) => None,
+        };
+    }
+    if let Some(s) = e.downcast_ref::<operator::standing::StandingError>() {
+        return Some(match s {
+            operator::standing::StandingError::Bus(b) => bus_exit(b),
+            operator::standing::StandingError::Store(s) => store_exit(s),
         });
+    }
+    if let Some(g) = e.downcast_ref::<operator::gauges::GaugeError>() {
+        return match g {
+            operator::gauges::GaugeError::Bus(b) => Some(bus_exit(b)),
+            operator::gauges::GaugeError::Store(s) => Some(store_exit(s)),
+            operator::gauges::GaugeError::Encode(_) => None,
+        };
     }
     if let Some(c) = e.downcast_ref::<service::connect::ConnectError>() {
         return match c {
@@ -146,6 +164,14 @@ fn exit_of(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
         return (r.is_connect() || r.is_timeout()).then_some(Exit::Unavailable);
     }
     None
+}
+
+/// A bus error's exit code: NATS not answering is 3, NATS answering no is 1.
+fn bus_exit(e: &bus::BusError) -> Exit {
+    match e {
+        bus::BusError::Unavailable(_) => Exit::Unavailable,
+        bus::BusError::Refused(_) => Exit::Problem,
+    }
 }
 
 /// A store error's exit code. A missing or unmigrated ledger database is "the database
@@ -176,5 +202,12 @@ mod tests {
         assert_eq!(classify(&anyhow::anyhow!("anything else")), Exit::Problem);
         let e = anyhow::Error::new(store::StoreError::UnsupportedUrl("mysql://".into()));
         assert_eq!(classify(&e), Exit::Usage);
+        // Transparent wrappers hide the wrapped error from the chain: still classified.
+        let e = anyhow::Error::new(ledger::LedgerError::Bus(bus::BusError::unavailable("x")));
+        assert_eq!(classify(&e), Exit::Unavailable);
+        let e = anyhow::Error::new(operator::standing::StandingError::Store(
+            store::StoreError::Unavailable(store::sqlx::Error::PoolTimedOut),
+        ));
+        assert_eq!(classify(&e), Exit::Unavailable);
     }
 }

@@ -89,7 +89,7 @@ pub async fn run(args: ReplayArgs, json: bool) -> anyhow::Result<Exit> {
     let cfg = ctx::config()?;
     let bus = ctx::bus(&cfg).await?;
     let namespace = bus.namespace().clone();
-    let stream = namespace.events_stream();
+    let stream = ctx::events_stream(&bus).await?;
     if let Some(subject) = &args.subject {
         if !within_events(subject, &namespace) {
             return Err(exit::problem(format!(

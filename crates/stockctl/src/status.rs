@@ -13,6 +13,7 @@ use crate::{ctx, out, outln};
 pub async fn run(json: bool) -> anyhow::Result<Exit> {
     let cfg = ctx::config()?;
     let bus = ctx::bus(&cfg).await?;
+    ctx::events_stream(&bus).await?;
     let store = ctx::store_for_reading(&cfg).await?;
     let standing = operator::standing::standing(&bus, &store).await?;
     // No ledger consumer yet (the ledger never started): nothing is pending for it.

@@ -423,6 +423,14 @@ async fn every_command_against_a_live_stockledger(backend: Backend) {
         assert!(stderr(&o).contains(subject), "{}", stderr(&o));
         assert!(o.stdout.is_empty());
     }
+    // A NATS server without this namespace's stream: named, exit 1 (not "unavailable").
+    for args in [&["status"][..], &["events", "tail", "--no-follow"]] {
+        let mut c = s.cmd(args);
+        c.env("STOCKLEDGER_NATS_NAMESPACE", "nothere_cli");
+        let o = output(c).await;
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("NOTHERE_CLI_EVENTS"), "{}", stderr(&o));
+    }
     // The global flags instead of the environment.
     let mut c = stockctl();
     c.args([
