@@ -4,7 +4,6 @@
 //! default `$STOCKLEDGER_OPERATOR`, else `$USER`) and why (`--reason`), so the trail comes
 //! back when the ledger is rebuilt. The runbook per reason code is `docs/operations.md`.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,6 +12,9 @@ use domain::OperatorAction;
 use operator::actions::{ActionError, ActionReport, ActionRequest, Actions};
 use serde_json::Value;
 use store::{QueueDetail, QueueFilter, QueueItem};
+
+use crate::exit::{self, Exit};
+use crate::{ctx, out, outln};
 
 /// The exception-queue subcommands.
 #[derive(Subcommand)]
@@ -32,9 +34,6 @@ pub enum ExceptionsCommand {
         /// At most this many rows (at most 1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// Show one exception with all its evidence (raw event, event id, provider identity,
     /// order, stock at the time), its operator actions and the ledger's outcomes.
@@ -42,9 +41,6 @@ pub enum ExceptionsCommand {
     Show {
         /// The exception id (first column of `list`).
         id: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Ask the ledger to decide the exception's event again, after you fixed the cause
     /// (registered the missing order, received the missing stock, …). The event keeps its
@@ -64,16 +60,22 @@ pub enum ExceptionsCommand {
     Dismiss(ActArgs),
     /// For a void_after_capture only: the sale is undone and the goods never left, so the
     /// order's units go back from sold to available (one ledger entry per line, tied to the
-    /// exception) and the order becomes released. Final: a second release changes nothing.
-    /// Check the payment at the provider and the warehouse first (docs/operations.md).
+    /// exception) and the order becomes released. Safe while the services run, but final: a
+    /// second release changes nothing. Check the payment at the provider and the warehouse
+    /// first (docs/operations.md).
     Release(ActArgs),
     /// For a void_after_capture only: the goods left; nothing moves, the decision is
     /// recorded and finance follows up on the payment. Safe at any time; final.
     Keep(ActArgs),
-    /// Print the queue's gauges (open exceptions by reason, oldest open age, DLQ depth) in
-    /// OpenMetrics text format, exactly as the exception consumer's /metrics serves them.
-    /// Read-only: safe to run at any time.
-    Stats,
+    /// Print the queue's gauges as a table: exceptions not resolved by reason and state,
+    /// the oldest one's age, resolved so far, dead letters held and advisories pending (JSON
+    /// with --json; the OpenMetrics text the exception consumer's /metrics serves with
+    /// --openmetrics). Read-only: safe to run at any time.
+    Stats {
+        /// Print the OpenMetrics text, exactly as the exception consumer's /metrics serves it.
+        #[arg(long, conflicts_with = "json")]
+        openmetrics: bool,
+    },
 }
 
 /// Arguments of an action on one exception.
@@ -94,9 +96,6 @@ pub struct ActArgs {
     /// made when absent.
     #[arg(long)]
     pub idempotency_key: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Who is acting: `--actor`, `$STOCKLEDGER_OPERATOR`, else the login name.
@@ -109,17 +108,10 @@ pub fn actor(given: Option<String>) -> anyhow::Result<String> {
 
 /// The configuration, the database and NATS, as the services use them.
 pub async fn connect() -> anyhow::Result<Actions> {
-    let cfg = config::Config::from_env().context("reading configuration")?;
-    let store = store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
-        .await
-        .context("opening the ledger database")?;
+    let cfg = ctx::config()?;
+    let store = ctx::store_for_writing(&cfg).await?;
     // A tool fails at once when NATS cannot be reached.
-    let mut bus_cfg = service::connect::bus_config(&cfg)?;
-    bus_cfg.retry_initial_connect = false;
-    bus_cfg.publish_timeout = cfg.nats.publish_timeout;
-    let bus = bus::Bus::connect(bus_cfg)
-        .await
-        .context("connecting to NATS")?;
+    let bus = ctx::bus(&cfg).await?;
     Ok(Actions {
         bus,
         store,
@@ -128,19 +120,19 @@ pub async fn connect() -> anyhow::Result<Actions> {
 }
 
 /// Runs one exceptions subcommand.
-pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: ExceptionsCommand, json: bool) -> anyhow::Result<Exit> {
     match cmd {
         ExceptionsCommand::List {
             reason,
             state,
             older_than,
             limit,
-            json,
         } => {
             let created_before = match older_than {
                 Some(age) => {
-                    let d = config::parse_duration(&age)
-                        .context("--older-than: expected 500ms, 8s, 10m, 2h or 7d")?;
+                    let d = config::parse_duration(&age).ok_or_else(|| {
+                        exit::usage("--older-than: expected 500ms, 8s, 10m, 2h or 7d")
+                    })?;
                     Some(service::now().0 - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
                 }
                 None => None,
@@ -154,27 +146,26 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
             let store = connect_store_only().await?;
             let rows = store.queue_list(&filter).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                out::json(&rows)?;
             } else {
-                print_table(&rows, service::now().0);
+                print_table(&rows, service::now().0)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
-        ExceptionsCommand::Show { id, json } => {
+        ExceptionsCommand::Show { id } => {
             let store = connect_store_only().await?;
             let Some(detail) = store.queue_item(&id).await? else {
-                eprintln!("stockctl: no exception {id}");
-                return Ok(ExitCode::from(1));
+                return Err(exit::problem(format!("no exception {id}")));
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
+                out::json(&detail)?;
             } else {
-                print_detail(&detail);
+                print_detail(&detail)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         ExceptionsCommand::Retry(a) => {
-            let (id, json, req) = request(a)?;
+            let (id, req) = request(a)?;
             let actions = connect().await?;
             let report = actions.retry_with(&id, &req).await;
             finish(report, json, |r| {
@@ -193,36 +184,81 @@ pub async fn run(cmd: ExceptionsCommand) -> anyhow::Result<ExitCode> {
                 )
             })
         }
-        ExceptionsCommand::Resolve(a) => act(OperatorAction::Resolve, a).await,
-        ExceptionsCommand::Dismiss(a) => act(OperatorAction::Dismiss, a).await,
-        ExceptionsCommand::Release(a) => act(OperatorAction::Release, a).await,
-        ExceptionsCommand::Keep(a) => act(OperatorAction::Keep, a).await,
-        ExceptionsCommand::Stats => {
-            let actions = connect().await?;
-            let gauges = operator::gauges::Gauges {
-                bus: actions.bus,
-                store: actions.store,
-            };
-            print!("{}", gauges.render(service::now().0).await?);
-            Ok(ExitCode::SUCCESS)
-        }
+        ExceptionsCommand::Resolve(a) => act(OperatorAction::Resolve, a, json).await,
+        ExceptionsCommand::Dismiss(a) => act(OperatorAction::Dismiss, a, json).await,
+        ExceptionsCommand::Release(a) => act(OperatorAction::Release, a, json).await,
+        ExceptionsCommand::Keep(a) => act(OperatorAction::Keep, a, json).await,
+        ExceptionsCommand::Stats { openmetrics } => stats(openmetrics, json).await,
     }
 }
 
-/// The exception id, `--json`, and the request of an action's arguments.
-fn request(a: ActArgs) -> anyhow::Result<(String, bool, ActionRequest)> {
+/// `exceptions stats`: a table, JSON, or the OpenMetrics text.
+async fn stats(openmetrics: bool, json: bool) -> anyhow::Result<Exit> {
+    let actions = connect().await?;
+    let gauges = operator::gauges::Gauges {
+        bus: actions.bus,
+        store: actions.store,
+    };
+    let now = service::now().0;
+    if openmetrics {
+        out::print(&gauges.render(now).await?)?;
+        return Ok(Exit::Success);
+    }
+    let s = gauges.snapshot(now).await?;
+    if json {
+        let unresolved: Vec<Value> = s
+            .unresolved
+            .iter()
+            .map(|(reason, state, count)| {
+                serde_json::json!({"reason": reason, "state": state, "count": count})
+            })
+            .collect();
+        out::json(&serde_json::json!({
+            "unresolved": unresolved,
+            "unresolved_total": s.unresolved.iter().map(|(_, _, n)| n).sum::<i64>(),
+            "oldest_unresolved_age_seconds": s.oldest_unresolved_age_seconds,
+            "resolved": s.resolved,
+            "dlq_depth": s.dlq_depth,
+            "dlq_advisories_pending": s.advisories_pending,
+        }))?;
+        return Ok(Exit::Success);
+    }
+    outln!("{:<32} {:<9} {:>7}", "REASON", "STATE", "COUNT")?;
+    for (reason, state, count) in s.unresolved.iter().filter(|(_, _, n)| *n > 0) {
+        outln!("{reason:<32} {state:<9} {count:>7}")?;
+    }
+    let total: i64 = s.unresolved.iter().map(|(_, _, n)| n).sum();
+    outln!("{} exception(s) not resolved", total)?;
+    // The age is a duration shown in whole seconds at most.
+    let oldest_ms = (s.oldest_unresolved_age_seconds * 1000.0) as i64;
+    outln!(
+        "oldest not resolved      {}",
+        if total > 0 {
+            age(oldest_ms)
+        } else {
+            "-".to_owned()
+        }
+    )?;
+    outln!("resolved so far          {}", s.resolved)?;
+    outln!("dead letters held        {}", s.dlq_depth)?;
+    outln!("advisories pending       {}", s.advisories_pending)?;
+    Ok(Exit::Success)
+}
+
+/// The exception id and the request of an action's arguments.
+fn request(a: ActArgs) -> anyhow::Result<(String, ActionRequest)> {
     let req = ActionRequest {
         actor: actor(a.actor)?,
         reason: a.reason,
         evidence: a.evidence,
         idempotency_key: a.idempotency_key,
     };
-    Ok((a.id, a.json, req))
+    Ok((a.id, req))
 }
 
 /// Runs `resolve`, `dismiss`, `release` or `keep`.
-async fn act(action: OperatorAction, a: ActArgs) -> anyhow::Result<ExitCode> {
-    let (id, json, req) = request(a)?;
+async fn act(action: OperatorAction, a: ActArgs, json: bool) -> anyhow::Result<Exit> {
+    let (id, req) = request(a)?;
     let actions = connect().await?;
     let report = actions.act(&id, action, &req).await;
     finish(report, json, |r: &ActionReport| {
@@ -239,36 +275,33 @@ async fn act(action: OperatorAction, a: ActArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints an action's report (text or JSON) and chooses the exit code: 0 done, 1 refused
-/// or not found, 2 (through the error) NATS or the database unavailable.
+/// or not found, 3 NATS or the database unavailable.
 pub fn finish<T: serde::Serialize>(
     report: Result<T, ActionError>,
     json: bool,
     text: impl Fn(&T) -> String,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     match report {
         Ok(r) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                out::json(&r)?;
             } else {
-                println!("{}", text(&r));
+                outln!("{}", text(&r))?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
-        Err(ActionError::Unavailable(m)) => Err(anyhow::anyhow!(
+        Err(ActionError::Unavailable(m)) => Err(exit::unavailable(format!(
             "unavailable, nothing changed; try again later: {m}"
-        )),
-        Err(e) => {
-            eprintln!("stockctl: {e}");
-            Ok(ExitCode::from(1))
-        }
+        ))),
+        Err(e) => Err(exit::problem(e.to_string())),
     }
 }
 
+/// The ledger database (created and migrated when absent, as the services do: an empty
+/// queue is an answer).
 async fn connect_store_only() -> anyhow::Result<store::Store> {
-    let cfg = config::Config::from_env().context("reading configuration")?;
-    store::Store::connect(&cfg.database.url, &store::StoreOptions::default())
-        .await
-        .context("opening the ledger database")
+    let cfg = ctx::config()?;
+    ctx::store_for_writing(&cfg).await
 }
 
 /// `3d`, `5h`, `12m`, `40s`: the largest whole unit.
@@ -290,13 +323,18 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-fn print_table(rows: &[QueueItem], now: i64) {
-    println!(
+fn print_table(rows: &[QueueItem], now: i64) -> anyhow::Result<()> {
+    outln!(
         "{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} DETAIL",
-        "ID", "REASON", "STATE", "AGE", "TRY", "ORDER"
-    );
+        "ID",
+        "REASON",
+        "STATE",
+        "AGE",
+        "TRY",
+        "ORDER"
+    )?;
     for r in rows {
-        println!(
+        outln!(
             "{:<38} {:<30} {:<9} {:>5} {:>3} {:<20} {}",
             r.id,
             r.reason,
@@ -305,55 +343,55 @@ fn print_table(rows: &[QueueItem], now: i64) {
             r.retries,
             cut(r.order_ref.as_deref().unwrap_or("-"), 20),
             cut(&r.detail, 60)
-        );
+        )?;
     }
-    println!("{} exception(s)", rows.len());
+    outln!("{} exception(s)", rows.len())
 }
 
-fn print_detail(d: &QueueDetail) {
+fn print_detail(d: &QueueDetail) -> anyhow::Result<()> {
     let i = &d.item;
     let now = service::now().0;
-    println!("exception   {}", i.id);
-    println!("event id    {}", i.event_id);
-    println!("reason      {}", i.reason);
-    println!(
+    outln!("exception   {}", i.id)?;
+    outln!("event id    {}", i.event_id)?;
+    outln!("reason      {}", i.reason)?;
+    outln!(
         "state       {}{}",
         i.state,
         i.resolution
             .as_ref()
             .map(|r| format!(" — {r}"))
             .unwrap_or_default()
-    );
-    println!("detail      {}", i.detail);
-    println!(
+    )?;
+    outln!("detail      {}", i.detail)?;
+    outln!(
         "source      {}{}",
         i.source,
         i.stream_seq
             .map(|s| format!(" (stream sequence {s})"))
             .unwrap_or_default()
-    );
-    println!("order       {}", i.order_ref.as_deref().unwrap_or("-"));
+    )?;
+    outln!("order       {}", i.order_ref.as_deref().unwrap_or("-"))?;
     if let Some(dl) = i.deadline {
-        println!("deadline    {} (in {})", dl, age(dl - now));
+        outln!("deadline    {} (in {})", dl, age(dl - now))?;
     }
-    println!(
+    outln!(
         "created     {} ago; retries {}",
         age(now - i.created_at),
         i.retries
-    );
+    )?;
     let provider = d
         .evidence
         .pointer("/event/source")
         .or_else(|| d.evidence.get("provider"))
         .cloned()
         .unwrap_or(Value::Null);
-    println!("provider    {provider}");
-    println!("evidence");
+    outln!("provider    {provider}")?;
+    outln!("evidence")?;
     let pretty = serde_json::to_string_pretty(&d.evidence).unwrap_or_default();
     for line in pretty.lines() {
-        println!("  {line}");
+        outln!("  {line}")?;
     }
-    println!("trail");
+    outln!("trail")?;
     let mut trail: Vec<(i64, String)> = d
         .actions
         .iter()
@@ -379,6 +417,7 @@ fn print_detail(d: &QueueDetail) {
     }));
     trail.sort_by_key(|(t, _)| *t);
     for (t, line) in trail {
-        println!("  {} ago  {line}", age(now - t));
+        outln!("  {} ago  {line}", age(now - t))?;
     }
+    Ok(())
 }

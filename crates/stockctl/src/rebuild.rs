@@ -3,11 +3,14 @@
 //! or restored from an older backup), or `--into` a new one to switch to.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
+
+use crate::exit::{self, Exit};
+use crate::progress::Progress;
+use crate::{ctx, out, outln};
 
 /// Arguments of `stockctl ledger rebuild`.
 #[derive(Args)]
@@ -19,41 +22,20 @@ pub struct RebuildArgs {
     /// Report what a rebuild would do; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation (required when there is no terminal to ask on).
     #[arg(long)]
     pub yes: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
-/// Exit code when NATS or the database cannot be reached (`docs/operations.md`).
-const EXIT_UNAVAILABLE: u8 = 3;
-
-pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let cfg = config::Config::from_env().context("reading configuration")?;
-    // A tool fails at once when NATS cannot be reached.
-    let mut bus_cfg = service::connect::bus_config(&cfg)?;
-    bus_cfg.retry_initial_connect = false;
-    let bus = match bus::Bus::connect(bus_cfg).await {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!(
-                "stockctl: NATS unavailable at {}: {e}",
-                bus::redact_url(&cfg.nats.url)
-            );
-            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
-        }
-    };
+pub async fn run(args: RebuildArgs, json: bool) -> anyhow::Result<Exit> {
+    let cfg = ctx::config()?;
+    // A tool fails at once when NATS cannot be reached (exit code 3).
+    let bus = ctx::bus(&cfg).await?;
     let url = args.into.as_deref().unwrap_or(&cfg.database.url);
     // A rebuild writes: it creates and migrates the target when needed.
-    let store = match store::Store::connect(url, &store::StoreOptions::default()).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("stockctl: cannot open the target database: {e}");
-            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
-        }
-    };
+    let store = store::Store::connect(url, &store::StoreOptions::default())
+        .await
+        .context("cannot open the target database")?;
     let before = operator::standing::standing(&bus, &store).await?;
     let target = if args.into.is_some() {
         "the database given with --into"
@@ -73,41 +55,34 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if !args.yes && !args.dry_run && !confirm()? {
-        eprintln!("stockctl: not confirmed; nothing was changed (use --yes to skip the question)");
-        return Ok(ExitCode::from(1));
+        return Err(exit::problem(
+            "not confirmed; nothing was changed (use --yes to skip the question)",
+        ));
     }
     let started = Instant::now();
-    let bar = std::io::stderr().is_terminal();
+    let bar = Progress::on_terminal();
     let summary = ledger::replay::rebuild(
         &bus,
         &store,
         args.dry_run,
         cfg.ledger.unknown_order_hold,
-        |done, total| {
-            if bar {
-                crate::replay::progress(done, total, started);
-            }
-        },
+        |done, total| bar.update(done, total),
     )
-    .await?;
-    if bar {
-        eprintln!();
-    }
+    .await;
+    bar.finish();
+    let summary = summary?;
     let elapsed = started.elapsed().as_secs_f64();
     let rate = summary.replay.read as f64 / elapsed.max(1e-3);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "dry_run": args.dry_run,
-                "summary": summary,
-                "seconds": elapsed,
-                "events_per_second": rate.round(),
-            }))?
-        );
+    if json {
+        out::json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "summary": summary,
+            "seconds": elapsed,
+            "events_per_second": rate.round(),
+        }))?;
     } else {
         let s = summary.replay;
-        println!(
+        outln!(
             "{}rebuilt from {} events up to sequence {} in {elapsed:.1}s ({rate:.0} events/s): {} applied, {} business no-ops, {} exceptions, {} already in the ledger, {} left to the consumer (order not registered yet), {} unprocessable",
             if args.dry_run {
                 "dry run (nothing changed): "
@@ -122,19 +97,21 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
             s.deduplicated,
             s.deferred,
             s.unprocessable,
-        );
+        )?;
         if args.into.is_some() && !args.dry_run {
-            println!("point STOCKLEDGER_DATABASE_URL at the new database and restart the services");
+            outln!("point STOCKLEDGER_DATABASE_URL at the new database and restart the services")?;
         }
     }
     store.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// Asks on the terminal; refuses (usage error) when there is none to ask on.
 fn confirm() -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("no terminal to confirm on: give --yes to rebuild");
+        return Err(exit::usage(
+            "no terminal to confirm on: give --yes to rebuild",
+        ));
     }
     eprint!("rebuild now? [y/N] ");
     std::io::stderr().flush()?;

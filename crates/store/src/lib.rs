@@ -39,7 +39,7 @@ pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
     QueueFilter, QueueItem, QueueStats, Recorded, RetryStart,
 };
-pub use read::{EntryRow, OrderEventRow, ProcessedRow};
+pub use read::{EntryRow, OrderEventRow, ProcessedDetail, ProcessedRow};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other
 /// product crate depends on sqlx directly (the test harness `testkit` makes and drops
 /// databases with it; `crates/e2e/tests/architecture.rs` checks the rest).

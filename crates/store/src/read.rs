@@ -60,6 +60,20 @@ struct ProcessedEnvelopeRow {
     envelope: String,
 }
 
+/// One processed event with everything recorded about it: the envelope as the ledger
+/// decided it, the outcome, and where it sat in the events stream (`stockctl events get`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProcessedDetail {
+    #[sqlx(flatten)]
+    pub row: ProcessedRow,
+    /// The contract envelope (JSON text), or what was received when it was not an event.
+    pub envelope: String,
+    /// The recorded outcome (JSON text): the movements, the no-op or exception reason.
+    pub outcome_json: String,
+    /// The events stream sequence the event was read at, when known.
+    pub stream_seq: Option<i64>,
+}
+
 /// One group of [`Store::outcome_counts`].
 #[derive(sqlx::FromRow)]
 struct OutcomeCountRow {
@@ -184,6 +198,22 @@ impl Store {
     pub async fn processed(&self, event_id: &str) -> Result<Option<ProcessedRow>, StoreError> {
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PROCESSED_COLUMNS} FROM processed_events WHERE event_id = $1"
+        )))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(corrupt_row("processed_events"))?;
+        Ok(row)
+    }
+
+    /// One processed event with its envelope, outcome and stream sequence. One primary-key
+    /// read.
+    pub async fn processed_detail(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<ProcessedDetail>, StoreError> {
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESSED_COLUMNS}, envelope, outcome_json, stream_seq FROM processed_events WHERE event_id = $1"
         )))
         .bind(event_id)
         .fetch_optional(&self.pool)
