@@ -86,7 +86,11 @@ impl LedgerSettings {
                 ack_wait: c.ledger.ack_wait,
                 max_deliver: c.ledger.max_deliver,
                 max_ack_pending: c.ledger.max_ack_pending,
-                ..ConsumerLimits::default()
+                // No JetStream backoff: the consumer names each redelivery's delay when it
+                // naks, and a backoff list would add to those delays (and replace the ack
+                // wait), pushing a held event's exception far past its hold
+                // (`bus::ConsumerLimits::backoff`).
+                backoff: Vec::new(),
             },
             shutdown_grace: c.process.shutdown_grace,
             metrics_addr: c.ledger.metrics_addr.clone(),
@@ -94,9 +98,34 @@ impl LedgerSettings {
     }
 }
 
+impl LedgerSettings {
+    /// Refuses settings under which an event for an order that never comes could not
+    /// become its `unknown_order` exception: the deliveries its hold takes
+    /// ([`consumer::deferral_deliveries`]) must be fewer than `STOCKLEDGER_MAX_DELIVER`, or
+    /// JetStream gives up on it first. Checked by the `ledger` binary at start.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        let needed = consumer::deferral_deliveries(self.unknown_order_hold);
+        if self.consumer.max_deliver != -1 && self.consumer.max_deliver <= needed {
+            return Err(LedgerError::Settings(format!(
+                "STOCKLEDGER_MAX_DELIVER={} is too small for STOCKLEDGER_UNKNOWN_ORDER_HOLD={} s: \
+                 an event for an unregistered order is delivered {needed} times before it becomes \
+                 an unknown_order exception (one delivery at least every {} s); set \
+                 STOCKLEDGER_MAX_DELIVER above {needed} or shorten the hold",
+                self.consumer.max_deliver,
+                self.unknown_order_hold.as_secs(),
+                consumer::DEFER_RETRY_INTERVAL_MAX.as_secs(),
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Errors that stop the ledger process.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// Settings that contradict each other (named in the message).
+    #[error("{0}")]
+    Settings(String),
     #[error(transparent)]
     Bus(#[from] bus::BusError),
     #[error(transparent)]
