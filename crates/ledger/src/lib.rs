@@ -273,3 +273,60 @@ async fn wait_until_current(bus: &Bus, store: &Store) -> Result<position::Standi
 
 /// The clock: the one in `service`, shared by every process.
 pub use service::now;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(hold_s: u64, max_deliver: i64) -> LedgerSettings {
+        LedgerSettings {
+            fetch_batch_max: 1,
+            batch_linger: Duration::ZERO,
+            unknown_order_hold: Duration::from_secs(hold_s),
+            reservation_ttl: Duration::from_secs(60),
+            sweep_interval: None,
+            sweep_batch_max: 1,
+            consumer: ConsumerLimits {
+                max_deliver,
+                ..ConsumerLimits::default()
+            },
+            shutdown_grace: Duration::from_secs(1),
+            metrics_addr: None,
+        }
+    }
+
+    /// The default hold (10 min) fits the default deliveries (100); an hour does not, and
+    /// the refusal names both variables and the deliveries needed.
+    #[test]
+    fn a_hold_longer_than_the_deliveries_last_is_refused() {
+        assert!(settings(600, 100).check().is_ok());
+        assert!(settings(2, 4).check().is_ok());
+        let e = match settings(3600, 100).check() {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("an hour's hold with 100 deliveries was accepted"),
+        };
+        assert!(
+            e.contains("STOCKLEDGER_MAX_DELIVER=100")
+                && e.contains("STOCKLEDGER_UNKNOWN_ORDER_HOLD=3600 s")
+                && e.contains("above 364"),
+            "{e}"
+        );
+    }
+
+    /// The ledger's durable consumer names its redelivery delays itself: no JetStream
+    /// backoff list, which would add to them.
+    #[test]
+    fn the_ledger_consumer_has_no_backoff_list() {
+        let cfg = config::Config::from_lookup(|_| None);
+        let Ok(cfg) = cfg else {
+            panic!("the default configuration: {cfg:?}");
+        };
+        assert!(
+            LedgerSettings::from_config(&cfg)
+                .consumer
+                .backoff
+                .is_empty()
+        );
+        assert!(ConsumerLimits::default().backoff.is_empty());
+    }
+}
