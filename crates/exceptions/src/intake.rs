@@ -158,6 +158,26 @@ fn line_of(kind: &EventKind, order: Option<&domain::Order>) -> Option<StockKey> 
     }
 }
 
+/// The order a payment event names by a provider's payment reference, when that reference
+/// is attached to one.
+async fn by_payment_ref(
+    store: &Store,
+    kind: &EventKind,
+) -> Result<Option<OrderRef>, store::StoreError> {
+    let Some(OrderLookup::PaymentRef {
+        provider,
+        payment_ref,
+    }) = kind.payment().map(|p| &p.order)
+    else {
+        return Ok(None);
+    };
+    let order = store
+        .payment_ref_order(provider.as_str(), payment_ref.as_str())
+        .await?;
+    // A stored reference that no longer parses names no order we can show.
+    Ok(order.and_then(|o| OrderRef::parse(o).ok()))
+}
+
 /// What happened to a dead letter's event and what to do, in a sentence.
 fn dead_letter_sentence(dl: &DeadLetter, kind: &EventKind, event_id: &str) -> String {
     let about = match kind.payment() {
@@ -254,7 +274,10 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
         }
     };
     let id = event.id.to_string();
-    let order_ref = order_of(&event.kind);
+    let order_ref = match order_of(&event.kind) {
+        Some(r) => Some(r),
+        None => by_payment_ref(store, &event.kind).await?,
+    };
     let order = match &order_ref {
         Some(r) => store.order(r).await?,
         None => None,
@@ -326,6 +349,38 @@ mod tests {
         assert_eq!(raw_evidence(b"{}"), json!({"raw_utf8": "{}"}));
         assert_eq!(raw_evidence(b"a\0"), json!({"raw_hex": "6100"}));
         assert_eq!(raw_evidence(&[0xff]), json!({"raw_hex": "ff"}));
+    }
+
+    /// A dead letter's sentence names the event kind, its order, event id, consumer and
+    /// deliveries in plain text, and what to do.
+    #[test]
+    fn a_dead_letter_reads_as_a_sentence() {
+        let dl = DeadLetter {
+            reason: DeadReason::MaxDeliveries,
+            stream: "X_EVENTS".into(),
+            consumer: "ledger".into(),
+            stream_seq: 7,
+            deliveries: 100,
+            subject: "x.events.payment".into(),
+            headers: Vec::new(),
+            payload: Default::default(),
+            original_found: true,
+            dlq_seq: 1,
+        };
+        let kind = EventKind::PaymentCaptured {
+            payment: domain::Payment {
+                order: OrderLookup::OrderRef(OrderRef::parse("GHOST-1").expect("order")),
+                amount: None,
+            },
+        };
+        let text = dead_letter_sentence(&dl, &kind, "e-1");
+        assert!(
+            text.contains("payment.captured for order GHOST-1 (event e-1)")
+                && text.contains("100 times to consumer ledger")
+                && text.contains("retry this exception"),
+            "{text}"
+        );
+        assert!(!domain::explain::shows_debug_text(&text), "{text}");
     }
 
     #[test]
