@@ -232,7 +232,13 @@ pub struct ConsumerLimits {
     /// then goes to the dead-letter stream). Deferred events (unknown order) use deliveries
     /// too, so this is sized for the unknown-order hold.
     pub max_deliver: i64,
-    /// Redelivery delays after an ack timeout (a crashed or stuck consumer).
+    /// Redelivery delays after an ack timeout (a crashed or stuck consumer); empty by
+    /// default, and the ledger keeps it empty. nats-server treats a list
+    /// here as more than that: the first entry replaces `ack_wait`, and a nak *with a
+    /// delay* is redelivered after that delay **plus** `backoff[n] - backoff[0]` for the
+    /// n-th redelivery, so with `[5s, 30s, 60s]` an event deferred for 1 s came back after
+    /// 26 s. A consumer that settles with [`Disposition::Later`] (every consumer here) names
+    /// its own delays and must not set one.
     pub backoff: Vec<Duration>,
     /// `STOCKLEDGER_MAX_ACK_PENDING`: messages in flight across all ledger processes.
     pub max_ack_pending: i64,
@@ -243,11 +249,7 @@ impl Default for ConsumerLimits {
         Self {
             ack_wait: Duration::from_secs(30),
             max_deliver: 100,
-            backoff: vec![
-                Duration::from_secs(5),
-                Duration::from_secs(30),
-                Duration::from_secs(60),
-            ],
+            backoff: Vec::new(),
             max_ack_pending: 4096,
         }
     }

@@ -13,6 +13,7 @@
 pub mod codes;
 pub mod conflict;
 pub mod event;
+pub mod explain;
 pub mod matrix;
 pub mod order;
 pub mod outcome;
@@ -30,8 +31,8 @@ pub use event::{
 pub use matrix::{Context, RESERVATION_AWAIT_MAX, decide};
 pub use order::{Line, Lines, Order, OrderSpec, OrderState, ReturnRecord};
 pub use outcome::{
-    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, QueueUpdate,
-    RefusalReason, Resolution,
+    Chargeback, Concerns, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome,
+    QueueUpdate, RefusalReason, Resolution,
 };
 pub use state::{QueueEntry, State};
 pub use stock::{Balance, Bucket, Movement, StockKey};

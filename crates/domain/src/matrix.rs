@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use crate::event::{
     AuthorizationMode, ChargebackOutcome, Delivery, Event, EventKind, FlagReason,
-    InspectionOutcome, OperatorAction, Payment,
+    InspectionOutcome, OperatorAction, OrderLookup, Payment,
 };
+use crate::explain::{self, Shortfall};
 use crate::order::{Lines, Order, OrderSpec, OrderState, ReturnRecord};
 use crate::outcome::{
-    Chargeback, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome, QueueUpdate,
-    RefusalReason, Resolution,
+    Chargeback, Concerns, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome,
+    QueueUpdate, RefusalReason, Resolution,
 };
 use crate::state::State;
 use crate::stock::{Balance, Bucket, Movement, StockKey};
@@ -191,12 +192,13 @@ fn payment_event(
             return Fresh::Defer(hold_until);
         }
         // M-HOLD-2: the hold ran out.
-        let detail = format!("no registered order for {:?}", payment.order);
-        return Fresh::Record(Box::new(exception(
-            None,
-            ExceptionReason::UnknownOrder,
-            detail,
-        )));
+        let detail = explain::unknown_order(event.kind.name(), &payment.order);
+        let mut r = exception(None, ExceptionReason::UnknownOrder, detail);
+        // The order it names is known by its reference even though it is not registered.
+        if let OrderLookup::OrderRef(order_ref) = &payment.order {
+            r.concerns.order_ref = Some(order_ref.clone());
+        }
+        return Fresh::Record(Box::new(r));
     };
     let r = match &event.kind {
         // M-AUTH-1 … M-AUTH-7.
@@ -209,14 +211,19 @@ fn payment_event(
         EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
         // M-RFD-1.
         EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
-        EventKind::PaymentFlagged { reason, detail, .. } => {
-            let reason = match reason {
+        EventKind::PaymentFlagged {
+            reason: flag,
+            detail,
+            ..
+        } => {
+            let reason = match flag {
                 // M-FLAG-1.
                 FlagReason::Unverifiable => ExceptionReason::Unverifiable,
                 // M-FLAG-2.
                 FlagReason::AmountMismatch => ExceptionReason::AmountMismatch,
             };
-            exception(Some(order), reason, detail.clone())
+            let text = explain::flagged(*flag, &order.spec.order_ref, detail);
+            exception(Some(order), reason, text)
         }
         // M-CB-1, M-CB-2.
         EventKind::ChargebackOpened {
@@ -274,9 +281,10 @@ fn authorize(
                 NoOpReason::Declined(DeclineReason::InsufficientInventory),
             ),
             // M-AUTH-3.
-            AuthorizationMode::Notification => exception(
-                Some(order),
+            AuthorizationMode::Notification => short_exception(
+                order,
                 ExceptionReason::InsufficientAtAuthorization,
+                explain::insufficient_at_authorization(&order.spec.order_ref, &short),
                 short,
             ),
         };
@@ -308,7 +316,8 @@ fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
     let mut moves = Moves::new(state);
     if let Err(short) = moves.all_lines(&order.spec.lines, from, Bucket::Sold) {
         // M-CAP-3.
-        return exception(Some(order), ExceptionReason::Oversold, short);
+        let detail = explain::oversold(&order.spec.order_ref, &short);
+        return short_exception(order, ExceptionReason::Oversold, detail, short);
     }
     let mut after = order.clone();
     after.state = OrderState::Sold;
@@ -328,10 +337,7 @@ fn void(state: &State, order: &Order) -> Resolution {
         OrderState::Sold => exception(
             Some(order),
             ExceptionReason::VoidAfterCapture,
-            format!(
-                "order {} was already sold when the void arrived",
-                order.spec.order_ref
-            ),
+            explain::void_after_capture(&order.spec.order_ref),
         ),
         // M-VOID-1.
         OrderState::Reserved => release(state, order),
@@ -371,10 +377,7 @@ fn open_chargeback(
         return noop(Some(order), NoOpReason::ChargebackAlreadyOpen);
     }
     // M-CB-1.
-    let detail = format!(
-        "dispute {dispute_id} opened on order {}",
-        order.spec.order_ref
-    );
+    let detail = explain::chargeback_review(dispute_id, &order.spec.order_ref);
     let mut r = exception(
         Some(order),
         ExceptionReason::ChargebackReview { deadline },
@@ -710,13 +713,10 @@ fn amount_mismatch(order: &Order, payment: &Payment) -> Option<String> {
     if paid.same_as(&order.spec.amount) {
         return None;
     }
-    Some(format!(
-        "order {} is {} {}, provider reported {} {}",
-        order.spec.order_ref,
-        order.spec.amount.amount,
-        order.spec.amount.currency.as_str(),
-        paid.amount,
-        paid.currency.as_str()
+    Some(explain::amount_mismatch(
+        &order.spec.order_ref,
+        &order.spec.amount,
+        paid,
     ))
 }
 
@@ -731,6 +731,7 @@ pub(crate) fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
         chargeback: None,
         replaces_exception: false,
         queue: None,
+        concerns: Concerns::default(),
     }
 }
 
@@ -742,8 +743,36 @@ fn refused(order: Option<&Order>, reason: RefusalReason) -> Resolution {
     noop(order, NoOpReason::Refused(reason))
 }
 
+/// An exception about `order` (when there is one): the order, and its line when it has
+/// only one, are what the exception concerns.
 fn exception(order: Option<&Order>, reason: ExceptionReason, detail: String) -> Resolution {
-    base(order, Outcome::Exception { reason, detail })
+    let mut r = base(order, Outcome::Exception { reason, detail });
+    r.concerns = Concerns {
+        order_ref: order.map(|o| o.spec.order_ref.clone()),
+        key: order.and_then(|o| only_line(&o.spec.lines)),
+    };
+    r
+}
+
+/// An exception about the line of `order` that cannot move.
+fn short_exception(
+    order: &Order,
+    reason: ExceptionReason,
+    detail: String,
+    short: Shortfall,
+) -> Resolution {
+    let mut r = exception(Some(order), reason, detail);
+    r.concerns.key = Some(short.key);
+    r
+}
+
+/// The key of an order's only line; `None` for an order of several lines.
+fn only_line(lines: &Lines) -> Option<StockKey> {
+    let mut keys = lines.keys();
+    match (keys.next(), keys.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
 }
 
 /// Movements being planned for one event, checked against balances that already include
@@ -789,11 +818,16 @@ impl<'a> Moves<'a> {
     }
 
     /// Plans every line or none: on a shortfall, names the first short line.
-    fn all_lines(&mut self, lines: &Lines, from: Bucket, to: Bucket) -> Result<(), String> {
+    fn all_lines(&mut self, lines: &Lines, from: Bucket, to: Bucket) -> Result<(), Shortfall> {
         for (key, q) in lines.iter() {
             let have = self.balance(key).get(from);
             if have < q.as_i64() {
-                return Err(format!("{key}: needs {} {from}, has {have}", q.get()));
+                return Err(Shortfall {
+                    key: key.clone(),
+                    bucket: from,
+                    needed: q.get(),
+                    has: have,
+                });
             }
         }
         for (key, q) in lines.iter() {

@@ -263,6 +263,20 @@ pub struct Resolution {
     pub replaces_exception: bool,
     /// The exception-queue row an operator action changed, for `exception.action` events.
     pub queue: Option<QueueUpdate>,
+    /// For an exception: the order, SKU and location it is about, where the event or the
+    /// decision knows them (also an order that is not registered). Empty otherwise.
+    pub concerns: Concerns,
+}
+
+/// What an exception is about, for the queue's `order_ref`, `sku` and `location` columns:
+/// whatever the event or the decision knows, registered or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Concerns {
+    /// The order the event names (by reference, or through a known payment reference).
+    pub order_ref: Option<OrderRef>,
+    /// The (SKU, location) concerned: the short line of a shortfall, or the order's only
+    /// line. `None` when the exception is about several lines at once.
+    pub key: Option<StockKey>,
 }
 
 /// What an operator action does to its exception-queue row.

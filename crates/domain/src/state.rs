@@ -97,7 +97,9 @@ impl State {
                     QueueEntry {
                         reason: reason.code().to_owned(),
                         open: true,
-                        order_ref: r.order_ref.clone(),
+                        // As the store writes the row: what the exception is about,
+                        // an order not registered included.
+                        order_ref: r.concerns.order_ref.clone().or_else(|| r.order_ref.clone()),
                     },
                 );
             }

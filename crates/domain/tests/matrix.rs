@@ -424,7 +424,7 @@ fn chargeback_opened_is_a_review_exception_with_deadline_and_no_restock() {
             reason: ExceptionReason::ChargebackReview {
                 deadline: Some(Timestamp(99))
             },
-            detail: "dispute dp_1 opened on order o1".into(),
+            detail: domain::explain::chargeback_review(&dispute, &order_ref("o1")),
         }
     );
     assert_eq!(w.stock("a"), (3, 0, 2, 0, 0));

@@ -137,21 +137,72 @@ pub fn raw_evidence(raw: &[u8]) -> Value {
     }
 }
 
-/// The reason code and detail of a message that does not decode, as the ledger records
-/// them, so that both reports of one message agree.
-pub fn decode_reason(e: &DecodeError) -> (&'static str, String) {
-    use domain::ExceptionCode;
-    let (code, detail) = match e {
-        DecodeError::Undecodable { message } => (ExceptionCode::Undecodable, message.clone()),
-        DecodeError::UnknownVersion { version } => (
-            ExceptionCode::UnknownSchemaVersion,
-            format!("schema version {version} is not known to this release"),
-        ),
-        DecodeError::Invalid { field, message } => {
-            (ExceptionCode::MissingFields, format!("{field}: {message}"))
-        }
+/// The reason code and detail of a message that does not decode (`message` is its key,
+/// `<stream>:<sequence>`), as the ledger records them, so that both reports of one message
+/// agree ([`store::unprocessable_exception`]).
+pub fn decode_reason(e: &DecodeError, message: &str) -> (&'static str, String) {
+    let (reason, detail) = store::unprocessable_exception(e, message);
+    (reason.code(), detail)
+}
+
+/// The (SKU, location) an event concerns when it is about one line: a stock event's key,
+/// or the only line of the order it names.
+fn line_of(kind: &EventKind, order: Option<&domain::Order>) -> Option<StockKey> {
+    if let EventKind::StockReceived { key, .. } | EventKind::StockCorrected { key, .. } = kind {
+        return Some(key.clone());
+    }
+    let mut keys = order?.spec.lines.keys();
+    match (keys.next(), keys.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
+}
+
+/// The order a payment event names by a provider's payment reference, when that reference
+/// is attached to one.
+async fn by_payment_ref(
+    store: &Store,
+    kind: &EventKind,
+) -> Result<Option<OrderRef>, store::StoreError> {
+    let Some(OrderLookup::PaymentRef {
+        provider,
+        payment_ref,
+    }) = kind.payment().map(|p| &p.order)
+    else {
+        return Ok(None);
     };
-    (code.as_str(), detail)
+    let order = store
+        .payment_ref_order(provider.as_str(), payment_ref.as_str())
+        .await?;
+    // A stored reference that no longer parses names no order we can show.
+    Ok(order.and_then(|o| OrderRef::parse(o).ok()))
+}
+
+/// What happened to a dead letter's event and what to do, in a sentence.
+fn dead_letter_sentence(dl: &DeadLetter, kind: &EventKind, event_id: &str) -> String {
+    let about = match kind.payment() {
+        Some(p) => format!(" for {}", domain::explain::order_named(&p.order)),
+        None => match order_of(kind) {
+            Some(r) => format!(" for order {r}"),
+            None => String::new(),
+        },
+    };
+    let what = format!("{}{about} (event {event_id})", kind.name());
+    match dl.reason {
+        DeadReason::MaxDeliveries => format!(
+            "The {what} was delivered {} times to consumer {} without being acknowledged, and \
+             JetStream gave up on it; nothing was applied. Find the cause in that consumer's \
+             logs around this time (a database outage, an order still unregistered, a bug), fix \
+             it, then retry this exception.",
+            dl.deliveries, dl.consumer
+        ),
+        DeadReason::Terminated => format!(
+            "The {what} was terminated by consumer {} as a permanent failure; nothing was \
+             applied. Check that consumer's logs; retry this exception if the ledger should \
+             apply the event (a retry is deduplicated by its event id), else resolve it.",
+            dl.consumer
+        ),
+    }
 }
 
 /// The order an event names by reference, if it names one that way.
@@ -187,14 +238,20 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
     let mut evidence = json!({"message": raw_evidence(&dl.payload), "headers": headers, "dead_letter": facts, "stream_seq": dl.stream_seq});
     if !dl.original_found {
         return Ok(NewDeadLetter {
-            id: position,
             reason: dl.reason.code().to_owned(),
             detail: format!(
-                "message {} of {} was no longer in its stream when it was dead-lettered",
-                dl.stream_seq, dl.stream
+                "Message {position} was no longer in its stream when JetStream gave up on it \
+                 ({}, consumer {}), so its content is unknown; nothing was applied. Check that \
+                 consumer's logs around this time and the stream's retention, then resolve \
+                 this exception.",
+                dl.reason.code(),
+                dl.consumer
             ),
+            id: position,
             evidence,
             order_ref: None,
+            sku: None,
+            location: None,
             stream_seq: dl.stream_seq,
             already_final: None,
         });
@@ -202,20 +259,25 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
     let (envelope, event) = match contract::decode_event(&dl.payload) {
         Ok(decoded) => decoded,
         Err(e) => {
-            let (reason, detail) = decode_reason(&e);
+            let (reason, detail) = decode_reason(&e, &position);
             return Ok(NewDeadLetter {
-                id: position,
                 reason: reason.to_owned(),
                 detail,
+                id: position,
                 evidence,
                 order_ref: None,
+                sku: None,
+                location: None,
                 stream_seq: dl.stream_seq,
                 already_final: None,
             });
         }
     };
     let id = event.id.to_string();
-    let order_ref = order_of(&event.kind);
+    let order_ref = match order_of(&event.kind) {
+        Some(r) => Some(r),
+        None => by_payment_ref(store, &event.kind).await?,
+    };
     let order = match &order_ref {
         Some(r) => store.order(r).await?,
         None => None,
@@ -263,25 +325,16 @@ pub async fn describe(store: &Store, dl: &DeadLetter) -> Result<NewDeadLetter, s
                 .map_or(p.outcome.as_str(), domain::ReasonCode::as_str);
             format!("already processed: {code}")
         });
-    let detail = match dl.reason {
-        DeadReason::MaxDeliveries => format!(
-            "{} delivered {} times to consumer {} without being acknowledged",
-            event.kind.name(),
-            dl.deliveries,
-            dl.consumer
-        ),
-        DeadReason::Terminated => format!(
-            "{} terminated by consumer {} as a permanent failure",
-            event.kind.name(),
-            dl.consumer
-        ),
-    };
+    let detail = dead_letter_sentence(dl, &event.kind, &id);
+    let line = line_of(&event.kind, order.as_ref());
     Ok(NewDeadLetter {
         id,
         reason: dl.reason.code().to_owned(),
         detail,
         evidence,
         order_ref: order_ref.map(|r| r.as_str().to_owned()),
+        sku: line.as_ref().map(|k| k.sku.as_str().to_owned()),
+        location: line.as_ref().map(|k| k.location.as_str().to_owned()),
         stream_seq: dl.stream_seq,
         already_final,
     })
@@ -298,12 +351,49 @@ mod tests {
         assert_eq!(raw_evidence(&[0xff]), json!({"raw_hex": "ff"}));
     }
 
+    /// A dead letter's sentence names the event kind, its order, event id, consumer and
+    /// deliveries in plain text, and what to do.
+    #[test]
+    fn a_dead_letter_reads_as_a_sentence() {
+        let dl = DeadLetter {
+            reason: DeadReason::MaxDeliveries,
+            stream: "X_EVENTS".into(),
+            consumer: "ledger".into(),
+            stream_seq: 7,
+            deliveries: 100,
+            subject: "x.events.payment".into(),
+            headers: Vec::new(),
+            payload: Default::default(),
+            original_found: true,
+            dlq_seq: 1,
+        };
+        let kind = EventKind::PaymentCaptured {
+            payment: domain::Payment {
+                order: OrderLookup::OrderRef(OrderRef::parse("GHOST-1").expect("order")),
+                amount: None,
+            },
+        };
+        let text = dead_letter_sentence(&dl, &kind, "e-1");
+        assert!(
+            text.contains("payment.captured for order GHOST-1 (event e-1)")
+                && text.contains("100 times to consumer ledger")
+                && text.contains("retry this exception"),
+            "{text}"
+        );
+        assert!(!domain::explain::shows_debug_text(&text), "{text}");
+    }
+
     #[test]
     fn decode_errors_map_to_the_ledgers_reason_codes() {
         let e = contract::decode_event(br#"{"schema":"stockledger.event","version":99}"#)
             .expect_err("unknown version");
-        assert_eq!(decode_reason(&e).0, "unknown_schema_version");
+        let (code, detail) = decode_reason(&e, "X_EVENTS:7");
+        assert_eq!(code, "unknown_schema_version");
+        assert!(
+            detail.contains("Message X_EVENTS:7") && detail.contains("version 99"),
+            "{detail}"
+        );
         let e = contract::decode_event(b"nope").expect_err("not json");
-        assert_eq!(decode_reason(&e).0, "undecodable");
+        assert_eq!(decode_reason(&e, "X_EVENTS:8").0, "undecodable");
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bus::{Bus, DecisionNotice, Message};
 use contract::DecodeError;
-use domain::{Context, ExceptionReason, OutcomeKind, ReasonCode, Timestamp};
+use domain::{Context, OutcomeKind, ReasonCode, Timestamp};
 use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use store::{Applied, Incoming, Store};
@@ -21,8 +21,20 @@ use tokio::sync::Notify;
 use crate::metrics::LedgerMetrics;
 use crate::{LedgerError, LedgerSettings, now};
 
-/// The longest delay before a deferred event (unknown order) is delivered again.
-pub const DEFER_DELAY_MAX: Duration = Duration::from_secs(60);
+/// The first delay before a deferred event (its order not registered yet, within
+/// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`) is delivered again; each further delay doubles, up to
+/// [`DEFER_RETRY_INTERVAL_MAX`] ([`defer_delay`]).
+pub const DEFER_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest interval between two deliveries of a deferred event. Every delay is also
+/// cut to end when the hold ends, so the delivery that finds the hold over, and records the
+/// `unknown_order` exception, comes when the hold ends: the exception exists by the hold
+/// plus at most this interval, whatever else the ledger is doing, as long as the ledger
+/// keeps up with the stream (`stockledger_ledger_oldest_unapplied_age_seconds` under it).
+/// Each delivery counts against `STOCKLEDGER_MAX_DELIVER` ([`deferral_deliveries`]).
+pub const DEFER_RETRY_INTERVAL_MAX: Duration = Duration::from_secs(10);
+/// The shortest delay before a deferred event is delivered again (no busy loop when the
+/// hold is about to end).
+pub const DEFER_RETRY_MIN: Duration = Duration::from_millis(100);
 /// The delay before a message is retried after a transient failure (database down).
 pub const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(2);
 
@@ -430,17 +442,37 @@ fn disposition(applied: &Applied, msg: &Message, now: Timestamp) -> Disposition 
         | Applied::StillException
         | Applied::IdempotencyKeyReused { .. } => Disposition::Done,
         Applied::Deferred { until } => {
-            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 16);
-            let backoff = Duration::from_secs(1u64 << (delivered - 1).min(6));
+            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
             let remaining = Duration::from_millis(u64::try_from(until.0 - now.0).unwrap_or(0));
-            Disposition::Later(
-                backoff
-                    .min(remaining)
-                    .min(DEFER_DELAY_MAX)
-                    .max(Duration::from_millis(100)),
-            )
+            Disposition::Later(defer_delay(delivered, remaining))
         }
     }
+}
+
+/// The delay before delivery `delivered + 1` of a deferred event whose hold ends in
+/// `remaining`: [`DEFER_RETRY_FIRST`] doubling per delivery, at most
+/// [`DEFER_RETRY_INTERVAL_MAX`], never past the hold's end, at least [`DEFER_RETRY_MIN`].
+pub fn defer_delay(delivered: i64, remaining: Duration) -> Duration {
+    let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    DEFER_RETRY_FIRST
+        .saturating_mul(1u32 << doublings)
+        .min(DEFER_RETRY_INTERVAL_MAX)
+        .min(remaining)
+        .max(DEFER_RETRY_MIN)
+}
+
+/// How many deliveries an event for an order that never comes takes, the last one
+/// recording its `unknown_order` exception, when the hold is `hold` ([`defer_delay`]).
+/// `STOCKLEDGER_MAX_DELIVER` must exceed it, or JetStream gives up on the event first and
+/// it becomes a `max_deliveries` dead letter instead ([`crate::LedgerSettings::check`]).
+pub fn deferral_deliveries(hold: Duration) -> i64 {
+    let mut waited = Duration::ZERO;
+    let mut delivered: i64 = 1;
+    while waited < hold {
+        waited += defer_delay(delivered, hold - waited);
+        delivered += 1;
+    }
+    delivered
 }
 
 /// Records a message that cannot become an event, with its raw bytes, as an exception.
@@ -452,17 +484,8 @@ async fn unprocessable(
     stream_seq: Option<u64>,
     now: Timestamp,
 ) -> Disposition {
-    let (reason, detail) = match e {
-        DecodeError::Undecodable { message } => (ExceptionReason::Undecodable, message.clone()),
-        DecodeError::UnknownVersion { version } => (
-            ExceptionReason::UnknownSchemaVersion,
-            format!("schema version {version} is not known to this release"),
-        ),
-        DecodeError::Invalid { field, message } => (
-            ExceptionReason::MissingFields,
-            format!("{field}: {message}"),
-        ),
-    };
+    // The same sentence the exception consumer writes for the message's dead letter.
+    let (reason, detail) = store::unprocessable_exception(e, id);
     match store
         .record_unprocessable(id, &reason, &detail, payload, stream_seq, now)
         .await
@@ -538,6 +561,22 @@ mod tests {
             on_store_error(&store::StoreError::from(store::sqlx::Error::RowNotFound)),
             Disposition::Terminate
         );
+    }
+
+    /// A held event comes back after 1 s, 2 s, 4 s, 8 s, then every 10 s, never past the
+    /// hold's end: with a 2 s hold its exception is recorded on the third delivery, 2 s
+    /// after the event; with the default 10 min hold within the default 100 deliveries.
+    #[test]
+    fn a_held_event_is_retried_on_a_bounded_schedule_that_ends_with_the_hold() {
+        let s = Duration::from_secs;
+        let delays: Vec<_> = (1..=7).map(|d| defer_delay(d, s(3600))).collect();
+        assert_eq!(delays, [s(1), s(2), s(4), s(8), s(10), s(10), s(10)]);
+        assert_eq!(defer_delay(1_000, s(3600)), DEFER_RETRY_INTERVAL_MAX);
+        assert_eq!(defer_delay(5, s(3)), s(3), "cut at the hold's end");
+        assert_eq!(defer_delay(5, Duration::ZERO), DEFER_RETRY_MIN);
+        assert_eq!(deferral_deliveries(Duration::ZERO), 1);
+        assert_eq!(deferral_deliveries(s(2)), 3);
+        assert_eq!(deferral_deliveries(s(600)), 64);
     }
 
     #[test]

@@ -86,7 +86,11 @@ impl LedgerSettings {
                 ack_wait: c.ledger.ack_wait,
                 max_deliver: c.ledger.max_deliver,
                 max_ack_pending: c.ledger.max_ack_pending,
-                ..ConsumerLimits::default()
+                // No JetStream backoff: the consumer names each redelivery's delay when it
+                // naks, and a backoff list would add to those delays (and replace the ack
+                // wait), pushing a held event's exception far past its hold
+                // (`bus::ConsumerLimits::backoff`).
+                backoff: Vec::new(),
             },
             shutdown_grace: c.process.shutdown_grace,
             metrics_addr: c.ledger.metrics_addr.clone(),
@@ -94,9 +98,34 @@ impl LedgerSettings {
     }
 }
 
+impl LedgerSettings {
+    /// Refuses settings under which an event for an order that never comes could not
+    /// become its `unknown_order` exception: the deliveries its hold takes
+    /// ([`consumer::deferral_deliveries`]) must be fewer than `STOCKLEDGER_MAX_DELIVER`, or
+    /// JetStream gives up on it first. Checked by the `ledger` binary at start.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        let needed = consumer::deferral_deliveries(self.unknown_order_hold);
+        if self.consumer.max_deliver != -1 && self.consumer.max_deliver <= needed {
+            return Err(LedgerError::Settings(format!(
+                "STOCKLEDGER_MAX_DELIVER={} is too small for STOCKLEDGER_UNKNOWN_ORDER_HOLD={} s: \
+                 an event for an unregistered order is delivered {needed} times before it becomes \
+                 an unknown_order exception (one delivery at least every {} s); set \
+                 STOCKLEDGER_MAX_DELIVER above {needed} or shorten the hold",
+                self.consumer.max_deliver,
+                self.unknown_order_hold.as_secs(),
+                consumer::DEFER_RETRY_INTERVAL_MAX.as_secs(),
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Errors that stop the ledger process.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// Settings that contradict each other (named in the message).
+    #[error("{0}")]
+    Settings(String),
     #[error(transparent)]
     Bus(#[from] bus::BusError),
     #[error(transparent)]
@@ -244,3 +273,60 @@ async fn wait_until_current(bus: &Bus, store: &Store) -> Result<position::Standi
 
 /// The clock: the one in `service`, shared by every process.
 pub use service::now;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(hold_s: u64, max_deliver: i64) -> LedgerSettings {
+        LedgerSettings {
+            fetch_batch_max: 1,
+            batch_linger: Duration::ZERO,
+            unknown_order_hold: Duration::from_secs(hold_s),
+            reservation_ttl: Duration::from_secs(60),
+            sweep_interval: None,
+            sweep_batch_max: 1,
+            consumer: ConsumerLimits {
+                max_deliver,
+                ..ConsumerLimits::default()
+            },
+            shutdown_grace: Duration::from_secs(1),
+            metrics_addr: None,
+        }
+    }
+
+    /// The default hold (10 min) fits the default deliveries (100); an hour does not, and
+    /// the refusal names both variables and the deliveries needed.
+    #[test]
+    fn a_hold_longer_than_the_deliveries_last_is_refused() {
+        assert!(settings(600, 100).check().is_ok());
+        assert!(settings(2, 4).check().is_ok());
+        let e = match settings(3600, 100).check() {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("an hour's hold with 100 deliveries was accepted"),
+        };
+        assert!(
+            e.contains("STOCKLEDGER_MAX_DELIVER=100")
+                && e.contains("STOCKLEDGER_UNKNOWN_ORDER_HOLD=3600 s")
+                && e.contains("above 364"),
+            "{e}"
+        );
+    }
+
+    /// The ledger's durable consumer names its redelivery delays itself: no JetStream
+    /// backoff list, which would add to them.
+    #[test]
+    fn the_ledger_consumer_has_no_backoff_list() {
+        let cfg = config::Config::from_lookup(|_| None);
+        let Ok(cfg) = cfg else {
+            panic!("the default configuration: {cfg:?}");
+        };
+        assert!(
+            LedgerSettings::from_config(&cfg)
+                .consumer
+                .backoff
+                .is_empty()
+        );
+        assert!(ConsumerLimits::default().backoff.is_empty());
+    }
+}

@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let bus = service::connect::bus(&cfg).await?;
     let store = service::connect::store(&cfg).await?;
     let settings = ledger::LedgerSettings::from_config(&cfg);
+    settings.check().context("checking the configuration")?;
     tracing::info!(
         database = service::connect::backend_name(&store),
         namespace = %cfg.nats.namespace,

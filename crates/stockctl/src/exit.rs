@@ -137,6 +137,9 @@ fn exit_of(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
         return match l {
             ledger::LedgerError::Bus(b) => Some(bus_exit(b)),
             ledger::LedgerError::Store(s) => Some(store_exit(s)),
+            // Settings that cannot work together (a hold longer than the deliveries
+            // allow): the configuration is the caller's to change.
+            ledger::LedgerError::Settings(_) => Some(Exit::Usage),
             ledger::LedgerError::Ops(_) => None,
         };
     }

@@ -37,7 +37,7 @@ pub use outbox::PendingChange;
 pub use position::{Checkpoint, PositionWriter};
 pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
-    QueueFilter, QueueItem, QueueStats, Recorded, RetryStart,
+    QueueFilter, QueueItem, QueueStats, Recorded, RetryStart, unprocessable_exception,
 };
 pub use read::{EntryRow, OrderEventRow, ProcessedDetail, ProcessedRow};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other

@@ -60,6 +60,12 @@ mod tests {
             "68a92282caf0aeece0b16af82b40d202074409e0ba33e9ccabaae6a6700f36e344af231f4c6c25a9d449ff4d30aebae0",
         ),
     ];
+    /// Common migrations numbered after the backends' own 0005.
+    const COMMON_AFTER_OWN: &[(i64, &str, &str)] = &[(
+        6,
+        "exception sku location",
+        "92eb370e1f3b26087a32f9eb16ca05409e5feb9075e8e361607972a80afe29f47ccee441979bd9b5e8f1e5b6430effc0",
+    )];
     const SQLITE_OWN: &[(i64, &str, &str)] = &[(
         5,
         "operator actions as events",
@@ -90,6 +96,7 @@ mod tests {
         COMMON
             .iter()
             .chain(own)
+            .chain(COMMON_AFTER_OWN)
             .map(|(v, d, c)| (*v, (*d).to_owned(), (*c).to_owned()))
             .collect()
     }

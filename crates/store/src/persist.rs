@@ -444,6 +444,9 @@ impl Writes {
                     _ => None,
                 };
                 let evidence = evidence(rec);
+                // What the exception concerns: an unknown order's reference included.
+                let order_ref = r.concerns.order_ref.as_ref().or(r.order_ref.as_ref());
+                let key = r.concerns.key.as_ref();
                 self.exceptions.insert(
                     id.clone(),
                     vec![
@@ -451,7 +454,9 @@ impl Writes {
                         reason.code().into(),
                         detail.as_str().into(),
                         evidence.into(),
-                        r.order_ref.as_ref().map(|o| o.as_str().to_owned()).into(),
+                        order_ref.map(|o| o.as_str().to_owned()).into(),
+                        key.map(|k| k.sku.as_str().to_owned()).into(),
+                        key.map(|k| k.location.as_str().to_owned()).into(),
                         deadline.into(),
                         at.into(),
                     ],
@@ -755,13 +760,15 @@ const CHARGEBACKS: Bulk = Bulk {
 };
 
 const EXCEPTIONS: Bulk = Bulk {
-    head: "WITH v(event_id, reason, detail, evidence, order_ref, deadline, at) AS (VALUES ",
-    tail: ") INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, deadline, \
-           created_at, updated_at) SELECT event_id, event_id, reason, 'open', detail, evidence, order_ref, \
-           deadline, at, at FROM v WHERE true \
+    head: "WITH v(event_id, reason, detail, evidence, order_ref, sku, location, deadline, at) AS (VALUES ",
+    tail: ") INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, sku, location, \
+           deadline, created_at, updated_at) SELECT event_id, event_id, reason, 'open', detail, evidence, \
+           order_ref, sku, location, deadline, at, at FROM v WHERE true \
            ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, state = 'open', \
-           detail = excluded.detail, evidence = excluded.evidence, updated_at = excluded.updated_at",
-    cols: 7,
+           detail = excluded.detail, evidence = excluded.evidence, \
+           order_ref = COALESCE(excluded.order_ref, exceptions.order_ref), sku = excluded.sku, \
+           location = excluded.location, updated_at = excluded.updated_at",
+    cols: 9,
 };
 
 /// The audit entries of the batch, numbered after each target's last stored entry.

@@ -18,6 +18,48 @@ use sqlx::AnyConnection;
 use crate::rows::{StoredReason, corrupt_row};
 use crate::{Backend, Store, StoreError};
 
+/// The exception of a message that cannot become an event, `message` being its key in the
+/// queue (`<stream>:<sequence>`): its reason, and a sentence saying what is wrong and what
+/// to do. The ledger (which records it before terminating the message) and the exception
+/// consumer (from its dead letter) both say it this way, so one problem reads the same
+/// whichever reports it first.
+pub fn unprocessable_exception(
+    e: &contract::DecodeError,
+    message: &str,
+) -> (domain::ExceptionReason, String) {
+    use contract::DecodeError;
+    use domain::ExceptionReason;
+    match e {
+        DecodeError::Undecodable { message: why } => (
+            ExceptionReason::Undecodable,
+            format!(
+                "Message {message} is not a stockledger event ({why}); nothing was applied. Find \
+                 its producer from the message's subject and headers, fix it, and resolve this \
+                 exception; a retry cannot help."
+            ),
+        ),
+        DecodeError::UnknownVersion { version } => (
+            ExceptionReason::UnknownSchemaVersion,
+            format!(
+                "Message {message} is an event of schema version {version}, which this release \
+                 does not know; nothing was applied. Upgrade every stockledger process, then \
+                 retry this exception."
+            ),
+        ),
+        DecodeError::Invalid {
+            field,
+            message: why,
+        } => (
+            ExceptionReason::MissingFields,
+            format!(
+                "Message {message} is an event whose field {field} is missing or invalid \
+                 ({why}); nothing was applied. Fix its producer and have the event sent again \
+                 (it arrives as a new event), then resolve this exception."
+            ),
+        ),
+    }
+}
+
 /// The most rows one queue listing returns.
 pub const QUEUE_LIST_MAX: i64 = 1000;
 /// The most rows one reconciliation pass looks at.
@@ -67,8 +109,15 @@ pub struct QueueItem {
     pub reason: String,
     /// `open`, `retrying` or `resolved`.
     pub state: String,
+    /// What happened and what to do, in a sentence for a person.
     pub detail: String,
+    /// The order the problem concerns, when the event names one (registered or not).
     pub order_ref: Option<String>,
+    /// The SKU the problem concerns, when it is about one line (an oversold line, an
+    /// order's only line, a stock event's SKU).
+    pub sku: Option<String>,
+    /// The location of that line.
+    pub location: Option<String>,
     /// The dispute deadline of a `chargeback_review` (Unix ms).
     pub deadline: Option<i64>,
     /// `ledger` or `dlq`.
@@ -130,6 +179,9 @@ pub struct NewDeadLetter {
     /// Raw message, headers, dead-letter facts, decoded event, order, stock.
     pub evidence: Value,
     pub order_ref: Option<String>,
+    /// The SKU and location the dead letter concerns, when its event names one line.
+    pub sku: Option<String>,
+    pub location: Option<String>,
     pub stream_seq: u64,
     /// `Some(resolution)` when the event already has a final outcome: recorded resolved.
     pub already_final: Option<String>,
@@ -168,7 +220,7 @@ pub struct QueueStats {
     pub resolved: i64,
 }
 
-const ITEM_COLUMNS: &str = "id, event_id, reason, state, detail, order_ref, deadline, source, stream_seq, retries, \
+const ITEM_COLUMNS: &str = "id, event_id, reason, state, detail, order_ref, sku, location, deadline, source, stream_seq, retries, \
                             retry_event_id, created_at, updated_at, resolution";
 
 /// A queue row with its evidence (JSON text).
@@ -413,10 +465,11 @@ impl Store {
             let seq = i64::try_from(dl.stream_seq).ok();
             sqlx::query(
                 "INSERT INTO exceptions (id, event_id, reason, state, detail, evidence, order_ref, created_at, updated_at, \
-                 resolution, source, stream_seq) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $7, $8, 'dlq', $9)",
+                 resolution, source, stream_seq, sku, location) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $7, $8, 'dlq', $9, $10, $11)",
             )
             .bind(&dl.id).bind(&dl.reason).bind(state).bind(&dl.detail).bind(dl.evidence.to_string())
             .bind(dl.order_ref.as_deref()).bind(now).bind(dl.already_final.as_deref()).bind(seq)
+            .bind(dl.sku.as_deref()).bind(dl.location.as_deref())
             .execute(&mut *tx)
             .await?;
             Recorded::New

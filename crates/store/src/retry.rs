@@ -139,7 +139,12 @@ pub(crate) fn record_result(writes: &mut Writes, retried: &Incoming, applied: &A
         }
         Applied::Recorded(o) => format!("resolved: retried: {}", retried_as(o)),
         Applied::Duplicate { .. } => "nothing to retry: the outcome is final".into(),
-        other => format!("not applied: {other:?}"),
+        Applied::IdempotencyKeyReused { .. } => {
+            "not applied: the event id holds other content".into()
+        }
+        Applied::Deferred { until } => {
+            format!("not applied: deferred until {} (Unix ms)", until.0)
+        }
     };
     let at = retried.event.recorded_at.0;
     writes.retry_result(&retried.event.id.to_string(), &text, at);

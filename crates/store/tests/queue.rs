@@ -76,6 +76,8 @@ fn dead_letter(id: &str, reason: &str, raw: &str) -> NewDeadLetter {
         detail: "test".into(),
         evidence: json!({"message": {"raw_utf8": raw}, "dead_letter": {"reason": "terminated", "dlq_seq": 1}}),
         order_ref: None,
+        sku: None,
+        location: None,
         stream_seq: 7,
         already_final: None,
     }
@@ -363,7 +365,22 @@ async fn release_and_retry_are_applied_as_events_and_audited(backend: Backend) {
         async move { store.queue_item(&id).await.expect("item").expect("row") }
     };
     assert_eq!(row(void_id.clone()).await.item.reason, "void_after_capture");
-    assert_eq!(row(over_id.clone()).await.item.reason, "oversold");
+    let over = row(over_id.clone()).await.item;
+    assert_eq!(over.reason, "oversold");
+    // The row says what it concerns: the order, and the line that cannot move.
+    assert_eq!(
+        (
+            over.order_ref.as_deref(),
+            over.sku.as_deref(),
+            over.location.as_deref()
+        ),
+        (Some("o2"), Some("b"), Some("main"))
+    );
+    assert!(
+        over.detail.contains("SKU b at location main"),
+        "{}",
+        over.detail
+    );
     // Release, twice: sold → available once.
     let release = action(
         &void_id,
