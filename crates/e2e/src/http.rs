@@ -63,11 +63,15 @@ impl Client {
         )
     }
 
-    /// `(available, reserved, sold)` of a SKU at `main`.
+    /// `(available, reserved, sold)` of a SKU at `main`; zeros for a SKU the ledger has no
+    /// entry for yet (404 `unknown_sku`).
     pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
         let (status, body) = self
             .api(reqwest::Method::GET, &format!("/v1/stock/{sku}"), None)
             .await;
+        if status == 404 && body["error"] == "unknown_sku" {
+            return (0, 0, 0);
+        }
         assert_eq!(status, 200, "{body}");
         let row = body
             .as_object()

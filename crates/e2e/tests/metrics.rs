@@ -65,8 +65,13 @@ async fn every_role_serves_its_metrics(backend: Backend) {
 
     // The ledger creates its durable consumer and serves its ops endpoints; then it stops.
     let ledger = h.start_ledger(settings.clone()).await.unwrap();
+    // Its ops server may not be listening yet: a refused connection is "not yet".
     eventually("the ledger is ready", || async {
-        get(&ledger_base, "/readyz").await.0 == 200
+        reqwest_client()
+            .get(format!("{ledger_base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
     })
     .await;
     assert_eq!(get(&ledger_base, "/healthz").await.0, 200);

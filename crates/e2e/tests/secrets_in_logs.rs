@@ -14,6 +14,7 @@ use testkit::NatsServer;
 use testkit::{Backend, TestDatabase};
 
 const API_TOKEN: &str = "tok-SECRET-api-7f3a9c";
+const OPERATOR_TOKEN: &str = "tok-SECRET-operator-51be2d";
 const PORTONE_SECRET: &str = "pos-SECRET-portone-51b2";
 const PORTONE_KEY: &str = "pk-SECRET-key-88d1";
 const STRIPE_SECRET: &str = "whsec_SECRETstripe93c1";
@@ -62,6 +63,7 @@ async fn no_secret_reaches_a_log_even_at_trace_level() {
         ),
         ("STOCKLEDGER_DATABASE_URL", db.url().to_owned()),
         ("STOCKLEDGER_API_TOKEN", API_TOKEN.to_owned()),
+        ("STOCKLEDGER_OPERATOR_TOKEN", OPERATOR_TOKEN.to_owned()),
         ("STOCKLEDGER_PORTONE_SECRET_KEY", PORTONE_SECRET.to_owned()),
         ("STOCKLEDGER_PORTONE_KEY", PORTONE_KEY.to_owned()),
         (
@@ -119,7 +121,17 @@ async fn no_secret_reaches_a_log_even_at_trace_level() {
         .bearer_auth(API_TOKEN),
     )
     .await;
-    assert_eq!(s, 200);
+    // Authenticated and answered: the SKU has no entry (404 `unknown_sku`).
+    assert_eq!(s, 404);
+    // A console login with the operator token, and a wrong one.
+    for token in [OPERATOR_TOKEN, "wrong-operator-token"] {
+        send(
+            http.post(format!("{base}/console/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={token}")),
+        )
+        .await;
+    }
     send(http.get(format!("{base}/healthz?password={NATS_PASSWORD}"))).await;
     send(
         http.get(format!("{base}/v1/stock/tee-secret"))
@@ -181,6 +193,7 @@ async fn no_secret_reaches_a_log_even_at_trace_level() {
         let lower = log.to_lowercase();
         for secret in [
             API_TOKEN,
+            OPERATOR_TOKEN,
             PORTONE_SECRET,
             PORTONE_KEY,
             STRIPE_SECRET,
