@@ -371,6 +371,11 @@ fn print_detail(d: &QueueDetail) -> anyhow::Result<()> {
             .unwrap_or_default()
     )?;
     outln!("order       {}", i.order_ref.as_deref().unwrap_or("-"))?;
+    outln!(
+        "stock       {} @ {}",
+        i.sku.as_deref().unwrap_or("-"),
+        i.location.as_deref().unwrap_or("-")
+    )?;
     if let Some(dl) = i.deadline {
         outln!("deadline    {} (in {})", dl, age(dl - now))?;
     }

@@ -145,7 +145,7 @@ pub async fn queue(
             @if truncated { " Only the newest " (QUEUE_LIST_MAX) " of a state are listed: narrow the filter." }
         }
         table #queue {
-            thead { tr { th { "age" } th { "exception" } th { "reason" } th { "state" } th { "order" } th { "source" } th { "retries" } th { "created" } th { "detail" } } }
+            thead { tr { th { "age" } th { "exception" } th { "reason" } th { "state" } th { "order" } th { "SKU @ location" } th { "source" } th { "retries" } th { "created" } th { "detail" } } }
             tbody {
                 @for row in &rows {
                     tr {
@@ -154,6 +154,7 @@ pub async fn queue(
                         td { (row.reason) }
                         td class=(state_class(&row.state)) { (row.state) }
                         td { @if let Some(o) = &row.order_ref { a href=(order_href(o)) { (o) } } }
+                        td { @if let Some(sku) = &row.sku { a href=(stock_href(sku)) { (sku) } @if let Some(l) = &row.location { " @ " (l) } } }
                         td { (row.source) }
                         td { (row.retries) }
                         td { (time(row.created_at)) }
@@ -215,6 +216,8 @@ pub async fn exception(
             dt { "resolution" } dd { (item.resolution.as_deref().unwrap_or("—")) }
             dt { "detail" } dd { (item.detail) }
             dt { "order" } dd { @if let Some(o) = &item.order_ref { a href=(order_href(o)) { (o) } } @else { "—" } }
+            dt { "SKU" } dd { @if let Some(sku) = &item.sku { a href=(stock_href(sku)) { (sku) } } @else { "—" } }
+            dt { "location" } dd { @if let Some(l) = &item.location { (l) } @else { "—" } }
             dt { "event" } dd { (item.event_id) }
             dt { "source" } dd { (item.source) @if let Some(seq) = item.stream_seq { " (stream sequence " (seq) ")" } }
             dt { "retries" } dd { (item.retries) @if let Some(r) = &item.retry_event_id { " (last retry " (r) ")" } }
