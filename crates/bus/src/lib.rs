@@ -223,6 +223,11 @@ pub fn redact_url(urls: &str) -> String {
     }
 }
 
+/// `STOCKLEDGER_ACK_WAIT`'s default: how long a message a crashed ledger held waits before
+/// another ledger gets it. Far above a batch's apply time (milliseconds; `ledger_apply_seconds`
+/// alerts long before), short enough that a ledger's crash delays stock by seconds.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
+
 /// Limits of the ledger's durable consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerLimits {
@@ -247,7 +252,7 @@ pub struct ConsumerLimits {
 impl Default for ConsumerLimits {
     fn default() -> Self {
         Self {
-            ack_wait: Duration::from_secs(30),
+            ack_wait: DEFAULT_ACK_WAIT,
             max_deliver: 100,
             backoff: Vec::new(),
             max_ack_pending: 4096,

@@ -221,7 +221,7 @@ pub struct LedgerConfig {
     /// messages after the first of a batch before applying it (never longer; `0ms` applies
     /// what is already there).
     pub batch_linger: Duration,
-    /// `STOCKLEDGER_ACK_WAIT`, default `30s`.
+    /// `STOCKLEDGER_ACK_WAIT`, default `10s` (`bus::DEFAULT_ACK_WAIT`).
     pub ack_wait: Duration,
     /// `STOCKLEDGER_MAX_DELIVER`, default `100`.
     pub max_deliver: i64,
@@ -445,7 +445,7 @@ impl Config {
                     "1ms",
                     BATCH_LINGER_MAX,
                 )?,
-                ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "30s")?,
+                ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "10s")?,
                 max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
                 max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
                 reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
