@@ -138,6 +138,9 @@ pub enum ExceptionCode {
     MaxDeliveries,
     /// A consumer terminated the message as a permanent failure.
     Terminated,
+    /// The daily reconciliation found an item it could not match (a missed webhook, an
+    /// amount that differs from the provider's report, …); its evidence is the item.
+    ReconciliationMismatch,
 }
 
 wire_names!(ExceptionCode, "exception code", {
@@ -153,6 +156,7 @@ wire_names!(ExceptionCode, "exception code", {
     Unverifiable => "unverifiable",
     MaxDeliveries => "max_deliveries",
     Terminated => "terminated",
+    ReconciliationMismatch => "reconciliation_mismatch",
 });
 serde_as_str!(ExceptionCode);
 string_schema!(ExceptionCode, ExceptionCode::ALL.iter().map(|c| c.as_str()));

@@ -92,18 +92,34 @@ mod tests {
             .collect()
     }
 
-    fn expected(own: &[(i64, &str, &str)]) -> Vec<(i64, String, String)> {
+    /// The backends' own migrations numbered after the common 0006.
+    const SQLITE_OWN_AFTER: &[(i64, &str, &str)] = &[(
+        7,
+        "reconciliation",
+        "f9c3174d4ebf6f73e9cbb22f2f827c24642f2272af3d5c461fd14da7c84a809886717084ee693c76595bbb010e175937",
+    )];
+    const POSTGRES_OWN_AFTER: &[(i64, &str, &str)] = &[(
+        7,
+        "reconciliation",
+        "26d8fbd4fce0e8c80b5b5c7c4394782a71ee7fa0c75ff9f15046bbafbe076ca9a09c9bf0c3bd7909d6a41181257fca53",
+    )];
+
+    fn expected(
+        own: &[(i64, &str, &str)],
+        own_after: &[(i64, &str, &str)],
+    ) -> Vec<(i64, String, String)> {
         COMMON
             .iter()
             .chain(own)
             .chain(COMMON_AFTER_OWN)
+            .chain(own_after)
             .map(|(v, d, c)| (*v, (*d).to_owned(), (*c).to_owned()))
             .collect()
     }
 
     #[test]
     fn each_backend_keeps_the_released_versions_descriptions_and_checksums() {
-        assert_eq!(listed(&migrator(Backend::Sqlite)), expected(SQLITE_OWN));
-        assert_eq!(listed(&migrator(Backend::Postgres)), expected(POSTGRES_OWN));
+        assert_eq!(listed(&migrator(Backend::Sqlite)), expected(SQLITE_OWN, SQLITE_OWN_AFTER));
+        assert_eq!(listed(&migrator(Backend::Postgres)), expected(POSTGRES_OWN, POSTGRES_OWN_AFTER));
     }
 }

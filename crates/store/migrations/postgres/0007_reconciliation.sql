@@ -1,0 +1,58 @@
+-- The daily reconciliation opens exceptions of its own: a third source.
+ALTER TABLE exceptions DROP CONSTRAINT exceptions_source_check;
+ALTER TABLE exceptions ADD CONSTRAINT exceptions_source_check
+    CHECK (source IN ('ledger','dlq','reconciliation'));
+
+-- The daily reconciliation (docs/operations.md, "Reconciliation"; decision 14-recon). Its
+-- runs and items live only in the ledger database: they are not events, so a ledger rebuilt
+-- from the stream has none; `stockctl reconcile --date D` computes them again.
+
+-- One row per run. A scheduled run claims its date first: the partial unique index lets one
+-- ledger process run a date's scheduled reconciliation, however many run.
+CREATE TABLE reconciliation_runs (
+    run_id       TEXT   NOT NULL PRIMARY KEY,
+    recon_date   TEXT   NOT NULL,
+    run_kind     TEXT   NOT NULL CHECK (run_kind IN ('manual','scheduled')),
+    started_at   BIGINT NOT NULL,
+    finished_at  BIGINT,
+    is_current   BIGINT NOT NULL DEFAULT 0 CHECK (is_current IN (0, 1)),
+    passed       BIGINT CHECK (passed IN (0, 1)),
+    summary      TEXT,
+    reports      TEXT   NOT NULL
+);
+CREATE UNIQUE INDEX reconciliation_runs_scheduled ON reconciliation_runs (recon_date) WHERE run_kind = 'scheduled';
+CREATE INDEX reconciliation_runs_by_date ON reconciliation_runs (recon_date, is_current);
+
+-- One row per item of a run: a payment event, a movement, a report line or a capture the
+-- report lacks, in one bucket of one checkpoint. `amount` is an exact decimal as text.
+-- A deferred item is settled (`settled_on`, `settled_bucket`) by the later run that matched
+-- or unmatched it.
+CREATE TABLE reconciliation_items (
+    run_id          TEXT   NOT NULL,
+    checkpoint      TEXT   NOT NULL CHECK (checkpoint IN ('payment_to_stock','stock_to_payment','provider_to_ledger')),
+    item_key        TEXT   NOT NULL,
+    recon_date      TEXT   NOT NULL,
+    origin_date     TEXT   NOT NULL,
+    bucket          TEXT   NOT NULL CHECK (bucket IN ('matched','unmatched','deferred')),
+    reason          TEXT,
+    action          TEXT   NOT NULL,
+    provider        TEXT,
+    payment_ref     TEXT,
+    order_ref       TEXT,
+    event_id        TEXT,
+    kind            TEXT   NOT NULL,
+    amount          TEXT,
+    currency        TEXT,
+    event_at        BIGINT NOT NULL,
+    expected_by     TEXT,
+    settled_on      TEXT,
+    settled_bucket  TEXT,
+    detail          TEXT   NOT NULL,
+    PRIMARY KEY (run_id, checkpoint, item_key)
+);
+CREATE INDEX reconciliation_items_deferred ON reconciliation_items (bucket, recon_date);
+CREATE INDEX reconciliation_items_by_key ON reconciliation_items (item_key);
+
+-- The reconciliation reads a day's events and movements by time.
+CREATE INDEX processed_events_by_time ON processed_events (processed_at);
+CREATE INDEX ledger_entries_by_time ON ledger_entries (recorded_at);
