@@ -66,6 +66,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The exception consumer.
     pub exceptions: ExceptionsConfig,
+    /// The daily reconciliation (`stockctl reconcile` and the ledger's scheduled run).
+    pub reconcile: ReconcileConfig,
 }
 
 /// Where NATS is and how events are published to it (every process).
@@ -253,6 +255,43 @@ pub struct ExceptionsConfig {
     /// captured advisories (the exception queue keeps its copy of every payload forever).
     pub dlq_max_age: Duration,
 }
+
+/// The daily reconciliation (`docs/operations.md`, "Reconciliation").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// `STOCKLEDGER_RECONCILE_AT`, UTC `HH:MM`, unset by default: when the ledger runs the
+    /// previous day's reconciliation each day (unset: no scheduled run). Minutes after
+    /// midnight.
+    pub at_minute: Option<u32>,
+    /// `STOCKLEDGER_RECONCILE_REPORTS_DIR`, unset by default: where the scheduled run finds
+    /// the providers' reports, one file `<provider>-<YYYY-MM-DD>.csv` per provider and day.
+    pub reports_dir: Option<std::path::PathBuf>,
+    /// `STOCKLEDGER_RECONCILE_SETTLEMENT_LAG`, default
+    /// `stripe=2bd,adyen=2bd,portone=1bd,ipint=1bd`: business days (Monday to Friday) a
+    /// capture may take to appear in its provider's report before it is unmatched.
+    pub settlement_lag: Vec<(String, u32)>,
+    /// `STOCKLEDGER_RECONCILE_TOLERANCE`, default empty (exact): per provider
+    /// `PROVIDER=AMOUNT[/WINDOW]`, e.g. `adyen=0.05/10m`: the largest amount difference still
+    /// matched, and how far outside the day a line's event may lie.
+    pub tolerance: Vec<Tolerance>,
+    /// `STOCKLEDGER_RECONCILE_CUTOFF`, UTC `HH:MM`, default `24:00` (end of day): events
+    /// after it belong to the next day. In ms after midnight.
+    pub cutoff_ms: i64,
+}
+
+/// One provider's matching tolerance (`STOCKLEDGER_RECONCILE_TOLERANCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tolerance {
+    pub provider: String,
+    /// An exact decimal, as written (`0.05`).
+    pub amount: String,
+    pub window: Duration,
+}
+
+/// The providers whose reports the reconciliation reads.
+pub const RECONCILE_PROVIDERS: [&str; 4] = ["stripe", "adyen", "portone", "ipint"];
+/// The longest settlement lag accepted, in business days.
+pub const SETTLEMENT_LAG_MAX_DAYS: u32 = 30;
 
 /// How a process writes its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,6 +502,25 @@ impl Config {
                 sweep_interval: r.duration("STOCKLEDGER_EXCEPTIONS_SWEEP_INTERVAL", "5s")?,
                 dlq_max_age: r.duration("STOCKLEDGER_DLQ_MAX_AGE", "90d")?,
             },
+            reconcile: ReconcileConfig {
+                at_minute: match r.optional("STOCKLEDGER_RECONCILE_AT") {
+                    None => None,
+                    Some(v) => Some(clock_minute("STOCKLEDGER_RECONCILE_AT", &v, false)?),
+                },
+                reports_dir: r
+                    .optional("STOCKLEDGER_RECONCILE_REPORTS_DIR")
+                    .map(Into::into),
+                settlement_lag: settlement_lag(&r.string(
+                    "STOCKLEDGER_RECONCILE_SETTLEMENT_LAG",
+                    "stripe=2bd,adyen=2bd,portone=1bd,ipint=1bd",
+                ))?,
+                tolerance: tolerance(&r.string("STOCKLEDGER_RECONCILE_TOLERANCE", ""))?,
+                cutoff_ms: i64::from(clock_minute(
+                    "STOCKLEDGER_RECONCILE_CUTOFF",
+                    &r.string("STOCKLEDGER_RECONCILE_CUTOFF", "24:00"),
+                    true,
+                )?) * 60_000,
+            },
         };
         if cfg.http.header_read_timeout < HEADER_READ_TIMEOUT_MIN {
             return Err(ConfigError {
@@ -476,6 +534,112 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// `HH:MM` as minutes after midnight; `24:00` only when `end_of_day` is allowed.
+fn clock_minute(var: &'static str, value: &str, end_of_day: bool) -> Result<u32, ConfigError> {
+    let bad = || ConfigError {
+        var,
+        value: value.to_owned(),
+        message: if end_of_day {
+            "expected a UTC time HH:MM from 00:01 to 24:00".into()
+        } else {
+            "expected a UTC time HH:MM from 00:00 to 23:59".into()
+        },
+    };
+    let (h, m) = value.trim().split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: u32 = h.parse().map_err(|_| bad())?;
+    let m: u32 = m.parse().map_err(|_| bad())?;
+    let minute = h * 60 + m;
+    let ok = m < 60
+        && if end_of_day {
+            (1..=24 * 60).contains(&minute)
+        } else {
+            h < 24
+        };
+    if ok { Ok(minute) } else { Err(bad()) }
+}
+
+/// `PROVIDER=VALUE` pairs, each provider one of [`RECONCILE_PROVIDERS`], at most once.
+fn provider_pairs(var: &'static str, value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = |message: String| ConfigError {
+            var,
+            value: value.to_owned(),
+            message,
+        };
+        let (p, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("expected PROVIDER=VALUE, got `{part}`")))?;
+        let p = p.trim().to_ascii_lowercase();
+        if !RECONCILE_PROVIDERS.contains(&p.as_str()) {
+            return Err(bad(format!(
+                "unknown provider `{p}` (expected one of {})",
+                RECONCILE_PROVIDERS.join(", ")
+            )));
+        }
+        if out.iter().any(|(q, _)| *q == p) {
+            return Err(bad(format!("provider `{p}` given twice")));
+        }
+        out.push((p, v.trim().to_owned()));
+    }
+    Ok(out)
+}
+
+fn settlement_lag(value: &str) -> Result<Vec<(String, u32)>, ConfigError> {
+    const VAR: &str = "STOCKLEDGER_RECONCILE_SETTLEMENT_LAG";
+    provider_pairs(VAR, value)?
+        .into_iter()
+        .map(|(p, v)| {
+            let n = v.strip_suffix("bd").unwrap_or(&v);
+            match n.parse::<u32>() {
+                Ok(d) if d <= SETTLEMENT_LAG_MAX_DAYS => Ok((p, d)),
+                _ => Err(ConfigError {
+                    var: VAR,
+                    value: value.to_owned(),
+                    message: format!(
+                        "expected business days such as 2bd (at most {SETTLEMENT_LAG_MAX_DAYS}), got `{v}`"
+                    ),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn tolerance(value: &str) -> Result<Vec<Tolerance>, ConfigError> {
+    const VAR: &str = "STOCKLEDGER_RECONCILE_TOLERANCE";
+    provider_pairs(VAR, value)?
+        .into_iter()
+        .map(|(provider, v)| {
+            let bad = || ConfigError {
+                var: VAR,
+                value: value.to_owned(),
+                message: format!(
+                    "expected PROVIDER=AMOUNT[/WINDOW] such as adyen=0.05/10m, got `{v}`"
+                ),
+            };
+            let (amount, window) = match v.split_once('/') {
+                Some((a, w)) => (a.trim(), parse_duration(w).ok_or_else(bad)?),
+                None => (v.as_str(), Duration::ZERO),
+            };
+            let mut parts = amount.splitn(2, '.');
+            let whole = parts.next().unwrap_or_default();
+            let frac = parts.next().unwrap_or("0");
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(whole) || !digits(frac) {
+                return Err(bad());
+            }
+            Ok(Tolerance {
+                provider,
+                amount: amount.to_owned(),
+                window,
+            })
+        })
+        .collect()
 }
 
 struct Reader<'a> {
@@ -582,6 +746,44 @@ mod tests {
         assert_eq!(c.http.max_inflight_requests, 512);
         assert_eq!(c.nats.stream_replicas, 1);
         assert!(c.nats.creds.is_none() && c.nats.tls_ca.is_none());
+    }
+
+    #[test]
+    fn the_reconciliation_settings_are_read_and_bounded() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.reconcile.at_minute, None);
+        assert_eq!(c.reconcile.cutoff_ms, 86_400_000);
+        assert_eq!(c.reconcile.settlement_lag[0], ("stripe".to_owned(), 2));
+        assert!(c.reconcile.tolerance.is_empty());
+        let map = HashMap::from([
+            ("STOCKLEDGER_RECONCILE_AT".to_owned(), "02:30".to_owned()),
+            ("STOCKLEDGER_RECONCILE_CUTOFF".to_owned(), "22:00".to_owned()),
+            (
+                "STOCKLEDGER_RECONCILE_TOLERANCE".to_owned(),
+                "adyen=0.05/10m, stripe=0".to_owned(),
+            ),
+            (
+                "STOCKLEDGER_RECONCILE_SETTLEMENT_LAG".to_owned(),
+                "stripe=3bd".to_owned(),
+            ),
+        ]);
+        let c = Config::from_map(&map).unwrap();
+        assert_eq!(c.reconcile.at_minute, Some(150));
+        assert_eq!(c.reconcile.cutoff_ms, 22 * 3_600_000);
+        assert_eq!(c.reconcile.tolerance[0].amount, "0.05");
+        assert_eq!(c.reconcile.tolerance[0].window, Duration::from_secs(600));
+        assert_eq!(c.reconcile.settlement_lag, vec![("stripe".to_owned(), 3)]);
+        for (var, value) in [
+            ("STOCKLEDGER_RECONCILE_AT", "24:00"),
+            ("STOCKLEDGER_RECONCILE_AT", "7"),
+            ("STOCKLEDGER_RECONCILE_CUTOFF", "00:00"),
+            ("STOCKLEDGER_RECONCILE_TOLERANCE", "paypal=1"),
+            ("STOCKLEDGER_RECONCILE_TOLERANCE", "adyen=-1"),
+            ("STOCKLEDGER_RECONCILE_SETTLEMENT_LAG", "stripe=two"),
+        ] {
+            let map = HashMap::from([(var.to_owned(), value.to_owned())]);
+            assert_eq!(Config::from_map(&map).unwrap_err().var, var, "{value}");
+        }
     }
 
     #[test]
