@@ -53,7 +53,8 @@ impl Table {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .from_reader(bytes);
-        let header = reader.headers().map_err(|e| csv_error(&e))?.clone();
+        let lines = Lines::new(bytes);
+        let header = reader.headers().map_err(|e| csv_error(&e, &lines))?.clone();
         if header.is_empty() || header.iter().all(str::is_empty) {
             return Err(ReportError::line(1, "no header line"));
         }
@@ -72,10 +73,8 @@ impl Table {
         }
         let mut rows = Vec::new();
         for record in reader.records() {
-            let record = record.map_err(|e| csv_error(&e))?;
-            let line = record
-                .position()
-                .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+            let record = record.map_err(|e| csv_error(&e, &lines))?;
+            let line = lines.of(record.position());
             if line > MAX_REPORT_LINES {
                 return Err(ReportError::line(
                     line,
@@ -136,10 +135,42 @@ impl Row {
     }
 }
 
-fn csv_error(e: &csv::Error) -> ReportError {
-    let line = e
-        .position()
-        .map_or(1, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+/// Line numbers from byte offsets. The `csv` crate's own line count leaves out the blank
+/// lines it skips, so a record's line is counted here from where its bytes start.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Offsets of every newline byte, ascending.
+    newlines: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        Self { bytes, newlines }
+    }
+
+    /// The 1-based line a record starting at `position` is on (blank lines before it are
+    /// passed over).
+    fn of(&self, position: Option<&csv::Position>) -> usize {
+        let Some(start) = position.and_then(|p| usize::try_from(p.byte()).ok()) else {
+            return 1;
+        };
+        let start = start.min(self.bytes.len());
+        let start = self.bytes[start..]
+            .iter()
+            .position(|b| *b != b'\n' && *b != b'\r')
+            .map_or(self.bytes.len(), |skip| start + skip);
+        1 + self.newlines.partition_point(|n| *n < start)
+    }
+}
+
+fn csv_error(e: &csv::Error, lines: &Lines<'_>) -> ReportError {
+    let line = lines.of(e.position());
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -271,5 +302,16 @@ mod tests {
         let long = format!("a,b\n1,{}\n", "x".repeat(MAX_FIELD_CHARS + 1));
         let e = Table::read(long.as_bytes()).err().unwrap();
         assert_eq!((e.line, e.column.as_deref()), (2, Some("b")));
+    }
+
+    #[test]
+    fn lines_count_blank_lines_and_quoted_newlines() {
+        let t = Table::read(b"a,b\r\n\r\n1,\"x\ny\"\r\n\n2,3\n")
+            .ok()
+            .unwrap();
+        let lines: Vec<usize> = t.rows().iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![3, 6]);
+        let e = Table::read(b"a,b\n\n\n1\n").err().unwrap();
+        assert_eq!(e.line, 4);
     }
 }
