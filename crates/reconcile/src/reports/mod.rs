@@ -77,3 +77,54 @@ pub struct ReportError {
     pub column: Option<String>,
     pub message: String,
 }
+
+mod adyen;
+pub mod generic;
+mod stripe;
+mod table;
+
+/// The largest report file accepted, in bytes (64 MiB): a month of Stripe balance
+/// transactions for a busy shop is a few MB; the whole file is held in memory while read.
+pub const MAX_REPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The most lines (header included) a report may have: 500 000 lines. Larger periods are
+/// read as several reports.
+pub const MAX_REPORT_LINES: usize = 500_000;
+
+/// The longest value one field may hold, in characters (4 096): the providers document
+/// 16 to 80 characters for ids and references; Stripe descriptions and metadata values
+/// stay under 1 000.
+pub const MAX_FIELD_CHARS: usize = 4_096;
+
+/// Reads one report of `provider` from the file's bytes: Stripe's itemized balance change
+/// report, Adyen's Settlement details report, or for PortOne and iPint the generic CSV
+/// (`docs/providers.md`, "Reports"). All lines or an error: a file with one bad line is
+/// refused whole, naming that line and column.
+pub fn parse(provider: ReportProvider, bytes: &[u8]) -> Result<Vec<ReportLine>, ReportError> {
+    let table = table::Table::read(bytes)?;
+    match provider {
+        ReportProvider::Stripe => stripe::parse(&table),
+        ReportProvider::Adyen => adyen::parse(&table),
+        ReportProvider::PortOne | ReportProvider::Ipint => generic::parse(provider, &table),
+    }
+}
+
+impl ReportError {
+    /// An error at `line`, about the whole line or file.
+    pub(crate) fn line(line: usize, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error in one column of `line`.
+    pub(crate) fn field(line: usize, column: &str, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: Some(column.to_owned()),
+            message: message.into(),
+        }
+    }
+}
