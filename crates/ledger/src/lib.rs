@@ -11,6 +11,10 @@
 //!   than the TTL, with a deterministic event id, so any number of sweepers release a
 //!   reservation once.
 //!
+//! - the **scheduled reconciliation** ([`reconcile::schedule`], when
+//!   `STOCKLEDGER_RECONCILE_AT` is set, started by the binary): the previous day's
+//!   reconciliation once a day, by one ledger process.
+//!
 //! [`metrics`] counts what the consumer does (batches, outcomes, retries, the
 //! stock-visibility SLI) and reads the consumer's backlog at scrape time; the process
 //! serves them with `/healthz` and `/readyz` on `STOCKLEDGER_LEDGER_METRICS_ADDR` through
@@ -36,6 +40,7 @@ impl From<operator::StandingError> for LedgerError {
         }
     }
 }
+pub mod reconcile;
 pub mod relay;
 pub mod replay;
 pub mod sweeper;

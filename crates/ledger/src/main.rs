@@ -19,6 +19,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let shutdown = service::Shutdown::new();
     shutdown.trigger_on_signals();
+    if let Some(schedule) = ledger::reconcile::Schedule::from_config(&cfg.reconcile) {
+        tracing::info!(at_minute = schedule.at_minute, "daily reconciliation scheduled");
+        shutdown.spawn(ledger::reconcile::schedule(
+            store.clone(),
+            schedule,
+            shutdown.token(),
+        ));
+    }
     ledger::run(bus, store, settings, shutdown.cancelled())
         .await
         .context("ledger stopped with an error")
