@@ -19,6 +19,7 @@ mod out;
 mod progress;
 mod reads;
 mod rebuild;
+mod reconcile;
 mod replay;
 mod status;
 mod stock;
@@ -85,6 +86,13 @@ enum Command {
     /// duplicates and move nothing. Refuses an unbounded range without --all-history, an
     /// empty or reversed range (exit 2), and a subject that matches no event (exit 1).
     Replay(replay::ReplayArgs),
+    /// The daily reconciliation of one day (UTC): payment events against stock movements,
+    /// movements against their causes, and the providers' reports against the ledger
+    /// (docs/operations.md, "Reconciliation"). Safe to run at any time and any number of
+    /// times: it reads the ledger and writes only the run, its items and one exception per
+    /// new unmatched item. Exit code 1 when anything is unmatched; 2 when a report cannot
+    /// be read (naming the file, line and column).
+    Reconcile(reconcile::ReconcileArgs),
     /// Work the exception queue: list, show, retry, resolve (see docs/operations.md).
     #[command(subcommand)]
     Exceptions(exceptions::ExceptionsCommand),
@@ -130,6 +138,7 @@ async fn run(command: Command, json: bool) -> anyhow::Result<exit::Exit> {
         Command::Ledger(cmd) => books::run(cmd, json).await,
         Command::Replay(args) => replay::run(args, json).await,
         Command::Exceptions(cmd) => exceptions::run(cmd, json).await,
+        Command::Reconcile(args) => reconcile::run(args, json).await,
         Command::Trigger(cmd) => trigger::run(cmd, json).await,
         Command::Portone(cmd) => books::portone(cmd, json),
         Command::Completions { shell } => {
