@@ -322,7 +322,8 @@ impl Store {
         {
             saved.deferrals_settled += sqlx::query(
                 "UPDATE reconciliation_items SET settled_on = $1, settled_bucket = $2 \
-                 WHERE checkpoint = $3 AND item_key = $4 AND bucket = 'deferred' AND recon_date < $1 AND settled_on IS NULL",
+                 WHERE checkpoint = $3 AND item_key = $4 AND bucket = 'deferred' AND recon_date < $1 AND settled_on IS NULL \
+                 AND run_id IN (SELECT run_id FROM reconciliation_runs WHERE is_current = 1)",
             )
             .bind(date)
             .bind(i.bucket.as_str())
