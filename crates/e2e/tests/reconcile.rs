@@ -435,3 +435,44 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     assert_eq!(carried["origin_date"], day.as_str());
     ledger.stop().await;
 }
+
+/// Two ledger processes with `STOCKLEDGER_RECONCILE_AT` already passed today: the previous
+/// day is reconciled once, by one of them, with the reports of the configured folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_run_reconciles_yesterday_once() {
+    let h = Harness::new(Backend::Sqlite).await.unwrap();
+    let now = service::clock::now().0;
+    let yesterday = date(now - DAY);
+    let dir = tempfile::tempdir().unwrap();
+    Reports::new().write(dir.path(), &yesterday);
+    let schedule = ledger::reconcile::Schedule {
+        at_minute: 0,
+        reports_dir: Some(dir.path().to_owned()),
+        settings: reconcile::engine::Settings::default(),
+    };
+    let stop = service::shutdown::CancellationToken::new();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (_, store) = h.replica().await.unwrap();
+        tasks.push(tokio::spawn(ledger::reconcile::schedule(
+            store,
+            schedule.clone(),
+            stop.clone(),
+        )));
+    }
+    e2e::wait::eventually("the scheduled run of yesterday", || async {
+        let runs = h.store.recon_runs(&yesterday).await.unwrap();
+        runs.iter().any(|r| r.finished_at.is_some())
+    })
+    .await;
+    // Both schedulers looked at the clock at least once more in the meantime.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let runs = h.store.recon_runs(&yesterday).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].run_kind, "scheduled");
+    assert_eq!(runs[0].passed, Some(true));
+}
