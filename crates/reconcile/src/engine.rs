@@ -1020,7 +1020,7 @@ pub fn action(reason: Reason, date: &str, expected_by: Option<&str>) -> String {
         Reason::CurrencyMismatch => "The report's currency differs from the ledger's: check the payment and the order in the provider's dashboard and hand it to finance; stock is not touched.".to_owned(),
         Reason::DuplicateLine => "The report lists this line twice: ask the provider for a corrected report; nothing in the ledger changes.".to_owned(),
         Reason::NoStockMovement => "Money was taken but no stock was sold for it (the reservation expired or was voided, or the movement is missing): decide whether the goods still ship (then `stockctl stock correct` with this evidence) or refund the customer at the provider.".to_owned(),
-        Reason::MovementWithoutPayment => "Stock moved under an event with no recorded cause: inspect it with `stockctl events show <event id>`; if the movement is wrong, correct it with `stockctl stock correct` and this evidence.".to_owned(),
+        Reason::MovementWithoutPayment => "Stock moved under an event with no recorded cause: inspect it with `stockctl events get <event id>`; if the movement is wrong, correct it with `stockctl stock correct` and this evidence.".to_owned(),
         Reason::MissingFromReport => "The ledger recorded this capture but the provider's report still does not show it after the settlement lag: check the payment in the provider's dashboard (failed or reversed capture?) and that the report file is complete; hand it to finance.".to_owned(),
         Reason::AfterCutoff => format!(
             "Nothing to do: it happened after the day's cutoff and is reconciled with {}.",
