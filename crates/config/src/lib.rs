@@ -757,7 +757,10 @@ mod tests {
         assert!(c.reconcile.tolerance.is_empty());
         let map = HashMap::from([
             ("STOCKLEDGER_RECONCILE_AT".to_owned(), "02:30".to_owned()),
-            ("STOCKLEDGER_RECONCILE_CUTOFF".to_owned(), "22:00".to_owned()),
+            (
+                "STOCKLEDGER_RECONCILE_CUTOFF".to_owned(),
+                "22:00".to_owned(),
+            ),
             (
                 "STOCKLEDGER_RECONCILE_TOLERANCE".to_owned(),
                 "adyen=0.05/10m, stripe=0".to_owned(),

@@ -187,9 +187,7 @@ async fn main() -> anyhow::Result<()> {
             publish_all(&h, phase(step)).await;
         }
         let total = a.skus as i64 + 3 * orders as i64;
-        let done = h
-            .wait_processed(total, Duration::from_secs(3600))
-            .await?;
+        let done = h.wait_processed(total, Duration::from_secs(3600)).await?;
         assert_eq!(done, total, "the ledger did not apply the day");
         let applied = started.elapsed();
         ledger.stop().await;

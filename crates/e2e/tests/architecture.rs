@@ -146,7 +146,7 @@ fn the_domain_and_the_wire_formats_do_no_io() {
         "hyper",
         "futures",
     ];
-    for pure in ["domain", "contract", "providers", "config"] {
+    for pure in ["domain", "contract", "providers", "config", "reconcile"] {
         let deps = &all[pure];
         for crate_name in io {
             assert!(

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use contract::{Envelope, Source};
 use domain::{
-    AuthorizationMode, EventId, EventKind, Line, Lines, Location, Money, OrderLookup,
-    OrderRef, OrderSpec, Payment, PaymentRef, Provider, Quantity, Sku, StockKey, Timestamp,
+    AuthorizationMode, EventId, EventKind, Line, Lines, Location, Money, OrderLookup, OrderRef,
+    OrderSpec, Payment, PaymentRef, Provider, Quantity, Sku, StockKey, Timestamp,
 };
 use e2e::{Harness, test_settings};
 use serde_json::Value;
@@ -68,7 +68,12 @@ async fn publish(h: &Harness, provider: &str, identity: &str, at: i64, kind: Eve
     let id = env.event_id();
     let subject = h.bus.namespace().event_subject(provider, kind.name());
     h.bus
-        .publish_event(subject, &id.to_string(), env.to_json().unwrap().into(), None)
+        .publish_event(
+            subject,
+            &id.to_string(),
+            env.to_json().unwrap().into(),
+            None,
+        )
         .await
         .unwrap();
     id
@@ -210,12 +215,8 @@ fn reconcile(h: &Harness, day: &str, dir: &Path, extra: &[&str]) -> (Option<i32>
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), json)
 }
 
@@ -331,7 +332,9 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     reports.write(dir.path(), &day);
     Reports::new().write(next_dir.path(), &next_day);
     assert_eq!(
-        h.wait_processed(events, Duration::from_secs(30)).await.unwrap(),
+        h.wait_processed(events, Duration::from_secs(30))
+            .await
+            .unwrap(),
         events
     );
 
@@ -342,7 +345,12 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
         &h,
         &day,
         dir.path(),
-        &["--csv", csv.to_str().unwrap(), "--html", html.to_str().unwrap()],
+        &[
+            "--csv",
+            csv.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(1), "{run:#}");
     let p2l = |b: &str, r: &str, o: &str| {
@@ -383,7 +391,10 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     assert_eq!(run["exceptions_opened"], 3);
     assert_eq!(exceptions(&h).await, (3, 0));
     let csv = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv.lines().count(), run["items"].as_array().unwrap().len() + 1);
+    assert_eq!(
+        csv.lines().count(),
+        run["items"].as_array().unwrap().len() + 1
+    );
     assert!(csv.contains("missing_webhook"));
     let html = std::fs::read_to_string(&html).unwrap();
     assert!(html.contains("<style>") && !html.contains("<script"));
@@ -401,7 +412,9 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     capture(&h, "stripe", "st-miss", d0 + 12 * HOUR).await;
     events += 1;
     assert_eq!(
-        h.wait_processed(events, Duration::from_secs(30)).await.unwrap(),
+        h.wait_processed(events, Duration::from_secs(30))
+            .await
+            .unwrap(),
         events
     );
     let (code, healed) = reconcile(&h, &day, dir.path(), &[]);

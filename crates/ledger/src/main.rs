@@ -20,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = service::Shutdown::new();
     shutdown.trigger_on_signals();
     if let Some(schedule) = ledger::reconcile::Schedule::from_config(&cfg.reconcile) {
-        tracing::info!(at_minute = schedule.at_minute, "daily reconciliation scheduled");
+        tracing::info!(
+            at_minute = schedule.at_minute,
+            "daily reconciliation scheduled"
+        );
         shutdown.spawn(ledger::reconcile::schedule(
             store.clone(),
             schedule,

@@ -140,8 +140,8 @@ pub fn read_report(provider: ReportProvider, path: &Path) -> Result<Report, Repo
         file: file.clone(),
         source,
     })?;
-    let lines = reconcile::reports::parse(provider, &bytes)
-        .map_err(|source| ReportFileError::Parse {
+    let lines =
+        reconcile::reports::parse(provider, &bytes).map_err(|source| ReportFileError::Parse {
             file: file.clone(),
             source,
         })?;
@@ -222,10 +222,7 @@ pub async fn schedule(store: Store, schedule: Schedule, stop: CancellationToken)
 async fn run_scheduled(store: &Store, schedule: &Schedule, date: Date, now_ms: i64) {
     let run_id = uuid::Uuid::new_v4().to_string();
     let day = engine::date_str(date);
-    match store
-        .recon_claim_scheduled(&run_id, &day, now_ms)
-        .await
-    {
+    match store.recon_claim_scheduled(&run_id, &day, now_ms).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!(date = %day, "scheduled reconciliation already claimed");
@@ -246,7 +243,16 @@ async fn run_scheduled(store: &Store, schedule: &Schedule, date: Date, now_ms: i
         },
         None => Vec::new(),
     };
-    match reconcile_day(store, date, &reports, &schedule.settings, now_ms, Some(&run_id)).await {
+    match reconcile_day(
+        store,
+        date,
+        &reports,
+        &schedule.settings,
+        now_ms,
+        Some(&run_id),
+    )
+    .await
+    {
         Ok(o) => {
             let s = &o.result.summary;
             tracing::info!(

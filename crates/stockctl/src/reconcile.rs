@@ -66,7 +66,11 @@ pub async fn run(args: ReconcileArgs, json_out: bool) -> anyhow::Result<Exit> {
             .map_err(|e| exit::usage(format!("report not used: {e}")))?;
         reports.push(report);
     }
-    if let Some(dir) = args.reports_dir.clone().or(cfg.reconcile.reports_dir.clone()) {
+    if let Some(dir) = args
+        .reports_dir
+        .clone()
+        .or(cfg.reconcile.reports_dir.clone())
+    {
         let found = ledger::reconcile::reports_in(&dir, date)
             .map_err(|e| exit::usage(format!("report not used: {e}")))?;
         for r in found {
@@ -178,7 +182,7 @@ fn text(o: &ledger::reconcile::Outcome, all: bool) -> String {
                 i.payment_ref.as_deref().unwrap_or("-"),
                 i.order_ref.as_deref().unwrap_or("-"),
                 i.event_id.as_deref().unwrap_or("-"),
-                money(&i).if_empty("-"),
+                money(i).if_empty("-"),
                 when(i.event_at_ms),
                 i.expected_by
                     .as_deref()

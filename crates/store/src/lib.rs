@@ -40,8 +40,10 @@ pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
     QueueFilter, QueueItem, QueueStats, Recorded, RetryStart, unprocessable_exception,
 };
-pub use recon::{CLOCK_SKEW_MAX_MS, LATE_ARRIVAL_MAX_MS, RunRow, SavedRun, exception_id as recon_exception_id};
 pub use read::{EntryRow, OrderEventRow, ProcessedDetail, ProcessedRow};
+pub use recon::{
+    CLOCK_SKEW_MAX_MS, LATE_ARRIVAL_MAX_MS, RunRow, SavedRun, exception_id as recon_exception_id,
+};
 /// sqlx, re-exported for tests and tools that need raw SQL on [`Store::pool`]; no other
 /// product crate depends on sqlx directly (the test harness `testkit` makes and drops
 /// databases with it; `crates/e2e/tests/architecture.rs` checks the rest).

@@ -119,7 +119,13 @@ mod tests {
 
     #[test]
     fn each_backend_keeps_the_released_versions_descriptions_and_checksums() {
-        assert_eq!(listed(&migrator(Backend::Sqlite)), expected(SQLITE_OWN, SQLITE_OWN_AFTER));
-        assert_eq!(listed(&migrator(Backend::Postgres)), expected(POSTGRES_OWN, POSTGRES_OWN_AFTER));
+        assert_eq!(
+            listed(&migrator(Backend::Sqlite)),
+            expected(SQLITE_OWN, SQLITE_OWN_AFTER)
+        );
+        assert_eq!(
+            listed(&migrator(Backend::Postgres)),
+            expected(POSTGRES_OWN, POSTGRES_OWN_AFTER)
+        );
     }
 }

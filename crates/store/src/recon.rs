@@ -27,7 +27,8 @@ pub const CLOCK_SKEW_MAX_MS: i64 = 3_600_000;
 /// The `source` of the exceptions the reconciliation opens.
 pub const SOURCE: &str = "reconciliation";
 /// The namespace of the exceptions' ids: UUID v5 of `<checkpoint>:<item key>` under it.
-const EXCEPTION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5e0c_0a11_7e55_4c0d_9a11_0000_0000_0014);
+const EXCEPTION_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5e0c_0a11_7e55_4c0d_9a11_0000_0000_0014);
 
 /// The exception id of an unmatched item: the same item always gets the same id.
 pub fn exception_id(item: &Item) -> String {
@@ -124,7 +125,8 @@ impl Store {
             let order_ref = order_ref
                 .or_else(|| text(&payload, &["order", "order_ref"]))
                 .or_else(|| text(&payload, &["order_ref"]));
-            let amount = text(&payload, &["amount", "amount"]).and_then(|a| a.parse::<Decimal>().ok());
+            let amount =
+                text(&payload, &["amount", "amount"]).and_then(|a| a.parse::<Decimal>().ok());
             let currency = text(&payload, &["amount", "currency"]);
             index.insert(event_id.clone(), events.len());
             events.push(EventFact {
@@ -213,7 +215,10 @@ impl Store {
             let detail: String = r.try_get(0)?;
             let item: Item = serde_json::from_str(&detail)
                 .map_err(|e| StoreError::Corrupt(format!("reconciliation_items.detail: {e}")))?;
-            latest.insert((item.checkpoint.as_str().to_owned(), item.key.clone()), item);
+            latest.insert(
+                (item.checkpoint.as_str().to_owned(), item.key.clone()),
+                item,
+            );
         }
         Ok(latest.into_values().collect())
     }
@@ -334,7 +339,11 @@ impl Store {
             .rows_affected();
         }
         let mut exceptions = Vec::new();
-        for i in result.items.iter().filter(|i| i.bucket == Bucket::Unmatched) {
+        for i in result
+            .items
+            .iter()
+            .filter(|i| i.bucket == Bucket::Unmatched)
+        {
             let id = exception_id(i);
             let evidence = json!({ "reconciliation": { "run_id": run_id, "item": i } });
             let detail = format!(
@@ -371,7 +380,9 @@ impl Store {
             )
             .bind(&id)
             .bind(now)
-            .bind(format!("matched by the reconciliation of {date} (run {run_id})"))
+            .bind(format!(
+                "matched by the reconciliation of {date} (run {run_id})"
+            ))
             .execute(&mut *tx)
             .await?
             .rows_affected();
