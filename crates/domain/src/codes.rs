@@ -438,8 +438,8 @@ mod tests {
             assert_eq!(name.parse::<ReasonCode>(), Ok(code), "{name}");
             assert!(names.insert(name), "{name} named twice");
         }
-        // 22 simple, 2 chargeback outcomes, 3 declines, 16 refusals, 12 exceptions.
-        assert_eq!(names.len(), 22 + 2 + 3 + 16 + 12);
+        // 22 simple, 2 chargeback outcomes, 3 declines, 16 refusals, 13 exceptions.
+        assert_eq!(names.len(), 22 + 2 + 3 + 16 + 13);
         assert!("declined:nothing".parse::<ReasonCode>().is_err());
         assert!("".parse::<ReasonCode>().is_err());
     }
@@ -482,6 +482,7 @@ mod tests {
                 "unverifiable",
                 "max_deliveries",
                 "terminated",
+                "reconciliation_mismatch",
             ]
         );
         for &c in ExceptionCode::ALL {
