@@ -400,12 +400,61 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     assert!(html.contains("<style>") && !html.contains("<script"));
     assert!(html.contains("amount_mismatch"));
 
+    // The text summary: one line per checkpoint, then each item to look at and its action.
+    let text = Command::new(e2e::binary("stockctl"))
+        .args(["reconcile", "--date", &day, "--reports-dir"])
+        .arg(dir.path())
+        .env("STOCKLEDGER_DATABASE_URL", h.db.url())
+        .env("STOCKLEDGER_RECONCILE_CUTOFF", "22:00")
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
+    assert!(
+        text.starts_with(&format!("Reconciliation of {day}: FAILED")),
+        "{text}"
+    );
+    for needle in [
+        "provider_to_ledger",
+        "FAIL",
+        "missing_webhook stripe pi_st-miss st-miss",
+        "after_cutoff",
+        &format!("expected by {next_day}"),
+        "→ ",
+        "0 exception(s) opened",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+
     // Again: the same result, no second exception.
     let (code, again) = reconcile(&h, &day, dir.path(), &[]);
     assert_eq!(code, Some(1));
     assert_eq!(not_matched(&again), not_matched(&run));
     assert_eq!(again["exceptions_opened"], 0);
     assert_eq!(exceptions(&h).await, (3, 0));
+
+    // An operator works a reconciliation exception like any other: finance settled the
+    // Adyen difference, so it is resolved through the ledger (an `exception.action`).
+    let adyen: Vec<(String,)> = store::sqlx::query_as(
+        "SELECT id FROM exceptions WHERE source = 'reconciliation' AND order_ref = 'adyen-0'",
+    )
+    .fetch_all(h.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(adyen.len(), 1);
+    let report = h
+        .actions(Duration::from_secs(10))
+        .resolve(&adyen[0].0, "finance", "fee booked by Adyen, settled")
+        .await
+        .unwrap();
+    assert_eq!(report.result, "resolved", "{report:?}");
+    events += 1;
+    assert_eq!(exceptions(&h).await, (2, 1));
+    // A run after that opens nothing for the resolved item either.
+    let (_, after) = reconcile(&h, &day, dir.path(), &[]);
+    assert_eq!(after["exceptions_opened"], 0);
+    assert_eq!(exceptions(&h).await, (2, 1));
 
     // The missing webhook is delivered (Stripe resends it): the day's Stripe line matches
     // and its exception closes; the other two stay.
@@ -430,7 +479,7 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     );
     assert_eq!(healed["exceptions_opened"], 0);
     assert_eq!(healed["exceptions_resolved"], 1);
-    assert_eq!(exceptions(&h).await, (2, 1));
+    assert_eq!(exceptions(&h).await, (1, 2));
 
     // The late day: the capture after the cutoff matches its carried report line.
     let (code, late) = reconcile(&h, &next_day, next_dir.path(), &[]);

@@ -149,13 +149,13 @@ fn text(o: &ledger::reconcile::Outcome, all: bool) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<20} {:>9} {:>9} {:>9}  result",
+        "{:<20} {:>10} {:>10} {:>10}  result",
         "checkpoint", "matched", "unmatched", "deferred"
     );
     for (c, cs) in &s.checkpoints {
         let _ = writeln!(
             t,
-            "{:<20} {:>9} {:>9} {:>9}  {}",
+            "{:<20} {:>10} {:>10} {:>10}  {}",
             c.as_str(),
             cs.counts.matched,
             cs.counts.unmatched,
