@@ -816,6 +816,20 @@ fn provider_to_ledger(
             .or_default()
             .push(e);
     }
+    // The orders whose reservation was released (expired or voided) among the facts.
+    let released_keys: BTreeSet<String> = input
+        .facts
+        .events
+        .iter()
+        .filter(|e| e.kind == "reservation.expired" || e.kind == "payment.voided")
+        .map(|e| {
+            ctx.key(
+                &e.provider,
+                e.order_ref.as_deref(),
+                e.payment_ref.as_deref(),
+            )
+        })
+        .collect();
     let mut consumed: BTreeSet<&str> = BTreeSet::new();
     for ((provider, key, kind), group) in &groups {
         let tol = settings.tolerance(*provider);
@@ -834,15 +848,7 @@ fn provider_to_ledger(
         }
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
         let (bucket, reason, note) = if events.is_empty() {
-            let released = by_key.iter().any(|((p, k, kd), v)| {
-                p == name
-                    && k == key
-                    && (kd == "reservation.expired" || kd == "payment.voided")
-                    && !v.is_empty()
-            }) || input.facts.events.iter().any(|e| {
-                (e.kind == "reservation.expired" || e.kind == "payment.voided")
-                    && e.order_ref.as_ref().map(|o| format!("order:{o}")).as_ref() == Some(key)
-            });
+            let released = released_keys.contains(key.as_str());
             if *kind == "payment.captured" && released {
                 (
                     Bucket::Unmatched,
@@ -933,11 +939,12 @@ fn provider_to_ledger(
         i.expected_by = Some(add_business_days(&date_from_ms(e.at_ms), lag));
         lacking.push(i);
     }
+    let lacking_keys: BTreeSet<String> = lacking.iter().map(|l| l.key.clone()).collect();
     for c in carried_events {
         let Some(event_id) = c.event_id.as_deref() else {
             continue;
         };
-        if consumed.contains(event_id) || lacking.iter().any(|l| l.key == c.key) {
+        if consumed.contains(event_id) || lacking_keys.contains(&c.key) {
             // Found in this day's report (or this day's facts have it again).
             if consumed.contains(event_id) {
                 let mut i = c.clone();
