@@ -375,3 +375,17 @@ pub fn html(r: &RunResult, run_id: &str) -> String {
     t.push_str("</body></html>\n");
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting_and_html_escapes() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(esc("<b>&\"</b>"), "&lt;b&gt;&amp;&quot;&lt;/b&gt;");
+        assert_eq!(when(86_400_000 + 3_723_000), "1970-01-02 01:02:03Z");
+    }
+}
