@@ -64,6 +64,10 @@ pub struct Outcome {
     pub saved: SavedRun,
     /// How long reading, matching and storing took.
     pub took: Duration,
+    /// Of which reading the facts and the deferred items.
+    pub read: Duration,
+    /// Of which matching (the engine).
+    pub matching: Duration,
 }
 
 /// Reconciles `date` with `reports`, stores the run (under `claimed`, a scheduled run's
@@ -83,6 +87,7 @@ pub async fn reconcile_day(
         .await?;
     let date_text = engine::date_str(date);
     let carried = store.recon_carried(&date_text).await?;
+    let read = started.elapsed();
     let lines: Vec<ReportLine> = reports.iter().flat_map(|r| r.lines.clone()).collect();
     let result = engine::run(RunInput {
         date,
@@ -92,6 +97,7 @@ pub async fn reconcile_day(
         now_ms,
         settings,
     });
+    let matching = started.elapsed() - read;
     let run_id = claimed
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -113,6 +119,8 @@ pub async fn reconcile_day(
         result,
         saved,
         took: started.elapsed(),
+        read,
+        matching,
     })
 }
 

@@ -371,9 +371,23 @@ impl Store {
             ]);
         }
         saved.exceptions_opened = EXCEPTION_INSERT.execute(&mut tx, &exceptions).await?;
+        // Only an item that was unmatched before has an exception: look at the open ones
+        // rather than at every matched item.
+        let open: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT id FROM exceptions WHERE source = 'reconciliation' AND state = 'open'",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
         for i in result.items.iter().filter(|i| i.bucket == Bucket::Matched) {
-            // Only an item that was unmatched before has an exception; most have none.
+            if open.is_empty() {
+                break;
+            }
             let id = exception_id(i);
+            if !open.contains(&id) {
+                continue;
+            }
             saved.exceptions_resolved += sqlx::query(
                 "UPDATE exceptions SET state = 'resolved', updated_at = $2, resolution = $3 \
                  WHERE id = $1 AND source = 'reconciliation' AND state = 'open'",
