@@ -498,8 +498,9 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
     ledger.stop().await;
 }
 
-/// Two ledger processes with `STOCKLEDGER_RECONCILE_AT` already passed today: the previous
-/// day is reconciled once, by one of them, with the reports of the configured folder.
+/// Two `ledger` processes started with `STOCKLEDGER_RECONCILE_AT` already passed today: the
+/// previous day is reconciled once, by one of them, with the reports of
+/// `STOCKLEDGER_RECONCILE_REPORTS_DIR`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduled_run_reconciles_yesterday_once() {
     let h = Harness::new(Backend::Sqlite).await.unwrap();
@@ -507,34 +508,49 @@ async fn the_scheduled_run_reconciles_yesterday_once() {
     let yesterday = date(now - DAY);
     let dir = tempfile::tempdir().unwrap();
     Reports::new().write(dir.path(), &yesterday);
-    let schedule = ledger::reconcile::Schedule {
-        at_minute: 0,
-        reports_dir: Some(dir.path().to_owned()),
-        settings: reconcile::engine::Settings::default(),
-    };
-    let stop = service::shutdown::CancellationToken::new();
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let (_, store) = h.replica().await.unwrap();
-        tasks.push(tokio::spawn(ledger::reconcile::schedule(
-            store,
-            schedule.clone(),
-            stop.clone(),
-        )));
-    }
+    let env = [
+        ("STOCKLEDGER_NATS_URL", h.nats_url.clone()),
+        (
+            "STOCKLEDGER_NATS_NAMESPACE",
+            h.bus.namespace().as_str().to_owned(),
+        ),
+        ("STOCKLEDGER_DATABASE_URL", h.db.url().to_owned()),
+        ("STOCKLEDGER_LEDGER_METRICS_ADDR", "off".to_owned()),
+        ("STOCKLEDGER_RECONCILE_AT", "00:00".to_owned()),
+        (
+            "STOCKLEDGER_RECONCILE_REPORTS_DIR",
+            dir.path().display().to_string(),
+        ),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let mut ledgers = [
+        e2e::procs::Role::spawn("ledger", None, &env),
+        e2e::procs::Role::spawn("ledger", None, &env),
+    ];
     e2e::wait::eventually("the scheduled run of yesterday", || async {
         let runs = h.store.recon_runs(&yesterday).await.unwrap();
         runs.iter().any(|r| r.finished_at.is_some())
     })
     .await;
-    // Both schedulers looked at the clock at least once more in the meantime.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.cancel();
-    for t in tasks {
-        t.await.unwrap();
+    // Both processes have looked at the clock by now: each says it scheduled the run.
+    for l in &ledgers {
+        e2e::procs::wait_output(l, "daily reconciliation scheduled", Duration::from_secs(15)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for l in &mut ledgers {
+        l.kill();
     }
     let runs = h.store.recon_runs(&yesterday).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].run_kind, "scheduled");
     assert_eq!(runs[0].passed, Some(true));
+    let finished: usize = ledgers
+        .iter()
+        .map(|l| {
+            l.output()
+                .matches("scheduled reconciliation finished")
+                .count()
+        })
+        .sum();
+    assert_eq!(finished, 1);
 }
