@@ -554,3 +554,39 @@ async fn the_scheduled_run_reconciles_yesterday_once() {
         .sum();
     assert_eq!(finished, 1);
 }
+
+/// A report that cannot be read is a usage error (exit code 2) naming the file, the line and
+/// the column; nothing is reconciled.
+#[test]
+fn an_unreadable_report_is_a_usage_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("adyen.csv");
+    std::fs::write(
+        &file,
+        "Psp Reference,Merchant Reference,Creation Date,TimeZone,Type,Gross Debit (GC),Gross Credit (GC),Gross Currency,Batch Number\n\
+         psp_1,o-1,2026-11-18 10:00:00,UTC,Settled,,12,50,EUR,7\n",
+    )
+    .unwrap();
+    let db = dir.path().join("ledger.db");
+    let out = Command::new(e2e::binary("stockctl"))
+        .args(["reconcile", "--date", "2026-11-18", "--report"])
+        .arg(format!("adyen={}", file.display()))
+        .env(
+            "STOCKLEDGER_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("adyen.csv") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "nothing was reconciled");
+    let bad = Command::new(e2e::binary("stockctl"))
+        .args(["reconcile", "--date", "18/11/2026"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
