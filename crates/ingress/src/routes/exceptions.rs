@@ -174,7 +174,7 @@ pub async fn show(
     description = "The exception's evidence pack as one zip: the raw provider body as received with its SHA-256 and how the sender was verified, every event envelope, the ledger entries with balances before and after, the outcomes, the exception and its operator actions, a summary.html, and a manifest.json chaining every file's SHA-256 (`stockctl evidence verify`).",
     params(("id" = String, Path, description = "The exception's id (its event id).")),
     responses(
-        (status = 200, description = "The evidence pack.", content_type = "application/zip", body = Vec<u8>),
+        (status = 200, description = "The evidence pack (a zip file).", content_type = "application/zip", body = crate::wire::exceptions::EvidenceZip),
         (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
         (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
     ),
