@@ -378,7 +378,7 @@ impl Bus {
         &self.js
     }
 
-    /// Creates the events stream, the callbacks stream and the raw stream ([`raw`]) if missing, or updates them to
+    /// Creates the events stream and the callbacks stream if missing, or updates them to
     /// this release's settings. Safe to call from every process at every start.
     pub async fn ensure_streams(&self) -> Result<(), BusError> {
         let ns = &self.config.namespace;
@@ -392,7 +392,14 @@ impl Bus {
             ..Default::default()
         };
         self.put_stream(config, provision::Existing::Update).await?;
-        self.ensure_callback_stream().await?;
+        self.ensure_callback_stream().await
+    }
+
+    /// What the ingress provisions: [`Bus::ensure_streams`] and the raw stream ([`raw`]),
+    /// whose retention only the ingress's `STOCKLEDGER_RAW_RETENTION` sets (the other
+    /// roles never touch it, so their setting cannot undo the ingress's).
+    pub async fn ensure_ingress_streams(&self) -> Result<(), BusError> {
+        self.ensure_streams().await?;
         self.ensure_raw_stream().await
     }
 

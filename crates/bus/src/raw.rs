@@ -97,6 +97,22 @@ impl Bus {
             .await
     }
 
+    /// The raw stream's `max_age` as the ingress set it; `None` when there is no raw
+    /// stream (raw bodies were never kept in this namespace).
+    pub async fn raw_stream_retention(&self) -> Result<Option<Duration>, BusError> {
+        let name = self.config.namespace.raw_stream();
+        let mut stream = match self.js.get_stream(&name).await {
+            Ok(s) => s,
+            Err(e) if e.to_string().contains("not found") => return Ok(None),
+            Err(e) => return Err(BusError::unavailable(InContext::new(name, e))),
+        };
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BusError::unavailable(InContext::new(name, e)))?;
+        Ok(Some(info.config.max_age))
+    }
+
     /// Stores `raw` (never grouped: one message per event) and waits for the ack, at most
     /// the publish timeout. `Ok(None)` when the retention is zero: nothing is kept.
     pub async fn publish_raw(&self, raw: &RawBody) -> Result<Option<Published>, BusError> {

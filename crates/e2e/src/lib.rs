@@ -83,7 +83,8 @@ impl Harness {
         let mut cfg = BusConfig::new(nats_url);
         cfg.namespace = Namespace::parse(&testkit::unique_name("t"))?;
         let bus = Bus::connect(cfg).await?;
-        bus.ensure_streams().await?;
+        // Every stream a deployment has once its ingress started (the raw stream included).
+        bus.ensure_ingress_streams().await?;
         let db = TestDatabase::new(backend).await?;
         let store = Store::connect(db.url(), &StoreOptions::default()).await?;
         Ok(Harness {

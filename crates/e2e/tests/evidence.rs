@@ -10,7 +10,9 @@
 //!   the file when one byte is altered, a file is deleted, or one is added;
 //! - `GET /v1/exceptions/{id}/evidence` answers a zip with the same files (and verifies);
 //! - the raw stream keeps bodies for `STOCKLEDGER_RAW_RETENTION` (its `max_age`), and a
-//!   second delivery of the same webhook stores no second body.
+//!   second delivery of the same webhook stores no second body;
+//! - a body older than the retention is reported "expired under
+//!   STOCKLEDGER_RAW_RETENTION", and with `0` nothing is stored and the pack says so.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -275,5 +277,76 @@ async fn an_evidence_pack_holds_what_happened_and_detects_tampering(backend: Bac
     assert_eq!(info.state.messages, 2, "two webhooks, three deliveries");
 
     ingress.stop().await;
+    ledger.stop().await;
+}
+
+/// The `raw` status of the PortOne event in `order`'s pack.
+fn raw_of_order(h: &Harness, dir: &Path, order: &str) -> Value {
+    let out = stockctl(
+        h,
+        &["evidence", "order", order, "--out", dir.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    json(&dir.join("raw/verification.json"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["provider"] == "portone")
+        .expect("the webhook's event")["raw"]
+        .clone()
+}
+
+/// One paid order through an ingress with `retention`; the ingress is stopped after.
+async fn paid_order(h: &Harness, retention: &str, order: &str) {
+    let cfg = ingress_config(&[("STOCKLEDGER_RAW_RETENTION", retention)]).unwrap();
+    let ingress = h.start_ingress(&cfg).await.unwrap();
+    let client = Client::new(&ingress.url);
+    client.receive("cup-ev", 1, &format!("po-{order}")).await;
+    client.register(order, "cup-ev", 1, "10").await;
+    let body = portone_webhook(&format!("pp-{order}"), order, "Success", "10");
+    let (status, text) = client.post("/webhooks/portone", body).await;
+    assert_eq!(status, 200, "{text}");
+    h.settled().await.unwrap();
+    ingress.stop().await;
+}
+
+async fn raw_message_count(h: &Harness) -> u64 {
+    let mut stream = h
+        .bus
+        .jetstream()
+        .get_stream(h.bus.namespace().raw_stream())
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_bodies_expire_under_the_retention_or_are_not_kept() {
+    let h = Harness::new(Backend::Sqlite).await.unwrap();
+    let ledger = h.start_ledger(test_settings()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // `0` first (the stream keeps its 30 days, so absence is not expiry): nothing is
+    // stored, and the pack says the body was not kept.
+    paid_order(&h, "0", "order-exp-2").await;
+    assert_eq!(raw_message_count(&h).await, 0);
+    let raw = raw_of_order(&h, &tmp.path().join("none"), "order-exp-2");
+    assert_eq!(raw["status"], "not_kept", "{raw}");
+
+    // Kept for one second, then gone: the pack says why.
+    paid_order(&h, "1s", "order-exp-1").await;
+    eventually("the raw body expires", || async {
+        raw_message_count(&h).await == 0
+    })
+    .await;
+    let raw = raw_of_order(&h, &tmp.path().join("expired"), "order-exp-1");
+    assert_eq!(raw["status"], "expired", "{raw}");
+    assert!(
+        raw["detail"]
+            .as_str()
+            .unwrap()
+            .contains("STOCKLEDGER_RAW_RETENTION")
+    );
+
     ledger.stop().await;
 }

@@ -137,7 +137,8 @@ pub struct EvidenceInput {
     pub subject: Subject,
     /// When it was gathered (Unix ms).
     pub generated_at: i64,
-    /// `STOCKLEDGER_RAW_RETENTION` of the process that gathered it, in seconds.
+    /// The raw stream's retention (`STOCKLEDGER_RAW_RETENTION` of the ingress), in
+    /// seconds; 0 when there is no raw stream.
     pub raw_retention_secs: u64,
     pub order: Option<Value>,
     pub events: Vec<EventEvidence>,
@@ -184,10 +185,12 @@ pub async fn gather(
         // An order the ledger never registered may still have events (deferred, refused).
         return Err(EvidenceError::NotFound(format!("no order {r}")));
     }
+    // The retention the ingress gave the raw stream (it alone sets it); none without one.
+    let retention = bus.raw_stream_retention().await?.unwrap_or(Duration::ZERO);
     let mut events = Vec::with_capacity(event_ids.len());
     for id in &event_ids {
         if let Some(detail) = store.processed_detail(id).await? {
-            events.push(event_evidence(bus, detail, now).await?);
+            events.push(event_evidence(bus, retention, detail, now).await?);
         }
     }
     events.sort_by_key(|e| (e.stream_seq.unwrap_or(i64::MAX), e.processed_at));
@@ -195,7 +198,7 @@ pub async fn gather(
     Ok(EvidenceInput {
         subject,
         generated_at: now,
-        raw_retention_secs: bus.raw_retention().as_secs(),
+        raw_retention_secs: retention.as_secs(),
         order: order.and_then(|o| serde_json::to_value(o).ok()),
         events,
         entries,
@@ -271,6 +274,7 @@ pub fn verified_by(provider: &str) -> &'static str {
 /// One recorded event with its raw body looked up.
 async fn event_evidence(
     bus: &Bus,
+    retention: Duration,
     detail: ProcessedDetail,
     now: i64,
 ) -> Result<EventEvidence, EvidenceError> {
@@ -291,7 +295,10 @@ async fn event_evidence(
     let event_id = detail.row.event_id.clone();
     let (raw, raw_body) = match &raw_digest {
         None => (RawStatus::NoBody, None),
-        Some(digest) => raw_status(bus, &provider, &event_id, digest, recorded_at, now).await?,
+        Some(digest) => {
+            let at = Age { recorded_at, now };
+            raw_status(bus, retention, &provider, &event_id, digest, at).await?
+        }
     };
     Ok(EventEvidence {
         kind: detail.row.kind.clone(),
@@ -314,13 +321,12 @@ async fn event_evidence(
 /// The raw body of one event, and what the pack says about it.
 async fn raw_status(
     bus: &Bus,
+    retention: Duration,
     provider: &str,
     event_id: &str,
     digest: &str,
-    recorded_at: i64,
-    now: i64,
+    Age { recorded_at, now }: Age,
 ) -> Result<(RawStatus, Option<Vec<u8>>), EvidenceError> {
-    let retention = bus.raw_retention();
     if let Some(stored) = bus.raw_body(provider, event_id).await? {
         let sha256 = manifest::sha256_hex(&stored.body);
         let ext = extension(stored.content_type.as_deref());
@@ -335,7 +341,7 @@ async fn raw_status(
         return Ok((status, Some(stored.body.to_vec())));
     }
     let detail = if retention.is_zero() {
-        "not kept: STOCKLEDGER_RAW_RETENTION=0".to_owned()
+        "not kept: no raw stream (STOCKLEDGER_RAW_RETENTION=0 on the ingress)".to_owned()
     } else if now.saturating_sub(recorded_at) >= millis(retention) {
         return Ok((
             RawStatus::Expired {
@@ -351,6 +357,12 @@ async fn raw_status(
             .to_owned()
     };
     Ok((RawStatus::NotKept { detail }, None))
+}
+
+/// When an event was recorded and when the pack is made (Unix ms).
+struct Age {
+    recorded_at: i64,
+    now: i64,
 }
 
 fn millis(d: Duration) -> i64 {
