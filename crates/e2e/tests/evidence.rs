@@ -8,7 +8,8 @@
 //!   action are there, and `summary.html` escapes what it shows;
 //! - `stockctl evidence verify` passes (exit 0) on the folder, and fails (exit 1) naming
 //!   the file when one byte is altered, a file is deleted, or one is added;
-//! - `GET /v1/exceptions/{id}/evidence` answers a zip with the same files (and verifies);
+//! - `GET /v1/exceptions/{id}/evidence` answers a zip with the same files (and verifies),
+//!   and the console's exception page links the same zip, served only with a session;
 //! - the raw stream keeps bodies for `STOCKLEDGER_RAW_RETENTION` (its `max_age`), and a
 //!   second delivery of the same webhook stores no second body;
 //! - a body older than the retention is reported "expired under
@@ -264,6 +265,49 @@ async fn an_evidence_pack_holds_what_happened_and_detects_tampering(backend: Bac
         .api(reqwest::Method::GET, "/v1/exceptions/nope/evidence", None)
         .await;
     assert_eq!(status, 404);
+
+    // The console: the exception page links the download, served behind the session only.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let download = format!("{}/console/exceptions/{id}/evidence", ingress.url);
+    let r = browser.get(&download).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "no session, no evidence");
+    let r = browser
+        .post(format!("{}/console/login", ingress.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", e2e::TEST_API_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(format!("{}/console/exceptions/{id}", ingress.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("href=\"/console/exceptions/{id}/evidence\"")));
+    assert!(page.contains("Download evidence"));
+    let r = browser
+        .get(&download)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
 
     // The raw stream: the retention as configured, one body per event despite the retry.
     let mut raw_stream = h
