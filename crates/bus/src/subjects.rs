@@ -13,7 +13,7 @@
 //! | one unverified provider callback | `stockledger.callbacks.<provider>`, e.g. `stockledger.callbacks.ipint` |
 //! | the iPint verifier's durable consumer | `ipint_verifier` on the callbacks stream |
 //! | raw stream (provider bodies as received, `STOCKLEDGER_RAW_RETENTION`) | `STOCKLEDGER_RAW`, subjects `stockledger.raw.>` |
-//! | one raw body | `stockledger.raw.<provider>.<event_id>` |
+//! | raw bodies of one provider (records, grouped) | `stockledger.raw.<provider>` |
 
 /// The longest namespace accepted.
 pub const NAMESPACE_LEN_MAX: usize = 32;
@@ -101,10 +101,9 @@ impl Namespace {
         format!("{}.raw.>", self.0)
     }
 
-    /// The subject of one event's raw body: one subject per event, so that it is found
-    /// by a direct get of the subject's last message.
-    pub fn raw_subject(&self, provider: &str, event_id: &str) -> String {
-        format!("{}.raw.{}.{}", self.0, token(provider), token(event_id))
+    /// The subject of one provider's raw bodies (`crate::raw`).
+    pub fn raw_subject(&self, provider: &str) -> String {
+        format!("{}.raw.{}", self.0, token(provider))
     }
 
     /// The core-NATS subject on which the ledger announces the decision for one event.

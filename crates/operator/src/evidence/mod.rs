@@ -327,7 +327,7 @@ async fn raw_status(
     digest: &str,
     Age { recorded_at, now }: Age,
 ) -> Result<(RawStatus, Option<Vec<u8>>), EvidenceError> {
-    if let Some(stored) = bus.raw_body(provider, event_id).await? {
+    if let Some(stored) = bus.raw_body(provider, event_id, recorded_at).await? {
         let sha256 = manifest::sha256_hex(&stored.body);
         let ext = extension(stored.content_type.as_deref());
         let status = RawStatus::Kept {
