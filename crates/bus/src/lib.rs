@@ -11,6 +11,7 @@ pub mod dlq;
 pub mod group;
 pub mod progress;
 pub mod provision;
+pub mod raw;
 pub mod read;
 pub mod retry;
 pub mod settle;
@@ -134,6 +135,9 @@ pub struct BusConfig {
     pub connect_timeout: Duration,
     /// Group commit of event publishes ([`group`]).
     pub group: GroupSettings,
+    /// `STOCKLEDGER_RAW_RETENTION`: how long the raw stream keeps provider bodies
+    /// ([`raw`]); zero stores none.
+    pub raw_retention: Duration,
     /// When true, [`Bus::connect`] returns at once even if NATS cannot be reached, and the
     /// client keeps connecting in the background ([`Bus::is_connected`] says when it is);
     /// the long-running roles use this so that they start before NATS (issue 16). When
@@ -154,6 +158,7 @@ impl BusConfig {
             duplicate_window: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
             group: GroupSettings::default(),
+            raw_retention: raw::DEFAULT_RAW_RETENTION,
             retry_initial_connect: false,
         }
     }
@@ -388,6 +393,14 @@ impl Bus {
         };
         self.put_stream(config, provision::Existing::Update).await?;
         self.ensure_callback_stream().await
+    }
+
+    /// What the ingress provisions: [`Bus::ensure_streams`] and the raw stream ([`raw`]),
+    /// whose retention only the ingress's `STOCKLEDGER_RAW_RETENTION` sets (the other
+    /// roles never touch it, so their setting cannot undo the ingress's).
+    pub async fn ensure_ingress_streams(&self) -> Result<(), BusError> {
+        self.ensure_streams().await?;
+        self.ensure_raw_stream().await
     }
 
     /// Creates the callbacks stream if missing, or updates it to this release's limits (a

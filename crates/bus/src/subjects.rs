@@ -12,6 +12,8 @@
 //! | callbacks stream (work queue) | `STOCKLEDGER_CALLBACKS`, subjects `stockledger.callbacks.>` |
 //! | one unverified provider callback | `stockledger.callbacks.<provider>`, e.g. `stockledger.callbacks.ipint` |
 //! | the iPint verifier's durable consumer | `ipint_verifier` on the callbacks stream |
+//! | raw stream (provider bodies as received, `STOCKLEDGER_RAW_RETENTION`) | `STOCKLEDGER_RAW`, subjects `stockledger.raw.>` |
+//! | raw bodies of one provider (records, grouped) | `stockledger.raw.<provider>` |
 
 /// The longest namespace accepted.
 pub const NAMESPACE_LEN_MAX: usize = 32;
@@ -87,6 +89,21 @@ impl Namespace {
     /// The subject of one provider's unverified callbacks.
     pub fn callback_subject(&self, provider: &str) -> String {
         format!("{}.callbacks.{}", self.0, token(provider))
+    }
+
+    /// The stream of provider bodies exactly as received (`crate::raw`).
+    pub fn raw_stream(&self) -> String {
+        format!("{}_RAW", self.0.to_ascii_uppercase())
+    }
+
+    /// The wildcard subject of the raw stream.
+    pub fn raw_wildcard(&self) -> String {
+        format!("{}.raw.>", self.0)
+    }
+
+    /// The subject of one provider's raw bodies (`crate::raw`).
+    pub fn raw_subject(&self, provider: &str) -> String {
+        format!("{}.raw.{}", self.0, token(provider))
     }
 
     /// The core-NATS subject on which the ledger announces the decision for one event.

@@ -98,6 +98,9 @@ pub struct NatsConfig {
     /// `STOCKLEDGER_MERCHANT`, default `default`: the merchant scope the ingress writes in
     /// every event's `merchant` (one ingress deployment per merchant on a marketplace).
     pub merchant: String,
+    /// `STOCKLEDGER_RAW_RETENTION`, default `30d`: how long the raw stream keeps provider
+    /// request bodies as received (evidence packs); `0` stores none.
+    pub raw_retention: Duration,
 }
 
 /// The ledger database (every process).
@@ -358,6 +361,7 @@ impl Config {
                     PUBLISH_INFLIGHT_MAX_MAX,
                 )?,
                 merchant: r.string("STOCKLEDGER_MERCHANT", "default"),
+                raw_retention: r.retention("STOCKLEDGER_RAW_RETENTION", "30d")?,
             },
             database: DatabaseConfig {
                 url: r.string("STOCKLEDGER_DATABASE_URL", "sqlite://./data/stockledger.db"),
@@ -675,6 +679,13 @@ impl Reader<'_> {
             value,
             message: "expected a duration such as 500ms, 8s, 10m, 2h or 7d".into(),
         })
+    }
+    /// A duration where `0` alone means "none".
+    fn retention(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        if self.string(var, default).trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        self.duration(var, default)
     }
     fn duration_at_most(
         &self,

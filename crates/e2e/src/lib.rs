@@ -83,7 +83,8 @@ impl Harness {
         let mut cfg = BusConfig::new(nats_url);
         cfg.namespace = Namespace::parse(&testkit::unique_name("t"))?;
         let bus = Bus::connect(cfg).await?;
-        bus.ensure_streams().await?;
+        // Every stream a deployment has once its ingress started (the raw stream included).
+        bus.ensure_ingress_streams().await?;
         let db = TestDatabase::new(backend).await?;
         let store = Store::connect(db.url(), &StoreOptions::default()).await?;
         Ok(Harness {
@@ -202,7 +203,13 @@ impl Harness {
     /// Starts an ingress (its own NATS connection and database pool, like a replica behind a
     /// load balancer) with configuration `cfg`, on a free port.
     pub async fn start_ingress(&self, cfg: &config::Config) -> anyhow::Result<IngressTask> {
-        let (bus, store) = self.replica().await?;
+        let (_, store) = self.replica().await?;
+        // Its own connection, with the raw-body retention `cfg` sets (`bus::raw`).
+        let mut bus_cfg = BusConfig::new(&self.nats_url);
+        bus_cfg.namespace = self.bus.namespace().clone();
+        bus_cfg.raw_retention = cfg.nats.raw_retention;
+        let bus = Bus::connect(bus_cfg).await?;
+        bus.ensure_raw_stream().await?;
         let settings = ingress::Settings::from_config(cfg)?;
         let state = ingress::AppState::new(bus, store, settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -427,6 +427,46 @@ async fn a_day_across_four_providers_reconciles(backend: Backend) {
         assert!(text.contains(needle), "{needle}: {text}");
     }
 
+    // The order's evidence pack carries the reconciliation line that mentions it.
+    let pack = tempfile::tempdir().unwrap();
+    let out = Command::new(e2e::binary("stockctl"))
+        .args(["evidence", "order", "adyen-0", "--out"])
+        .arg(pack.path().join("adyen-0"))
+        .env("STOCKLEDGER_NATS_URL", &h.nats_url)
+        .env("STOCKLEDGER_NATS_NAMESPACE", h.bus.namespace().as_str())
+        .env("STOCKLEDGER_DATABASE_URL", h.db.url())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Value = serde_json::from_str(
+        &std::fs::read_to_string(pack.path().join("adyen-0/reconciliation.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["bucket"] == "unmatched" && l["item"]["reason"] == "amount_mismatch"),
+        "{lines}"
+    );
+    let verify = Command::new(e2e::binary("stockctl"))
+        .args(["evidence", "verify"])
+        .arg(pack.path().join("adyen-0"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
     // Again: the same result, no second exception.
     let (code, again) = reconcile(&h, &day, dir.path(), &[]);
     assert_eq!(code, Some(1));

@@ -50,7 +50,7 @@ impl FromRequest<AppState> for JsonBody {
                 ));
             }
         }
-        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        let RawBody(bytes, _) = RawBody::from_request(req, state).await?;
         Ok(JsonBody(bytes))
     }
 }

@@ -265,16 +265,23 @@ impl AppState {
 }
 
 /// A request body read whole, at most `STOCKLEDGER_MAX_BODY_BYTES` (413 beyond).
-/// Signatures are verified over exactly these bytes.
+/// Signatures are verified over exactly these bytes; the second field is the request's
+/// `Content-Type`, kept with the body in the raw stream.
 #[derive(Debug, Clone)]
-pub struct RawBody(pub Bytes);
+pub struct RawBody(pub Bytes, pub Option<String>);
 
 impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        // Kept with the body for the raw stream (`bus::raw`): the evidence names it.
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         match Bytes::from_request(req, state).await {
-            Ok(bytes) => Ok(RawBody(bytes)),
+            Ok(bytes) => Ok(RawBody(bytes, content_type)),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge {
                 max: state.settings.max_body_bytes,
             }),

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         async move {
             tokio::pin!(stopped);
             tokio::select! {
-                () = bus::retry::until_provisioned(|| bus.ensure_streams()) => {}
+                () = bus::retry::until_provisioned(|| bus.ensure_ingress_streams()) => {}
                 () = &mut stopped => return,
             }
             if let Err(e) = verifier::run(bus, verifier_settings, metrics, stopped).await {

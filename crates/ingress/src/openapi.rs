@@ -75,6 +75,7 @@ pub fn merchant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(merchant::post_inspection))
         .routes(routes!(exceptions::list))
         .routes(routes!(exceptions::show))
+        .routes(routes!(exceptions::evidence))
         .routes(routes!(exceptions::retry))
         .routes(routes!(exceptions::resolve))
         .routes(routes!(exceptions::dismiss))

@@ -2,6 +2,11 @@
 //! event id, the provider's raw body as a digest), the full contract check before anything
 //! leaves the process, and the publish with `Nats-Msg-Id` = event id and the ack awaited.
 //!
+//! A provider's body travels beside its event: [`publish`] stores it in the raw stream
+//! (`bus::raw`, `STOCKLEDGER_RAW_RETENTION`) concurrently with the event's publish, and
+//! succeeds only when both were acknowledged, so an accepted event's evidence is never
+//! "unknown" (decision 14-evidence-1).
+//!
 //! The ingress never writes the ledger: this is its only write. A request is answered
 //! "accepted" only after [`publish`] returned `Ok`.
 
@@ -9,8 +14,8 @@ use bytes::Bytes;
 use contract::{ContractError, Envelope, Source};
 use domain::{Event, EventId, EventKind};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, RawBody};
 
 /// Who the merchant API's events come from (their identities are idempotency keys:
 /// one key, one content, `docs/decisions.md` §26).
@@ -35,6 +40,9 @@ pub struct Outgoing {
     pub envelope: Envelope,
     pub event_id: EventId,
     pub event: Event,
+    /// The provider's request body as received (its digest is the envelope's
+    /// `raw_digest`), stored in the raw stream with the event; `None` for events born here.
+    pub raw: Option<RawBody>,
 }
 
 impl Outgoing {
@@ -45,6 +53,7 @@ impl Outgoing {
             event_id: event.id,
             envelope,
             event,
+            raw: None,
         })
     }
 
@@ -55,7 +64,7 @@ impl Outgoing {
         kind: &EventKind,
         provider: &str,
         identity: String,
-        raw: Option<&[u8]>,
+        raw: Option<&RawBody>,
     ) -> Result<Outgoing, ApiError> {
         let at = now();
         let source = Source {
@@ -63,8 +72,8 @@ impl Outgoing {
             identity,
         };
         // The event id is derived here, once, from the identity; everything after carries it.
-        let envelope = Envelope::new(kind, source, at, at, raw);
-        Outgoing::checked(envelope).map_err(|e| {
+        let envelope = Envelope::new(kind, source, at, at, raw.map(|r| &r.0[..]));
+        let checked = Outgoing::checked(envelope).map_err(|e| {
             // The contract's paths start at the envelope (`payload.lines[0].sku`); the
             // client knows its own field names, which are the payload's.
             let field = e
@@ -73,6 +82,10 @@ impl Outgoing {
                 .unwrap_or(&e.field)
                 .to_owned();
             ApiError::malformed(field, e.message)
+        })?;
+        Ok(Outgoing {
+            raw: raw.cloned(),
+            ..checked
         })
     }
 }
@@ -133,28 +146,53 @@ pub async fn publish(state: &AppState, out: &Outgoing) -> Result<bus::Published,
         }
     };
     let started = std::time::Instant::now();
-    match bus
-        .publish_event_traced(
-            subject,
-            &id,
-            Bytes::from(payload),
-            crate::trace::current().as_ref(),
-        )
-        .await
-    {
-        Ok(published) => {
-            state.metrics.publish_acked(started.elapsed());
-            state.metrics.published(kind, published.duplicate);
-            tracing::debug!(event_id = %id, kind, duplicate = published.duplicate, seq = published.stream_seq, "event published");
-            Ok(published)
-        }
+    // The raw body and the event leave together; neither waits for the other.
+    let trace = crate::trace::current();
+    let (event, raw) = tokio::join!(
+        bus.publish_event_traced(subject, &id, Bytes::from(payload), trace.as_ref()),
+        store_raw(state, out),
+    );
+    let published = match event {
+        Ok(published) => published,
         Err(e) => {
             state.metrics.publish_failed(kind);
             tracing::warn!(event_id = %id, kind, error = %e, "publish failed; nothing accepted");
-            Err(match e {
+            return Err(match e {
                 bus::BusError::Unavailable(_) => PublishError::Unconfirmed(e.into()),
                 bus::BusError::Refused(_) => PublishError::NotSent(e.into()),
-            })
+            });
         }
+    };
+    if let Err(e) = raw {
+        // The event is in the stream but its evidence is not: answered like an event that
+        // was not acknowledged (503, the provider retries; the retry's event is a recorded
+        // duplicate and its body is stored then). A caller that compensates treats it as
+        // "may have landed", which it has.
+        state.metrics.publish_failed(kind);
+        tracing::warn!(event_id = %id, kind, error = %e, "raw body not stored; answered as not accepted");
+        return Err(PublishError::Unconfirmed(e.into()));
     }
+    state.metrics.publish_acked(started.elapsed());
+    state.metrics.published(kind, published.duplicate);
+    tracing::debug!(event_id = %id, kind, duplicate = published.duplicate, seq = published.stream_seq, "event published");
+    Ok(published)
+}
+
+/// Stores `out`'s raw body in the raw stream, if it has one and raw bodies are kept
+/// (`STOCKLEDGER_RAW_RETENTION` above zero); `Ok` once JetStream acknowledged it.
+async fn store_raw(state: &AppState, out: &Outgoing) -> Result<(), bus::BusError> {
+    let Some(raw) = &out.raw else {
+        return Ok(());
+    };
+    if state.bus.raw_retention().is_zero() {
+        return Ok(());
+    }
+    let body = bus::raw::RawBody {
+        provider: out.envelope.source.provider.clone(),
+        event_id: out.event_id.to_string(),
+        content_type: raw.1.clone(),
+        received_at_ms: out.envelope.recorded_at.0,
+        body: raw.0.clone(),
+    };
+    state.bus.publish_raw(&body).await.map(drop)
 }

@@ -64,6 +64,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/returns/{reference}/inspection"),
     ("get", "/v1/exceptions"),
     ("get", "/v1/exceptions/{id}"),
+    ("get", "/v1/exceptions/{id}/evidence"),
     ("post", "/v1/exceptions/{id}/retry"),
     ("post", "/v1/exceptions/{id}/resolve"),
     ("post", "/v1/exceptions/{id}/dismiss"),

@@ -12,9 +12,12 @@
 //!   `stockctl`;
 //! - [`wait`]: polling for the ledger's outcome;
 //! - [`gauges`]: the exception queue's gauges and the non-ingress `/readyz`, for the
-//!   exception process and `stockctl exceptions stats`.
+//!   exception process and `stockctl exceptions stats`;
+//! - [`evidence`]: evidence packs of an order or an exception (`stockctl evidence`, the
+//!   ingress's `/v1/exceptions/{id}/evidence`).
 
 pub mod actions;
+pub mod evidence;
 pub mod gauges;
 pub mod standing;
 pub mod wait;

@@ -33,6 +33,7 @@ pub fn bus_config(cfg: &Config) -> Result<BusConfig, ConnectError> {
     bus.publish_timeout = cfg.nats.publish_timeout;
     bus.group.max_events = cfg.nats.publish_group_max;
     bus.group.inflight_max = cfg.nats.publish_inflight_max;
+    bus.raw_retention = cfg.nats.raw_retention;
     bus.retry_initial_connect = true;
     Ok(bus)
 }

@@ -12,6 +12,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 mod books;
 mod ctx;
 mod events;
+mod evidence;
 mod exceptions;
 mod exit;
 mod messages;
@@ -96,6 +97,9 @@ enum Command {
     /// Work the exception queue: list, show, retry, resolve (see docs/operations.md).
     #[command(subcommand)]
     Exceptions(exceptions::ExceptionsCommand),
+    /// Evidence packs of an order or an exception, and their check (docs/operations.md).
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Send a correctly signed test message from a provider to the ingress, like
     /// `stripe trigger`, or print it with --print.
     #[command(subcommand)]
@@ -139,6 +143,7 @@ async fn run(command: Command, json: bool) -> anyhow::Result<exit::Exit> {
         Command::Replay(args) => replay::run(args, json).await,
         Command::Exceptions(cmd) => exceptions::run(cmd, json).await,
         Command::Reconcile(args) => reconcile::run(args, json).await,
+        Command::Evidence(cmd) => evidence::run(cmd, json).await,
         Command::Trigger(cmd) => trigger::run(cmd, json).await,
         Command::Portone(cmd) => books::portone(cmd, json),
         Command::Completions { shell } => {

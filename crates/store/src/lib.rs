@@ -14,6 +14,7 @@
 mod apply;
 mod bulk;
 mod content;
+mod evidence;
 mod export;
 mod load;
 mod migrations;
@@ -34,6 +35,7 @@ use sqlx::Executor;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 pub use apply::{Applied, BatchReport, DryRun, Incoming};
+pub use evidence::{BUCKETS, EVIDENCE_EVENTS_MAX};
 pub use outbox::PendingChange;
 pub use position::{Checkpoint, PositionWriter};
 pub use queue::{

@@ -429,4 +429,65 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+
+    /// The reconciliation lines that mention `order_ref` or one of `event_ids`, in the
+    /// current run of each date (the run whose result stands), oldest date first: what an
+    /// evidence pack shows as `reconciliation.json`. Each is the stored item with its run,
+    /// date, checkpoint and bucket.
+    pub async fn recon_items_mentioning(
+        &self,
+        order_ref: Option<&str>,
+        event_ids: &[String],
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut out = Vec::new();
+        let mut keys: Vec<(&str, &str)> = Vec::new();
+        if let Some(r) = order_ref {
+            keys.push(("order_ref", r));
+        }
+        keys.extend(event_ids.iter().map(|e| ("event_id", e.as_str())));
+        let mut seen = std::collections::BTreeSet::new();
+        for (column, value) in keys {
+            let sql = if column == "order_ref" {
+                "SELECT i.run_id, i.recon_date, i.checkpoint, i.item_key, i.bucket, i.detail \
+                 FROM reconciliation_items i JOIN reconciliation_runs r ON r.run_id = i.run_id \
+                 WHERE i.order_ref = $1 AND r.is_current = 1"
+            } else {
+                "SELECT i.run_id, i.recon_date, i.checkpoint, i.item_key, i.bucket, i.detail \
+                 FROM reconciliation_items i JOIN reconciliation_runs r ON r.run_id = i.run_id \
+                 WHERE i.event_id = $1 AND r.is_current = 1"
+            };
+            let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
+            for r in rows {
+                let run_id: String = r.try_get(0)?;
+                let checkpoint: String = r.try_get(2)?;
+                let item_key: String = r.try_get(3)?;
+                if !seen.insert((run_id.clone(), checkpoint.clone(), item_key.clone())) {
+                    continue;
+                }
+                let detail: String = r.try_get(5)?;
+                out.push(serde_json::json!({
+                    "run_id": run_id,
+                    "recon_date": r.try_get::<String, _>(1)?,
+                    "checkpoint": checkpoint,
+                    "item_key": item_key,
+                    "bucket": r.try_get::<String, _>(4)?,
+                    "item": serde_json::from_str::<serde_json::Value>(&detail)
+                        .unwrap_or(serde_json::Value::String(detail)),
+                }));
+            }
+        }
+        out.sort_by(|a, b| {
+            (
+                a["recon_date"].as_str(),
+                a["checkpoint"].as_str(),
+                a["item_key"].as_str(),
+            )
+                .cmp(&(
+                    b["recon_date"].as_str(),
+                    b["checkpoint"].as_str(),
+                    b["item_key"].as_str(),
+                ))
+        });
+        Ok(out)
+    }
 }

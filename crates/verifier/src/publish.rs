@@ -2,7 +2,9 @@
 //! envelope (identity → event id, the provider's raw body as a digest), the contract check
 //! before anything leaves the process, and the publish with `Nats-Msg-Id` = event id and
 //! the ack awaited. The same steps as the ingress's own publish, without its HTTP error
-//! mapping: a worker only needs to know whether to retry.
+//! mapping: a worker only needs to know whether to retry. As there, the body the digest
+//! is of (iPint's invoice answer, a completed Stripe event) is stored in the raw stream
+//! (`bus::raw`) concurrently, and `Ok` needs both acknowledgements.
 
 use bytes::Bytes;
 use contract::{ContractError, Envelope, Source};
@@ -49,11 +51,28 @@ pub(crate) async fn publish(
     let envelope = envelope.with_merchant(ctx.settings.merchant.as_str());
     let payload = envelope.to_json().map_err(PublishError::Encode)?;
     let started = std::time::Instant::now();
-    match ctx
-        .bus
-        .publish_event(subject, &id, Bytes::from(payload), None)
-        .await
-    {
+    let store_raw = async {
+        match raw {
+            Some(body) if !ctx.bus.raw_retention().is_zero() => ctx
+                .bus
+                .publish_raw(&bus::raw::RawBody {
+                    provider: provider.to_owned(),
+                    event_id: id.clone(),
+                    content_type: Some("application/json".to_owned()),
+                    received_at_ms: at.0,
+                    body: Bytes::copy_from_slice(body),
+                })
+                .await
+                .map(drop),
+            _ => Ok(()),
+        }
+    };
+    let (event, raw_stored) = tokio::join!(
+        ctx.bus
+            .publish_event(subject, &id, Bytes::from(payload), None),
+        store_raw
+    );
+    match event.and_then(|published| raw_stored.map(|()| published)) {
         Ok(published) => {
             ctx.observer.publish_acked(started.elapsed());
             ctx.observer.published(kind_name, published.duplicate);

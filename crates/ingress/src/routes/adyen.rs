@@ -53,14 +53,13 @@ pub async fn webhook(
             "STOCKLEDGER_ADYEN_HMAC_KEY is not set".into(),
         ));
     }
-    let raw = body.0;
-    let batch = adyen::parse_batch(&raw)?;
+    let batch = adyen::parse_batch(&body.0)?;
     adyen::verify_batch(&batch, &settings.adyen_hmac_keys.0)?;
     let mut outgoing = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
         match events::adyen_event(item)? {
             Some(kind) => {
-                outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&raw))?)
+                outgoing.push(Outgoing::new(&kind, ADYEN, item.dedupe_key(), Some(&body))?)
             }
             None => {
                 tracing::info!(psp_reference = %item.psp_reference, event_code = %item.event_code, "Adyen item acknowledged and ignored");

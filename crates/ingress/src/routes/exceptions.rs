@@ -4,6 +4,9 @@
 //!
 //! - `GET /v1/exceptions?reason=&state=&older_than=&limit=`: the queue, newest first.
 //! - `GET /v1/exceptions/{id}`: one problem with its evidence, actions and outcomes.
+//! - `GET /v1/exceptions/{id}/evidence`: the exception's evidence pack as a zip
+//!   (`operator::evidence`: its event as received and recorded, the raw body, entries,
+//!   outcomes, actions, a chained manifest).
 //! - `POST /v1/exceptions/{id}/retry`: decide the exception's event again (safe at any
 //!   time; a final outcome never changes).
 //! - `POST /v1/exceptions/{id}/resolve`: close as a deliberate no-op.
@@ -31,6 +34,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse as _, Response};
 use domain::OperatorAction;
 use operator::actions::{ActionError, ActionReport, ActionRequest, Actions, RetryReport};
 use store::{QueueDetail, QueueFilter};
@@ -161,6 +166,63 @@ pub async fn show(
         Some(detail) => Ok(Json(detail)),
         None => Err(ActionError::NotFound(id).into()),
     }
+}
+
+/// `GET /v1/exceptions/{id}/evidence`.
+#[utoipa::path(
+    get, path = "/v1/exceptions/{id}/evidence", tag = "exceptions",
+    description = "The exception's evidence pack as one zip: the raw provider body as received with its SHA-256 and how the sender was verified, every event envelope, the ledger entries with balances before and after, the outcomes, the exception and its operator actions, a summary.html, and a manifest.json chaining every file's SHA-256 (`stockctl evidence verify`).",
+    params(("id" = String, Path, description = "The exception's id (its event id).")),
+    responses(
+        (status = 200, description = "The evidence pack (a zip file).", content_type = "application/zip", body = crate::wire::exceptions::EvidenceZip),
+        (status = 400, description = "Malformed: the body or a parameter is not what the endpoint accepts; `message` names the field.", body = crate::wire::error::ErrorBody),
+        (status = 404, description = "Not found.", body = crate::wire::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn evidence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    domain::ExceptionId::parse(id.as_str())
+        .map_err(|e| ApiError::malformed("id", e.to_string()))?;
+    let input = operator::evidence::gather(
+        &state.store,
+        &state.bus,
+        operator::evidence::Subject::Exception(id.clone()),
+        publish::now().0,
+    )
+    .await
+    .map_err(|e| match e {
+        operator::evidence::EvidenceError::NotFound(_) => ActionError::NotFound(id.clone()).into(),
+        operator::evidence::EvidenceError::Unavailable(m) => {
+            tracing::warn!(error = %m, "evidence pack: unavailable");
+            ApiError::Unavailable(crate::error::DATABASE_OR_NATS_UNAVAILABLE.to_owned())
+        }
+        operator::evidence::EvidenceError::Corrupt(e) => ApiError::from(e),
+    })?;
+    let (_, zip) = operator::evidence::build(&input)
+        .to_zip()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"evidence-exception-{name}.zip\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        zip,
+    )
+        .into_response())
 }
 
 /// The action's body ([`ActionBody`]): `actor` and `reason` required, `evidence` and

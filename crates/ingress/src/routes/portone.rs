@@ -95,11 +95,10 @@ pub async fn webhook(
         ));
     };
     check_source(&state, &peer, &headers).map_err(ApiError::Forbidden)?;
-    let raw = body.0;
-    let hook = portone::parse_payment_webhook(&raw)?;
+    let hook = portone::parse_payment_webhook(&body.0)?;
     portone::verify_payment_webhook(&hook, secret.expose())?;
     let kind = events::portone_event(&hook)?;
-    let out = Outgoing::new(&kind, PORTONE, hook.dedupe_key(), Some(&raw))?;
+    let out = Outgoing::new(&kind, PORTONE, hook.dedupe_key(), Some(&body))?;
     publish::publish(&state, &out).await?;
     Ok(StatusCode::OK)
 }
@@ -264,10 +263,10 @@ async fn confirm(
         return Answer::no(StatusCode::FORBIDDEN, "source_not_allowed", m);
     }
     let raw = match body {
-        Ok(b) => b.0,
+        Ok(b) => b,
         Err(e) => return e.into(),
     };
-    let request = match portone::parse_inventory_confirmation(&raw) {
+    let request = match portone::parse_inventory_confirmation(&raw.0) {
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into(),
     };

@@ -51,7 +51,7 @@ pub async fn webhook(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<StatusCode, ApiError> {
-    let raw = body.0;
+    let raw = &body.0;
     let secrets: Vec<String> = state
         .settings
         .stripe_webhook_secrets
@@ -68,12 +68,12 @@ pub async fn webhook(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("no Stripe-Signature header".into()))?;
     let now = state.settings.clock.now();
-    stripe::verify_signature(&raw, header, &secrets, now, TOLERANCE_SECS)?;
-    let event = stripe::parse_event(&raw)?;
+    stripe::verify_signature(raw, header, &secrets, now, TOLERANCE_SECS)?;
+    let event = stripe::parse_event(raw)?;
     if stripe::completion(&event).is_some() {
         // Partial (thin, or without data.object): completed from Stripe's API off the
         // request path, never applied on a guess (decision 30).
-        accept_partial(&state, &event, &raw).await?;
+        accept_partial(&state, &event, raw).await?;
         return Ok(StatusCode::OK);
     }
     let Some(kind) = events::stripe_event(&event)? else {
@@ -81,7 +81,7 @@ pub async fn webhook(
         state.metrics.ignored(STRIPE, &event.event_type);
         return Ok(StatusCode::OK);
     };
-    let out = Outgoing::new(&kind, STRIPE, event.dedupe_key(), Some(&raw))?;
+    let out = Outgoing::new(&kind, STRIPE, event.dedupe_key(), Some(&body))?;
     publish::publish(&state, &out).await?;
     Ok(StatusCode::OK)
 }

@@ -83,3 +83,9 @@ mod tests {
         }
     }
 }
+
+/// An evidence pack as downloaded (`GET /v1/exceptions/{id}/evidence`): the bytes of a zip
+/// file, described as a binary string.
+#[derive(Debug, Clone, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct EvidenceZip(pub Vec<u8>);

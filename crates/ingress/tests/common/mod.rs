@@ -49,7 +49,7 @@ impl World {
     pub async fn new(nats_url: String) -> World {
         let namespace = Namespace::parse(&testkit::unique_name("ingress")).unwrap();
         let bus = connect(&nats_url, &namespace).await;
-        bus.ensure_streams().await.unwrap();
+        bus.ensure_ingress_streams().await.unwrap();
         let db = TestDatabase::new(Backend::Sqlite).await.unwrap();
         let store = Store::connect(db.url(), &StoreOptions::default())
             .await

@@ -10,6 +10,7 @@
 //! | `GET /console/login`, `POST /console/login`, `POST /console/logout` | the login form, the session ([`session`]) |
 //! | `GET /console/` | the exception queue: filters, oldest first, ages |
 //! | `GET /console/exceptions/{id}` | one exception: evidence, outcomes, audit trail, the action form |
+//! | `GET /console/exceptions/{id}/evidence` | the exception's evidence pack (a zip download) |
 //! | `POST /console/exceptions/{id}/{action}` | `retry`, `resolve`, `dismiss`, `release`, `keep`; 303 back with the result |
 //! | `GET /console/orders/{order_ref}` | an order with its events and outcomes |
 //! | `GET /console/stock/{sku}` | a SKU's balances per location and its latest entries |
@@ -43,6 +44,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/console/", get(pages::queue))
         .route("/console/exceptions/{id}", get(pages::exception))
+        .route("/console/exceptions/{id}/evidence", get(pages::evidence))
         .route("/console/exceptions/{id}/{action}", post(pages::act))
         .route("/console/orders", get(pages::order_lookup))
         .route("/console/orders/{order_ref}", get(pages::order))

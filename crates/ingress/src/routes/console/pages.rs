@@ -191,6 +191,15 @@ fn offered_actions(reason: &str) -> Vec<(&'static str, &'static str)> {
     offered
 }
 
+/// `GET /console/exceptions/{id}/evidence`: the exception's evidence pack, the same zip
+/// `GET /v1/exceptions/{id}/evidence` answers, behind the console's session.
+pub async fn evidence(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match exceptions::evidence(State(state), Path(id)).await {
+        Ok(zip) => zip,
+        Err(e) => api_error_page(&e),
+    }
+}
+
 /// `GET /console/exceptions/{id}`: the row, its evidence, the ledger's outcomes, the audit
 /// trail of operator actions, and the action form while it is not resolved.
 pub async fn exception(
@@ -241,6 +250,7 @@ pub async fn exception(
             p.muted { "Resolved: nothing left to do." }
         }
         h2 { "Evidence" }
+        p { a #download-evidence href=(format!("{}/evidence", exception_href(&item.id))) { "Download evidence" } " (a zip: raw body, events, entries, actions, a chained manifest)" }
         pre #evidence { (evidence) }
         h2 { "Ledger outcomes" }
         table {
