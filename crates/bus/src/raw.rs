@@ -10,7 +10,7 @@
 //! = the event id (so a provider's retry within JetStream's duplicate window is not stored
 //! again); under load, records of one provider leave together, one message and one fsync
 //! for many (measured: storing each body as its own message cut accepted webhooks to a
-//! third, decision 14-evidence-1). A retry after the window, or one that meets a group, is
+//! third, decision 46). A retry after the window, or one that meets a group, is
 //! stored again; [`Bus::raw_body`] returns the first copy.
 //!
 //! **Finding a body.** JetStream has no lookup by message id, and one subject per event

@@ -379,6 +379,14 @@ async fn an_operator_resolves_an_exception_in_the_browser() {
         .unwrap();
     assert!(page.contains("&lt;b&gt;not markup&lt;/b&gt;"), "{page}");
     assert!(!page.contains("<b>not markup"));
+    // It says what the exception concerns: the order, and the SKU and location short.
+    for shown in [
+        "order-console-1",
+        "<dt>SKU</dt><dd><a href=\"/console/stock/mug-console\">mug-console</a></dd>",
+        "<dt>location</dt><dd>main</dd>",
+    ] {
+        assert!(page.contains(shown), "{shown} not on the page:\n{page}");
+    }
 
     // Guessing the token is limited per source: 429 after the burst.
     let mut limited = false;

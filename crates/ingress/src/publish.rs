@@ -5,7 +5,7 @@
 //! A provider's body travels beside its event: [`publish`] stores it in the raw stream
 //! (`bus::raw`, `STOCKLEDGER_RAW_RETENTION`) concurrently with the event's publish, and
 //! succeeds only when both were acknowledged, so an accepted event's evidence is never
-//! "unknown" (decision 14-evidence-1).
+//! "unknown" (decision 46).
 //!
 //! The ingress never writes the ledger: this is its only write. A request is answered
 //! "accepted" only after [`publish`] returned `Ok`.

@@ -179,7 +179,7 @@ fn bus_exit(e: &bus::BusError) -> Exit {
 
 /// A store error's exit code. A missing or unmigrated ledger database is "the database
 /// unavailable" (3): the command could not look at any ledger, which is not the same as
-/// finding a problem in one (`docs/decisions.md`, decision 01-cli).
+/// finding a problem in one (`docs/decisions.md`, decision 42).
 fn store_exit(e: &store::StoreError) -> Exit {
     use store::StoreError as E;
     match e {

@@ -96,12 +96,12 @@ mod tests {
     const SQLITE_OWN_AFTER: &[(i64, &str, &str)] = &[(
         7,
         "reconciliation",
-        "f9c3174d4ebf6f73e9cbb22f2f827c24642f2272af3d5c461fd14da7c84a809886717084ee693c76595bbb010e175937",
+        "232a91e217db3e15fecae291b687a59e6587ec23fffe89e843b2088c1e4ede00f7a2aeeeeb841d9893192247e1808998",
     )];
     const POSTGRES_OWN_AFTER: &[(i64, &str, &str)] = &[(
         7,
         "reconciliation",
-        "26d8fbd4fce0e8c80b5b5c7c4394782a71ee7fa0c75ff9f15046bbafbe076ca9a09c9bf0c3bd7909d6a41181257fca53",
+        "2e53fb9d1a3bcc0ee773f2e458b19ddb2c538b4666e2bc04b8240649f82990d55da08b34adec7a77033bd1a56065dd57",
     )];
 
     fn expected(

@@ -25,7 +25,7 @@ pub struct PortOneWebhook {
     /// `Success`, `Failed`, `Expired`, `Cancelled`, `Pending`, …
     pub status: String,
     /// The amount, a JSON number, read from its exact text (never through a float).
-    #[schema(value_type = f64, minimum = 0)]
+    #[schema(schema_with = super::schema::provider_amount)]
     pub amount: serde_json::Number,
     /// ISO 4217 code.
     pub currency: String,
@@ -50,7 +50,7 @@ pub struct PortOneConfirmation {
     pub merchant_order_ref: String,
     pub portone_order_ref: String,
     /// A JSON number, compared exactly with the registered order's amount.
-    #[schema(value_type = f64, minimum = 0)]
+    #[schema(schema_with = super::schema::provider_amount)]
     pub amount: serde_json::Number,
     pub currency: String,
 }

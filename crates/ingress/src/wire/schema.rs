@@ -1,5 +1,5 @@
 //! The OpenAPI schemas of the wire's scalars whose rules live in the domain: an
-//! identifier (SKU, location, order reference, …) and a quantity. Built from the domain's
+//! identifier (SKU, location, order reference, …), a quantity, and a provider's amount. Built from the domain's
 //! own limits (`domain::types::IDENTIFIER_LEN_MAX`, `domain::types::QUANTITY_MAX`), so the
 //! API description and the checks it describes cannot drift apart.
 
@@ -34,5 +34,18 @@ pub fn quantity() -> Object {
         .minimum(Some(1))
         .maximum(Some(domain::types::QUANTITY_MAX))
         .description(Some("Units: a whole number from 1."))
+        .build()
+}
+
+/// An amount a provider sends as a JSON number (PortOne): a non-negative `number` with no
+/// binary-float `format`, since the ingress reads its exact text into a decimal
+/// (`providers::portone`), never through a float of its own.
+pub fn provider_amount() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0))
+        .description(Some(
+            "A JSON number as the provider sends it, read from its exact text into a decimal.",
+        ))
         .build()
 }

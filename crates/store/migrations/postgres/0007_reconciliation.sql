@@ -3,7 +3,7 @@ ALTER TABLE exceptions DROP CONSTRAINT exceptions_source_check;
 ALTER TABLE exceptions ADD CONSTRAINT exceptions_source_check
     CHECK (source IN ('ledger','dlq','reconciliation'));
 
--- The daily reconciliation (docs/operations.md, "Reconciliation"; decision 14-recon). Its
+-- The daily reconciliation (docs/operations.md, "Reconciliation"; decision 45). Its
 -- runs and items live only in the ledger database: they are not events, so a ledger rebuilt
 -- from the stream has none; `stockctl reconcile --date D` computes them again.
 

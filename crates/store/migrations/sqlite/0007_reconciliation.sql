@@ -29,7 +29,7 @@ ALTER TABLE exceptions_v2 RENAME TO exceptions;
 CREATE INDEX exceptions_by_state ON exceptions (state, reason, created_at);
 CREATE INDEX exceptions_by_retry_event ON exceptions (retry_event_id);
 
--- The daily reconciliation (docs/operations.md, "Reconciliation"; decision 14-recon). Its
+-- The daily reconciliation (docs/operations.md, "Reconciliation"; decision 45). Its
 -- runs and items live only in the ledger database: they are not events, so a ledger rebuilt
 -- from the stream has none; `stockctl reconcile --date D` computes them again.
 
