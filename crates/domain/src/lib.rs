@@ -18,6 +18,7 @@ pub mod matrix;
 pub mod order;
 pub mod outcome;
 mod pairs;
+pub mod policy;
 pub mod state;
 pub mod stock;
 pub mod types;
@@ -34,6 +35,7 @@ pub use outcome::{
     Chargeback, Concerns, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome,
     QueueUpdate, RefusalReason, Resolution,
 };
+pub use policy::{InvalidPolicy, PolicySet, ReservationTtls, StockPolicy};
 pub use state::{QueueEntry, State};
 pub use stock::{Balance, Bucket, Movement, StockKey};
 pub use types::{

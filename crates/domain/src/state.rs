@@ -9,6 +9,7 @@ use crate::event::{Delivery, OrderLookup};
 use crate::matrix::{Context, decide};
 use crate::order::{Order, ReturnRecord};
 use crate::outcome::{Chargeback, Decision, Outcome, Resolution};
+use crate::policy::PolicySet;
 use crate::stock::{Balance, StockKey};
 use crate::types::{DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, ReturnRef};
 
@@ -36,6 +37,8 @@ pub struct State {
     pub chargebacks: BTreeMap<DisputeId, Chargeback>,
     pub outcomes: BTreeMap<EventId, Outcome>,
     pub exceptions: BTreeMap<ExceptionId, QueueEntry>,
+    /// The stock policy in force: the last `policy.changed` applied, or the default.
+    pub policy: PolicySet,
 }
 
 impl State {
