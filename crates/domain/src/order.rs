@@ -125,6 +125,12 @@ pub struct Order {
     /// When the current reservation was made (the authorizing event's `recorded_at`);
     /// the expiry sweeper releases it after the reservation TTL.
     pub reserved_at: Option<Timestamp>,
+    /// Until when the current reservation may block stock: `reserved_at` plus the TTL of
+    /// the provider and payment method that made it ([`crate::ReservationTtls`]). The
+    /// expiry sweeper releases it after this instant. `None` for reservations recorded
+    /// before deadlines were kept (the sweeper then counts the default TTL).
+    #[serde(default)]
+    pub reserved_until: Option<Timestamp>,
     /// Units of each line already received back through returns.
     #[serde(with = "crate::pairs")]
     pub returned: BTreeMap<StockKey, u64>,
@@ -139,6 +145,7 @@ impl Order {
             stock_moved: false,
             reserved_by: None,
             reserved_at: None,
+            reserved_until: None,
             returned: BTreeMap::new(),
         }
     }

@@ -263,9 +263,15 @@ async fn two_sweepers_release_a_reservation_once(backend: Backend) {
     let later = domain::Timestamp(e2e::now().0 + 1);
     for _ in 0..2 {
         for sweeper_bus in [h.bus.clone(), h.replica().await.unwrap().0] {
-            ledger::sweeper::sweep_once(&sweeper_bus, &h.store, Duration::ZERO, 1000, later)
-                .await
-                .unwrap();
+            ledger::sweeper::sweep_once(
+                &sweeper_bus,
+                &h.store,
+                &domain::ReservationTtls::uniform(Duration::ZERO),
+                1000,
+                later,
+            )
+            .await
+            .unwrap();
         }
     }
     e2e::wait::eventually("every reservation released", || async {

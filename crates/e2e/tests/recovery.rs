@@ -142,9 +142,15 @@ async fn traffic(h: &Harness, c: &Client) {
         .await
         .unwrap();
     // The third confirmation's reservation expires: an event with its own time.
-    ledger::sweeper::sweep_once(&h.bus, &h.store, Duration::ZERO, 100, e2e::now())
-        .await
-        .unwrap();
+    ledger::sweeper::sweep_once(
+        &h.bus,
+        &h.store,
+        &domain::ReservationTtls::uniform(Duration::ZERO),
+        100,
+        e2e::now(),
+    )
+    .await
+    .unwrap();
     settled(h).await;
     eventually("the relay to empty the outbox", || async {
         h.store.stock_outbox_len().await.unwrap() == 0

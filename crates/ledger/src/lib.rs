@@ -62,8 +62,8 @@ pub struct LedgerSettings {
     pub batch_linger: Duration,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`.
     pub unknown_order_hold: Duration,
-    /// `STOCKLEDGER_RESERVATION_TTL`.
-    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_RESERVATION_TTL`: per provider and payment method.
+    pub reservation_ttls: domain::ReservationTtls,
     /// `STOCKLEDGER_SWEEP_INTERVAL`; `None` disables the sweeper in this process.
     pub sweep_interval: Option<Duration>,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`.
@@ -84,7 +84,7 @@ impl LedgerSettings {
             fetch_batch_max: c.ledger.fetch_batch_max,
             batch_linger: c.ledger.batch_linger,
             unknown_order_hold: c.ledger.unknown_order_hold,
-            reservation_ttl: c.ledger.reservation_ttl,
+            reservation_ttls: c.ledger.reservation_ttls.clone(),
             sweep_interval: Some(c.ledger.sweep_interval),
             sweep_batch_max: c.ledger.sweep_batch_max,
             consumer: ConsumerLimits {
@@ -288,7 +288,7 @@ mod tests {
             fetch_batch_max: 1,
             batch_linger: Duration::ZERO,
             unknown_order_hold: Duration::from_secs(hold_s),
-            reservation_ttl: Duration::from_secs(60),
+            reservation_ttls: domain::ReservationTtls::uniform(Duration::from_secs(60)),
             sweep_interval: None,
             sweep_batch_max: 1,
             consumer: ConsumerLimits {

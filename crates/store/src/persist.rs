@@ -388,6 +388,7 @@ impl Writes {
                     order.state.as_str().into(),
                     order.reserved_by.map(|e| e.to_string()).into(),
                     order.reserved_at.map(|t| t.0).into(),
+                    order.reserved_until.map(|t| t.0).into(),
                     body(order)?.into(),
                     at.into(),
                 ],
@@ -735,10 +736,11 @@ const OUTBOX: Bulk = Bulk {
 };
 
 const ORDERS: Bulk = Bulk {
-    head: "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, body, updated_at) VALUES ",
+    head: "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, reserved_until, body, updated_at) VALUES ",
     tail: " ON CONFLICT (order_ref) DO UPDATE SET state = excluded.state, reserved_by = excluded.reserved_by, \
-           reserved_at = excluded.reserved_at, body = excluded.body, updated_at = excluded.updated_at",
-    cols: 6,
+           reserved_at = excluded.reserved_at, reserved_until = excluded.reserved_until, body = excluded.body, \
+           updated_at = excluded.updated_at",
+    cols: 7,
 };
 
 const PAYMENT_REFS: Bulk = Bulk {

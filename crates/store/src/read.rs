@@ -280,18 +280,23 @@ impl Store {
         Ok(n)
     }
 
-    /// Reservations made at or before `cutoff` that still hold stock: `(order, the event
-    /// that made the reservation)`, oldest first, at most `limit`.
+    /// Reservations whose deadline (`reserved_until`) is at or before `now` and that still
+    /// hold stock: `(order, the event that made the reservation)`, earliest deadline first,
+    /// at most `limit`. A reservation recorded without a deadline (before migration 0009)
+    /// is due once made at or before `undated_cutoff` (`now` minus the default TTL).
     pub async fn reservations_due(
         &self,
-        cutoff: Timestamp,
+        now: Timestamp,
+        undated_cutoff: Timestamp,
         limit: i64,
     ) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
         let rows: Vec<DueReservationRow> = sqlx::query_as(
-            "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND reserved_at <= $1 \
-             ORDER BY reserved_at LIMIT $2",
+            "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND \
+             (reserved_until <= $1 OR (reserved_until IS NULL AND reserved_at <= $2)) \
+             ORDER BY COALESCE(reserved_until, reserved_at) LIMIT $3",
         )
-        .bind(cutoff.0)
+        .bind(now.0)
+        .bind(undated_cutoff.0)
         .bind(limit.clamp(1, LIST_LIMIT_MAX))
         .fetch_all(&self.pool)
         .await

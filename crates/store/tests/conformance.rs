@@ -493,12 +493,15 @@ async fn reservations_due_lists_old_reservations(backend: Backend) {
     store.apply_batch(&batch, &ctx()).await.unwrap();
     assert!(
         store
-            .reservations_due(Timestamp(2), 10)
+            .reservations_due(Timestamp(2), Timestamp(2), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let due = store.reservations_due(Timestamp(3), 10).await.unwrap();
+    let due = store
+        .reservations_due(Timestamp(3), Timestamp(3), 10)
+        .await
+        .unwrap();
     assert_eq!(due, vec![(OrderRef::parse("r1").unwrap(), evs[2].id)]);
 }
 

@@ -164,7 +164,7 @@ impl World {
             fetch_batch_max: 64,
             batch_linger: Duration::from_millis(1),
             unknown_order_hold: Duration::ZERO,
-            reservation_ttl: Duration::from_secs(7 * 86_400),
+            reservation_ttls: domain::ReservationTtls::uniform(Duration::from_secs(7 * 86_400)),
             sweep_interval: None,
             sweep_batch_max: 100,
             consumer: bus::ConsumerLimits {
