@@ -52,6 +52,7 @@ use std::time::Duration;
 use bus::{Bus, ConsumerLimits};
 use service::shutdown::CancellationToken;
 use store::Store;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Settings of the ledger process, each from one documented variable.
 #[derive(Debug, Clone)]
@@ -164,12 +165,12 @@ pub async fn run(
                 store: store.clone(),
                 backlog: metrics::BacklogCollector::new(&mut registry),
             };
-            Some(tokio::spawn(service::ops::serve(
+            Some(AbortOnDropHandle::new(tokio::spawn(service::ops::serve(
                 listener,
                 registry,
                 probe,
                 ops_stop.clone(),
-            )))
+            ))))
         }
         None => None,
     };
@@ -214,14 +215,21 @@ async fn run_roles(
     let store = store.recording_position(standing.writer(position::process_writer("ledger")));
     let stop = CancellationToken::new();
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    // The relay and the sweeper live exactly as long as this future: dropped (the process
+    // task aborted), they stop with it, as they would with the process, instead of going
+    // on beside a new ledger.
     let relay = {
         let (bus, store, wake, stop) = (bus.clone(), store.clone(), wake.clone(), stop.clone());
-        tokio::spawn(async move { relay::run(bus, store, wake, stop).await })
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            relay::run(bus, store, wake, stop).await
+        }))
     };
     let sweeper = settings.sweep_interval.map(|interval| {
         let (bus, store, settings, stop) =
             (bus.clone(), store.clone(), settings.clone(), stop.clone());
-        tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            sweeper::run(bus, store, &settings, interval, stop).await
+        }))
     });
     let consumer = consumer::run(bus, store, settings, stop.clone(), wake, counters);
     tokio::pin!(consumer);
