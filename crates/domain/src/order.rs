@@ -128,6 +128,16 @@ pub struct Order {
     /// Units of each line already received back through returns.
     #[serde(with = "crate::pairs")]
     pub returned: BTreeMap<StockKey, u64>,
+    /// True when the payment was captured under `deduct_on_settlement` and stock waits for
+    /// the settlement (`docs/trigger-matrix.md`, M-POL-4): the settlement sells it whatever
+    /// policy is in force by then, and the order can no longer be changed. Absent (false)
+    /// in bodies written before the stock policy existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub awaiting_settlement: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Order {
@@ -140,6 +150,7 @@ impl Order {
             reserved_by: None,
             reserved_at: None,
             returned: BTreeMap::new(),
+            awaiting_settlement: false,
         }
     }
 }

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::types::Provider;
 
 /// When a payment moves stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StockPolicy {
     /// Authorization reserves (`available → reserved`), capture sells the reservation
     /// (`reserved → sold`). The expensive failure it avoids is oversell.
+    #[default]
     ReserveOnAuthorization,
     /// Authorization moves nothing; capture sells from `available`. Stock is never blocked
     /// by payments that do not finish, at the price of oversells caught at capture.
@@ -45,12 +48,6 @@ impl StockPolicy {
             StockPolicy::DeductOnCapture => "deduct_on_capture",
             StockPolicy::DeductOnSettlement => "deduct_on_settlement",
         }
-    }
-}
-
-impl Default for StockPolicy {
-    fn default() -> Self {
-        StockPolicy::ReserveOnAuthorization
     }
 }
 
@@ -242,11 +239,21 @@ mod tests {
             set.for_provider(&p("adyen")),
             StockPolicy::ReserveOnAuthorization
         );
-        assert_eq!(set.to_string(), "reserve_on_authorization,stripe=deduct_on_capture");
+        assert_eq!(
+            set.to_string(),
+            "reserve_on_authorization,stripe=deduct_on_capture"
+        );
         assert_eq!(set.to_string().parse::<PolicySet>().unwrap(), set);
         let uniform: PolicySet = "deduct_on_settlement".parse().unwrap();
         assert_eq!(uniform, PolicySet::uniform(StockPolicy::DeductOnSettlement));
-        for bad in ["", "sometimes", "stripe=never", "a,b", "deduct_on_capture,,x", "stripe=deduct_on_capture,stripe=deduct_on_capture"] {
+        for bad in [
+            "",
+            "sometimes",
+            "stripe=never",
+            "a,b",
+            "deduct_on_capture,,x",
+            "stripe=deduct_on_capture,stripe=deduct_on_capture",
+        ] {
             assert!(bad.parse::<PolicySet>().is_err(), "{bad}");
         }
     }
@@ -258,7 +265,13 @@ mod tests {
         ttls.methods
             .insert((p("stripe"), "klarna".to_owned()), Duration::from_secs(180));
         assert_eq!(ttls.ttl(&p("adyen"), None), Duration::from_secs(60));
-        assert_eq!(ttls.ttl(&p("stripe"), Some("card")), Duration::from_secs(120));
-        assert_eq!(ttls.ttl(&p("stripe"), Some("klarna")), Duration::from_secs(180));
+        assert_eq!(
+            ttls.ttl(&p("stripe"), Some("card")),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            ttls.ttl(&p("stripe"), Some("klarna")),
+            Duration::from_secs(180)
+        );
     }
 }
