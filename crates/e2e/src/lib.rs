@@ -281,7 +281,7 @@ pub fn envelope(identity: &str, event: &Event) -> Envelope {
     let env = Envelope::new(
         &event.kind,
         Source {
-            provider: "test".into(),
+            provider: event.provider.to_string(),
             identity: identity.into(),
         },
         event.recorded_at,

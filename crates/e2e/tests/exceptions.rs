@@ -54,6 +54,7 @@ fn event(identity: &str, kind: EventKind) -> (String, Event) {
         identity.to_owned(),
         Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: t,
             kind,
         },

@@ -30,6 +30,7 @@ fn receipt(n: u64) -> (String, Event) {
     let identity = format!("group-test:receipt:{n}");
     let event = Event {
         id: EventId::from_dedupe_key(&identity),
+        provider: domain::Provider::named("test"),
         recorded_at: Timestamp(1_000 + i64::try_from(n).unwrap()),
         kind: EventKind::StockReceived {
             key: StockKey {

@@ -108,6 +108,7 @@ async fn traffic(h: &Harness, c: &Client) {
     // A capture for an order nobody registered: an exception, resolved by an operator.
     let stray = Event {
         id: EventId::from_dedupe_key("stray-capture"),
+        provider: domain::Provider::named("test"),
         recorded_at: e2e::now(),
         kind: EventKind::PaymentCaptured {
             payment: Payment {

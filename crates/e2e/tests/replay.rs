@@ -39,6 +39,7 @@ fn late(identity: &str, kind: EventKind) -> (String, Event) {
         identity.to_owned(),
         Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(1),
             kind,
         },

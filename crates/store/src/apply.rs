@@ -291,7 +291,8 @@ fn conflicting_duplicate(
         id,
         ..incoming.event.clone()
     };
-    let resolution = domain::conflicting_duplicate(evidence);
+    let mut resolution = domain::conflicting_duplicate(evidence);
+    resolution.policy_applied = state.policy.for_provider(&event.provider);
     writes.record(&Record {
         event: &event,
         envelope: &incoming.envelope,

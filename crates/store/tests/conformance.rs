@@ -64,6 +64,7 @@ fn pay(order: &str) -> Payment {
 fn event(n: u64, kind: EventKind) -> Event {
     Event {
         id: EventId::from_dedupe_key(&format!("conf:{n}")),
+        provider: domain::Provider::named("test"),
         recorded_at: Timestamp(n as i64),
         kind,
     }

@@ -45,6 +45,7 @@ fn incoming(identity: &str, kind: EventKind, at: i64) -> Incoming {
     Incoming {
         event: Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(at),
             kind,
         },
@@ -250,6 +251,7 @@ async fn dead_letter_rows_are_reconciled_by_a_final_outcome(backend: Backend) {
     let id = domain::EventId::from_dedupe_key("q:receipt");
     let event = domain::Event {
         id,
+        provider: domain::Provider::named("test"),
         recorded_at: domain::Timestamp(1),
         kind: domain::EventKind::StockReceived {
             key: domain::StockKey {

@@ -139,6 +139,7 @@ impl World {
     async fn apply(&self, identity: &str, kind: EventKind) {
         let event = Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(1),
             kind,
         };
