@@ -166,6 +166,7 @@ impl World {
             batch_linger: Duration::from_millis(1),
             unknown_order_hold: Duration::ZERO,
             reservation_ttl: Duration::from_secs(7 * 86_400),
+            stock_policy: None,
             sweep_interval: None,
             sweep_batch_max: 100,
             consumer: bus::ConsumerLimits {
