@@ -239,6 +239,11 @@ pub struct LedgerConfig {
     pub reservation_ttls: domain::ReservationTtls,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
     pub unknown_order_hold: Duration,
+    /// `STOCKLEDGER_STOCK_POLICY`, default `reserve_on_authorization`: when payments move
+    /// stock, for every provider or per provider (`deduct_on_capture`,
+    /// `stripe=deduct_on_capture,adyen=reserve_on_authorization`). The ledger puts it in
+    /// force at start with a `policy.changed` when it differs from the ledger's.
+    pub stock_policy: domain::PolicySet,
     /// `STOCKLEDGER_SWEEP_INTERVAL`, default `30s`: how often expired reservations are sought.
     pub sweep_interval: Duration,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`, default `500`: expiries published per sweep.
@@ -496,6 +501,9 @@ impl Config {
                 max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
                 reservation_ttls: r.reservation_ttls("STOCKLEDGER_RESERVATION_TTL")?,
                 unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
+                stock_policy: stock_policy(
+                    &r.string("STOCKLEDGER_STOCK_POLICY", "reserve_on_authorization"),
+                )?,
                 sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
                 sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
                 metrics_addr: Some(r.string("STOCKLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:9465"))
@@ -595,6 +603,16 @@ fn provider_pairs(var: &'static str, value: &str) -> Result<Vec<(String, String)
         out.push((p, v.trim().to_owned()));
     }
     Ok(out)
+}
+
+fn stock_policy(value: &str) -> Result<domain::PolicySet, ConfigError> {
+    value
+        .parse()
+        .map_err(|e: domain::InvalidPolicy| ConfigError {
+            var: "STOCKLEDGER_STOCK_POLICY",
+            value: value.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 fn settlement_lag(value: &str) -> Result<Vec<(String, u32)>, ConfigError> {
@@ -847,6 +865,7 @@ mod tests {
             domain::ReservationTtls::documented()
         );
         assert_eq!(c.ledger.unknown_order_hold, Duration::from_secs(600));
+        assert_eq!(c.ledger.stock_policy, domain::PolicySet::default());
         assert_eq!(c.http.confirmation_deadline, Duration::from_secs(8));
         assert_eq!(c.http.max_body_bytes, 262_144);
         assert!(c.http.api_token.is_none());
@@ -926,6 +945,26 @@ mod tests {
             Config::from_map(&map).unwrap_err().var,
             "STOCKLEDGER_MAX_BODY_BYTES"
         );
+    }
+
+    #[test]
+    fn the_stock_policy_parses_per_provider_and_a_bad_one_names_its_variable() {
+        let map = HashMap::from([(
+            "STOCKLEDGER_STOCK_POLICY".to_owned(),
+            "stripe=deduct_on_capture, adyen=reserve_on_authorization".to_owned(),
+        )]);
+        let c = Config::from_map(&map).unwrap();
+        assert_eq!(
+            c.ledger.stock_policy.to_string(),
+            "reserve_on_authorization,stripe=deduct_on_capture"
+        );
+        let map = HashMap::from([(
+            "STOCKLEDGER_STOCK_POLICY".to_owned(),
+            "deduct_on_delivery".to_owned(),
+        )]);
+        let e = Config::from_map(&map).unwrap_err();
+        assert_eq!(e.var, "STOCKLEDGER_STOCK_POLICY");
+        assert!(e.message.contains("deduct_on_capture"), "{e}");
     }
 
     #[test]

@@ -134,6 +134,16 @@ pub struct Order {
     /// Units of each line already received back through returns.
     #[serde(with = "crate::pairs")]
     pub returned: BTreeMap<StockKey, u64>,
+    /// True when the payment was captured under `deduct_on_settlement` and stock waits for
+    /// the settlement (`docs/trigger-matrix.md`, M-POL-4): the settlement sells it whatever
+    /// policy is in force by then, and the order can no longer be changed. Absent (false)
+    /// in bodies written before the stock policy existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub awaiting_settlement: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Order {
@@ -147,6 +157,7 @@ impl Order {
             reserved_at: None,
             reserved_until: None,
             returned: BTreeMap::new(),
+            awaiting_settlement: false,
         }
     }
 }

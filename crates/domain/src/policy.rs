@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::types::Provider;
 
 /// When a payment moves stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StockPolicy {
     /// Authorization reserves (`available → reserved`), capture sells the reservation
     /// (`reserved → sold`). The expensive failure it avoids is oversell.
+    #[default]
     ReserveOnAuthorization,
     /// Authorization moves nothing; capture sells from `available`. Stock is never blocked
     /// by payments that do not finish, at the price of oversells caught at capture.
@@ -45,12 +48,6 @@ impl StockPolicy {
             StockPolicy::DeductOnCapture => "deduct_on_capture",
             StockPolicy::DeductOnSettlement => "deduct_on_settlement",
         }
-    }
-}
-
-impl Default for StockPolicy {
-    fn default() -> Self {
-        StockPolicy::ReserveOnAuthorization
     }
 }
 
@@ -256,6 +253,14 @@ impl ReservationTtls {
             ttls.providers.insert(portone, days(1));
         }
         ttls
+    }
+
+    /// [`ReservationTtls::documented`], built once: for a [`crate::Context`] that lives
+    /// anywhere (tools, tests).
+    pub fn documented_ref() -> &'static ReservationTtls {
+        static DOCUMENTED: std::sync::LazyLock<ReservationTtls> =
+            std::sync::LazyLock::new(ReservationTtls::documented);
+        &DOCUMENTED
     }
 
     /// The TTL of a reservation made by a payment of `provider` with `method`.

@@ -108,6 +108,7 @@ async fn traffic(h: &Harness, c: &Client) {
     // A capture for an order nobody registered: an exception, resolved by an operator.
     let stray = Event {
         id: EventId::from_dedupe_key("stray-capture"),
+        provider: domain::Provider::named("test"),
         recorded_at: e2e::now(),
         kind: EventKind::PaymentCaptured {
             payment: Payment {
@@ -147,7 +148,7 @@ async fn traffic(h: &Harness, c: &Client) {
         &h.store,
         &domain::ReservationTtls::uniform(Duration::ZERO),
         100,
-        e2e::now(),
+        e2e::past_every_reservation_deadline(),
     )
     .await
     .unwrap();
@@ -329,6 +330,7 @@ async fn a_database_restored_from_an_older_copy_is_rebuilt_equal(backend: Backen
         to_seq: Some(last.last_seq / 2),
         dry_run: false,
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented(),
     };
     replay(
         &h.bus,

@@ -40,6 +40,7 @@ impl From<operator::StandingError> for LedgerError {
         }
     }
 }
+pub mod policy;
 pub mod reconcile;
 pub mod relay;
 pub mod replay;
@@ -65,6 +66,9 @@ pub struct LedgerSettings {
     pub unknown_order_hold: Duration,
     /// `STOCKLEDGER_RESERVATION_TTL`: per provider and payment method.
     pub reservation_ttls: domain::ReservationTtls,
+    /// `STOCKLEDGER_STOCK_POLICY`, put in force at start ([`policy`]); `None` leaves the
+    /// policy in force as it is.
+    pub stock_policy: Option<domain::PolicySet>,
     /// `STOCKLEDGER_SWEEP_INTERVAL`; `None` disables the sweeper in this process.
     pub sweep_interval: Option<Duration>,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`.
@@ -86,6 +90,7 @@ impl LedgerSettings {
             batch_linger: c.ledger.batch_linger,
             unknown_order_hold: c.ledger.unknown_order_hold,
             reservation_ttls: c.ledger.reservation_ttls.clone(),
+            stock_policy: Some(c.ledger.stock_policy.clone()),
             sweep_interval: Some(c.ledger.sweep_interval),
             sweep_batch_max: c.ledger.sweep_batch_max,
             consumer: ConsumerLimits {
@@ -213,6 +218,10 @@ async fn run_roles(
         () = &mut shutdown => return Ok(()),
     };
     let store = store.recording_position(standing.writer(position::process_writer("ledger")));
+    if let Some(configured) = &settings.stock_policy {
+        // Published before the consumer starts; applied in stream order like any event.
+        policy::put_configured_in_force(&bus, &store, configured).await?;
+    }
     let stop = CancellationToken::new();
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     // The relay and the sweeper live exactly as long as this future: dropped (the process
@@ -297,6 +306,7 @@ mod tests {
             batch_linger: Duration::ZERO,
             unknown_order_hold: Duration::from_secs(hold_s),
             reservation_ttls: domain::ReservationTtls::uniform(Duration::from_secs(60)),
+            stock_policy: None,
             sweep_interval: None,
             sweep_batch_max: 1,
             consumer: ConsumerLimits {

@@ -32,10 +32,11 @@ async fn fresh(backend: Backend) -> (TestDatabase, Store) {
     (db, store)
 }
 
-fn ctx() -> Context {
+fn ctx() -> Context<'static> {
     Context {
         now: Timestamp(10_000_000),
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     }
 }
 
@@ -64,6 +65,7 @@ fn pay(order: &str) -> Payment {
 fn event(n: u64, kind: EventKind) -> Event {
     Event {
         id: EventId::from_dedupe_key(&format!("conf:{n}")),
+        provider: domain::Provider::named("test"),
         recorded_at: Timestamp(n as i64),
         kind,
     }
@@ -491,17 +493,12 @@ async fn reservations_due_lists_old_reservations(backend: Backend) {
     ];
     let batch: Vec<_> = evs.iter().map(incoming).collect();
     store.apply_batch(&batch, &ctx()).await.unwrap();
-    assert!(
-        store
-            .reservations_due(Timestamp(2), Timestamp(2), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let due = store
-        .reservations_due(Timestamp(3), Timestamp(3), 10)
-        .await
-        .unwrap();
+    // Its deadline is the reservation time plus the provider's TTL.
+    let ttl = domain::ReservationTtls::documented_ref().ttl(&evs[2].provider, None);
+    let deadline = Timestamp(3).plus(ttl);
+    let due_at = |now: Timestamp| store.reservations_due(now, Timestamp(0), 10);
+    assert!(due_at(Timestamp(deadline.0 - 1)).await.unwrap().is_empty());
+    let due = due_at(deadline).await.unwrap();
     assert_eq!(due, vec![(OrderRef::parse("r1").unwrap(), evs[2].id)]);
 }
 
