@@ -241,11 +241,12 @@ async fn a_policy_change_in_the_middle_of_the_stream_survives_a_rebuild(backend:
         ledger::policy::put_configured_in_force(&h.bus, &h.store, &configured),
         ledger::policy::put_configured_in_force(&h.bus, &h.store, &configured),
     );
-    assert_eq!(
-        first.unwrap(),
-        second.unwrap(),
-        "one deterministic event id"
-    );
+    // Both publish the same event id, or the later one finds the change already in force.
+    let ids: std::collections::BTreeSet<String> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ids.len(), 1, "one change published: {ids:?}");
     applied(&h, 10).await;
     eventually("the configured policy in force", || async {
         h.store.policy_in_force().await.unwrap() == configured
