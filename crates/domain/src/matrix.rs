@@ -2,7 +2,9 @@
 //! [`decide`] takes the state, one delivery and the time, and says what happens. Every
 //! branch here is a cell of the matrix and names its cell id (`M-…`) in a comment; the
 //! data-driven tests in `tests/matrix.rs` have a case for every cell, and one of them
-//! checks that every id cited here exists in the doc.
+//! checks that every id cited here exists in the doc. Payment events are decided under the
+//! stock policy in force for their provider, read from [`State::policy`] and nowhere else
+//! (`M-POL-*`), and every resolution records it ([`Resolution::policy_applied`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
