@@ -270,8 +270,11 @@ fn authorize(
     match order.state {
         // M-AUTH-6.
         OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
-        // M-AUTH-7.
+        // M-AUTH-7 (also an order whose capture waits for its settlement, M-POL-4).
         OrderState::Sold | OrderState::Released => {
+            return noop(Some(order), NoOpReason::StaleAuthorization);
+        }
+        OrderState::Registered if order.awaiting_settlement => {
             return noop(Some(order), NoOpReason::StaleAuthorization);
         }
         OrderState::Registered => {}
