@@ -2,7 +2,9 @@
 //! [`decide`] takes the state, one delivery and the time, and says what happens. Every
 //! branch here is a cell of the matrix and names its cell id (`M-…`) in a comment; the
 //! data-driven tests in `tests/matrix.rs` have a case for every cell, and one of them
-//! checks that every id cited here exists in the doc.
+//! checks that every id cited here exists in the doc. Payment events are decided under the
+//! stock policy in force for their provider, read from [`State::policy`] and nowhere else
+//! (`M-POL-*`), and every resolution records it ([`Resolution::policy_applied`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -286,8 +288,11 @@ fn authorize(
     match order.state {
         // M-AUTH-6.
         OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
-        // M-AUTH-7.
+        // M-AUTH-7 (also an order whose capture waits for its settlement, M-POL-4).
         OrderState::Sold | OrderState::Released => {
+            return noop(Some(order), NoOpReason::StaleAuthorization);
+        }
+        OrderState::Registered if order.awaiting_settlement => {
             return noop(Some(order), NoOpReason::StaleAuthorization);
         }
         OrderState::Registered => {}

@@ -1693,7 +1693,7 @@ fn a_confirmation_reserves_under_every_policy() {
     );
 }
 
-/// Cells: M-POL-4, M-POL-5, M-ORD-4.
+/// Cells: M-POL-4, M-POL-5, M-ORD-4, M-AUTH-7.
 #[test]
 fn under_deduct_on_settlement_the_capture_waits_for_the_settlement() {
     let mut w = World::new();
@@ -1710,6 +1710,10 @@ fn under_deduct_on_settlement_the_capture_waits_for_the_settlement() {
         noop_reason(&w.when(captured("o1"))),
         NoOpReason::PolicyDefersStock
     );
+    // An authorization arriving after the capture is stale, even as a confirmation.
+    for late in [notify("o1"), confirm("o1")] {
+        assert_eq!(noop_reason(&w.when(late)), NoOpReason::StaleAuthorization);
+    }
     // The order can no longer be changed: its payment is taken.
     let change = EventKind::OrderRegistered {
         spec: spec("o1", &[("a", 3)], "30"),

@@ -80,7 +80,8 @@ fn incoming(e: &Event) -> Incoming {
     }
 }
 
-/// A deterministic mixed history over 4 SKUs and 12 orders, with duplicates.
+/// A deterministic mixed history over 4 SKUs and 12 orders, with duplicates, settlements
+/// and changes of the stock policy (so batches load and carry the policy in force).
 fn history(seed: u64, len: usize) -> Vec<Event> {
     history_on(seed, len, ["a", "b", "c", "d"])
 }
@@ -98,7 +99,7 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
     for n in 0..len as u64 {
         let r = next();
         let o = format!("o{}", r % 12);
-        let kind = match (r >> 8) % 9 {
+        let kind = match (r >> 8) % 11 {
             0 => EventKind::StockReceived {
                 key: key(skus[(r >> 16) as usize % 4]),
                 quantity: Quantity::new(1 + (r >> 20) % 4).unwrap(),
@@ -132,6 +133,12 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
                 evidence: "sheet".into(),
                 approved_by: "ops".into(),
                 actor: Some("ops".into()),
+            },
+            8 => EventKind::PaymentSettled { payment: pay(&o) },
+            9 => EventKind::PolicyChanged {
+                policy: PolicySet::uniform(StockPolicy::ALL[(r >> 16) as usize % 3]),
+                actor: "ops".into(),
+                reason: "conformance".into(),
             },
             _ => match out.get((r >> 24) as usize % out.len().max(1)) {
                 Some(e) => {
@@ -178,6 +185,12 @@ async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
             &ctx(),
         );
     }
+    let expected_policy = expected.policy.clone();
+    assert_ne!(
+        expected_policy,
+        PolicySet::default(),
+        "the history changes the policy"
+    );
     let expected: BTreeMap<_, _> = expected
         .balances
         .iter()
@@ -190,6 +203,11 @@ async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
         // Replaying the whole history again changes nothing.
         apply_in_batches(&store, &events, 50).await;
         assert_eq!(balances(&store).await, expected, "batch cut {cut}");
+        assert_eq!(
+            store.policy_in_force().await.unwrap(),
+            expected_policy,
+            "batch cut {cut}"
+        );
         let report = store.verify().await.unwrap();
         assert!(report.is_ok(), "{:?}", report.problems);
         results.push(store.outcome_counts().await.unwrap());
@@ -208,7 +226,8 @@ async fn dump(store: &Store) -> Vec<String> {
     let queries = [
         "SELECT sku || '|' || location || '|' || seq || '|' || from_bucket || '|' || to_bucket || '|' || quantity || '|' || event_id || '|' || kind FROM ledger_entries ORDER BY sku, location, seq",
         "SELECT sku || '|' || location || '|' || available || '|' || reserved || '|' || sold || '|' || returned || '|' || written_off || '|' || external || '|' || seq FROM balances ORDER BY sku, location",
-        "SELECT event_id || '|' || kind || '|' || COALESCE(order_ref, '-') || '|' || outcome || '|' || COALESCE(reason, '-') || '|' || outcome_json FROM processed_events ORDER BY event_id",
+        "SELECT event_id || '|' || kind || '|' || COALESCE(order_ref, '-') || '|' || outcome || '|' || COALESCE(reason, '-') || '|' || outcome_json || '|' || COALESCE(policy, '-') FROM processed_events ORDER BY event_id",
+        "SELECT seq || '|' || event_id || '|' || policy || '|' || previous FROM policy_changes ORDER BY seq",
         "SELECT event_id || '|' || version || '|' || outcome || '|' || COALESCE(reason, '-') FROM outcome_history ORDER BY event_id, version",
         "SELECT order_ref || '|' || state || '|' || COALESCE(reserved_by, '-') || '|' || body FROM orders ORDER BY order_ref",
         "SELECT provider || '|' || payment_ref || '|' || order_ref FROM payment_refs ORDER BY provider, payment_ref",
@@ -306,18 +325,23 @@ async fn verify_detects_a_tampered_balance_and_a_gap(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     apply_in_batches(&store, &history(3, 100), 10).await;
     assert!(store.verify().await.unwrap().is_ok());
+    // A SKU the history moved (which ones depends on the generator).
+    let tampered: String = sqlx::query_scalar("SELECT MIN(sku) FROM balances")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     sqlx::query(
-        "UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = 'a'",
+        "UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = $1",
     )
+    .bind(&tampered)
     .execute(store.pool())
     .await
     .unwrap();
     let report = store.verify().await.unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if sku == "a")),
+        report.problems.iter().any(
+            |p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if *sku == tampered)
+        ),
         "{:?}",
         report.problems
     );
