@@ -6,9 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use domain::{
-    AuthorizationMode, EventKind, OrderState, Provider, ReservationTtls, Timestamp,
-};
+use domain::{AuthorizationMode, EventKind, OrderState, Provider, ReservationTtls, Timestamp};
 use support::{World, order_ref, pay};
 
 fn deadline(w: &World, order: &str) -> Option<Timestamp> {
