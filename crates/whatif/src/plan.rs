@@ -1,0 +1,109 @@
+//! What the history still needs of the state: computed once before the runs, so that a run
+//! can let go of what no later event can look at (an event's outcome, an order), keeping
+//! the in-memory state to the live part of the ledger. Decisions are unchanged: only
+//! entries that no later event names leave, and only while no event is held (a held event
+//! is decided later than its place in the history).
+//!
+//! An event *names* an event id when it repeats it (a duplicate delivery, an operator
+//! retry), when it is a withdrawal naming the authorization (`reservation.expired`), or when
+//! it is an operator action on that event's exception. It names an order by reference
+//! (payment events by order reference, registrations, attachments, expiries, returns, and
+//! operator actions on an exception of an event that named it). Orders that a payment
+//! reference or a return can reach are never let go: those are looked up by other keys.
+
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use domain::{EventId, EventKind, OrderLookup, OrderRef};
+
+use crate::Recorded;
+use crate::fast::{FastMap, FxHasher};
+
+type FastSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
+/// Per history position: what may leave the state once it is decided.
+pub(crate) struct Plan {
+    /// True when a later event names this event's id.
+    pub id_named_later: Vec<bool>,
+    /// True when this event names an order no later event names (and that nothing else
+    /// can reach).
+    pub last_of_order: Vec<bool>,
+}
+
+impl Plan {
+    pub fn new(history: &[Recorded]) -> Plan {
+        let n = history.len();
+        // Forward: the order each event names, and the orders other keys can reach.
+        let mut order_of: Vec<Option<&OrderRef>> = Vec::with_capacity(n);
+        let mut by_event: FastMap<EventId, &OrderRef> = FastMap::default();
+        let mut pinned: FastSet<&OrderRef> = FastSet::default();
+        for r in history {
+            let event = &r.delivery.event;
+            let named = match &event.kind {
+                EventKind::ExceptionAction { exception_id, .. } => exception_id
+                    .as_str()
+                    .parse::<EventId>()
+                    .ok()
+                    .and_then(|e| by_event.get(&e).copied()),
+                kind => direct_order(kind, &mut pinned),
+            };
+            if let Some(o) = named {
+                by_event.insert(event.id, o);
+            }
+            order_of.push(named);
+        }
+        // Backward: whether anything later names the same id or order.
+        let mut ids: FastSet<EventId> = FastSet::default();
+        let mut orders: FastSet<&OrderRef> = FastSet::default();
+        let mut id_named_later = vec![false; n];
+        let mut last_of_order = vec![false; n];
+        for (i, r) in history.iter().enumerate().rev() {
+            let event = &r.delivery.event;
+            id_named_later[i] = ids.contains(&event.id);
+            ids.insert(event.id);
+            match &event.kind {
+                EventKind::ReservationExpired { reservation, .. } => {
+                    ids.insert(*reservation);
+                }
+                EventKind::ExceptionAction { exception_id, .. } => {
+                    if let Ok(e) = exception_id.as_str().parse::<EventId>() {
+                        ids.insert(e);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(o) = order_of[i] {
+                last_of_order[i] = !pinned.contains(o) && orders.insert(o);
+            }
+        }
+        Plan {
+            id_named_later,
+            last_of_order,
+        }
+    }
+}
+
+/// The order `kind` names by reference; orders reachable otherwise go into `pinned`.
+fn direct_order<'h>(
+    kind: &'h EventKind,
+    pinned: &mut FastSet<&'h OrderRef>,
+) -> Option<&'h OrderRef> {
+    match kind {
+        EventKind::OrderRegistered { spec, payment_refs } => {
+            if !payment_refs.is_empty() {
+                pinned.insert(&spec.order_ref);
+            }
+            Some(&spec.order_ref)
+        }
+        EventKind::PaymentRefAttached { order_ref, .. }
+        | EventKind::ReturnReceived { order_ref, .. } => {
+            pinned.insert(order_ref);
+            Some(order_ref)
+        }
+        EventKind::ReservationExpired { order_ref, .. } => Some(order_ref),
+        kind => match &kind.payment()?.order {
+            OrderLookup::OrderRef(o) => Some(o),
+            OrderLookup::PaymentRef { .. } => None,
+        },
+    }
+}

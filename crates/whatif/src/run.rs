@@ -1,0 +1,617 @@
+//! One run: the history applied under one [`Scenario`] with [`domain::State::step`], on
+//! the stream's clock, with its own reservation expiries and held events (the rules are
+//! in the crate documentation), counting what happens in the window.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use domain::{
+    Bucket, Context, Decision, DeclineReason, Delivery, Event, EventId, EventKind, ExceptionReason,
+    NoOpReason, OrderLookup, OrderRef, OrderState, Outcome, PaymentRef, Provider, Resolution,
+    State, StockKey, Timestamp,
+};
+
+use crate::diff::Brief;
+use crate::fast::FastMap;
+use crate::metrics::{Grid, KeyTrack, Level, Metrics, Sample};
+use crate::plan::Plan;
+use crate::{Recorded, RunReport, Scenario, Window, key_label};
+
+/// What both runs share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    pub window: Window,
+    pub until: Option<Timestamp>,
+    pub hold: Duration,
+    pub points: usize,
+}
+
+/// Something due at a time: a reservation's expiry, or a held event's hold running out.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Timestamp,
+    /// Insertion order: equal times fire first in, first out.
+    seq: u64,
+    what: Due,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Expiry {
+        order_ref: OrderRef,
+        reservation: EventId,
+    },
+    Held(usize),
+}
+
+/// What a held event waits for, so that it is decided again as soon as that is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Wait {
+    Order(OrderRef),
+    Payment(Provider, PaymentRef),
+    Event(EventId),
+}
+
+/// An order's story in one run, over the window.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderTrack {
+    /// The history positions of its events decided in the window.
+    pub events: Vec<usize>,
+    /// The exception codes raised for it, in first-raised order.
+    pub exceptions: Vec<&'static str>,
+    /// True when an authorization of it was turned down for stock.
+    pub declined: bool,
+    /// Its state at the end of the run.
+    pub state: Option<OrderState>,
+}
+
+pub(crate) struct Run<'h> {
+    history: &'h [Recorded],
+    plan: &'h Plan,
+    scenario: &'h Scenario,
+    setup: &'h Setup,
+    grid: Grid,
+    state: State,
+    clock: Timestamp,
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    is_held: Vec<bool>,
+    held: u64,
+    waiting: FastMap<Wait, Vec<usize>>,
+    keys: FastMap<StockKey, KeyTrack>,
+    total: Metrics,
+    total_level: Level,
+    briefs: Vec<Brief>,
+    orders: FastMap<OrderRef, OrderTrack>,
+    in_window: u64,
+    dropped: u64,
+}
+
+/// A run once over: what the report and the comparison need.
+pub(crate) struct Finished {
+    pub per_key: FastMap<StockKey, (Metrics, Vec<Sample>)>,
+    pub total: Metrics,
+    pub briefs: Vec<Brief>,
+    pub orders: FastMap<OrderRef, OrderTrack>,
+    pub in_window: u64,
+    pub dropped: u64,
+    pub held_at_end: u64,
+}
+
+impl<'h> Run<'h> {
+    pub fn new(
+        history: &'h [Recorded],
+        plan: &'h Plan,
+        scenario: &'h Scenario,
+        setup: &'h Setup,
+    ) -> Run<'h> {
+        let state = State {
+            policy: scenario.policy.clone(),
+            ..State::default()
+        };
+        Run {
+            history,
+            plan,
+            scenario,
+            setup,
+            grid: Grid {
+                window: setup.window,
+                points: setup.points,
+            },
+            state,
+            clock: Timestamp(i64::MIN),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            is_held: vec![false; history.len()],
+            held: 0,
+            waiting: FastMap::default(),
+            keys: FastMap::with_capacity_and_hasher(1024, Default::default()),
+            total: Metrics::default(),
+            total_level: Level::default(),
+            briefs: vec![Brief::Unapplied; history.len()],
+            orders: FastMap::with_capacity_and_hasher(history.len() / 4, Default::default()),
+            in_window: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Applies the whole history (up to `until`) and what is due after it.
+    pub fn finish(mut self) -> Finished {
+        let history = self.history;
+        for (idx, r) in history.iter().enumerate() {
+            if r.ttl_expiry {
+                self.briefs[idx] = Brief::Dropped;
+                self.dropped += 1;
+                continue;
+            }
+            let t = self.clock.max(r.delivery.event.recorded_at);
+            if self.setup.until.is_some_and(|u| t >= u) {
+                break;
+            }
+            self.fire_due(t);
+            self.clock = t;
+            self.decide(idx, t);
+        }
+        // Expiries and holds due before the end of the window (or the history) still happen.
+        let end = match self.setup.until {
+            Some(u) => Timestamp(u.0.saturating_sub(1)),
+            None => self.clock,
+        };
+        self.fire_due(end);
+        let held_at_end = self.held;
+        self.decide_still_held();
+        self.into_finished(held_at_end)
+    }
+
+    /// Fires every timer due at or before `limit`, in time order.
+    fn fire_due(&mut self, limit: Timestamp) {
+        while let Some(Reverse(next)) = self.timers.peek() {
+            if next.at > limit {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.pop() else {
+                break;
+            };
+            self.clock = self.clock.max(timer.at);
+            let now = self.clock;
+            match timer.what {
+                Due::Expiry {
+                    order_ref,
+                    reservation,
+                } => self.expire(order_ref, reservation, now),
+                Due::Held(idx) if self.is_held[idx] => self.decide(idx, now),
+                Due::Held(_) => {}
+            }
+        }
+    }
+
+    /// What is still held when the history ends is decided at its hold's end (after the
+    /// window, unless the hold ends before it).
+    fn decide_still_held(&mut self) {
+        while let Some(Reverse(timer)) = self.timers.pop() {
+            if let Due::Held(idx) = timer.what
+                && self.is_held[idx]
+            {
+                self.clock = self.clock.max(timer.at);
+                let now = self.clock;
+                self.decide(idx, now);
+            }
+        }
+    }
+
+    /// Decides history event `idx` at `now`, then whatever was waiting for it.
+    fn decide(&mut self, idx: usize, now: Timestamp) {
+        let mut woken = Vec::new();
+        self.decide_one(idx, now, &mut woken);
+        while let Some(idx) = woken.pop() {
+            self.decide_one(idx, now, &mut woken);
+        }
+    }
+
+    /// Decides history event `idx` at `now`; queues in `woken` the held events it was
+    /// what they waited for.
+    fn decide_one(&mut self, idx: usize, now: Timestamp, woken: &mut Vec<usize>) {
+        let history = self.history;
+        let r = &history[idx];
+        let ctx = Context {
+            now,
+            unknown_order_hold: self.setup.hold,
+        };
+        let decision = self.state.step(&r.delivery, &ctx);
+        self.keep_forced_policy();
+        match decision {
+            Decision::Duplicate | Decision::StillException => {
+                self.briefs[idx] = Brief::Duplicate;
+            }
+            Decision::Defer { until } => self.hold(idx, until),
+            Decision::Record(res) => {
+                if self.is_held[idx] {
+                    self.is_held[idx] = false;
+                    self.held -= 1;
+                }
+                let event = &r.delivery.event;
+                self.briefs[idx] = Brief::of(&res.outcome);
+                self.account(Some(idx), &res, now);
+                self.schedule_expiry(event.id, &res, r);
+                if !self.waiting.is_empty() {
+                    self.wake(event, woken);
+                }
+                if self.held == 0 && woken.is_empty() {
+                    self.let_go(idx, &res);
+                }
+            }
+        }
+    }
+
+    /// Lets go of what no later event names ([`Plan`]): the event's outcome (unless it
+    /// made a reservation, which its expiry or withdrawal looks for), and its order once
+    /// that holds no reservation.
+    fn let_go(&mut self, idx: usize, res: &Resolution) {
+        let id = self.history[idx].delivery.event.id;
+        let reserved_here = res
+            .order
+            .as_ref()
+            .is_some_and(|o| o.state == OrderState::Reserved && o.reserved_by == Some(id));
+        if !self.plan.id_named_later[idx] && !reserved_here {
+            self.state.outcomes.remove(&id);
+        }
+        if !self.plan.last_of_order[idx] {
+            return;
+        }
+        let Some(order_ref) = &res.order_ref else {
+            return;
+        };
+        let Some(state) = self.state.orders.get(order_ref).map(|o| o.state) else {
+            return;
+        };
+        if state == OrderState::Reserved {
+            return;
+        }
+        if let Some(track) = self.orders.get_mut(order_ref) {
+            track.state = Some(state);
+        }
+        self.state.orders.remove(order_ref);
+    }
+
+    /// A proposal keeps its policy: a recorded `policy.changed` the matrix just applied is
+    /// undone (whatever its kind is called; only the state's policy is looked at).
+    fn keep_forced_policy(&mut self) {
+        if !self.scenario.follow_recorded_changes && self.state.policy != self.scenario.policy {
+            self.state.policy = self.scenario.policy.clone();
+        }
+    }
+
+    fn hold(&mut self, idx: usize, until: Timestamp) {
+        if !self.is_held[idx] {
+            self.is_held[idx] = true;
+            self.held += 1;
+        }
+        self.briefs[idx] = Brief::Held;
+        self.push_timer(until, Due::Held(idx));
+        let history = self.history;
+        if let Some(wait) = wait_of(&history[idx].delivery.event.kind) {
+            self.waiting.entry(wait).or_default().push(idx);
+        }
+    }
+
+    /// Queues the held events that were waiting for `event`.
+    fn wake(&mut self, event: &Event, work: &mut Vec<usize>) {
+        let mut wake = |w: Wait, waiting: &mut FastMap<Wait, Vec<usize>>| {
+            if let Some(idxs) = waiting.remove(&w) {
+                work.extend(idxs.into_iter().rev());
+            }
+        };
+        wake(Wait::Event(event.id), &mut self.waiting);
+        match &event.kind {
+            EventKind::OrderRegistered { spec, payment_refs } => {
+                wake(Wait::Order(spec.order_ref.clone()), &mut self.waiting);
+                for (p, r) in payment_refs {
+                    wake(Wait::Payment(p.clone(), r.clone()), &mut self.waiting);
+                }
+            }
+            EventKind::PaymentRefAttached {
+                provider,
+                payment_ref,
+                ..
+            } => wake(
+                Wait::Payment(provider.clone(), payment_ref.clone()),
+                &mut self.waiting,
+            ),
+            _ => {}
+        }
+        let is_held = &self.is_held;
+        work.retain(|i| is_held[*i]);
+    }
+
+    fn push_timer(&mut self, at: Timestamp, what: Due) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.timer_seq,
+            what,
+        }));
+    }
+
+    /// A reservation just made by `event_id` expires after its TTL.
+    fn schedule_expiry(&mut self, event_id: EventId, res: &Resolution, r: &Recorded) {
+        let Some(order) = &res.order else { return };
+        if order.state != OrderState::Reserved || order.reserved_by != Some(event_id) {
+            return;
+        }
+        let Some(at) = order.reserved_at else { return };
+        let ttl = self.scenario.ttls.ttl(&r.provider, r.method.as_deref());
+        self.push_timer(
+            at.plus(ttl),
+            Due::Expiry {
+                order_ref: order.spec.order_ref.clone(),
+                reservation: event_id,
+            },
+        );
+    }
+
+    /// The sweeper's `reservation.expired`, at its deadline, for a reservation that still
+    /// stands (the sweeper looks only at those: an order captured or voided meanwhile gets
+    /// no expiry event at all).
+    fn expire(&mut self, order_ref: OrderRef, reservation: EventId, now: Timestamp) {
+        let stands =
+            self.state.orders.get(&order_ref).is_some_and(|o| {
+                o.state == OrderState::Reserved && o.reserved_by == Some(reservation)
+            });
+        if !stands {
+            return;
+        }
+        let delivery = Delivery {
+            event: Event {
+                id: EventId::from_dedupe_key(&format!(
+                    "stockledger:reservation-expired:{reservation}"
+                )),
+                recorded_at: now,
+                kind: EventKind::ReservationExpired {
+                    order_ref,
+                    reservation,
+                },
+            },
+            operator_retry: false,
+        };
+        let ctx = Context {
+            now,
+            unknown_order_hold: self.setup.hold,
+        };
+        if let Decision::Record(res) = self.state.step(&delivery, &ctx) {
+            self.account(None, &res, now);
+        }
+        // Nothing in the history names a simulated expiry.
+        self.state.outcomes.remove(&delivery.event.id);
+    }
+
+    /// Counts one recorded decision at `now`; `idx` is `None` for a simulated expiry.
+    fn account(&mut self, idx: Option<usize>, res: &Resolution, now: Timestamp) {
+        let grid = self.grid;
+        for (key, balance) in &res.balances {
+            let track = self.track(key, now);
+            let before = track.level.reserved;
+            track.set(balance, now, grid);
+            if balance.reserved != before {
+                let total = self.total_level.reserved + balance.reserved - before;
+                self.total_level.set(total, now, grid.window);
+            }
+        }
+        if !grid.window.contains(now) {
+            return;
+        }
+        if idx.is_some() {
+            self.in_window += 1;
+        }
+        match &res.outcome {
+            Outcome::Moved { movements } => {
+                let expiry = idx.is_none();
+                if expiry {
+                    self.total.expired += 1;
+                }
+                for m in movements {
+                    let q = m.quantity.get();
+                    let k = self.track(&m.key, now);
+                    match (m.from, m.to) {
+                        (_, Bucket::Reserved) => k.counts.units_reserved += q,
+                        (_, Bucket::Sold) => k.counts.units_sold += q,
+                        (Bucket::Reserved, Bucket::Available) if expiry => {
+                            k.counts.expired += 1;
+                            k.counts.units_expired += q;
+                        }
+                        _ => {}
+                    }
+                    match (m.from, m.to) {
+                        (_, Bucket::Reserved) => self.total.units_reserved += q,
+                        (_, Bucket::Sold) => self.total.units_sold += q,
+                        (Bucket::Reserved, Bucket::Available) if expiry => {
+                            self.total.units_expired += q;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Outcome::NoOp {
+                reason: NoOpReason::Declined(DeclineReason::InsufficientInventory),
+            } => self.declined(res, now),
+            Outcome::NoOp { .. } => {}
+            Outcome::Exception { reason, .. } => self.exception(res, reason, now),
+        }
+        if let Some(idx) = idx
+            && let Some(order_ref) = res.order_ref.as_ref().or(res.concerns.order_ref.as_ref())
+        {
+            let track = self.order_track(order_ref);
+            track.events.push(idx);
+            match &res.outcome {
+                Outcome::Exception { reason, .. } => {
+                    if !track.exceptions.contains(&reason.code()) {
+                        track.exceptions.push(reason.code());
+                    }
+                    if matches!(reason, ExceptionReason::InsufficientAtAuthorization) {
+                        track.declined = true;
+                    }
+                }
+                Outcome::NoOp {
+                    reason: NoOpReason::Declined(DeclineReason::InsufficientInventory),
+                } => track.declined = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn order_track(&mut self, order_ref: &OrderRef) -> &mut OrderTrack {
+        if !self.orders.contains_key(order_ref) {
+            self.orders.insert(order_ref.clone(), OrderTrack::default());
+        }
+        self.orders
+            .get_mut(order_ref)
+            .unwrap_or_else(|| unreachable!("inserted just above"))
+    }
+
+    fn track(&mut self, key: &StockKey, now: Timestamp) -> &mut KeyTrack {
+        if !self.keys.contains_key(key) {
+            self.keys.insert(key.clone(), KeyTrack::new(now));
+        }
+        self.keys
+            .get_mut(key)
+            .unwrap_or_else(|| unreachable!("inserted just above"))
+    }
+
+    /// An authorization turned down for stock: in total, and for each short line.
+    fn declined(&mut self, res: &Resolution, now: Timestamp) {
+        self.total.declined += 1;
+        for (key, _) in self.shortfalls(res) {
+            self.track(&key, now).counts.declined += 1;
+        }
+    }
+
+    fn exception(&mut self, res: &Resolution, reason: &ExceptionReason, now: Timestamp) {
+        let code = reason.code();
+        *self.total.exceptions.entry(code.to_owned()).or_default() += 1;
+        let keys: Vec<StockKey> = match &res.concerns.key {
+            Some(k) => vec![k.clone()],
+            None => self.order_keys(res),
+        };
+        for key in keys {
+            *self
+                .track(&key, now)
+                .counts
+                .exceptions
+                .entry(code.to_owned())
+                .or_default() += 1;
+        }
+        match reason {
+            ExceptionReason::Oversold => {
+                self.total.oversold += 1;
+                for (key, short) in self.shortfalls(res) {
+                    self.total.units_short += short;
+                    let k = self.track(&key, now);
+                    k.counts.oversold += 1;
+                    k.counts.units_short += short;
+                }
+            }
+            ExceptionReason::InsufficientAtAuthorization => self.declined(res, now),
+            _ => {}
+        }
+    }
+
+    /// The lines of the decision's order.
+    fn order_keys(&self, res: &Resolution) -> Vec<StockKey> {
+        let order = res
+            .order_ref
+            .as_ref()
+            .and_then(|o| self.state.orders.get(o));
+        order.map_or_else(Vec::new, |o| o.spec.lines.keys().cloned().collect())
+    }
+
+    /// The lines of the decision's order that its bucket could not cover, and by how much:
+    /// `reserved` for an order holding a reservation, `available` otherwise. Nothing moved
+    /// (an exception or a declined no-op), so the balances are as the matrix saw them.
+    fn shortfalls(&self, res: &Resolution) -> Vec<(StockKey, u64)> {
+        let Some(order) = res
+            .order_ref
+            .as_ref()
+            .and_then(|o| self.state.orders.get(o))
+        else {
+            return Vec::new();
+        };
+        let from = if order.state == OrderState::Reserved {
+            Bucket::Reserved
+        } else {
+            Bucket::Available
+        };
+        order
+            .spec
+            .lines
+            .iter()
+            .filter_map(|(key, q)| {
+                let have = self.state.balance(key).get(from).max(0);
+                let short = q.as_i64() - have;
+                (short > 0).then(|| (key.clone(), short.unsigned_abs()))
+            })
+            .collect()
+    }
+
+    fn into_finished(mut self, held_at_end: u64) -> Finished {
+        let grid = self.grid;
+        let end = grid.window.to;
+        let per_key = self
+            .keys
+            .iter_mut()
+            .map(|(k, t)| (k.clone(), t.finish(end, grid)))
+            .collect();
+        self.total.unit_hours_blocked = self.total_level.unit_hours(end, grid.window);
+        self.total.peak_blocked = self.total_level.peak;
+        for (order_ref, track) in &mut self.orders {
+            if let Some(o) = self.state.orders.get(order_ref) {
+                track.state = Some(o.state);
+            }
+        }
+        Finished {
+            per_key,
+            total: self.total,
+            briefs: self.briefs,
+            orders: self.orders,
+            in_window: self.in_window,
+            dropped: self.dropped,
+            held_at_end,
+        }
+    }
+}
+
+/// What a held event of this kind waits for.
+fn wait_of(kind: &EventKind) -> Option<Wait> {
+    if let EventKind::ReservationExpired { reservation, .. } = kind {
+        return Some(Wait::Event(*reservation));
+    }
+    Some(match &kind.payment()?.order {
+        OrderLookup::OrderRef(r) => Wait::Order(r.clone()),
+        OrderLookup::PaymentRef {
+            provider,
+            payment_ref,
+        } => Wait::Payment(provider.clone(), payment_ref.clone()),
+    })
+}
+
+impl Finished {
+    /// The run's report; series for the `top` pairs only.
+    pub fn report(&self, scenario: &Scenario, top: &[StockKey]) -> RunReport {
+        let per_sku = self
+            .per_key
+            .iter()
+            .map(|(k, (m, _))| (key_label(k), m.clone()))
+            .collect::<BTreeMap<_, _>>();
+        let series = top
+            .iter()
+            .filter_map(|k| Some((key_label(k), self.per_key.get(k)?.1.clone())))
+            .collect();
+        RunReport {
+            policy: scenario.policy.to_string(),
+            follows_recorded_changes: scenario.follow_recorded_changes,
+            total: self.total.clone(),
+            per_sku,
+            series,
+            held_at_end: self.held_at_end,
+        }
+    }
+}
