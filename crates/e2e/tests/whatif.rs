@@ -494,8 +494,9 @@ async fn whatif_matches_an_independent_count_of_a_recorded_day() {
         // Nothing reserved: the first 10 payers get the flash units, 6 are oversold.
         assert_eq!(proposal.flash, (6, 0, 0));
     } else {
-        // Reservations of 30 min: the 4 abandoned ones return before buyers 10.. capture.
-        assert_eq!(proposal.flash, (6, 15, 4));
+        // Reservations of 30 min: all 10 expire half a minute before their payers capture
+        // (from `available`, then), so the first 10 payers get the units, 6 are oversold.
+        assert_eq!(proposal.flash, (6, 15, 10));
     }
     // The orders whose outcome differs, and which.
     let differing: Vec<String> = baseline
@@ -557,6 +558,8 @@ async fn whatif_matches_an_independent_count_of_a_recorded_day() {
             "whatif",
             "--policy",
             "deduct_on_capture",
+            "--reservation-ttl",
+            "30m",
             "--since",
             since,
             "--until",
