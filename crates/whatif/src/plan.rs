@@ -31,56 +31,81 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Both halves on two threads: they only read the history.
     pub fn new(history: &[Recorded]) -> Plan {
-        let n = history.len();
-        // Forward: the order each event names, and the orders other keys can reach.
-        let mut order_of: Vec<Option<&OrderRef>> = Vec::with_capacity(n);
-        let mut by_event: FastMap<EventId, &OrderRef> = FastMap::default();
-        let mut pinned: FastSet<&OrderRef> = FastSet::default();
-        for r in history {
-            let event = &r.delivery.event;
-            let named = match &event.kind {
-                EventKind::ExceptionAction { exception_id, .. } => exception_id
-                    .as_str()
-                    .parse::<EventId>()
-                    .ok()
-                    .and_then(|e| by_event.get(&e).copied()),
-                kind => direct_order(kind, &mut pinned),
-            };
-            if let Some(o) = named {
-                by_event.insert(event.id, o);
+        std::thread::scope(|s| {
+            let ids = s.spawn(|| ids_named_later(history));
+            let last_of_order = last_of_order(history);
+            match ids.join() {
+                Ok(id_named_later) => Plan {
+                    id_named_later,
+                    last_of_order,
+                },
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            order_of.push(named);
-        }
-        // Backward: whether anything later names the same id or order.
-        let mut ids: FastSet<EventId> = FastSet::default();
-        let mut orders: FastSet<&OrderRef> = FastSet::default();
-        let mut id_named_later = vec![false; n];
-        let mut last_of_order = vec![false; n];
-        for (i, r) in history.iter().enumerate().rev() {
-            let event = &r.delivery.event;
-            id_named_later[i] = ids.contains(&event.id);
-            ids.insert(event.id);
-            match &event.kind {
-                EventKind::ReservationExpired { reservation, .. } => {
-                    ids.insert(*reservation);
+        })
+    }
+}
+
+/// Per position: whether a later event names the event's id.
+fn ids_named_later(history: &[Recorded]) -> Vec<bool> {
+    let mut ids: FastSet<EventId> =
+        FastSet::with_capacity_and_hasher(history.len(), Default::default());
+    let mut named = vec![false; history.len()];
+    for (i, r) in history.iter().enumerate().rev() {
+        let event = &r.delivery.event;
+        named[i] = !ids.insert(event.id);
+        match &event.kind {
+            EventKind::ReservationExpired { reservation, .. } => {
+                ids.insert(*reservation);
+            }
+            EventKind::ExceptionAction { exception_id, .. } => {
+                if let Ok(e) = exception_id.as_str().parse::<EventId>() {
+                    ids.insert(e);
                 }
-                EventKind::ExceptionAction { exception_id, .. } => {
-                    if let Ok(e) = exception_id.as_str().parse::<EventId>() {
-                        ids.insert(e);
-                    }
-                }
-                _ => {}
             }
-            if let Some(o) = order_of[i] {
-                last_of_order[i] = !pinned.contains(o) && orders.insert(o);
-            }
-        }
-        Plan {
-            id_named_later,
-            last_of_order,
+            _ => {}
         }
     }
+    named
+}
+
+/// Per position: whether the event is the last to name its order (and nothing else can
+/// reach that order).
+fn last_of_order(history: &[Recorded]) -> Vec<bool> {
+    // Forward: the order each event names, and the orders other keys can reach. An
+    // operator action names the order of the event whose exception it acts on.
+    let actions = history
+        .iter()
+        .any(|r| matches!(r.delivery.event.kind, EventKind::ExceptionAction { .. }));
+    let mut order_of: Vec<Option<&OrderRef>> = Vec::with_capacity(history.len());
+    let mut by_event: FastMap<EventId, &OrderRef> = FastMap::default();
+    let mut pinned: FastSet<&OrderRef> = FastSet::default();
+    for r in history {
+        let event = &r.delivery.event;
+        let named = match &event.kind {
+            EventKind::ExceptionAction { exception_id, .. } => exception_id
+                .as_str()
+                .parse::<EventId>()
+                .ok()
+                .and_then(|e| by_event.get(&e).copied()),
+            kind => direct_order(kind, &mut pinned),
+        };
+        if actions && let Some(o) = named {
+            by_event.insert(event.id, o);
+        }
+        order_of.push(named);
+    }
+    // Backward: whether anything later names the same order.
+    let mut orders: FastSet<&OrderRef> =
+        FastSet::with_capacity_and_hasher(history.len() / 2, Default::default());
+    let mut last = vec![false; history.len()];
+    for (i, named) in order_of.iter().enumerate().rev() {
+        if let Some(o) = named {
+            last[i] = orders.insert(o) && !pinned.contains(o);
+        }
+    }
+    last
 }
 
 /// The order `kind` names by reference; orders reachable otherwise go into `pinned`.

@@ -28,7 +28,7 @@ pub(crate) struct Setup {
 }
 
 /// Something due at a time: a reservation's expiry, or a held event's hold running out.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     at: Timestamp,
     /// Insertion order: equal times fire first in, first out.
@@ -36,12 +36,11 @@ struct Timer {
     what: Due,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    Expiry {
-        order_ref: OrderRef,
-        reservation: EventId,
-    },
+    /// The reservation made by the authorization at this history position.
+    Expiry(usize),
+    /// The held event at this history position.
     Held(usize),
 }
 
@@ -79,11 +78,15 @@ pub(crate) struct Run<'h> {
     is_held: Vec<bool>,
     held: u64,
     waiting: FastMap<Wait, Vec<usize>>,
-    keys: FastMap<StockKey, KeyTrack>,
+    /// Where each (SKU, location)'s track is in `tracks` (one hash per lookup).
+    key_index: FastMap<StockKey, usize>,
+    tracks: Vec<(StockKey, KeyTrack)>,
     total: Metrics,
     total_level: Level,
     briefs: Vec<Brief>,
-    orders: FastMap<OrderRef, OrderTrack>,
+    /// Where each order's track is in `order_tracks`.
+    order_index: FastMap<OrderRef, usize>,
+    order_tracks: Vec<(OrderRef, OrderTrack)>,
     in_window: u64,
     dropped: u64,
 }
@@ -126,11 +129,13 @@ impl<'h> Run<'h> {
             is_held: vec![false; history.len()],
             held: 0,
             waiting: FastMap::default(),
-            keys: FastMap::with_capacity_and_hasher(1024, Default::default()),
+            key_index: FastMap::with_capacity_and_hasher(1024, Default::default()),
+            tracks: Vec::with_capacity(1024),
             total: Metrics::default(),
             total_level: Level::default(),
             briefs: vec![Brief::Unapplied; history.len()],
-            orders: FastMap::with_capacity_and_hasher(history.len() / 4, Default::default()),
+            order_index: FastMap::with_capacity_and_hasher(history.len() / 4, Default::default()),
+            order_tracks: Vec::with_capacity(history.len() / 4),
             in_window: 0,
             dropped: 0,
         }
@@ -176,10 +181,7 @@ impl<'h> Run<'h> {
             self.clock = self.clock.max(timer.at);
             let now = self.clock;
             match timer.what {
-                Due::Expiry {
-                    order_ref,
-                    reservation,
-                } => self.expire(order_ref, reservation, now),
+                Due::Expiry(idx) => self.expire(idx, now),
                 Due::Held(idx) if self.is_held[idx] => self.decide(idx, now),
                 Due::Held(_) => {}
             }
@@ -233,7 +235,7 @@ impl<'h> Run<'h> {
                 let event = &r.delivery.event;
                 self.briefs[idx] = Brief::of(&res.outcome);
                 self.account(Some(idx), &res, now);
-                self.schedule_expiry(event.id, &res, r);
+                self.schedule_expiry(idx, &res, r);
                 if !self.waiting.is_empty() {
                     self.wake(event, woken);
                 }
@@ -268,8 +270,8 @@ impl<'h> Run<'h> {
         if state == OrderState::Reserved {
             return;
         }
-        if let Some(track) = self.orders.get_mut(order_ref) {
-            track.state = Some(state);
+        if let Some(&i) = self.order_index.get(order_ref) {
+            self.order_tracks[i].1.state = Some(state);
         }
         self.state.orders.remove(order_ref);
     }
@@ -333,56 +335,60 @@ impl<'h> Run<'h> {
         }));
     }
 
-    /// A reservation just made by `event_id` expires after its TTL.
-    fn schedule_expiry(&mut self, event_id: EventId, res: &Resolution, r: &Recorded) {
+    /// A reservation just made by history event `idx` expires after its TTL.
+    fn schedule_expiry(&mut self, idx: usize, res: &Resolution, r: &Recorded) {
+        let event_id = r.delivery.event.id;
         let Some(order) = &res.order else { return };
         if order.state != OrderState::Reserved || order.reserved_by != Some(event_id) {
             return;
         }
         let Some(at) = order.reserved_at else { return };
         let ttl = self.scenario.ttls.ttl(&r.provider, r.method.as_deref());
-        self.push_timer(
-            at.plus(ttl),
-            Due::Expiry {
-                order_ref: order.spec.order_ref.clone(),
-                reservation: event_id,
-            },
-        );
+        self.push_timer(at.plus(ttl), Due::Expiry(idx));
     }
 
-    /// The sweeper's `reservation.expired`, at its deadline, for a reservation that still
-    /// stands (the sweeper looks only at those: an order captured or voided meanwhile gets
-    /// no expiry event at all).
-    fn expire(&mut self, order_ref: OrderRef, reservation: EventId, now: Timestamp) {
-        let stands =
-            self.state.orders.get(&order_ref).is_some_and(|o| {
-                o.state == OrderState::Reserved && o.reserved_by == Some(reservation)
-            });
-        if !stands {
-            return;
-        }
-        let delivery = Delivery {
-            event: Event {
-                id: EventId::from_dedupe_key(&format!(
-                    "stockledger:reservation-expired:{reservation}"
-                )),
-                recorded_at: now,
-                kind: EventKind::ReservationExpired {
-                    order_ref,
-                    reservation,
+    /// The sweeper's `reservation.expired` for the reservation of history event `idx`, at
+    /// its deadline, when it still stands (the sweeper looks only at those: an order
+    /// captured or voided meanwhile gets no expiry event at all). Either way the
+    /// authorization's outcome is no longer needed, unless a later event names it.
+    fn expire(&mut self, idx: usize, now: Timestamp) {
+        let history = self.history;
+        let reservation = history[idx].delivery.event.id;
+        let order_ref = history[idx]
+            .delivery
+            .event
+            .kind
+            .payment()
+            .and_then(|p| self.state.resolve_order(&p.order))
+            .filter(|o| o.state == OrderState::Reserved && o.reserved_by == Some(reservation))
+            .map(|o| o.spec.order_ref.clone());
+        if let Some(order_ref) = order_ref {
+            let delivery = Delivery {
+                event: Event {
+                    id: EventId::from_dedupe_key(&format!(
+                        "stockledger:reservation-expired:{reservation}"
+                    )),
+                    recorded_at: now,
+                    kind: EventKind::ReservationExpired {
+                        order_ref,
+                        reservation,
+                    },
                 },
-            },
-            operator_retry: false,
-        };
-        let ctx = Context {
-            now,
-            unknown_order_hold: self.setup.hold,
-        };
-        if let Decision::Record(res) = self.state.step(&delivery, &ctx) {
-            self.account(None, &res, now);
+                operator_retry: false,
+            };
+            let ctx = Context {
+                now,
+                unknown_order_hold: self.setup.hold,
+            };
+            if let Decision::Record(res) = self.state.step(&delivery, &ctx) {
+                self.account(None, &res, now);
+            }
+            // Nothing in the history names a simulated expiry.
+            self.state.outcomes.remove(&delivery.event.id);
         }
-        // Nothing in the history names a simulated expiry.
-        self.state.outcomes.remove(&delivery.event.id);
+        if self.held == 0 && !self.plan.id_named_later[idx] {
+            self.state.outcomes.remove(&reservation);
+        }
     }
 
     /// Counts one recorded decision at `now`; `idx` is `None` for a simulated expiry.
@@ -460,21 +466,30 @@ impl<'h> Run<'h> {
     }
 
     fn order_track(&mut self, order_ref: &OrderRef) -> &mut OrderTrack {
-        if !self.orders.contains_key(order_ref) {
-            self.orders.insert(order_ref.clone(), OrderTrack::default());
-        }
-        self.orders
-            .get_mut(order_ref)
-            .unwrap_or_else(|| unreachable!("inserted just above"))
+        let i = match self.order_index.get(order_ref) {
+            Some(&i) => i,
+            None => {
+                let i = self.order_tracks.len();
+                self.order_tracks
+                    .push((order_ref.clone(), OrderTrack::default()));
+                self.order_index.insert(order_ref.clone(), i);
+                i
+            }
+        };
+        &mut self.order_tracks[i].1
     }
 
     fn track(&mut self, key: &StockKey, now: Timestamp) -> &mut KeyTrack {
-        if !self.keys.contains_key(key) {
-            self.keys.insert(key.clone(), KeyTrack::new(now));
-        }
-        self.keys
-            .get_mut(key)
-            .unwrap_or_else(|| unreachable!("inserted just above"))
+        let i = match self.key_index.get(key) {
+            Some(&i) => i,
+            None => {
+                let i = self.tracks.len();
+                self.tracks.push((key.clone(), KeyTrack::new(now)));
+                self.key_index.insert(key.clone(), i);
+                i
+            }
+        };
+        &mut self.tracks[i].1
     }
 
     /// An authorization turned down for stock: in total, and for each short line.
@@ -556,22 +571,28 @@ impl<'h> Run<'h> {
         let grid = self.grid;
         let end = grid.window.to;
         let per_key = self
-            .keys
+            .tracks
             .iter_mut()
             .map(|(k, t)| (k.clone(), t.finish(end, grid)))
             .collect();
         self.total.unit_hours_blocked = self.total_level.unit_hours(end, grid.window);
         self.total.peak_blocked = self.total_level.peak;
-        for (order_ref, track) in &mut self.orders {
-            if let Some(o) = self.state.orders.get(order_ref) {
-                track.state = Some(o.state);
-            }
-        }
+        let state = &self.state;
+        let orders = self
+            .order_tracks
+            .into_iter()
+            .map(|(order_ref, mut track)| {
+                if let Some(o) = state.orders.get(&order_ref) {
+                    track.state = Some(o.state);
+                }
+                (order_ref, track)
+            })
+            .collect();
         Finished {
             per_key,
             total: self.total,
             briefs: self.briefs,
-            orders: self.orders,
+            orders,
             in_window: self.in_window,
             dropped: self.dropped,
             held_at_end,
