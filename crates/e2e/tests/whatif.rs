@@ -572,6 +572,9 @@ async fn whatif_matches_an_independent_count_of_a_recorded_day() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    if let Ok(keep) = std::env::var("STOCKLEDGER_KEEP_WHATIF_HTML") {
+        std::fs::write(format!("{keep}.txt"), text.as_bytes()).unwrap();
+    }
     assert!(
         text.contains("oversold (captures without stock)") && text.contains("flash@main"),
         "{text}"

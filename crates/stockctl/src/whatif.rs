@@ -365,7 +365,7 @@ fn print_text(o: &WhatifOutput, top: usize) -> anyhow::Result<()> {
         ),
     );
     line(&mut t, String::new());
-    let w = 36;
+    let w = 44;
     line(
         &mut t,
         format!(

@@ -16,7 +16,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; } h3 { font-siz
 table { border-collapse: collapse; margin: .5em 0; }
 th, td { padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; }
-td.more { color: #b71c1c; } td.less { color: #1b5e20; }
+td.changed { font-weight: bold; }
 .meta { color: #555; }
 .legend span { display: inline-block; margin-right: 1.2em; }
 .legend i { display: inline-block; width: 2em; height: 0; border-top: 2px solid; vertical-align: middle; margin-right: .3em; }
@@ -107,7 +107,11 @@ fn totals(a: &Metrics, b: &Metrics) -> Markup {
                     td { (label) }
                     td { (number(x)) }
                     td { (number(y)) }
-                    td class=(if y > x { "more" } else if y < x { "less" } else { "" }) { (delta(x, y)) }
+                    @if x == y {
+                        td { (delta(x, y)) }
+                    } @else {
+                        td.changed { (delta(x, y)) }
+                    }
                 }
             }
         }
