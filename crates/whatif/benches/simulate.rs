@@ -11,6 +11,10 @@
 //! 20,000-event smoke run.
 #![allow(clippy::unwrap_used)]
 
+/// The allocator `stockctl` runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -84,6 +84,9 @@ pub(crate) struct Run<'h> {
     total: Metrics,
     total_level: Level,
     briefs: Vec<Brief>,
+    /// The authorization (history position) holding each reserved order's reservation, so
+    /// that its outcome can go once the reservation ends.
+    reserving: FastMap<OrderRef, usize>,
     /// Where each order's track is in `order_tracks`.
     order_index: FastMap<OrderRef, usize>,
     order_tracks: Vec<(OrderRef, OrderTrack)>,
@@ -134,6 +137,7 @@ impl<'h> Run<'h> {
             total: Metrics::default(),
             total_level: Level::default(),
             briefs: vec![Brief::Unapplied; history.len()],
+            reserving: FastMap::default(),
             order_index: FastMap::with_capacity_and_hasher(history.len() / 4, Default::default()),
             order_tracks: Vec::with_capacity(history.len() / 4),
             in_window: 0,
@@ -257,6 +261,19 @@ impl<'h> Run<'h> {
             .is_some_and(|o| o.state == OrderState::Reserved && o.reserved_by == Some(id));
         if !self.plan.id_named_later[idx] && !reserved_here {
             self.state.outcomes.remove(&id);
+        }
+        // A reservation that ended (captured, voided, expired): its authorization's outcome
+        // is no longer looked for, unless a later event names it.
+        if let Some(order) = &res.order {
+            if reserved_here {
+                self.reserving.insert(order.spec.order_ref.clone(), idx);
+            } else if order.state != OrderState::Reserved
+                && let Some(auth) = self.reserving.remove(&order.spec.order_ref)
+                && !self.plan.id_named_later[auth]
+            {
+                let auth_id = self.history[auth].delivery.event.id;
+                self.state.outcomes.remove(&auth_id);
+            }
         }
         if !self.plan.last_of_order[idx] {
             return;
