@@ -125,19 +125,25 @@ pub(crate) fn differing_orders(
     b: &Finished,
     max: usize,
 ) -> (u64, Vec<DifferingOrder>) {
-    let refs: BTreeSet<&OrderRef> = a.orders.keys().chain(b.orders.keys()).collect();
-    let mut total = 0u64;
+    // The orders either run tracked, each once; only the differing ones are sorted.
+    let both = a
+        .orders
+        .keys()
+        .chain(b.orders.keys().filter(|r| !a.orders.contains_key(*r)));
+    let mut differing: Vec<(&OrderRef, OrderOutcome, OrderOutcome)> = both
+        .filter_map(|r| {
+            let (oa, ob) = (
+                OrderOutcome::of(a.orders.get(r)),
+                OrderOutcome::of(b.orders.get(r)),
+            );
+            (oa != ob).then_some((r, oa, ob))
+        })
+        .collect();
+    differing.sort_unstable_by(|x, y| x.0.cmp(y.0));
+    let total = differing.len() as u64;
     let mut listed = Vec::new();
-    for order_ref in refs {
+    for (order_ref, oa, ob) in differing.into_iter().take(max) {
         let (ta, tb) = (a.orders.get(order_ref), b.orders.get(order_ref));
-        let (oa, ob) = (OrderOutcome::of(ta), OrderOutcome::of(tb));
-        if oa == ob {
-            continue;
-        }
-        total += 1;
-        if listed.len() >= max {
-            continue;
-        }
         let idxs: BTreeSet<usize> = ta
             .iter()
             .chain(tb.iter())
