@@ -1,5 +1,5 @@
 //! Issue 15, item 3: `stockctl whatif` against a real stream. A day of traffic goes through
-//! the real ledger on NATS (SQLite): orders authorized and captured, voided, never captured
+//! the real ledger on NATS (SQLite, and PostgreSQL): orders authorized and captured, voided, never captured
 //! (the sweeper, run every hour of stream time with a 2 h TTL, publishes their expiries),
 //! captured three hours later (after their reservation expired), and a flash sale where 25
 //! buyers authorize 10 units and a third of them never pay. Then `stockctl whatif --policy
@@ -389,8 +389,17 @@ fn stockctl(h: &Harness, db_url: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whatif_matches_an_independent_count_of_a_recorded_day() {
-    let h = Harness::new(Backend::Sqlite).await.unwrap();
+async fn whatif_matches_an_independent_count_of_a_recorded_day_sqlite() {
+    whatif_matches_an_independent_count_of_a_recorded_day(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatif_matches_an_independent_count_of_a_recorded_day_postgres() {
+    whatif_matches_an_independent_count_of_a_recorded_day(Backend::Postgres).await;
+}
+
+async fn whatif_matches_an_independent_count_of_a_recorded_day(backend: Backend) {
+    let h = Harness::new(backend).await.unwrap();
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     let events = traffic();
     // Published hour by hour of stream time; after each hour the sweeper runs as it would,
