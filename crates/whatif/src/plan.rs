@@ -11,15 +11,10 @@
 //! operator actions on an exception of an event that named it). Orders that a payment
 //! reference or a return can reach are never let go: those are looked up by other keys.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
 use domain::{EventId, EventKind, OrderLookup, OrderRef};
 
 use crate::Recorded;
-use crate::fast::{FastMap, FxHasher};
-
-type FastSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+use crate::fast::{FastMap, FastSet};
 
 /// Per history position: what may leave the state once it is decided.
 pub(crate) struct Plan {
