@@ -292,6 +292,33 @@ fn a_capture_before_its_registration_is_held_then_decided() {
     );
 }
 
+/// A withdrawal (a `reservation.expired` that is not the sweeper's) overtaking the
+/// authorization it names waits for it, then releases what it reserved: kept in both runs,
+/// and not counted as an expiry.
+#[test]
+fn a_withdrawal_that_overtakes_its_authorization_waits_for_it() {
+    let mut withdrawal = swept("W");
+    withdrawal.ttl_expiry = false;
+    withdrawal.provider = Provider::parse("portone").unwrap();
+    let mut h = H::new();
+    h.at(0, receive("a", 1))
+        .at(1_000, register("W", "a", 1))
+        .at(2_000, withdrawal)
+        .at(3_000, auth("W", AuthorizationMode::Confirmation))
+        .at(4_000, register("X", "a", 1))
+        .at(5_000, auth("X", AuthorizationMode::Confirmation));
+    let base = Scenario::recorded(reserve(), ttl(HOUR));
+    let r = run(&h, &base, &base, &Options::default());
+    let t = &r.baseline.total;
+    assert_eq!(r.recorded_expiries_dropped, 0);
+    assert_eq!(
+        t.units_reserved, 2,
+        "W reserves, is released, X reserves the same unit"
+    );
+    assert_eq!((t.expired, t.declined), (0, 0));
+    assert_eq!(r.baseline.held_at_end, 0);
+}
+
 #[test]
 fn history_before_since_builds_the_state_but_is_not_counted() {
     let h = day();
