@@ -232,10 +232,18 @@ pub struct LedgerConfig {
     pub max_deliver: i64,
     /// `STOCKLEDGER_MAX_ACK_PENDING`, default `4096`.
     pub max_ack_pending: i64,
-    /// `STOCKLEDGER_RESERVATION_TTL`, default `7d`.
-    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_RESERVATION_TTL`, default the providers' documented authorization
+    /// windows ([`domain::ReservationTtls::documented`]): `7d` (every provider),
+    /// `stripe=7d,adyen:klarna=28d` (named ones; the rest keep their documented window), or
+    /// both (`2h,stripe=7d`: the bare duration replaces every documented window).
+    pub reservation_ttls: domain::ReservationTtls,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, default `10m`.
     pub unknown_order_hold: Duration,
+    /// `STOCKLEDGER_STOCK_POLICY`, default `reserve_on_authorization`: when payments move
+    /// stock, for every provider or per provider (`deduct_on_capture`,
+    /// `stripe=deduct_on_capture,adyen=reserve_on_authorization`). The ledger puts it in
+    /// force at start with a `policy.changed` when it differs from the ledger's.
+    pub stock_policy: domain::PolicySet,
     /// `STOCKLEDGER_SWEEP_INTERVAL`, default `30s`: how often expired reservations are sought.
     pub sweep_interval: Duration,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`, default `500`: expiries published per sweep.
@@ -491,8 +499,11 @@ impl Config {
                 ack_wait: r.duration("STOCKLEDGER_ACK_WAIT", "10s")?,
                 max_deliver: r.number("STOCKLEDGER_MAX_DELIVER", 100, 2, 10_000)?,
                 max_ack_pending: r.number("STOCKLEDGER_MAX_ACK_PENDING", 4096, 1, 1_000_000)?,
-                reservation_ttl: r.duration("STOCKLEDGER_RESERVATION_TTL", "7d")?,
+                reservation_ttls: r.reservation_ttls("STOCKLEDGER_RESERVATION_TTL")?,
                 unknown_order_hold: r.duration("STOCKLEDGER_UNKNOWN_ORDER_HOLD", "10m")?,
+                stock_policy: stock_policy(
+                    &r.string("STOCKLEDGER_STOCK_POLICY", "reserve_on_authorization"),
+                )?,
                 sweep_interval: r.duration("STOCKLEDGER_SWEEP_INTERVAL", "30s")?,
                 sweep_batch_max: r.number("STOCKLEDGER_SWEEP_BATCH_MAX", 500, 1, 100_000)?,
                 metrics_addr: Some(r.string("STOCKLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:9465"))
@@ -594,6 +605,16 @@ fn provider_pairs(var: &'static str, value: &str) -> Result<Vec<(String, String)
     Ok(out)
 }
 
+fn stock_policy(value: &str) -> Result<domain::PolicySet, ConfigError> {
+    value
+        .parse()
+        .map_err(|e: domain::InvalidPolicy| ConfigError {
+            var: "STOCKLEDGER_STOCK_POLICY",
+            value: value.to_owned(),
+            message: e.to_string(),
+        })
+}
+
 fn settlement_lag(value: &str) -> Result<Vec<(String, u32)>, ConfigError> {
     const VAR: &str = "STOCKLEDGER_RECONCILE_SETTLEMENT_LAG";
     provider_pairs(VAR, value)?
@@ -680,6 +701,18 @@ impl Reader<'_> {
             message: "expected a duration such as 500ms, 8s, 10m, 2h or 7d".into(),
         })
     }
+    /// Reservation TTLs ([`parse_reservation_ttls`]); unset: the documented windows.
+    fn reservation_ttls(&self, var: &'static str) -> Result<domain::ReservationTtls, ConfigError> {
+        let value = self.string(var, "");
+        if value.trim().is_empty() {
+            return Ok(domain::ReservationTtls::documented());
+        }
+        parse_reservation_ttls(&value).map_err(|message| ConfigError {
+            var,
+            value,
+            message,
+        })
+    }
     /// A duration where `0` alone means "none".
     fn retention(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
         if self.string(var, default).trim() == "0" {
@@ -738,16 +771,101 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// Reads a reservation-TTL list: comma-separated items, each `DURATION` (every provider
+/// and method not named in the list: the documented windows are then not used at all),
+/// `provider=DURATION`, or `provider:method=DURATION` (the method as the provider's event
+/// names it, e.g. `adyen:klarna`). Without a bare duration, the documented windows
+/// ([`domain::ReservationTtls::documented`]) stay for what the list does not name.
+/// A TTL must be positive. The same text is accepted by `stockctl whatif --reservation-ttl`.
+pub fn parse_reservation_ttls(s: &str) -> Result<domain::ReservationTtls, String> {
+    const EXPECTED: &str =
+        "expected e.g. \"7d\", \"stripe=7d,adyen:klarna=28d\" or \"2h,stripe=7d\"";
+    let mut bare = None;
+    let mut named = Vec::new();
+    for item in s.split(',').map(str::trim) {
+        let (key, value) = match item.split_once('=') {
+            None => (None, item),
+            Some((k, v)) => (Some(k.trim()), v.trim()),
+        };
+        let ttl = parse_duration(value)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{item:?} is not a positive duration; {EXPECTED}"))?;
+        match key {
+            None if bare.replace(ttl).is_some() => {
+                return Err(format!("two bare durations; {EXPECTED}"));
+            }
+            None => {}
+            Some(key) => {
+                let (provider, method) = match key.split_once(':') {
+                    None => (key, None),
+                    Some((p, m)) if !m.trim().is_empty() => (p, Some(m.trim().to_owned())),
+                    Some(_) => return Err(format!("{item:?} names an empty method; {EXPECTED}")),
+                };
+                let provider = domain::Provider::parse(provider.trim())
+                    .map_err(|e| format!("{item:?}: {e}; {EXPECTED}"))?;
+                named.push((provider, method, ttl));
+            }
+        }
+    }
+    let mut ttls = match bare {
+        Some(ttl) => domain::ReservationTtls::uniform(ttl),
+        None => domain::ReservationTtls::documented(),
+    };
+    for (provider, method, ttl) in named {
+        match method {
+            None => {
+                ttls.providers.insert(provider, ttl);
+            }
+            Some(m) => {
+                ttls.methods.insert((provider, m), ttl);
+            }
+        }
+    }
+    Ok(ttls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn reservation_ttl_lists() {
+        let day = Duration::from_secs(86_400);
+        let stripe = domain::Provider::parse("stripe").unwrap();
+        let adyen = domain::Provider::parse("adyen").unwrap();
+        // Named entries keep the documented windows for the rest.
+        let t = parse_reservation_ttls("stripe=3d, adyen:klarna=10d").unwrap();
+        assert_eq!(t.ttl(&stripe, Some("card")), 3 * day);
+        assert_eq!(t.ttl(&adyen, Some("klarna")), 10 * day);
+        assert_eq!(t.ttl(&adyen, Some("klarna_account")), 28 * day);
+        // A bare duration replaces every documented window.
+        let t = parse_reservation_ttls("2h,stripe=7d").unwrap();
+        assert_eq!(t.ttl(&adyen, Some("klarna")), Duration::from_secs(7200));
+        assert_eq!(t.ttl(&stripe, None), 7 * day);
+        for bad in [
+            "",
+            "0s",
+            "7",
+            "stripe=",
+            "stripe:=1d",
+            "1d,2d",
+            "=1d",
+            "stripe=soon",
+        ] {
+            assert!(parse_reservation_ttls(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_documented_table() {
         let c = Config::from_map(&HashMap::new()).unwrap();
         assert_eq!(c.http.addr, "127.0.0.1:8080");
-        assert_eq!(c.ledger.reservation_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            c.ledger.reservation_ttls,
+            domain::ReservationTtls::documented()
+        );
         assert_eq!(c.ledger.unknown_order_hold, Duration::from_secs(600));
+        assert_eq!(c.ledger.stock_policy, domain::PolicySet::default());
         assert_eq!(c.http.confirmation_deadline, Duration::from_secs(8));
         assert_eq!(c.http.max_body_bytes, 262_144);
         assert!(c.http.api_token.is_none());
@@ -827,6 +945,26 @@ mod tests {
             Config::from_map(&map).unwrap_err().var,
             "STOCKLEDGER_MAX_BODY_BYTES"
         );
+    }
+
+    #[test]
+    fn the_stock_policy_parses_per_provider_and_a_bad_one_names_its_variable() {
+        let map = HashMap::from([(
+            "STOCKLEDGER_STOCK_POLICY".to_owned(),
+            "stripe=deduct_on_capture, adyen=reserve_on_authorization".to_owned(),
+        )]);
+        let c = Config::from_map(&map).unwrap();
+        assert_eq!(
+            c.ledger.stock_policy.to_string(),
+            "reserve_on_authorization,stripe=deduct_on_capture"
+        );
+        let map = HashMap::from([(
+            "STOCKLEDGER_STOCK_POLICY".to_owned(),
+            "deduct_on_delivery".to_owned(),
+        )]);
+        let e = Config::from_map(&map).unwrap_err();
+        assert_eq!(e.var, "STOCKLEDGER_STOCK_POLICY");
+        assert!(e.message.contains("deduct_on_capture"), "{e}");
     }
 
     #[test]

@@ -462,3 +462,32 @@ fn v2_an_unknown_version_is_still_unknown_version() {
     );
     assert_v2_schema_refuses(&v);
 }
+
+#[test]
+fn v2_a_policy_change_names_a_policy_in_its_canonical_text_and_who_and_why() {
+    for bad in [
+        json!("sometimes"),
+        json!(""),
+        json!("deduct_on_capture, stripe=reserve_on_authorization"),
+        json!("stripe=deduct_on_capture"),
+        json!("deduct_on_capture,stripe=deduct_on_capture"),
+        json!("reserve_on_authorization,stripe=deduct_on_capture,adyen=deduct_on_capture"),
+        json!(7),
+    ] {
+        let mut v = golden_v2("policy.changed");
+        v["payload"]["policy"] = bad.clone();
+        assert_invalid(&v, "payload.policy");
+    }
+    // What the schema can say: not a policy list at all.
+    for bad in [json!("sometimes"), json!(""), json!(" deduct_on_capture")] {
+        let mut v = golden_v2("policy.changed");
+        v["payload"]["policy"] = bad;
+        assert_v2_schema_refuses(&v);
+    }
+    for field in ["actor", "reason"] {
+        let mut v = golden_v2("policy.changed");
+        v["payload"][field] = json!("  ");
+        assert_invalid(&v, &format!("payload.{field}"));
+        assert_v2_schema_refuses(&v);
+    }
+}

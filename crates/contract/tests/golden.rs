@@ -51,6 +51,8 @@ fn every_golden_example_decodes_into_its_domain_event() {
         let identity = value["source"]["identity"].as_str().unwrap();
         let expected = Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::parse(value["source"]["provider"].as_str().unwrap())
+                .unwrap(),
             recorded_at: contract::wire_time::parse(value["recorded_at"].as_str().unwrap())
                 .unwrap(),
             kind: expected_kind(kind),

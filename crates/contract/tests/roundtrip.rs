@@ -222,6 +222,27 @@ fn kind() -> impl Strategy<Value = EventKind> {
                     evidence,
                 }
             ),
+        (
+            0usize..3,
+            prop::option::of((text(), 0usize..3)),
+            said(),
+            said()
+        )
+            .prop_map(|(default, provider, actor, reason)| {
+                let mut policy = domain::PolicySet::uniform(domain::StockPolicy::ALL[default]);
+                if let Some((name, p)) = provider
+                    && let Ok(name) = domain::Provider::parse(name.trim())
+                    && !name.as_str().contains([',', '='])
+                {
+                    policy.providers.insert(name, domain::StockPolicy::ALL[p]);
+                }
+                // Through its text, as every producer writes it: canonical.
+                EventKind::PolicyChanged {
+                    policy: policy.to_string().parse().unwrap(),
+                    actor,
+                    reason,
+                }
+            }),
     ]
 }
 
@@ -264,7 +285,9 @@ fn round_trip(
     // v2 added (an operator action, a correction's actor) v1 cannot say.
     let v2_only = matches!(
         kind,
-        EventKind::ExceptionAction { .. } | EventKind::StockCorrected { actor: Some(_), .. }
+        EventKind::ExceptionAction { .. }
+            | EventKind::PolicyChanged { .. }
+            | EventKind::StockCorrected { actor: Some(_), .. }
     );
     if v2_only {
         return;

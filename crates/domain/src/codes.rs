@@ -232,6 +232,9 @@ pub enum ReasonCode {
     /// The answer to a merchant request whose idempotency key was used for other content;
     /// the ledger records nothing for it (`docs/decisions.md` §26).
     IdempotencyKeyReused,
+    PolicyDefersStock,
+    PolicyChanged,
+    PolicyUnchanged,
     /// An exception's reason.
     Exception(ExceptionCode),
 }
@@ -265,6 +268,9 @@ impl ReasonCode {
             ReasonCode::ExceptionAlreadyResolved => "exception_already_resolved",
             ReasonCode::ConflictingDuplicate => "conflicting_duplicate",
             ReasonCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ReasonCode::PolicyDefersStock => "policy_defers_stock",
+            ReasonCode::PolicyChanged => "policy_changed",
+            ReasonCode::PolicyUnchanged => "policy_unchanged",
             ReasonCode::Exception(e) => e.as_str(),
             ReasonCode::ChargebackClosed(_) | ReasonCode::Declined(_) | ReasonCode::Refused(_) => {
                 return None;
@@ -360,6 +366,9 @@ const SIMPLE_NO_OPS: &[ReasonCode] = &[
     ReasonCode::ExceptionAlreadyResolved,
     ReasonCode::ConflictingDuplicate,
     ReasonCode::IdempotencyKeyReused,
+    ReasonCode::PolicyDefersStock,
+    ReasonCode::PolicyChanged,
+    ReasonCode::PolicyUnchanged,
 ];
 
 /// The names of the compound codes, built from the sub-reasons' tables.
@@ -438,8 +447,8 @@ mod tests {
             assert_eq!(name.parse::<ReasonCode>(), Ok(code), "{name}");
             assert!(names.insert(name), "{name} named twice");
         }
-        // 22 simple, 2 chargeback outcomes, 3 declines, 16 refusals, 13 exceptions.
-        assert_eq!(names.len(), 22 + 2 + 3 + 16 + 13);
+        // 25 simple, 2 chargeback outcomes, 3 declines, 16 refusals, 13 exceptions.
+        assert_eq!(names.len(), 25 + 2 + 3 + 16 + 13);
         assert!("declined:nothing".parse::<ReasonCode>().is_err());
         assert!("".parse::<ReasonCode>().is_err());
     }

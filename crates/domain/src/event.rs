@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::order::{Lines, OrderSpec};
+use crate::policy::PolicySet;
 use crate::stock::StockKey;
 use crate::types::{
     DisputeId, EventId, ExceptionId, Money, OrderRef, PaymentRef, Provider, Quantity, ReturnRef,
@@ -216,6 +217,18 @@ pub enum EventKind {
         /// What shows it is right (a provider refund id, a shipping record), if any.
         evidence: Option<String>,
     },
+    /// An operator changes the stock policy in force (`stockctl policy set`, or the ledger
+    /// at start when `STOCKLEDGER_STOCK_POLICY` differs from the ledger's). Applied like
+    /// any other event, so every later event is decided, and re-decided in a rebuild,
+    /// under the policy in force when it was accepted.
+    PolicyChanged {
+        /// The whole policy from now on (not a change relative to the old one).
+        policy: PolicySet,
+        /// Who changed it; recorded with the change.
+        actor: String,
+        /// Why; recorded with the change.
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -239,6 +252,7 @@ impl EventKind {
             EventKind::StockReceived { .. } => "stock.received",
             EventKind::StockCorrected { .. } => "stock.corrected",
             EventKind::ExceptionAction { .. } => "exception.action",
+            EventKind::PolicyChanged { .. } => "policy.changed",
         }
     }
 
@@ -264,6 +278,10 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub id: EventId,
+    /// Who produced the event: the envelope's `source.provider` (`stripe`, `portone`, …,
+    /// or `merchant`, `operator`, `stockledger`). The stock policy in force for a payment
+    /// event is its provider's ([`crate::PolicySet::for_provider`]).
+    pub provider: Provider,
     /// When the ingress (or the emitting process) recorded the event. Used for the
     /// unknown-order hold and as the reservation time; never a reading of the clock here.
     pub recorded_at: Timestamp,

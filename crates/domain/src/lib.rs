@@ -2,9 +2,10 @@
 //!
 //! Everything stockledger decides about stock lives here, with no I/O, no clock and no
 //! async: validated newtypes ([`types`]), buckets and movements ([`stock`]), orders
-//! ([`order`]), contract events ([`event`]), outcomes ([`outcome`]), the matrix itself
-//! ([`matrix::decide`]) and an in-memory [`State`] that the property tests drive through
-//! every ordering of events.
+//! ([`order`]), contract events ([`event`]), outcomes ([`outcome`]), the stock policy
+//! ([`policy`]: when payments move stock, part of the state and changed by an event), the
+//! matrix itself ([`matrix::decide`], per policy) and an in-memory [`State`] that the
+//! property tests drive through every ordering of events under every policy.
 //!
 //! The adapters (HTTP, NATS, SQL) translate to and from these types at the edges. A store
 //! loads the part of the state one event touches, calls [`decide`], and persists the

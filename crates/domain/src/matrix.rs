@@ -2,7 +2,9 @@
 //! [`decide`] takes the state, one delivery and the time, and says what happens. Every
 //! branch here is a cell of the matrix and names its cell id (`M-…`) in a comment; the
 //! data-driven tests in `tests/matrix.rs` have a case for every cell, and one of them
-//! checks that every id cited here exists in the doc.
+//! checks that every id cited here exists in the doc. Payment events are decided under the
+//! stock policy in force for their provider, read from [`State::policy`] and nowhere else
+//! (`M-POL-*`), and every resolution records it ([`Resolution::policy_applied`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::outcome::{
     Chargeback, Concerns, Decision, DeclineReason, ExceptionReason, NoOpReason, Outcome,
     QueueUpdate, RefusalReason, Resolution,
 };
+use crate::policy::{PolicySet, ReservationTtls, StockPolicy};
 use crate::state::State;
 use crate::stock::{Balance, Bucket, Movement, StockKey};
 use crate::types::{
@@ -26,7 +29,7 @@ use crate::types::{
 /// What the matrix needs to know besides the state: the time and the limits. Passed in,
 /// never read from a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
+pub struct Context<'a> {
     /// The time of processing: the ledger's clock live, the stream's clock (the latest
     /// event time read so far) in a replay. An event is never decided earlier than its own
     /// `recorded_at`, so a replay that reaches an event defers it exactly as the live
@@ -35,6 +38,10 @@ pub struct Context {
     /// How long an event for an unregistered order is deferred before it becomes an
     /// `unknown_order` exception (`STOCKLEDGER_UNKNOWN_ORDER_HOLD`).
     pub unknown_order_hold: Duration,
+    /// How long a reservation may block stock, per provider and payment method
+    /// (`STOCKLEDGER_RESERVATION_TTL`): a reservation's deadline (`Order::reserved_until`)
+    /// is its time plus the TTL of the payment that made it.
+    pub reservation_ttls: &'a ReservationTtls,
 }
 
 /// Decides what one delivery does. Pure: the same state, delivery and context always give
@@ -61,6 +68,9 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
         Fresh::Defer(until) => return Decision::Defer { until },
         Fresh::Record(r) => *r,
     };
+    // Every outcome records the policy it was decided under (M-POL-10 included: a change
+    // is decided under the policy it replaces).
+    resolution.policy_applied = state.policy.for_provider(&event.provider);
     if retrying {
         if let (
             Some(Outcome::Exception { reason: old, .. }),
@@ -74,7 +84,21 @@ pub fn decide(state: &State, delivery: &Delivery, ctx: &Context) -> Decision {
         // M-RETRY-2: the new outcome replaces the exception.
         resolution.replaces_exception = true;
     }
+    date_reservation(&mut resolution, event, ctx);
     Decision::Record(Box::new(resolution))
+}
+
+/// A reservation this event makes gets its deadline: the reservation's time plus the TTL of
+/// the provider (and payment method) that made it (M-AUTH-1, M-POL-*; `docs/providers.md`,
+/// "How long a reservation holds").
+fn date_reservation(resolution: &mut Resolution, event: &Event, ctx: &Context) {
+    if let Some(order) = &mut resolution.order
+        && order.state == OrderState::Reserved
+        && order.reserved_by == Some(event.id)
+    {
+        let ttl = ctx.reservation_ttls.ttl(&event.provider, None);
+        order.reserved_until = order.reserved_at.map(|at| at.plus(ttl));
+    }
 }
 
 enum Fresh {
@@ -107,6 +131,12 @@ fn decide_fresh(state: &State, event: &Event, now: Timestamp, hold_until: Timest
             approved_by,
             ..
         } => correct(state, key, *delta, [reason, evidence, approved_by]),
+        // M-POL-9, M-POL-10.
+        EventKind::PolicyChanged {
+            policy,
+            actor,
+            reason,
+        } => change_policy(state, policy, [actor, reason]),
         // M-ACT-1 … M-ACT-11.
         EventKind::ExceptionAction {
             exception_id,
@@ -200,15 +230,19 @@ fn payment_event(
         }
         return Fresh::Record(Box::new(r));
     };
+    // The stock policy of the event's provider (`docs/trigger-matrix.md`, "Stock policy").
+    let policy = state.policy.for_provider(&event.provider);
     let r = match &event.kind {
-        // M-AUTH-1 … M-AUTH-7.
-        EventKind::PaymentAuthorized { mode, .. } => authorize(state, event, order, payment, *mode),
-        // M-CAP-1 … M-CAP-5.
-        EventKind::PaymentCaptured { .. } => capture(state, order, payment),
+        // M-AUTH-1 … M-AUTH-7, M-POL-1, M-POL-2.
+        EventKind::PaymentAuthorized { mode, .. } => {
+            authorize(state, event, order, payment, *mode, policy)
+        }
+        // M-CAP-1 … M-CAP-5, M-POL-3, M-POL-4.
+        EventKind::PaymentCaptured { .. } => capture(state, order, payment, policy),
         // M-VOID-1 … M-VOID-4.
         EventKind::PaymentVoided { .. } => void(state, order),
-        // M-SET-1.
-        EventKind::PaymentSettled { .. } => noop(Some(order), NoOpReason::SettlementRecorded),
+        // M-SET-1, M-POL-5 … M-POL-8.
+        EventKind::PaymentSettled { .. } => settle(state, order, policy),
         // M-RFD-1.
         EventKind::PaymentRefunded { .. } => noop(Some(order), NoOpReason::RefundRecorded),
         EventKind::PaymentFlagged {
@@ -249,15 +283,24 @@ fn authorize(
     order: &Order,
     payment: &Payment,
     mode: AuthorizationMode,
+    policy: StockPolicy,
 ) -> Resolution {
     match order.state {
         // M-AUTH-6.
         OrderState::Reserved => return noop(Some(order), NoOpReason::AlreadyReserved),
-        // M-AUTH-7.
+        // M-AUTH-7 (also an order whose capture waits for its settlement, M-POL-4).
         OrderState::Sold | OrderState::Released => {
             return noop(Some(order), NoOpReason::StaleAuthorization);
         }
+        OrderState::Registered if order.awaiting_settlement => {
+            return noop(Some(order), NoOpReason::StaleAuthorization);
+        }
         OrderState::Registered => {}
+    }
+    if mode == AuthorizationMode::Notification && policy != StockPolicy::ReserveOnAuthorization {
+        // M-POL-1: stock moves at capture or settlement. A confirmation (M-POL-2) always
+        // reserves: the provider asks at exactly the moment a reservation is for.
+        return noop(Some(order), NoOpReason::PolicyDefersStock);
     }
     if let Some(detail) = amount_mismatch(order, payment) {
         return match mode {
@@ -298,15 +341,35 @@ fn authorize(
     moves.finish(Some(after))
 }
 
-fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
+fn capture(state: &State, order: &Order, payment: &Payment, policy: StockPolicy) -> Resolution {
     if order.state == OrderState::Sold {
         // M-CAP-5.
         return noop(Some(order), NoOpReason::AlreadySold);
     }
     if let Some(detail) = amount_mismatch(order, payment) {
-        // M-CAP-4.
+        // M-CAP-4 (under every policy: the money taken is checked when it is taken).
         return exception(Some(order), ExceptionReason::AmountMismatch, detail);
     }
+    if order.awaiting_settlement {
+        // M-POL-4: an earlier capture left the sale to the settlement.
+        return noop(Some(order), NoOpReason::PolicyDefersStock);
+    }
+    if policy == StockPolicy::DeductOnSettlement {
+        // M-POL-4: stock moves at settlement; a reservation (a confirmation's) stays.
+        let mut after = order.clone();
+        after.awaiting_settlement = true;
+        let mut r = noop(Some(order), NoOpReason::PolicyDefersStock);
+        r.order = Some(after);
+        return r;
+    }
+    // M-CAP-1 … M-CAP-3, M-POL-3.
+    sell(state, order)
+}
+
+/// Sells every line of `order`: the reservation when it is reserved (M-CAP-1, M-POL-5),
+/// else from `available` (M-CAP-2, M-POL-5); a line short is `oversold` (M-CAP-3,
+/// M-POL-6).
+fn sell(state: &State, order: &Order) -> Resolution {
     // M-CAP-1 sells the reservation; M-CAP-2 sells from `available`.
     let from = if order.state == OrderState::Reserved {
         Bucket::Reserved
@@ -324,10 +387,58 @@ fn capture(state: &State, order: &Order, payment: &Payment) -> Resolution {
     after.stock_moved = true;
     after.reserved_by = None;
     after.reserved_at = None;
+    after.reserved_until = None;
+    after.awaiting_settlement = false;
     moves.finish(Some(after))
 }
 
+/// `payment.settled`: the sale under `deduct_on_settlement`, and the sale a capture under
+/// that policy left to the settlement; otherwise recorded for reconciliation.
+fn settle(state: &State, order: &Order, policy: StockPolicy) -> Resolution {
+    let sells = policy == StockPolicy::DeductOnSettlement || order.awaiting_settlement;
+    if !sells {
+        // M-SET-1.
+        return noop(Some(order), NoOpReason::SettlementRecorded);
+    }
+    if order.state == OrderState::Sold {
+        // M-POL-7: sold at capture (under another policy, or by a second provider event).
+        return noop(Some(order), NoOpReason::AlreadySold);
+    }
+    // M-POL-5, M-POL-6 under `deduct_on_settlement`; M-POL-8 under another policy for an
+    // order whose capture was decided under it. The settled amount is not compared: a
+    // settlement may be reported net of fees; the capture's amount was (M-CAP-4).
+    sell(state, order)
+}
+
+/// `policy.changed`: a recorded no-op that puts `policy` in force from the next event on.
+fn change_policy(state: &State, policy: &PolicySet, [actor, why]: [&String; 2]) -> Resolution {
+    if actor.trim().is_empty() || why.trim().is_empty() {
+        // M-POL-9: a change needs a who and a why.
+        return refused(None, RefusalReason::ActionUnapproved);
+    }
+    if *policy == state.policy {
+        // M-POL-9: already in force.
+        return noop(None, NoOpReason::PolicyUnchanged);
+    }
+    // M-POL-10.
+    let mut r = noop(None, NoOpReason::PolicyChanged);
+    r.policy = Some(policy.clone());
+    r
+}
+
 fn void(state: &State, order: &Order) -> Resolution {
+    let mut r = void_by_state(state, order);
+    if order.awaiting_settlement && !r.outcome.is_exception() {
+        // M-POL-4: a capture whose sale waited for the settlement is voided; nothing was
+        // sold, so nothing waits any more (voids do not depend on the policy).
+        let mut after = r.order.take().unwrap_or_else(|| order.clone());
+        after.awaiting_settlement = false;
+        r.order = Some(after);
+    }
+    r
+}
+
+fn void_by_state(state: &State, order: &Order) -> Resolution {
     match order.state {
         // M-VOID-2.
         OrderState::Registered => noop(Some(order), NoOpReason::NothingReserved),
@@ -359,6 +470,7 @@ fn release(state: &State, order: &Order) -> Resolution {
     after.state = OrderState::Released;
     after.reserved_by = None;
     after.reserved_at = None;
+    after.reserved_until = None;
     moves.finish(Some(after))
 }
 
@@ -432,8 +544,8 @@ fn register(state: &State, spec: &OrderSpec, refs: &[(Provider, PaymentRef)]) ->
         None => (NoOpReason::OrderRegistered, Some(Order::new(spec.clone()))),
         // M-ORD-2.
         Some(existing) if existing.spec.same_as(spec) => (NoOpReason::OrderUnchanged, None),
-        // M-ORD-4.
-        Some(existing) if existing.stock_moved => {
+        // M-ORD-4 (and an order whose sale waits for its settlement, M-POL-4).
+        Some(existing) if existing.stock_moved || existing.awaiting_settlement => {
             return refused(Some(existing), RefusalReason::OrderChangedAfterStockMoved);
         }
         // M-ORD-3.
@@ -732,6 +844,9 @@ pub(crate) fn base(order: Option<&Order>, outcome: Outcome) -> Resolution {
         replaces_exception: false,
         queue: None,
         concerns: Concerns::default(),
+        // Set by `decide` for every outcome.
+        policy_applied: StockPolicy::default(),
+        policy: None,
     }
 }
 

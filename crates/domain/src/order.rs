@@ -125,9 +125,25 @@ pub struct Order {
     /// When the current reservation was made (the authorizing event's `recorded_at`);
     /// the expiry sweeper releases it after the reservation TTL.
     pub reserved_at: Option<Timestamp>,
+    /// Until when the current reservation may block stock: `reserved_at` plus the TTL of
+    /// the provider and payment method that made it ([`crate::ReservationTtls`]). The
+    /// expiry sweeper releases it after this instant. `None` for reservations recorded
+    /// before deadlines were kept (the sweeper then counts the default TTL).
+    #[serde(default)]
+    pub reserved_until: Option<Timestamp>,
     /// Units of each line already received back through returns.
     #[serde(with = "crate::pairs")]
     pub returned: BTreeMap<StockKey, u64>,
+    /// True when the payment was captured under `deduct_on_settlement` and stock waits for
+    /// the settlement (`docs/trigger-matrix.md`, M-POL-4): the settlement sells it whatever
+    /// policy is in force by then, and the order can no longer be changed. Absent (false)
+    /// in bodies written before the stock policy existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub awaiting_settlement: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Order {
@@ -139,7 +155,9 @@ impl Order {
             stock_moved: false,
             reserved_by: None,
             reserved_at: None,
+            reserved_until: None,
             returned: BTreeMap::new(),
+            awaiting_settlement: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::codes::{ExceptionCode, OutcomeKind, ReasonCode};
 use crate::conflict::ConflictEvidence;
 use crate::event::ChargebackOutcome;
 use crate::order::{Order, ReturnRecord};
+use crate::policy::{PolicySet, StockPolicy};
 use crate::stock::{Balance, Movement, StockKey};
 use crate::types::{DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, Timestamp};
 
@@ -99,6 +100,14 @@ pub enum NoOpReason {
     /// changed content under one delivery identity): recorded under its own id
     /// ([`crate::conflict::conflict_id`]) with both digests, for a person to see.
     ConflictingDuplicate(ConflictEvidence),
+    /// The stock policy in force for the event's provider moves stock at a later event:
+    /// an authorization under `deduct_on_capture` or `deduct_on_settlement`, a capture
+    /// under `deduct_on_settlement` (`docs/trigger-matrix.md`, "Stock policy").
+    PolicyDefersStock,
+    /// A `policy.changed` put a new stock policy in force.
+    PolicyChanged,
+    /// A `policy.changed` naming the policy already in force: nothing changed.
+    PolicyUnchanged,
 }
 
 /// Why an event waits for a person.
@@ -181,6 +190,9 @@ impl NoOpReason {
             NoOpReason::RetryRequested => ReasonCode::RetryRequested,
             NoOpReason::ExceptionAlreadyResolved => ReasonCode::ExceptionAlreadyResolved,
             NoOpReason::ConflictingDuplicate(_) => ReasonCode::ConflictingDuplicate,
+            NoOpReason::PolicyDefersStock => ReasonCode::PolicyDefersStock,
+            NoOpReason::PolicyChanged => ReasonCode::PolicyChanged,
+            NoOpReason::PolicyUnchanged => ReasonCode::PolicyUnchanged,
         }
     }
 }
@@ -266,6 +278,11 @@ pub struct Resolution {
     /// For an exception: the order, SKU and location it is about, where the event or the
     /// decision knows them (also an order that is not registered). Empty otherwise.
     pub concerns: Concerns,
+    /// The stock policy the event was decided under: the policy in force for the event's
+    /// provider when it was applied. Recorded with every outcome.
+    pub policy_applied: StockPolicy,
+    /// The policy in force from this event on, for a `policy.changed` that changed it.
+    pub policy: Option<PolicySet>,
 }
 
 /// What an exception is about, for the queue's `order_ref`, `sku` and `location` columns:

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::types::Provider;
 
 /// When a payment moves stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StockPolicy {
     /// Authorization reserves (`available → reserved`), capture sells the reservation
     /// (`reserved → sold`). The expensive failure it avoids is oversell.
+    #[default]
     ReserveOnAuthorization,
     /// Authorization moves nothing; capture sells from `available`. Stock is never blocked
     /// by payments that do not finish, at the price of oversells caught at capture.
@@ -45,12 +48,6 @@ impl StockPolicy {
             StockPolicy::DeductOnCapture => "deduct_on_capture",
             StockPolicy::DeductOnSettlement => "deduct_on_settlement",
         }
-    }
-}
-
-impl Default for StockPolicy {
-    fn default() -> Self {
-        StockPolicy::ReserveOnAuthorization
     }
 }
 
@@ -213,6 +210,59 @@ impl ReservationTtls {
         }
     }
 
+    /// The providers' documented authorization windows (`docs/providers.md`, "How long a
+    /// reservation holds"): a reservation blocks stock as long as the money can still be
+    /// captured, and no longer.
+    ///
+    /// | provider | method | TTL | why |
+    /// | --- | --- | --- | --- |
+    /// | stripe | (card, online) | 7 days | Stripe cancels an uncaptured PaymentIntent after 7 days |
+    /// | stripe | `card_present` | 2 days | in-person card authorizations (Mastercard, Amex, Discover) |
+    /// | stripe | `klarna` | 28 days | Klarna payments must be captured within 28 days |
+    /// | adyen | (cards) | 7 days | the schemes' customer-initiated online window |
+    /// | adyen | `klarna`, `klarna_account`, `klarna_paynow` | 28 days | as above |
+    /// | portone | | 1 day | PortOne approves within its 10-second confirmation call; a day lets its webhook retries arrive |
+    /// | any other | | 7 days | the common card window |
+    pub fn documented() -> Self {
+        const DAY: u64 = 86_400;
+        let days = |n: u64| Duration::from_secs(n * DAY);
+        let mut ttls = ReservationTtls::uniform(days(7));
+        let entries: [(&str, Option<&str>, Duration); 7] = [
+            ("stripe", None, days(7)),
+            ("stripe", Some("card_present"), days(2)),
+            ("stripe", Some("klarna"), days(28)),
+            ("adyen", None, days(7)),
+            ("adyen", Some("klarna"), days(28)),
+            ("adyen", Some("klarna_account"), days(28)),
+            ("adyen", Some("klarna_paynow"), days(28)),
+        ];
+        for (provider, method, ttl) in entries {
+            let Ok(provider) = Provider::parse(provider) else {
+                continue; // Literal names above are valid identifiers.
+            };
+            match method {
+                None => {
+                    ttls.providers.insert(provider, ttl);
+                }
+                Some(m) => {
+                    ttls.methods.insert((provider, m.to_owned()), ttl);
+                }
+            }
+        }
+        if let Ok(portone) = Provider::parse("portone") {
+            ttls.providers.insert(portone, days(1));
+        }
+        ttls
+    }
+
+    /// [`ReservationTtls::documented`], built once: for a [`crate::Context`] that lives
+    /// anywhere (tools, tests).
+    pub fn documented_ref() -> &'static ReservationTtls {
+        static DOCUMENTED: std::sync::LazyLock<ReservationTtls> =
+            std::sync::LazyLock::new(ReservationTtls::documented);
+        &DOCUMENTED
+    }
+
     /// The TTL of a reservation made by a payment of `provider` with `method`.
     pub fn ttl(&self, provider: &Provider, method: Option<&str>) -> Duration {
         method
@@ -220,6 +270,12 @@ impl ReservationTtls {
             .or_else(|| self.providers.get(provider))
             .copied()
             .unwrap_or(self.default)
+    }
+}
+
+impl Default for ReservationTtls {
+    fn default() -> Self {
+        ReservationTtls::documented()
     }
 }
 
@@ -242,11 +298,21 @@ mod tests {
             set.for_provider(&p("adyen")),
             StockPolicy::ReserveOnAuthorization
         );
-        assert_eq!(set.to_string(), "reserve_on_authorization,stripe=deduct_on_capture");
+        assert_eq!(
+            set.to_string(),
+            "reserve_on_authorization,stripe=deduct_on_capture"
+        );
         assert_eq!(set.to_string().parse::<PolicySet>().unwrap(), set);
         let uniform: PolicySet = "deduct_on_settlement".parse().unwrap();
         assert_eq!(uniform, PolicySet::uniform(StockPolicy::DeductOnSettlement));
-        for bad in ["", "sometimes", "stripe=never", "a,b", "deduct_on_capture,,x", "stripe=deduct_on_capture,stripe=deduct_on_capture"] {
+        for bad in [
+            "",
+            "sometimes",
+            "stripe=never",
+            "a,b",
+            "deduct_on_capture,,x",
+            "stripe=deduct_on_capture,stripe=deduct_on_capture",
+        ] {
             assert!(bad.parse::<PolicySet>().is_err(), "{bad}");
         }
     }
@@ -258,7 +324,25 @@ mod tests {
         ttls.methods
             .insert((p("stripe"), "klarna".to_owned()), Duration::from_secs(180));
         assert_eq!(ttls.ttl(&p("adyen"), None), Duration::from_secs(60));
-        assert_eq!(ttls.ttl(&p("stripe"), Some("card")), Duration::from_secs(120));
-        assert_eq!(ttls.ttl(&p("stripe"), Some("klarna")), Duration::from_secs(180));
+        assert_eq!(
+            ttls.ttl(&p("stripe"), Some("card")),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            ttls.ttl(&p("stripe"), Some("klarna")),
+            Duration::from_secs(180)
+        );
+    }
+
+    #[test]
+    fn documented_windows() {
+        let ttls = ReservationTtls::documented();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(ttls.ttl(&p("stripe"), Some("card")), 7 * day);
+        assert_eq!(ttls.ttl(&p("stripe"), Some("card_present")), 2 * day);
+        assert_eq!(ttls.ttl(&p("adyen"), Some("klarna_account")), 28 * day);
+        assert_eq!(ttls.ttl(&p("adyen"), Some("visa")), 7 * day);
+        assert_eq!(ttls.ttl(&p("portone"), None), day);
+        assert_eq!(ttls.ttl(&p("merchant"), None), 7 * day);
     }
 }

@@ -84,6 +84,9 @@ impl State {
                 self.close_exception(&opened_by.into());
             }
         }
+        if let Some(policy) = &r.policy {
+            self.policy = policy.clone();
+        }
         self.track_queue(event_id, r);
         self.outcomes.insert(event_id, r.outcome.clone());
     }

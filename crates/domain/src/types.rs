@@ -177,6 +177,16 @@ identifier!(
     /// `operator`, `stockledger`.
     Provider, "provider"
 );
+impl Provider {
+    /// A provider name written in the code (`operator`, `stockledger`, `test`), which is
+    /// valid by construction: a non-empty word of at most the identifier length without
+    /// control characters (checked in debug builds).
+    pub fn named(name: &'static str) -> Provider {
+        debug_assert!(check_identifier("provider", name).is_ok(), "{name}");
+        Provider(name.to_owned())
+    }
+}
+
 identifier!(
     /// The id of an exception-queue row: the event id it is about, or
     /// `<stream>:<sequence>` for a message without a trustworthy event id.

@@ -2,7 +2,8 @@
 //! reordered deliveries, thrown at the trigger matrix. Whatever the order, the ledger
 //! stays truthful: no bucket but `external` goes negative, units are conserved, balances
 //! equal the sum of the recorded movements, every event id has exactly one outcome, and
-//! applying a history twice equals applying it once.
+//! applying a history twice equals applying it once. Every property runs under every stock
+//! policy, with histories that change the policy (per provider) in the middle.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -29,6 +30,9 @@ enum Op {
     Return(usize, u64),
     Inspect(usize, bool, u64),
     Correct(usize, i64),
+    Settle(usize),
+    /// `policy.changed`: the default policy, and stripe's (`None`: no override).
+    ChangePolicy(usize, Option<usize>),
     /// Deliver again the event of an earlier op (by index modulo the history length).
     Redeliver(usize),
 }
@@ -45,6 +49,12 @@ fn op() -> impl Strategy<Value = Op> {
         (0..ORDERS, 1..3u64).prop_map(|(o, n)| Op::Return(o, n)),
         (0..ORDERS, any::<bool>(), 1..3u64).prop_map(|(o, r, n)| Op::Inspect(o, r, n)),
         (0..SKUS.len(), -4..5i64).prop_map(|(s, d)| Op::Correct(s, d)),
+        (0..ORDERS).prop_map(Op::Settle),
+        (
+            0..StockPolicy::ALL.len(),
+            proptest::option::of(0..StockPolicy::ALL.len())
+        )
+            .prop_map(|(d, s)| Op::ChangePolicy(d, s)),
         any::<usize>().prop_map(Op::Redeliver),
     ]
 }
@@ -56,6 +66,16 @@ fn order_lines(i: usize) -> Vec<(&'static str, u64)> {
 
 fn oref(i: usize) -> String {
     format!("o{i}")
+}
+
+/// The payments of even orders come from stripe, of odd ones from adyen, so a per-provider
+/// policy applies to some orders and not others.
+fn provider_of(op: &Op) -> Provider {
+    let order = match op {
+        Op::Authorize(o, _) | Op::Capture(o) | Op::Void(o) | Op::Refund(o) | Op::Settle(o) => *o,
+        _ => return Provider::parse("merchant").unwrap(),
+    };
+    Provider::parse(if order % 2 == 0 { "stripe" } else { "adyen" }).unwrap()
 }
 
 /// Turns ops into events. `Expire` names the reservation the order holds in `state` at the
@@ -90,6 +110,22 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
         Op::Refund(o) => EventKind::PaymentRefunded {
             payment: payment(*o),
         },
+        Op::Settle(o) => EventKind::PaymentSettled {
+            payment: payment(*o),
+        },
+        Op::ChangePolicy(d, stripe) => {
+            let mut policy = PolicySet::uniform(StockPolicy::ALL[*d]);
+            if let Some(s) = stripe {
+                policy
+                    .providers
+                    .insert(Provider::parse("stripe").unwrap(), StockPolicy::ALL[*s]);
+            }
+            EventKind::PolicyChanged {
+                policy: policy.to_string().parse().unwrap(),
+                actor: "ops".into(),
+                reason: "test".into(),
+            }
+        }
         Op::Expire(o) => {
             let reservation = state.orders.get(&order_ref(&oref(*o)))?.reserved_by?;
             EventKind::ReservationExpired {
@@ -125,6 +161,7 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
     };
     Some(Event {
         id,
+        provider: provider_of(op),
         recorded_at: Timestamp(idx as i64),
         kind,
     })
@@ -132,16 +169,26 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
 
 /// No hold: an event for an unknown order is an exception at once, so every delivery is
 /// decided and a second pass over the same history only meets duplicates.
-fn ctx() -> Context {
+fn ctx() -> Context<'static> {
     Context {
         now: Timestamp(1_000_000),
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     }
 }
 
-/// Applies `ops` and returns the final state and the events actually delivered.
-fn run(ops: &[Op]) -> (State, Vec<Event>) {
-    let mut state = State::default();
+/// A fresh state under `policy` for every provider.
+fn start(policy: StockPolicy) -> State {
+    State {
+        policy: PolicySet::uniform(policy),
+        ..State::default()
+    }
+}
+
+/// Applies `ops` from a state under `policy` and returns the final state and the events
+/// actually delivered.
+fn run(policy: StockPolicy, ops: &[Op]) -> (State, Vec<Event>) {
+    let mut state = start(policy);
     let mut history = Vec::new();
     for (idx, op) in ops.iter().enumerate() {
         let Some(event) = to_event(op, idx, &history, &state) else {
@@ -218,6 +265,15 @@ fn check_invariants(state: &State, history: &[Event]) {
             "reserved units of {k} not owned by reserved orders"
         );
     }
+    // An order whose sale waits for its settlement was not sold yet.
+    for o in state.orders.values().filter(|o| o.awaiting_settlement) {
+        assert_ne!(
+            o.state,
+            OrderState::Sold,
+            "{} sold and still awaiting",
+            o.spec.order_ref
+        );
+    }
 }
 
 proptest! {
@@ -225,19 +281,40 @@ proptest! {
 
     #[test]
     fn any_history_keeps_the_ledger_truthful(ops in proptest::collection::vec(op(), 0..80)) {
-        let (state, history) = run(&ops);
-        check_invariants(&state, &history);
+        for policy in StockPolicy::ALL {
+            let (state, history) = run(policy, &ops);
+            check_invariants(&state, &history);
+        }
     }
 
     #[test]
     fn applying_a_history_twice_equals_applying_it_once(ops in proptest::collection::vec(op(), 0..60)) {
-        let (once, history) = run(&ops);
-        let mut twice = once.clone();
-        for e in &history {
-            let d = twice.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx());
-            prop_assert_eq!(d, Decision::Duplicate);
+        for policy in StockPolicy::ALL {
+            let (once, history) = run(policy, &ops);
+            let mut twice = once.clone();
+            for e in &history {
+                let d = twice.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx());
+                prop_assert_eq!(d, Decision::Duplicate);
+            }
+            prop_assert_eq!(twice, once);
         }
-        prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn replaying_the_recorded_history_gives_the_same_ledger(
+        ops in proptest::collection::vec(op(), 0..60),
+    ) {
+        // A rebuild: the delivered events, policy changes included, applied again to an
+        // empty ledger that starts under the same policy, give the same state, policy in
+        // force included.
+        for policy in StockPolicy::ALL {
+            let (once, history) = run(policy, &ops);
+            let mut rebuilt = start(policy);
+            for e in &history {
+                rebuilt.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx());
+            }
+            prop_assert_eq!(rebuilt, once);
+        }
     }
 
     #[test]
@@ -247,14 +324,15 @@ proptest! {
     ) {
         // Deliver the same events in a shuffled order (with duplicates); the invariants hold
         // whatever the order of arrival.
-        let (_, history) = run(&ops);
+        let policy = StockPolicy::ALL[(seed % 3) as usize];
+        let (_, history) = run(policy, &ops);
         let mut shuffled = history.clone();
         let mut x = seed | 1;
         for i in (1..shuffled.len()).rev() {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             shuffled.swap(i, (x % (i as u64 + 1)) as usize);
         }
-        let mut state = State::default();
+        let mut state = start(policy);
         for e in &shuffled {
             state.step(&Delivery { event: e.clone(), operator_retry: false }, &ctx());
         }

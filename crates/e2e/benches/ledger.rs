@@ -117,8 +117,15 @@ async fn main() -> anyhow::Result<()> {
         let fresh_store =
             store::Store::connect(fresh.url(), &store::StoreOptions::default()).await?;
         let start = Instant::now();
-        let rebuilt =
-            ledger::replay::rebuild(&h.bus, &fresh_store, false, Duration::ZERO, |_, _| {}).await?;
+        let rebuilt = ledger::replay::rebuild(
+            &h.bus,
+            &fresh_store,
+            false,
+            Duration::ZERO,
+            domain::ReservationTtls::documented_ref(),
+            |_, _| {},
+        )
+        .await?;
         let rebuild = start.elapsed();
         anyhow::ensure!(
             fresh_store.canonical_export().await? == h.store.canonical_export().await?,

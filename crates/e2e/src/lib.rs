@@ -57,7 +57,8 @@ pub fn test_settings() -> LedgerSettings {
         fetch_batch_max: 128,
         batch_linger: Duration::from_millis(1),
         unknown_order_hold: Duration::ZERO,
-        reservation_ttl: Duration::from_secs(7 * 86_400),
+        reservation_ttls: domain::ReservationTtls::documented(),
+        stock_policy: None,
         sweep_interval: None,
         sweep_batch_max: 100,
         consumer: ConsumerLimits {
@@ -281,7 +282,7 @@ pub fn envelope(identity: &str, event: &Event) -> Envelope {
     let env = Envelope::new(
         &event.kind,
         Source {
-            provider: "test".into(),
+            provider: event.provider.to_string(),
             identity: identity.into(),
         },
         event.recorded_at,
@@ -313,3 +314,9 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 
 /// The clock every process reads (`service::now`).
 pub use service::now;
+
+/// A time after the deadline of every reservation made now under the documented TTLs (the
+/// longest is 28 days): what a sweep passes to expire everything reserved so far.
+pub fn past_every_reservation_deadline() -> domain::Timestamp {
+    now().plus(Duration::from_secs(60 * 86_400))
+}

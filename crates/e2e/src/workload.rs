@@ -38,6 +38,7 @@ fn event(identity: &str, t: i64, kind: EventKind) -> (String, Event) {
         identity.to_owned(),
         Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(t),
             kind,
         },

@@ -54,6 +54,7 @@ fn event(identity: &str, kind: EventKind) -> (String, Event) {
         identity.to_owned(),
         Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: t,
             kind,
         },
@@ -1009,9 +1010,16 @@ async fn operator_actions_are_events_and_come_back_in_a_rebuild(backend: Backend
     let fresh = store::Store::connect(db.url(), &store::StoreOptions::default())
         .await
         .expect("fresh store");
-    ledger::replay::rebuild(&h.bus, &fresh, false, Duration::ZERO, |_, _| {})
-        .await
-        .expect("rebuild");
+    ledger::replay::rebuild(
+        &h.bus,
+        &fresh,
+        false,
+        Duration::ZERO,
+        domain::ReservationTtls::documented_ref(),
+        |_, _| {},
+    )
+    .await
+    .expect("rebuild");
     let rebuilt = queue_snapshot(&fresh).await;
     assert_eq!(rebuilt.len(), live.len());
     for (a, b) in live.iter().zip(&rebuilt) {

@@ -30,6 +30,7 @@ fn receipt(n: u64) -> (String, Event) {
     let identity = format!("group-test:receipt:{n}");
     let event = Event {
         id: EventId::from_dedupe_key(&identity),
+        provider: domain::Provider::named("test"),
         recorded_at: Timestamp(1_000 + i64::try_from(n).unwrap()),
         kind: EventKind::StockReceived {
             key: StockKey {
@@ -87,6 +88,7 @@ async fn concurrent_publishes_share_messages_and_apply_once(backend: testkit::Ba
         to_seq: None,
         dry_run: false,
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented(),
     };
     let summary = replay(&h.bus, &h.store, &opts, |_, _| {}).await.unwrap();
     assert!(

@@ -31,6 +31,7 @@ fn expected(events: &[(String, domain::Event)]) -> BTreeMap<(String, String), Ba
     let ctx = Context {
         now: e2e::now(),
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     };
     for (_, e) in events {
         state.step(
@@ -260,12 +261,18 @@ async fn two_sweepers_release_a_reservation_once(backend: Backend) {
     assert!(reserved > 0, "the workload leaves some reservations");
     let reserved_orders = h.store.count_orders("reserved").await.unwrap();
     // Two sweepers with a zero TTL, twice each: every reservation is released exactly once.
-    let later = domain::Timestamp(e2e::now().0 + 1);
+    let later = e2e::past_every_reservation_deadline();
     for _ in 0..2 {
         for sweeper_bus in [h.bus.clone(), h.replica().await.unwrap().0] {
-            ledger::sweeper::sweep_once(&sweeper_bus, &h.store, Duration::ZERO, 1000, later)
-                .await
-                .unwrap();
+            ledger::sweeper::sweep_once(
+                &sweeper_bus,
+                &h.store,
+                &domain::ReservationTtls::uniform(Duration::ZERO),
+                1000,
+                later,
+            )
+            .await
+            .unwrap();
         }
     }
     e2e::wait::eventually("every reservation released", || async {

@@ -267,9 +267,16 @@ async fn answered_no_during_a_ledger_stop_and_a_nats_gap_reserves_nothing_and_a_
     let fresh = Store::connect(fresh_db.url(), &StoreOptions::default())
         .await
         .unwrap();
-    ledger::replay::rebuild(&h.bus, &fresh, false, Duration::ZERO, |_, _| {})
-        .await
-        .unwrap();
+    ledger::replay::rebuild(
+        &h.bus,
+        &fresh,
+        false,
+        Duration::ZERO,
+        domain::ReservationTtls::documented_ref(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(
         fresh.canonical_export().await.unwrap(),
         h.store.canonical_export().await.unwrap(),

@@ -127,6 +127,7 @@ impl Stack {
     async fn apply(&self, identity: &str, kind: EventKind) {
         let event = Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: e2e::now(),
             kind,
         };

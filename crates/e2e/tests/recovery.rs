@@ -108,6 +108,7 @@ async fn traffic(h: &Harness, c: &Client) {
     // A capture for an order nobody registered: an exception, resolved by an operator.
     let stray = Event {
         id: EventId::from_dedupe_key("stray-capture"),
+        provider: domain::Provider::named("test"),
         recorded_at: e2e::now(),
         kind: EventKind::PaymentCaptured {
             payment: Payment {
@@ -142,9 +143,15 @@ async fn traffic(h: &Harness, c: &Client) {
         .await
         .unwrap();
     // The third confirmation's reservation expires: an event with its own time.
-    ledger::sweeper::sweep_once(&h.bus, &h.store, Duration::ZERO, 100, e2e::now())
-        .await
-        .unwrap();
+    ledger::sweeper::sweep_once(
+        &h.bus,
+        &h.store,
+        &domain::ReservationTtls::uniform(Duration::ZERO),
+        100,
+        e2e::past_every_reservation_deadline(),
+    )
+    .await
+    .unwrap();
     settled(h).await;
     eventually("the relay to empty the outbox", || async {
         h.store.stock_outbox_len().await.unwrap() == 0
@@ -323,6 +330,7 @@ async fn a_database_restored_from_an_older_copy_is_rebuilt_equal(backend: Backen
         to_seq: Some(last.last_seq / 2),
         dry_run: false,
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented(),
     };
     replay(
         &h.bus,

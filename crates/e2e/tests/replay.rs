@@ -39,6 +39,7 @@ fn late(identity: &str, kind: EventKind) -> (String, Event) {
         identity.to_owned(),
         Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(1),
             kind,
         },
@@ -137,6 +138,7 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
         to_seq: None,
         dry_run,
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented(),
     };
     let read = distinct as u64 + duplicates;
     let first = ReplaySummary {

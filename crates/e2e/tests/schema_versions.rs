@@ -38,6 +38,7 @@ fn expected(events: &[(String, Event)]) -> Balances {
     let ctx = Context {
         now: e2e::now(),
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     };
     for (_, e) in events {
         state.step(
@@ -193,6 +194,7 @@ fn replay_options(filter: String) -> ReplayOptions {
         to_seq: None,
         dry_run: false,
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented(),
     }
 }
 
@@ -411,9 +413,15 @@ async fn the_sweeper_names_the_reservation_it_releases_as_the_cause() {
     }
     let ledger = h.start_ledger(test_settings()).await.unwrap();
     assert_eq!(h.wait_processed(3, WAIT).await.unwrap(), 3);
-    let swept = ledger::sweeper::sweep_once(&h.bus, &h.store, Duration::ZERO, 10, e2e::now())
-        .await
-        .unwrap();
+    let swept = ledger::sweeper::sweep_once(
+        &h.bus,
+        &h.store,
+        &domain::ReservationTtls::uniform(Duration::ZERO),
+        10,
+        e2e::past_every_reservation_deadline(),
+    )
+    .await
+    .unwrap();
     assert_eq!(swept, 1);
     let (json, envelope) = last_event(&h).await;
     assert_eq!(json["version"], 2);

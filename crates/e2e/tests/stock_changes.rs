@@ -49,10 +49,19 @@ async fn every_change_once_and_in_order(backend: Backend) {
     );
     let start = Instant::now();
     while h.store.stock_outbox_len().await.unwrap() > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the outbox drains"
-        );
+        if start.elapsed() > Duration::from_secs(60) {
+            // Say what is stuck: the oldest waiting changes and what their subjects hold.
+            let mut stuck = String::new();
+            for c in h.store.pending_stock_changes(5).await.unwrap() {
+                let subject = h.bus.namespace().stock_subject(&c.sku, &c.location);
+                let last = h.bus.last_stock_change(&subject).await;
+                stuck.push_str(&format!("\n{subject} seq {}: stream has {last:?}", c.seq));
+            }
+            panic!(
+                "the outbox drains: {} changes left{stuck}",
+                h.store.stock_outbox_len().await.unwrap()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ns = h.bus.namespace();

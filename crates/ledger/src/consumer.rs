@@ -142,6 +142,7 @@ pub async fn process_batch(
     let ctx = Context {
         now,
         unknown_order_hold: settings.unknown_order_hold,
+        reservation_ttls: &settings.reservation_ttls,
     };
     let mut summary = BatchSummary::default();
     let mut incomings = Vec::with_capacity(batch.len());
@@ -346,7 +347,7 @@ async fn withdraw_after_commit(bus: &Bus, auth: &contract::Envelope, reached: Ti
 async fn apply(
     store: &Store,
     incomings: &[Incoming],
-    ctx: &Context,
+    ctx: &Context<'_>,
     metrics: &LedgerMetrics,
 ) -> Vec<Result<Applied, SharedStoreError>> {
     match timed_apply(store, incomings, ctx, metrics).await {
@@ -373,7 +374,7 @@ async fn apply(
 async fn timed_apply(
     store: &Store,
     incomings: &[Incoming],
-    ctx: &Context,
+    ctx: &Context<'_>,
     metrics: &LedgerMetrics,
 ) -> Result<store::BatchReport, store::StoreError> {
     let started = std::time::Instant::now();

@@ -40,6 +40,7 @@ impl From<operator::StandingError> for LedgerError {
         }
     }
 }
+pub mod policy;
 pub mod reconcile;
 pub mod relay;
 pub mod replay;
@@ -52,6 +53,7 @@ use std::time::Duration;
 use bus::{Bus, ConsumerLimits};
 use service::shutdown::CancellationToken;
 use store::Store;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Settings of the ledger process, each from one documented variable.
 #[derive(Debug, Clone)]
@@ -62,8 +64,11 @@ pub struct LedgerSettings {
     pub batch_linger: Duration,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`.
     pub unknown_order_hold: Duration,
-    /// `STOCKLEDGER_RESERVATION_TTL`.
-    pub reservation_ttl: Duration,
+    /// `STOCKLEDGER_RESERVATION_TTL`: per provider and payment method.
+    pub reservation_ttls: domain::ReservationTtls,
+    /// `STOCKLEDGER_STOCK_POLICY`, put in force at start ([`policy`]); `None` leaves the
+    /// policy in force as it is.
+    pub stock_policy: Option<domain::PolicySet>,
     /// `STOCKLEDGER_SWEEP_INTERVAL`; `None` disables the sweeper in this process.
     pub sweep_interval: Option<Duration>,
     /// `STOCKLEDGER_SWEEP_BATCH_MAX`.
@@ -84,7 +89,8 @@ impl LedgerSettings {
             fetch_batch_max: c.ledger.fetch_batch_max,
             batch_linger: c.ledger.batch_linger,
             unknown_order_hold: c.ledger.unknown_order_hold,
-            reservation_ttl: c.ledger.reservation_ttl,
+            reservation_ttls: c.ledger.reservation_ttls.clone(),
+            stock_policy: Some(c.ledger.stock_policy.clone()),
             sweep_interval: Some(c.ledger.sweep_interval),
             sweep_batch_max: c.ledger.sweep_batch_max,
             consumer: ConsumerLimits {
@@ -164,12 +170,12 @@ pub async fn run(
                 store: store.clone(),
                 backlog: metrics::BacklogCollector::new(&mut registry),
             };
-            Some(tokio::spawn(service::ops::serve(
+            Some(AbortOnDropHandle::new(tokio::spawn(service::ops::serve(
                 listener,
                 registry,
                 probe,
                 ops_stop.clone(),
-            )))
+            ))))
         }
         None => None,
     };
@@ -212,16 +218,27 @@ async fn run_roles(
         () = &mut shutdown => return Ok(()),
     };
     let store = store.recording_position(standing.writer(position::process_writer("ledger")));
+    if let Some(configured) = &settings.stock_policy {
+        // Published before the consumer starts; applied in stream order like any event.
+        policy::put_configured_in_force(&bus, &store, configured).await?;
+    }
     let stop = CancellationToken::new();
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    // The relay and the sweeper live exactly as long as this future: dropped (the process
+    // task aborted), they stop with it, as they would with the process, instead of going
+    // on beside a new ledger.
     let relay = {
         let (bus, store, wake, stop) = (bus.clone(), store.clone(), wake.clone(), stop.clone());
-        tokio::spawn(async move { relay::run(bus, store, wake, stop).await })
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            relay::run(bus, store, wake, stop).await
+        }))
     };
     let sweeper = settings.sweep_interval.map(|interval| {
         let (bus, store, settings, stop) =
             (bus.clone(), store.clone(), settings.clone(), stop.clone());
-        tokio::spawn(async move { sweeper::run(bus, store, &settings, interval, stop).await })
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            sweeper::run(bus, store, &settings, interval, stop).await
+        }))
     });
     let consumer = consumer::run(bus, store, settings, stop.clone(), wake, counters);
     tokio::pin!(consumer);
@@ -288,7 +305,8 @@ mod tests {
             fetch_batch_max: 1,
             batch_linger: Duration::ZERO,
             unknown_order_hold: Duration::from_secs(hold_s),
-            reservation_ttl: Duration::from_secs(60),
+            reservation_ttls: domain::ReservationTtls::uniform(Duration::from_secs(60)),
+            stock_policy: None,
             sweep_interval: None,
             sweep_batch_max: 1,
             consumer: ConsumerLimits {

@@ -36,6 +36,9 @@ pub struct ReplayOptions {
     pub dry_run: bool,
     /// `STOCKLEDGER_UNKNOWN_ORDER_HOLD`, as the consumer uses it.
     pub unknown_order_hold: std::time::Duration,
+    /// `STOCKLEDGER_RESERVATION_TTL`, as the consumer uses it: the deadlines of the
+    /// reservations the replay makes.
+    pub reservation_ttls: domain::ReservationTtls,
 }
 
 /// What a replay did (or, in a dry run, would do).
@@ -249,6 +252,7 @@ async fn apply(
     let ctx = Context {
         now: clock,
         unknown_order_hold: opts.unknown_order_hold,
+        reservation_ttls: &opts.reservation_ttls,
     };
     let results = match dry {
         Some(dry) => dry.apply(&batch, &ctx).await?,
@@ -296,6 +300,7 @@ pub async fn rebuild(
     store: &Store,
     dry_run: bool,
     unknown_order_hold: std::time::Duration,
+    reservation_ttls: &domain::ReservationTtls,
     progress: impl FnMut(u64, u64),
 ) -> Result<RebuildSummary, LedgerError> {
     bus.ensure_streams().await?;
@@ -312,6 +317,7 @@ pub async fn rebuild(
         to_seq: Some(standing.progress.last_seq),
         dry_run,
         unknown_order_hold,
+        reservation_ttls: reservation_ttls.clone(),
     };
     let replay = replay(bus, &store, &opts, progress).await?;
     if !dry_run {

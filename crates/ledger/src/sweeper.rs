@@ -1,4 +1,6 @@
-//! The reservation-expiry sweeper: finds reservations older than the TTL and publishes a
+//! The reservation-expiry sweeper: finds reservations past their deadline (`reserved_until`,
+//! the reservation time plus the TTL of the provider and payment method that made it,
+//! `docs/providers.md`) and publishes a
 //! `reservation.expired` event for each, through JetStream like any other event. The event
 //! id is derived from the reservation (the authorizing event's id), so two sweepers, or two
 //! sweeps before the ledger catches up, release a reservation once.
@@ -7,7 +9,7 @@ use std::time::Duration;
 
 use bus::Bus;
 use contract::{Envelope, Source};
-use domain::{EventKind, Timestamp};
+use domain::{EventKind, ReservationTtls, Timestamp};
 use service::shutdown::CancellationToken;
 use store::Store;
 
@@ -28,7 +30,7 @@ pub async fn run(
         match sweep_once(
             &bus,
             &store,
-            settings.reservation_ttl,
+            &settings.reservation_ttls,
             settings.sweep_batch_max,
             now(),
         )
@@ -45,7 +47,9 @@ pub async fn run(
     }
 }
 
-/// Publishes one expiry per reservation made before `now - ttl`, at most `limit`.
+/// Publishes one expiry per reservation whose deadline is at or before `now`, at most
+/// `limit` (a reservation recorded without a deadline is due `ttls.default` after it was
+/// made).
 /// Returns how many were published (duplicates of earlier sweeps included).
 ///
 /// An expiry that cannot be encoded (a bug in the encoder, never a state of NATS or the
@@ -54,14 +58,18 @@ pub async fn run(
 pub async fn sweep_once(
     bus: &Bus,
     store: &Store,
-    ttl: Duration,
+    ttls: &ReservationTtls,
     limit: usize,
     now: Timestamp,
 ) -> Result<usize, LedgerError> {
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let cutoff = Timestamp(now.0.saturating_sub(ttl_ms));
+    let ttl_ms = i64::try_from(ttls.default.as_millis()).unwrap_or(i64::MAX);
+    let undated_cutoff = Timestamp(now.0.saturating_sub(ttl_ms));
     let due = store
-        .reservations_due(cutoff, i64::try_from(limit).unwrap_or(i64::MAX))
+        .reservations_due(
+            now,
+            undated_cutoff,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )
         .await?;
     let mut published = 0;
     for (order_ref, reservation) in &due {

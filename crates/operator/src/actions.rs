@@ -207,7 +207,7 @@ pub const ACTOR_LEN_MAX: usize = domain::types::IDENTIFIER_LEN_MAX;
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = domain::types::IDENTIFIER_LEN_MAX;
 
 /// Which rule a text field of an operator request follows.
-enum TextRule {
+pub(crate) enum TextRule {
     /// One line (`actor`, `reason`, `approved-by`, the idempotency key).
     Line(usize),
     /// Line feeds and tabs allowed (`evidence`).
@@ -217,7 +217,7 @@ enum TextRule {
 /// Checks operator-written text before anything is published (`docs/decisions.md` §31):
 /// no NUL, ANSI escape or other control character (PostgreSQL refuses NUL in TEXT,
 /// SQLite would store it, and a terminal would obey an escape), and a bounded length.
-fn check_texts(fields: &[(&'static str, &str, TextRule)]) -> Result<(), ActionError> {
+pub(crate) fn check_texts(fields: &[(&'static str, &str, TextRule)]) -> Result<(), ActionError> {
     for (field, value, rule) in fields {
         let field: &'static str = field;
         let checked = match rule {
@@ -254,7 +254,7 @@ fn check_request(req: &ActionRequest) -> Result<(), ActionError> {
     ])
 }
 
-fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
+pub(crate) fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
     let missing: Vec<&str> = fields
         .iter()
         .filter(|(_, v)| v.trim().is_empty())
@@ -271,7 +271,7 @@ fn required(fields: &[(&str, &str)]) -> Result<(), ActionError> {
 }
 
 /// The idempotency key given, or a fresh one.
-fn key_or_fresh(key: Option<&str>) -> String {
+pub(crate) fn key_or_fresh(key: Option<&str>) -> String {
     key.filter(|k| !k.trim().is_empty())
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
@@ -454,7 +454,7 @@ impl Actions {
 
     /// Publishes an operator event (`Envelope::new`, checked like a decoded one); returns
     /// its event id and whether JetStream already had it.
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         kind: &EventKind,
         identity: String,
@@ -486,7 +486,10 @@ impl Actions {
     }
 
     /// The ledger's decision on `event_id`, waiting up to `wait`.
-    async fn decision(&self, event_id: &str) -> Result<Option<ProcessedRow>, ActionError> {
+    pub(crate) async fn decision(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<ProcessedRow>, ActionError> {
         Ok(wait_until(self.wait, || async {
             self.store.processed(event_id).await.ok().flatten()
         })

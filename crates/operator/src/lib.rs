@@ -10,6 +10,7 @@
 //! - [`standing`]: whether the ledger database is behind the event stream (decision 25),
 //!   for the ledger (which applies nothing while it is), `/readyz` and writes, and
 //!   `stockctl`;
+//! - [`policy`]: changing the stock policy (`policy.changed`, `stockctl policy set`);
 //! - [`wait`]: polling for the ledger's outcome;
 //! - [`gauges`]: the exception queue's gauges and the non-ingress `/readyz`, for the
 //!   exception process and `stockctl exceptions stats`;
@@ -19,6 +20,7 @@
 pub mod actions;
 pub mod evidence;
 pub mod gauges;
+pub mod policy;
 pub mod standing;
 pub mod wait;
 

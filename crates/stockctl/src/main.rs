@@ -17,6 +17,7 @@ mod exceptions;
 mod exit;
 mod messages;
 mod out;
+mod policy;
 mod progress;
 mod reads;
 mod rebuild;
@@ -102,6 +103,9 @@ enum Command {
     /// new unmatched item. Exit code 1 when anything is unmatched; 2 when a report cannot
     /// be read (naming the file, line and column).
     Reconcile(reconcile::ReconcileArgs),
+    /// The stock policy: when payments move stock (see docs/trigger-matrix.md).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Work the exception queue: list, show, retry, resolve (see docs/operations.md).
     #[command(subcommand)]
     Exceptions(exceptions::ExceptionsCommand),
@@ -159,6 +163,7 @@ async fn run(command: Command, json: bool) -> anyhow::Result<exit::Exit> {
         Command::Ledger(cmd) => books::run(cmd, json).await,
         Command::Replay(args) => replay::run(args, json).await,
         Command::Exceptions(cmd) => exceptions::run(cmd, json).await,
+        Command::Policy(cmd) => policy::run(cmd, json).await,
         Command::Reconcile(args) => reconcile::run(args, json).await,
         Command::Evidence(cmd) => evidence::run(cmd, json).await,
         Command::Trigger(cmd) => trigger::run(cmd, json).await,

@@ -67,6 +67,7 @@ pub async fn order(cmd: OrderCommand, json: bool) -> anyhow::Result<Exit> {
             "reason": row.reason.map(|r| r.as_str()),
             "processed_at": time(row.processed_at),
             "duplicates": row.duplicates,
+            "policy": row.policy,
             "movements": movements,
         }));
     }
@@ -99,6 +100,7 @@ fn order_json(order: &Order, events: Vec<Value>) -> Value {
         "currency": order.spec.amount.currency.as_str(),
         "state": order.state.as_str(),
         "stock_moved": order.stock_moved,
+        "awaiting_settlement": order.awaiting_settlement,
         "reserved_at": order.reserved_at.map(|t| time(t.0)),
         "reserved_by": order.reserved_by.map(|e| e.to_string()),
         "lines": lines,
@@ -124,6 +126,9 @@ fn print_order(v: &Value) -> anyhow::Result<()> {
     )?;
     outln!("state       {}", text(&v["state"]))?;
     outln!("stock moved {}", text(&v["stock_moved"]))?;
+    if v["awaiting_settlement"] == Value::Bool(true) {
+        outln!("awaiting    settlement (captured under deduct_on_settlement)")?;
+    }
     if !v["reserved_by"].is_null() {
         outln!(
             "reserved    at {} by {}",
@@ -154,13 +159,18 @@ fn print_order(v: &Value) -> anyhow::Result<()> {
             .as_str()
             .map(|r| format!(":{r}"))
             .unwrap_or_default();
+        let policy = e["policy"]
+            .as_str()
+            .map(|p| format!("  under {p}"))
+            .unwrap_or_default();
         outln!(
-            "  {}  {:<24} {}{}  {}",
+            "  {}  {:<24} {}{}  {}{}",
             text(&e["processed_at"]),
             text(&e["kind"]),
             text(&e["outcome"]),
             reason,
-            text(&e["event_id"])
+            text(&e["event_id"]),
+            policy
         )?;
         for m in e["movements"].as_array().into_iter().flatten() {
             outln!(

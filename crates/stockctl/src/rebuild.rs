@@ -66,6 +66,7 @@ pub async fn run(args: RebuildArgs, json: bool) -> anyhow::Result<Exit> {
         &store,
         args.dry_run,
         cfg.ledger.unknown_order_hold,
+        &cfg.ledger.reservation_ttls,
         |done, total| bar.update(done, total),
     )
     .await;

@@ -113,6 +113,7 @@ pub async fn run(args: ReplayArgs, json: bool) -> anyhow::Result<Exit> {
         to_seq: args.to_seq,
         dry_run: args.dry_run,
         unknown_order_hold: cfg.ledger.unknown_order_hold,
+        reservation_ttls: cfg.ledger.reservation_ttls.clone(),
     };
     let started = Instant::now();
     let bar = Progress::on_terminal();

@@ -67,7 +67,7 @@ impl Store {
     pub async fn apply_batch(
         &self,
         batch: &[Incoming],
-        ctx: &Context,
+        ctx: &Context<'_>,
     ) -> Result<BatchReport, StoreError> {
         self.retrying(batch, ctx, Delivered::Consumer).await
     }
@@ -79,7 +79,7 @@ impl Store {
     pub async fn replay_batch(
         &self,
         batch: &[Incoming],
-        ctx: &Context,
+        ctx: &Context<'_>,
     ) -> Result<BatchReport, StoreError> {
         self.retrying(batch, ctx, Delivered::Replay).await
     }
@@ -87,7 +87,7 @@ impl Store {
     async fn retrying(
         &self,
         batch: &[Incoming],
-        ctx: &Context,
+        ctx: &Context<'_>,
         by: Delivered,
     ) -> Result<BatchReport, StoreError> {
         let mut attempts = 0;
@@ -124,7 +124,7 @@ impl Store {
     async fn try_batch(
         &self,
         batch: &[Incoming],
-        ctx: &Context,
+        ctx: &Context<'_>,
         by: Delivered,
     ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin_with(self.begin_statement()).await?;
@@ -150,7 +150,7 @@ impl DryRun {
     pub async fn apply(
         &mut self,
         batch: &[Incoming],
-        ctx: &Context,
+        ctx: &Context<'_>,
     ) -> Result<Vec<Applied>, StoreError> {
         apply_in(&mut self.tx, batch, ctx, Delivered::Replay).await
     }
@@ -174,7 +174,7 @@ enum Delivered {
 async fn apply_in(
     conn: &mut AnyConnection,
     batch: &[Incoming],
-    ctx: &Context,
+    ctx: &Context<'_>,
     by: Delivered,
 ) -> Result<Vec<Applied>, StoreError> {
     let mut events: Vec<&Event> = batch.iter().map(|i| &i.event).collect();
@@ -216,7 +216,7 @@ fn decide_one(
     writes: &mut Writes,
     contents: &mut FirstContents,
     incoming: &Incoming,
-    ctx: &Context,
+    ctx: &Context<'_>,
 ) -> Result<Applied, StoreError> {
     let delivery = Delivery {
         event: incoming.event.clone(),
@@ -291,7 +291,8 @@ fn conflicting_duplicate(
         id,
         ..incoming.event.clone()
     };
-    let resolution = domain::conflicting_duplicate(evidence);
+    let mut resolution = domain::conflicting_duplicate(evidence);
+    resolution.policy_applied = state.policy.for_provider(&event.provider);
     writes.record(&Record {
         event: &event,
         envelope: &incoming.envelope,

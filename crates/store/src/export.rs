@@ -25,6 +25,7 @@ const TABLES: &[(&str, &str)] = &[
     ("chargebacks", "dispute_id"),
     ("exceptions", "id"),
     ("operator_actions", "target, seq"),
+    ("policy_changes", "seq"),
 ];
 
 /// Columns left out of the export (see the module documentation).

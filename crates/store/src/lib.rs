@@ -42,7 +42,7 @@ pub use queue::{
     ActionRow, NewAction, NewDeadLetter, OutcomeRow, QUEUE_LIST_MAX, QueueDetail, QueueError,
     QueueFilter, QueueItem, QueueStats, Recorded, RetryStart, unprocessable_exception,
 };
-pub use read::{EntryRow, OrderEventRow, ProcessedDetail, ProcessedRow};
+pub use read::{EntryRow, OrderEventRow, PolicyChangeRow, ProcessedDetail, ProcessedRow};
 pub use recon::{
     CLOCK_SKEW_MAX_MS, LATE_ARRIVAL_MAX_MS, RunRow, SavedRun, exception_id as recon_exception_id,
 };

@@ -1,13 +1,13 @@
 //! Loading the part of the ledger state a batch touches, inside the batch transaction,
 //! with a fixed number of set queries ([`state_for_batch`]): the events' prior outcomes,
-//! the orders they name (by reference or by payment reference), returns and disputes, and
-//! the balances of every (SKU, location) involved. Single-row loaders serve the reads.
+//! the orders they name (by reference or by payment reference), returns and disputes, the
+//! balances of every (SKU, location) involved, and the stock policy in force. Single-row loaders serve the reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::{
     Balance, Chargeback, DisputeId, Event, EventId, EventKind, ExceptionId, OrderLookup, OrderRef,
-    Outcome, PaymentRef, Provider, QueueEntry, ReturnRecord, ReturnRef, State, StockKey,
+    Outcome, PaymentRef, PolicySet, Provider, QueueEntry, ReturnRecord, ReturnRef, State, StockKey,
 };
 use sqlx::AnyConnection;
 
@@ -131,7 +131,10 @@ pub(crate) async fn state_for_batch(
     events: &[&Event],
 ) -> Result<(State, BTreeMap<EventId, String>), StoreError> {
     let mut needs = Needs::of(events);
-    let mut state = State::default();
+    let mut state = State {
+        policy: policy_in_force(conn).await?,
+        ..State::default()
+    };
     let envelopes = load_outcomes(conn, &mut state, &needs.ids).await?;
     for (p, r, order_ref) in load_payment_refs(conn, &needs.payment_refs).await? {
         needs.orders.insert(order_ref.clone());
@@ -156,6 +159,22 @@ pub(crate) async fn state_for_batch(
         state.balances.insert(key, balance);
     }
     Ok((state, envelopes))
+}
+
+/// The stock policy in force: the last `policy.changed` applied, or the default when none
+/// was (`policy_changes`, migration 0008).
+pub(crate) async fn policy_in_force(conn: &mut AnyConnection) -> Result<PolicySet, StoreError> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT policy FROM policy_changes ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(corrupt_row("policy_changes"))?;
+    match text {
+        Some(text) => text
+            .parse()
+            .map_err(|e| corrupt("policy_changes.policy", e)),
+        None => Ok(PolicySet::default()),
+    }
 }
 
 fn one_column<T>(items: &BTreeSet<T>, f: impl Fn(&T) -> String) -> Vec<Vec<Val>> {

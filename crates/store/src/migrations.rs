@@ -104,6 +104,20 @@ mod tests {
         "2e53fb9d1a3bcc0ee773f2e458b19ddb2c538b4666e2bc04b8240649f82990d55da08b34adec7a77033bd1a56065dd57",
     )];
 
+    /// Common migrations numbered after the backends' own 0007.
+    const COMMON_AFTER_OWN_AFTER: &[(i64, &str, &str)] = &[
+        (
+            8,
+            "stock policy",
+            "82fd4bdc60abae607df0665c1b755b36a135910d2af77278a19f57e8faa618a63d00a7313010a48a3d5173183767957d",
+        ),
+        (
+            9,
+            "reservation deadline",
+            "b2e9a253339921c3b2b959bd1d492b634cac9cc63ac259659a5218b0ce1673e518bf8c282bdc46129442fbae5cf01347",
+        ),
+    ];
+
     fn expected(
         own: &[(i64, &str, &str)],
         own_after: &[(i64, &str, &str)],
@@ -113,6 +127,7 @@ mod tests {
             .chain(own)
             .chain(COMMON_AFTER_OWN)
             .chain(own_after)
+            .chain(COMMON_AFTER_OWN_AFTER)
             .map(|(v, d, c)| (*v, (*d).to_owned(), (*c).to_owned()))
             .collect()
     }

@@ -2,9 +2,9 @@
 //! multi-row statements whatever the batch size. [`Writes`] collects, in batch order, what
 //! each recorded event changes (its outcome under the event id, the movements as entries,
 //! the after-images of balances, orders, payment references, returns and disputes, and the
-//! exception queue row, and for operator actions the queue row's new state and the audit
-//! trail); [`Writes::flush`] then writes each table once: every touched
-//! balance once, with the sequence it had when the batch was loaded (optimistic
+//! exception queue row, for operator actions the queue row's new state and the audit trail,
+//! and for a `policy.changed` that changed the policy its row of `policy_changes`);
+//! [`Writes::flush`] then writes each table once: every touched balance once, with the sequence it had when the batch was loaded (optimistic
 //! concurrency), one stock-change outbox row per touched (SKU, location), every other
 //! after-image once with its last value. Nothing here decides; it writes what the domain
 //! decided.
@@ -134,6 +134,9 @@ pub(crate) struct Writes {
     audit: Vec<Vec<Val>>,
     audit_count: BTreeMap<String, i64>,
     queue_steps: Vec<QueueStep>,
+    /// Policy changes in batch order: `(n-th change of this batch, event id, policy,
+    /// previous policy, actor, reason, at)`.
+    policy_changes: Vec<Vec<Val>>,
     /// Event ids seen again (deduplicated), with how many times.
     duplicates: BTreeMap<String, i64>,
     /// False for a replay: repeated event ids are not counted.
@@ -155,6 +158,7 @@ impl Writes {
             && self.duplicates.is_empty()
             && self.queue_steps.is_empty()
             && self.audit.is_empty()
+            && self.policy_changes.is_empty()
     }
 
     /// Counts a delivery of an event id that already has an outcome.
@@ -321,7 +325,27 @@ impl Writes {
         }
         self.after_images(rec)?;
         self.operator(rec);
+        self.policy_change(rec);
         self.exception(rec)
+    }
+
+    /// The row of `policy_changes` for a `policy.changed` that changed the policy.
+    fn policy_change(&mut self, rec: &Record<'_>) {
+        let (Some(policy), EventKind::PolicyChanged { actor, reason, .. }) =
+            (&rec.resolution.policy, &rec.event.kind)
+        else {
+            return;
+        };
+        let n = i64::try_from(self.policy_changes.len()).unwrap_or(i64::MAX - 1) + 1;
+        self.policy_changes.push(vec![
+            Val::Int(n),
+            rec.event.id.to_string().into(),
+            policy.to_string().into(),
+            rec.before.policy.to_string().into(),
+            actor.as_str().into(),
+            reason.as_str().into(),
+            rec.event.recorded_at.0.into(),
+        ]);
     }
 
     fn outcome(&mut self, rec: &Record<'_>) -> Result<(), StoreError> {
@@ -332,6 +356,7 @@ impl Writes {
         let order_ref = r.order_ref.as_ref().map(|o| o.as_str().to_owned());
         let stream_seq = rec.stream_seq.and_then(|s| i64::try_from(s).ok());
         let at = rec.event.recorded_at.0;
+        let policy = r.policy_applied.code();
         if r.replaces_exception && !self.processed.contains_key(&id) {
             self.replaced.push(vec![
                 id.clone().into(),
@@ -340,6 +365,7 @@ impl Writes {
                 outcome_json.clone().into(),
                 order_ref.clone().into(),
                 at.into(),
+                policy.into(),
             ]);
         } else {
             let row = self.processed.entry(id.clone()).or_insert_with(|| {
@@ -353,6 +379,7 @@ impl Writes {
                     rec.envelope.into(),
                     stream_seq.into(),
                     Val::Int(0),
+                    "".into(),
                 ]
             });
             if let (Some(o), Val::OptText(slot)) = (&order_ref, &mut row[2]) {
@@ -362,6 +389,7 @@ impl Writes {
             row[4] = reason.clone().into();
             row[5] = outcome_json.clone().into();
             row[8] = Val::Int(at);
+            row[9] = policy.into();
         }
         let n = self.history_count.entry(id.clone()).or_default();
         *n += 1;
@@ -388,6 +416,7 @@ impl Writes {
                     order.state.as_str().into(),
                     order.reserved_by.map(|e| e.to_string()).into(),
                     order.reserved_at.map(|t| t.0).into(),
+                    order.reserved_until.map(|t| t.0).into(),
                     body(order)?.into(),
                     at.into(),
                 ],
@@ -502,6 +531,7 @@ impl Writes {
             .collect();
         QUEUE_ROWS.execute(conn, &queue_rows).await?;
         AUDIT.execute(conn, &self.audit).await?;
+        POLICY_CHANGES.execute(conn, &self.policy_changes).await?;
         for step in self.queue_steps {
             match step {
                 QueueStep::Resolve {
@@ -546,7 +576,7 @@ impl Writes {
         for row in &self.replaced {
             let q = sqlx::query(
                 "UPDATE processed_events SET outcome = $2, reason = $3, outcome_json = $4, \
-                 order_ref = COALESCE($5, order_ref), processed_at = $6 \
+                 order_ref = COALESCE($5, order_ref), processed_at = $6, policy = $7 \
                  WHERE event_id = $1 AND outcome = 'exception'",
             );
             let done = crate::bulk::bind_all(q, row).execute(&mut *conn).await?;
@@ -691,9 +721,18 @@ fn evidence(rec: &Record<'_>) -> String {
 
 const PROCESSED: Bulk = Bulk {
     head: "INSERT INTO processed_events (event_id, kind, order_ref, outcome, reason, outcome_json, \
-           envelope, stream_seq, processed_at) VALUES ",
+           envelope, stream_seq, processed_at, policy) VALUES ",
     tail: "",
-    cols: 9,
+    cols: 10,
+};
+
+/// The batch's policy changes, numbered after the last stored one (migration 0008).
+const POLICY_CHANGES: Bulk = Bulk {
+    head: "WITH v(n, event_id, policy, previous, actor, reason, recorded_at) AS (VALUES ",
+    tail: ") INSERT INTO policy_changes (seq, event_id, policy, previous, actor, reason, recorded_at) \
+           SELECT COALESCE((SELECT MAX(p.seq) FROM policy_changes p), 0) + v.n, v.event_id, v.policy, \
+           v.previous, v.actor, v.reason, v.recorded_at FROM v",
+    cols: 7,
 };
 
 /// The n-th outcome of an event in this batch gets the version after the last stored one.
@@ -735,10 +774,11 @@ const OUTBOX: Bulk = Bulk {
 };
 
 const ORDERS: Bulk = Bulk {
-    head: "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, body, updated_at) VALUES ",
+    head: "INSERT INTO orders (order_ref, state, reserved_by, reserved_at, reserved_until, body, updated_at) VALUES ",
     tail: " ON CONFLICT (order_ref) DO UPDATE SET state = excluded.state, reserved_by = excluded.reserved_by, \
-           reserved_at = excluded.reserved_at, body = excluded.body, updated_at = excluded.updated_at",
-    cols: 6,
+           reserved_at = excluded.reserved_at, reserved_until = excluded.reserved_until, body = excluded.body, \
+           updated_at = excluded.updated_at",
+    cols: 7,
 };
 
 const PAYMENT_REFS: Bulk = Bulk {

@@ -47,6 +47,11 @@ pub struct ProcessedRow {
     pub reason: Option<ReasonCode>,
     pub processed_at: i64,
     pub duplicates: i64,
+    /// The stock policy the outcome was decided under (`reserve_on_authorization`, …);
+    /// `None` for outcomes recorded before the policy was recorded (all decided under
+    /// `reserve_on_authorization`) and for messages that were never an event.
+    #[sqlx(default)]
+    pub policy: Option<String>,
 }
 
 /// One event in an order's history.
@@ -74,6 +79,23 @@ pub struct ProcessedDetail {
     pub stream_seq: Option<i64>,
 }
 
+/// One change of the stock policy the ledger applied (`policy_changes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PolicyChangeRow {
+    /// 1, 2, 3, … in the order the ledger applied the changes.
+    pub seq: i64,
+    /// The `policy.changed` event.
+    pub event_id: String,
+    /// The policy in force from this change on (canonical text).
+    pub policy: String,
+    /// The policy it replaced.
+    pub previous: String,
+    pub actor: String,
+    pub reason: String,
+    /// When the change was accepted (the event's `recorded_at`), in ms since the epoch.
+    pub recorded_at: i64,
+}
+
 /// One group of [`Store::outcome_counts`].
 #[derive(sqlx::FromRow)]
 struct OutcomeCountRow {
@@ -91,7 +113,7 @@ struct DueReservationRow {
 }
 
 const PROCESSED_COLUMNS: &str =
-    "event_id, kind, order_ref, outcome, reason, processed_at, duplicates";
+    "event_id, kind, order_ref, outcome, reason, processed_at, duplicates, policy";
 
 impl Store {
     /// The balance of one (SKU, location); zeros when nothing was recorded.
@@ -147,6 +169,26 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(corrupt_row("ledger_entries"))?;
+        Ok(rows)
+    }
+
+    /// The stock policy in force: the last change applied, or the default.
+    pub async fn policy_in_force(&self) -> Result<domain::PolicySet, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load::policy_in_force(&mut conn).await
+    }
+
+    /// The latest changes of the stock policy (at most [`LIST_LIMIT_MAX`]), oldest first.
+    pub async fn policy_changes(&self) -> Result<Vec<PolicyChangeRow>, StoreError> {
+        let mut rows: Vec<PolicyChangeRow> = sqlx::query_as(
+            "SELECT seq, event_id, policy, previous, actor, reason, recorded_at FROM policy_changes \
+             ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(LIST_LIMIT_MAX)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(corrupt_row("policy_changes"))?;
+        rows.reverse();
         Ok(rows)
     }
 
@@ -280,18 +322,23 @@ impl Store {
         Ok(n)
     }
 
-    /// Reservations made at or before `cutoff` that still hold stock: `(order, the event
-    /// that made the reservation)`, oldest first, at most `limit`.
+    /// Reservations whose deadline (`reserved_until`) is at or before `now` and that still
+    /// hold stock: `(order, the event that made the reservation)`, earliest deadline first,
+    /// at most `limit`. A reservation recorded without a deadline (before migration 0009)
+    /// is due once made at or before `undated_cutoff` (`now` minus the default TTL).
     pub async fn reservations_due(
         &self,
-        cutoff: Timestamp,
+        now: Timestamp,
+        undated_cutoff: Timestamp,
         limit: i64,
     ) -> Result<Vec<(OrderRef, EventId)>, StoreError> {
         let rows: Vec<DueReservationRow> = sqlx::query_as(
-            "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND reserved_at <= $1 \
-             ORDER BY reserved_at LIMIT $2",
+            "SELECT order_ref, reserved_by FROM orders WHERE state = 'reserved' AND \
+             (reserved_until <= $1 OR (reserved_until IS NULL AND reserved_at <= $2)) \
+             ORDER BY COALESCE(reserved_until, reserved_at) LIMIT $3",
         )
-        .bind(cutoff.0)
+        .bind(now.0)
+        .bind(undated_cutoff.0)
         .bind(limit.clamp(1, LIST_LIMIT_MAX))
         .fetch_all(&self.pool)
         .await

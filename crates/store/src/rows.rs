@@ -178,7 +178,7 @@ mod tests {
         let select = |outcome: &str, reason: &str| {
             format!(
                 "SELECT 'e' AS event_id, 'k' AS kind, NULL AS order_ref, {outcome} AS outcome, \
-                 {reason} AS reason, 1 AS processed_at, 0 AS duplicates"
+                 {reason} AS reason, 1 AS processed_at, 0 AS duplicates, NULL AS policy"
             )
         };
         let read = |sql: String| {

@@ -32,10 +32,11 @@ async fn fresh(backend: Backend) -> (TestDatabase, Store) {
     (db, store)
 }
 
-fn ctx() -> Context {
+fn ctx() -> Context<'static> {
     Context {
         now: Timestamp(10_000_000),
         unknown_order_hold: Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     }
 }
 
@@ -64,6 +65,7 @@ fn pay(order: &str) -> Payment {
 fn event(n: u64, kind: EventKind) -> Event {
     Event {
         id: EventId::from_dedupe_key(&format!("conf:{n}")),
+        provider: domain::Provider::named("test"),
         recorded_at: Timestamp(n as i64),
         kind,
     }
@@ -78,7 +80,8 @@ fn incoming(e: &Event) -> Incoming {
     }
 }
 
-/// A deterministic mixed history over 4 SKUs and 12 orders, with duplicates.
+/// A deterministic mixed history over 4 SKUs and 12 orders, with duplicates, settlements
+/// and changes of the stock policy (so batches load and carry the policy in force).
 fn history(seed: u64, len: usize) -> Vec<Event> {
     history_on(seed, len, ["a", "b", "c", "d"])
 }
@@ -96,7 +99,7 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
     for n in 0..len as u64 {
         let r = next();
         let o = format!("o{}", r % 12);
-        let kind = match (r >> 8) % 9 {
+        let kind = match (r >> 8) % 11 {
             0 => EventKind::StockReceived {
                 key: key(skus[(r >> 16) as usize % 4]),
                 quantity: Quantity::new(1 + (r >> 20) % 4).unwrap(),
@@ -130,6 +133,12 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
                 evidence: "sheet".into(),
                 approved_by: "ops".into(),
                 actor: Some("ops".into()),
+            },
+            8 => EventKind::PaymentSettled { payment: pay(&o) },
+            9 => EventKind::PolicyChanged {
+                policy: PolicySet::uniform(StockPolicy::ALL[(r >> 16) as usize % 3]),
+                actor: "ops".into(),
+                reason: "conformance".into(),
             },
             _ => match out.get((r >> 24) as usize % out.len().max(1)) {
                 Some(e) => {
@@ -176,6 +185,12 @@ async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
             &ctx(),
         );
     }
+    let expected_policy = expected.policy.clone();
+    assert_ne!(
+        expected_policy,
+        PolicySet::default(),
+        "the history changes the policy"
+    );
     let expected: BTreeMap<_, _> = expected
         .balances
         .iter()
@@ -188,6 +203,11 @@ async fn history_matches_the_domain_whatever_the_batch_cuts(backend: Backend) {
         // Replaying the whole history again changes nothing.
         apply_in_batches(&store, &events, 50).await;
         assert_eq!(balances(&store).await, expected, "batch cut {cut}");
+        assert_eq!(
+            store.policy_in_force().await.unwrap(),
+            expected_policy,
+            "batch cut {cut}"
+        );
         let report = store.verify().await.unwrap();
         assert!(report.is_ok(), "{:?}", report.problems);
         results.push(store.outcome_counts().await.unwrap());
@@ -206,7 +226,8 @@ async fn dump(store: &Store) -> Vec<String> {
     let queries = [
         "SELECT sku || '|' || location || '|' || seq || '|' || from_bucket || '|' || to_bucket || '|' || quantity || '|' || event_id || '|' || kind FROM ledger_entries ORDER BY sku, location, seq",
         "SELECT sku || '|' || location || '|' || available || '|' || reserved || '|' || sold || '|' || returned || '|' || written_off || '|' || external || '|' || seq FROM balances ORDER BY sku, location",
-        "SELECT event_id || '|' || kind || '|' || COALESCE(order_ref, '-') || '|' || outcome || '|' || COALESCE(reason, '-') || '|' || outcome_json FROM processed_events ORDER BY event_id",
+        "SELECT event_id || '|' || kind || '|' || COALESCE(order_ref, '-') || '|' || outcome || '|' || COALESCE(reason, '-') || '|' || outcome_json || '|' || COALESCE(policy, '-') FROM processed_events ORDER BY event_id",
+        "SELECT seq || '|' || event_id || '|' || policy || '|' || previous FROM policy_changes ORDER BY seq",
         "SELECT event_id || '|' || version || '|' || outcome || '|' || COALESCE(reason, '-') FROM outcome_history ORDER BY event_id, version",
         "SELECT order_ref || '|' || state || '|' || COALESCE(reserved_by, '-') || '|' || body FROM orders ORDER BY order_ref",
         "SELECT provider || '|' || payment_ref || '|' || order_ref FROM payment_refs ORDER BY provider, payment_ref",
@@ -304,18 +325,23 @@ async fn verify_detects_a_tampered_balance_and_a_gap(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     apply_in_batches(&store, &history(3, 100), 10).await;
     assert!(store.verify().await.unwrap().is_ok());
+    // A SKU the history moved (which ones depends on the generator).
+    let tampered: String = sqlx::query_scalar("SELECT MIN(sku) FROM balances")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     sqlx::query(
-        "UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = 'a'",
+        "UPDATE balances SET available = available + 1, external = external - 1 WHERE sku = $1",
     )
+    .bind(&tampered)
     .execute(store.pool())
     .await
     .unwrap();
     let report = store.verify().await.unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if sku == "a")),
+        report.problems.iter().any(
+            |p| matches!(p, store::VerifyProblem::BalanceMismatch { sku, .. } if *sku == tampered)
+        ),
         "{:?}",
         report.problems
     );
@@ -491,14 +517,12 @@ async fn reservations_due_lists_old_reservations(backend: Backend) {
     ];
     let batch: Vec<_> = evs.iter().map(incoming).collect();
     store.apply_batch(&batch, &ctx()).await.unwrap();
-    assert!(
-        store
-            .reservations_due(Timestamp(2), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let due = store.reservations_due(Timestamp(3), 10).await.unwrap();
+    // Its deadline is the reservation time plus the provider's TTL.
+    let ttl = domain::ReservationTtls::documented_ref().ttl(&evs[2].provider, None);
+    let deadline = Timestamp(3).plus(ttl);
+    let due_at = |now: Timestamp| store.reservations_due(now, Timestamp(0), 10);
+    assert!(due_at(Timestamp(deadline.0 - 1)).await.unwrap().is_empty());
+    let due = due_at(deadline).await.unwrap();
     assert_eq!(due, vec![(OrderRef::parse("r1").unwrap(), evs[2].id)]);
 }
 

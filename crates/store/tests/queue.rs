@@ -45,6 +45,7 @@ fn incoming(identity: &str, kind: EventKind, at: i64) -> Incoming {
     Incoming {
         event: Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(at),
             kind,
         },
@@ -54,10 +55,11 @@ fn incoming(identity: &str, kind: EventKind, at: i64) -> Incoming {
     }
 }
 
-fn ctx(now: i64) -> domain::Context {
+fn ctx(now: i64) -> domain::Context<'static> {
     domain::Context {
         now: Timestamp(now),
         unknown_order_hold: std::time::Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     }
 }
 
@@ -250,6 +252,7 @@ async fn dead_letter_rows_are_reconciled_by_a_final_outcome(backend: Backend) {
     let id = domain::EventId::from_dedupe_key("q:receipt");
     let event = domain::Event {
         id,
+        provider: domain::Provider::named("test"),
         recorded_at: domain::Timestamp(1),
         kind: domain::EventKind::StockReceived {
             key: domain::StockKey {
@@ -272,6 +275,7 @@ async fn dead_letter_rows_are_reconciled_by_a_final_outcome(backend: Backend) {
     let ctx = domain::Context {
         now: domain::Timestamp(3),
         unknown_order_hold: std::time::Duration::ZERO,
+        reservation_ttls: domain::ReservationTtls::documented_ref(),
     };
     let incoming = store::Incoming {
         event,

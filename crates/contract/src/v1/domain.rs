@@ -231,7 +231,7 @@ impl Payload {
                 evidence: evidence.clone(),
                 approved_by: approved_by.clone(),
             }),
-            EventKind::ExceptionAction { .. } => {
+            EventKind::ExceptionAction { .. } | EventKind::PolicyChanged { .. } => {
                 return Err(ContractError::new(
                     "kind",
                     format!("{} is not a v1 kind", kind.name()),
@@ -244,8 +244,8 @@ impl Payload {
 // ---- wire → domain -------------------------------------------------------------------
 
 /// Checks a source's provider and identity.
-pub(crate) fn check_source(provider: &str, identity: &str) -> Result<(), ContractError> {
-    at("source.provider", Provider::parse(provider))?;
+pub(crate) fn check_source(provider: &str, identity: &str) -> Result<Provider, ContractError> {
+    let provider = at("source.provider", Provider::parse(provider))?;
     if identity.is_empty() {
         return Err(ContractError::new("source.identity", "must not be empty"));
     }
@@ -255,7 +255,7 @@ pub(crate) fn check_source(provider: &str, identity: &str) -> Result<(), Contrac
             format!("is longer than {IDENTITY_LEN_MAX} bytes"),
         ));
     }
-    Ok(())
+    Ok(provider)
 }
 
 /// Checks a raw digest: `sha256:` and 64 lowercase hex digits.

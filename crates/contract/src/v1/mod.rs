@@ -147,12 +147,13 @@ impl Envelope {
             EventId::from_dedupe_key(&self.source.identity),
             "an envelope's event id must be its identity's"
         );
-        self::domain::check_source(&self.source.provider, &self.source.identity)?;
+        let provider = self::domain::check_source(&self.source.provider, &self.source.identity)?;
         if let Some(d) = &self.raw_digest {
             self::domain::check_raw_digest(d)?;
         }
         Ok(Event {
             id: self.event_id,
+            provider,
             recorded_at: self.recorded_at,
             kind: self.payload.to_domain()?,
         })

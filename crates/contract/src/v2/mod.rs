@@ -12,8 +12,8 @@
 //! ([`Payload::V1`]), and the same event id rule (derived from `source.identity` alone),
 //! so a v1 and a v2 encoding of one delivery are one event. Before its release v2 also
 //! gained the kind `exception.action` and an optional `actor` on `stock.corrected`
-//! ([`payload`], `docs/decisions.md` §27), and an optional `answer_by` on a confirmation's
-//! `payment.authorized` (§29). [`upcast`] is the v1 → v2 rule. Objects are
+//! ([`payload`], `docs/decisions.md` §27), an optional `answer_by` on a confirmation's
+//! `payment.authorized` (§29), and the kind `policy.changed` (issue 15). [`upcast`] is the v1 → v2 rule. Objects are
 //! closed, as in v1. Once released, this module and `schemas/v2/` are never edited; see
 //! `docs/schema-evolution.md`.
 
@@ -27,7 +27,9 @@ use crate::error::{ContractError, EncodeError};
 use crate::v1::{self, Source};
 use crate::wire_time;
 
-pub use self::payload::{ExceptionAction, KINDS, Payload, PaymentAuthorized, StockCorrected};
+pub use self::payload::{
+    ExceptionAction, KINDS, Payload, PaymentAuthorized, PolicyChanged, StockCorrected,
+};
 
 pub(crate) use self::read::envelope as read_envelope;
 
@@ -245,12 +247,13 @@ impl Envelope {
             EventId::from_dedupe_key(&self.source.identity),
             "an envelope's event id must be its identity's"
         );
-        v1::check_source(&self.source.provider, &self.source.identity)?;
+        let provider = v1::check_source(&self.source.provider, &self.source.identity)?;
         if let Some(d) = &self.raw_digest {
             v1::check_raw_digest(d)?;
         }
         let event = Event {
             id: self.event_id,
+            provider,
             recorded_at: self.recorded_at,
             kind: self.payload.to_domain()?,
         };

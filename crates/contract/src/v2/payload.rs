@@ -9,16 +9,18 @@
 //!   after which the ingress no longer answers the synchronous caller `200`
 //!   (`docs/decisions.md` §29). Not content (the domain event does not carry it, so a
 //!   repeated confirmation is the same event); without it the payload is v1's, byte for
-//!   byte.
+//!   byte;
+//! - `policy.changed`: the stock policy in force from this event on, with who changed it
+//!   and why (`docs/trigger-matrix.md`, "Stock policy").
 
-use domain::{EventKind, ExceptionId, OperatorAction, Timestamp};
+use domain::{EventKind, ExceptionId, OperatorAction, PolicySet, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
 use crate::{v1, wire_time};
 
 /// Every kind name v2 knows: v1's, then the ones v2 added.
-pub const KINDS: [&str; 17] = [
+pub const KINDS: [&str; 18] = [
     "order.registered",
     "order.payment_ref_attached",
     "payment.authorized",
@@ -36,10 +38,14 @@ pub const KINDS: [&str; 17] = [
     "stock.corrected",
     "payment.flagged",
     EXCEPTION_ACTION,
+    POLICY_CHANGED,
 ];
 
 /// The kind name of an operator action.
 pub const EXCEPTION_ACTION: &str = "exception.action";
+
+/// The kind name of a change of the stock policy.
+pub const POLICY_CHANGED: &str = "policy.changed";
 
 /// The longest `actor`, `reason` or `evidence` of an operator action, in bytes.
 pub const ACTION_TEXT_LEN_MAX: usize = 4096;
@@ -84,6 +90,20 @@ pub struct ExceptionAction {
     pub evidence: Option<String>,
 }
 
+/// `policy.changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChanged {
+    /// The policy from now on, in its canonical text (`deduct_on_capture`,
+    /// `reserve_on_authorization,stripe=deduct_on_capture`: the default first, then
+    /// providers in name order, none equal to the default).
+    pub policy: String,
+    /// Who changed it; never empty.
+    pub actor: String,
+    /// Why; never empty.
+    pub reason: String,
+}
+
 /// The payload of a v2 envelope; the variant (and, for `V1`, v1's variant) decides the
 /// envelope's `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +117,8 @@ pub enum Payload {
     ExceptionAction(ExceptionAction),
     /// `payment.authorized` with its `answer_by`.
     PaymentAuthorized(PaymentAuthorized),
+    /// `policy.changed`.
+    PolicyChanged(PolicyChanged),
 }
 
 impl From<v1::Payload> for Payload {
@@ -113,6 +135,7 @@ impl Payload {
             Payload::StockCorrected(_) => "stock.corrected",
             Payload::ExceptionAction(_) => EXCEPTION_ACTION,
             Payload::PaymentAuthorized(_) => "payment.authorized",
+            Payload::PolicyChanged(_) => POLICY_CHANGED,
         }
     }
 
@@ -127,6 +150,15 @@ impl Payload {
     /// The v2 payload of a domain event kind.
     pub fn from_domain(kind: &EventKind) -> Payload {
         match kind {
+            EventKind::PolicyChanged {
+                policy,
+                actor,
+                reason,
+            } => Payload::PolicyChanged(PolicyChanged {
+                policy: policy.to_string(),
+                actor: actor.clone(),
+                reason: reason.clone(),
+            }),
             EventKind::ExceptionAction {
                 exception_id,
                 action,
@@ -202,6 +234,11 @@ impl Payload {
                     other => other,
                 })
             }
+            Payload::PolicyChanged(p) => Ok(EventKind::PolicyChanged {
+                policy: policy_text(&p.policy)?,
+                actor: text("payload.actor", &p.actor)?,
+                reason: text("payload.reason", &p.reason)?,
+            }),
             Payload::ExceptionAction(p) => Ok(EventKind::ExceptionAction {
                 exception_id: ExceptionId::parse(p.exception_id.as_str())
                     .map_err(|e| ContractError::new("payload.exception_id", e.to_string()))?,
@@ -236,6 +273,23 @@ fn unreachable_kind(kind: &EventKind) -> Payload {
         quantity: 0,
         reference: format!("unencodable kind {}", kind.name()),
     }))
+}
+
+/// A policy list in its canonical text: the decoder is never looser than the schema, and
+/// one policy has one encoding.
+fn policy_text(s: &str) -> Result<PolicySet, ContractError> {
+    bounded("payload.policy", s)?;
+    let policy: PolicySet = s
+        .parse()
+        .map_err(|e: domain::InvalidPolicy| ContractError::new("payload.policy", e.to_string()))?;
+    let canonical = policy.to_string();
+    if canonical != s {
+        return Err(ContractError::new(
+            "payload.policy",
+            format!("must be written in its canonical form {canonical:?}"),
+        ));
+    }
+    Ok(policy)
 }
 
 /// Free text with a bound.

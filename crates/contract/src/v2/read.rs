@@ -10,7 +10,9 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::Envelope;
-use super::payload::{EXCEPTION_ACTION, Payload, PaymentAuthorized, StockCorrected};
+use super::payload::{
+    EXCEPTION_ACTION, POLICY_CHANGED, Payload, PaymentAuthorized, StockCorrected,
+};
 use crate::de::read;
 use crate::error::ContractError;
 use crate::{v1, wire_time};
@@ -98,6 +100,7 @@ fn payload(kind: &str, value: &Value) -> Result<Payload, ContractError> {
     const AT: &str = "payload";
     Ok(match kind {
         EXCEPTION_ACTION => Payload::ExceptionAction(read(value, AT)?),
+        POLICY_CHANGED => Payload::PolicyChanged(read(value, AT)?),
         "stock.corrected" => {
             let w: CorrectedWire = read(value, AT)?;
             let correction = v1::StockCorrected {

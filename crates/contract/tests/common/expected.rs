@@ -159,6 +159,13 @@ pub fn expected_kind(kind: &str) -> EventKind {
             reason: "void confirmed at the provider; parcel never shipped".to_owned(),
             evidence: Some("shipping record SR-118: not dispatched".to_owned()),
         },
+        "policy.changed" => EventKind::PolicyChanged {
+            policy: "reserve_on_authorization,stripe=deduct_on_capture"
+                .parse()
+                .unwrap(),
+            actor: "ops-alice".to_owned(),
+            reason: "fewer units blocked by Stripe authorizations that never capture".to_owned(),
+        },
         other => panic!("no expectation for {other}"),
     }
 }

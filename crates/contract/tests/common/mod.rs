@@ -16,7 +16,7 @@ pub const KINDS: [&str; 16] = contract::v1::KINDS;
 /// The v2 golden examples: one per v2 kind, a correction naming its actor (the field
 /// v2 added to `stock.corrected`) and a confirmation with its `answer_by` (the field v2
 /// added to `payment.authorized`).
-pub const GOLDENS_V2: [&str; 19] = {
+pub const GOLDENS_V2: [&str; 20] = {
     let k = contract::v2::KINDS;
     [
         k[0],
@@ -36,6 +36,7 @@ pub const GOLDENS_V2: [&str; 19] = {
         k[14],
         k[15],
         k[16],
+        k[17],
         "stock.corrected.by-actor",
         "payment.authorized.answer-by",
     ]
@@ -110,9 +111,14 @@ fn validator(envelope: &str) -> jsonschema::Validator {
             .map(|k| load(&format!("v1/payloads/{k}.schema.json"))),
     );
     docs.extend(
-        ["stock.corrected", "exception.action", "payment.authorized"]
-            .iter()
-            .map(|k| load(&format!("v2/payloads/{k}.schema.json"))),
+        [
+            "stock.corrected",
+            "exception.action",
+            "payment.authorized",
+            "policy.changed",
+        ]
+        .iter()
+        .map(|k| load(&format!("v2/payloads/{k}.schema.json"))),
     );
     let mut registry = jsonschema::Registry::new();
     for doc in docs {

@@ -8,6 +8,37 @@ use domain::*;
 
 pub const HOLD: Duration = Duration::from_secs(600);
 
+thread_local! {
+    /// The policy a [`World::new`] starts under (set by [`under_every_policy`]).
+    static POLICY: std::cell::Cell<StockPolicy> = const {
+        std::cell::Cell::new(StockPolicy::ReserveOnAuthorization)
+    };
+}
+
+/// The policy the current case runs under.
+pub fn policy() -> StockPolicy {
+    POLICY.with(std::cell::Cell::get)
+}
+
+/// Runs `case` once under every stock policy (`World::new` starts under it), naming the
+/// policy if it panics.
+pub fn under_every_policy(case: impl Fn(StockPolicy)) {
+    for p in StockPolicy::ALL {
+        POLICY.with(|c| c.set(p));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(p)));
+        POLICY.with(|c| c.set(StockPolicy::ReserveOnAuthorization));
+        if let Err(e) = run {
+            eprintln!("the case failed under {p}");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// The provider of every event the tests make, unless a case says otherwise.
+pub fn provider() -> Provider {
+    Provider::parse("stripe").unwrap()
+}
+
 pub fn key(sku: &str, loc: &str) -> StockKey {
     StockKey {
         sku: Sku::parse(sku).unwrap(),
@@ -56,16 +87,20 @@ pub struct World {
 impl World {
     pub fn new() -> Self {
         Self {
-            state: State::default(),
+            state: State {
+                policy: PolicySet::uniform(policy()),
+                ..State::default()
+            },
             now: 1_000_000,
             next: 0,
         }
     }
 
-    pub fn ctx(&self) -> Context {
+    pub fn ctx(&self) -> Context<'static> {
         Context {
             now: Timestamp(self.now),
             unknown_order_hold: HOLD,
+            reservation_ttls: domain::ReservationTtls::documented_ref(),
         }
     }
 
@@ -73,6 +108,7 @@ impl World {
         self.next += 1;
         Event {
             id: EventId::from_dedupe_key(&format!("test:{}", self.next)),
+            provider: provider(),
             recorded_at: Timestamp(self.now),
             kind,
         }

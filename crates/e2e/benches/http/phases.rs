@@ -330,6 +330,7 @@ fn filler(i: usize, skus: usize) -> (String, Event) {
     };
     let event = Event {
         id: EventId::from_dedupe_key(&identity),
+        provider: domain::Provider::named("test"),
         recorded_at: e2e::now(),
         kind,
     };

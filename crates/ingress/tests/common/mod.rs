@@ -139,6 +139,7 @@ impl World {
     async fn apply(&self, identity: &str, kind: EventKind) {
         let event = Event {
             id: EventId::from_dedupe_key(identity),
+            provider: domain::Provider::named("test"),
             recorded_at: Timestamp(1),
             kind,
         };
@@ -151,6 +152,7 @@ impl World {
         let ctx = Context {
             now: Timestamp(1),
             unknown_order_hold: Duration::ZERO,
+            reservation_ttls: domain::ReservationTtls::documented_ref(),
         };
         self.store.apply_batch(&[incoming], &ctx).await.unwrap();
     }
@@ -164,7 +166,8 @@ impl World {
             fetch_batch_max: 64,
             batch_linger: Duration::from_millis(1),
             unknown_order_hold: Duration::ZERO,
-            reservation_ttl: Duration::from_secs(7 * 86_400),
+            reservation_ttls: domain::ReservationTtls::documented(),
+            stock_policy: None,
             sweep_interval: None,
             sweep_batch_max: 100,
             consumer: bus::ConsumerLimits {
