@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use domain::{
     AuthorizationMode, Context, Decision, Delivery, Event, EventId, EventKind, Line, Lines,
-    Location, Money, OrderLookup, OrderRef, OrderSpec, Outcome, Payment, PolicySet, Quantity, Sku,
-    State, StockKey, StockPolicy, Timestamp,
+    Location, Money, OrderLookup, OrderRef, OrderSpec, Outcome, Payment, PolicySet, Provider,
+    Quantity, ReservationTtls, Sku, State, StockKey, StockPolicy, Timestamp,
 };
 use e2e::{Harness, test_settings};
 use serde_json::Value;
@@ -51,14 +51,26 @@ fn key(sku: &str) -> StockKey {
 
 fn event(identity: &str, t: i64, kind: EventKind) -> (String, Event) {
     let id = EventId::from_dedupe_key(identity);
+    // Payments come from Stripe; receipts and registrations from the merchant API.
+    let provider = if kind.payment().is_some() {
+        "stripe"
+    } else {
+        "merchant"
+    };
     (
         identity.to_owned(),
         Event {
             id,
+            provider: Provider::parse(provider).unwrap(),
             recorded_at: Timestamp(t),
             kind,
         },
     )
+}
+
+/// The configured reservation TTLs: 2 h for every provider.
+fn ttls() -> ReservationTtls {
+    ReservationTtls::uniform(Duration::from_millis(TTL as u64))
 }
 
 fn payment(order: &str) -> Payment {
@@ -324,6 +336,7 @@ fn policy_is_honoured() -> bool {
         let ctx = Context {
             now: e.recorded_at,
             unknown_order_hold: Duration::ZERO,
+            reservation_ttls: &ttls(),
         };
         let delivery = Delivery {
             event: e.clone(),
@@ -400,7 +413,9 @@ async fn whatif_matches_an_independent_count_of_a_recorded_day_postgres() {
 
 async fn whatif_matches_an_independent_count_of_a_recorded_day(backend: Backend) {
     let h = Harness::new(backend).await.unwrap();
-    let ledger = h.start_ledger(test_settings()).await.unwrap();
+    let mut settings = test_settings();
+    settings.reservation_ttls = ttls();
+    let ledger = h.start_ledger(settings).await.unwrap();
     let events = traffic();
     // Published hour by hour of stream time; after each hour the sweeper runs as it would,
     // with the configured TTL, at the end of that hour.
@@ -420,15 +435,9 @@ async fn whatif_matches_an_independent_count_of_a_recorded_day(backend: Backend)
                 .unwrap(),
             published
         );
-        let swept = ledger::sweeper::sweep_once(
-            &h.bus,
-            &h.store,
-            Duration::from_millis(TTL as u64),
-            1000,
-            Timestamp(end),
-        )
-        .await
-        .unwrap();
+        let swept = ledger::sweeper::sweep_once(&h.bus, &h.store, &ttls(), 1000, Timestamp(end))
+            .await
+            .unwrap();
         published += swept as i64;
         assert_eq!(
             h.wait_processed(published, Duration::from_secs(60))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bus::read::ReadFrom;
 use clap::Args;
-use domain::{Delivery, EventKind, PolicySet, Provider, ReservationTtls, Timestamp};
+use domain::{Delivery, EventKind, PolicySet, ReservationTtls, Timestamp};
 use serde::Serialize;
 use whatif::{Metrics, Options, Recorded, Report, Scenario};
 
@@ -21,8 +21,6 @@ use crate::exit::{self, Exit};
 use crate::progress::Progress;
 use crate::{ctx, out, outln};
 
-/// The variable that names the stock policy configured at the start of the stream.
-const POLICY_VAR: &str = "STOCKLEDGER_STOCK_POLICY";
 /// How many differing orders the table prints (JSON and HTML list up to
 /// `whatif::DIFFERING_ORDERS_LISTED_MAX`).
 const TEXT_ORDERS_MAX: usize = 20;
@@ -37,9 +35,9 @@ pub struct WhatifArgs {
     /// `stripe=deduct_on_capture,adyen=reserve_on_authorization`.
     #[arg(long, value_name = "POLICY")]
     pub policy: String,
-    /// Reservation TTLs for the proposal instead of the configured one: a duration
-    /// (`7d`, `36h`) for every provider, and/or `provider=duration` and
-    /// `provider/method=duration` items, comma-separated (`3d,stripe=7d,adyen/card=28d`).
+    /// Reservation TTLs for the proposal instead of the configured ones, written as
+    /// STOCKLEDGER_RESERVATION_TTL: `7d` for every provider, or `provider=duration` and
+    /// `provider:method=duration` items (`stripe=7d,adyen:klarna=28d`), comma-separated.
     #[arg(long, value_name = "SPEC")]
     pub reservation_ttl: Option<String>,
     /// Count from this time (RFC 3339, e.g. 2026-11-20T00:00:00Z); the history before it
@@ -94,10 +92,13 @@ pub async fn run(args: WhatifArgs, json: bool) -> anyhow::Result<Exit> {
         return Err(exit::usage(format!("--top must be from 1 to {TOP_MAX}")));
     }
     let cfg = ctx::config()?;
-    let recorded_policy = configured_policy()?;
-    let baseline_ttls = ReservationTtls::uniform(cfg.ledger.reservation_ttl);
+    // The policy the ledger put in force at the start of the stream; the recorded
+    // `policy.changed` events (the ledger publishes the configured one when it starts) take
+    // over from there.
+    let recorded_policy = cfg.ledger.stock_policy.clone();
+    let baseline_ttls = cfg.ledger.reservation_ttls.clone();
     let proposal_ttls = match &args.reservation_ttl {
-        Some(spec) => parse_ttls(spec, cfg.ledger.reservation_ttl)
+        Some(spec) => config::parse_reservation_ttls(spec)
             .map_err(|e| exit::usage(format!("--reservation-ttl: {e}")))?,
         None => baseline_ttls.clone(),
     };
@@ -147,66 +148,20 @@ fn time_arg(name: &str, value: Option<&str>) -> anyhow::Result<Option<Timestamp>
         .transpose()
 }
 
-/// The policy in force at the start of the stream: `STOCKLEDGER_STOCK_POLICY`, or the
-/// default (`reserve_on_authorization`) when it is not set.
-fn configured_policy() -> anyhow::Result<PolicySet> {
-    match std::env::var(POLICY_VAR) {
-        Ok(text) if !text.trim().is_empty() => text
-            .parse()
-            .map_err(|e| exit::usage(format!("{POLICY_VAR}: {e}"))),
-        _ => Ok(PolicySet::default()),
-    }
-}
-
-/// Parses `--reservation-ttl`: items of `duration`, `provider=duration` or
-/// `provider/method=duration`; providers without an item get the plain duration, or
-/// `default` when there is none.
-pub fn parse_ttls(spec: &str, default: Duration) -> Result<ReservationTtls, String> {
-    let mut ttls = ReservationTtls::uniform(default);
-    let duration = |s: &str| {
-        config::parse_duration(s)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("{s:?} is not a duration such as 36h or 7d"))
-    };
-    for item in spec.split(',').map(str::trim) {
-        match item.split_once('=') {
-            None => ttls.default = duration(item)?,
-            Some((target, d)) => {
-                let d = duration(d.trim())?;
-                let (provider, method) = match target.trim().split_once('/') {
-                    Some((p, m)) => (p, Some(m.trim())),
-                    None => (target.trim(), None),
-                };
-                let provider = Provider::parse(provider).map_err(|e| e.to_string())?;
-                match method {
-                    Some(m) if !m.is_empty() => {
-                        ttls.methods.insert((provider, m.to_owned()), d);
-                    }
-                    Some(_) => return Err(format!("{item:?} names no payment method")),
-                    None => {
-                        ttls.providers.insert(provider, d);
-                    }
-                }
-            }
-        }
-    }
-    Ok(ttls)
-}
-
-/// TTLs in words: `7d`, `3d, stripe 7d, adyen/card 28d`.
+/// TTLs in words: `7d`, `3d,stripe=7d,adyen:klarna=28d` (the default first).
 pub(crate) fn ttls_text(t: &ReservationTtls) -> String {
     let mut parts = vec![duration_text(t.default)];
     parts.extend(
         t.providers
             .iter()
-            .map(|(p, d)| format!("{p} {}", duration_text(*d))),
+            .map(|(p, d)| format!("{p}={}", duration_text(*d))),
     );
     parts.extend(
         t.methods
             .iter()
-            .map(|((p, m), d)| format!("{p}/{m} {}", duration_text(*d))),
+            .map(|((p, m), d)| format!("{p}:{m}={}", duration_text(*d))),
     );
-    parts.join(", ")
+    parts.join(",")
 }
 
 fn duration_text(d: Duration) -> String {
@@ -220,28 +175,21 @@ fn duration_text(d: Duration) -> String {
     }
 }
 
-/// One decoded event as the simulator needs it, or why it cannot be (a provider name the
-/// domain refuses: the event is skipped and counted).
-type Kept = Result<Recorded, ()>;
-
 /// What the what-if keeps of each event of the stream.
-fn keep(received: contract::Received<'_>, msg: &bus::read::ReadMessage) -> Kept {
-    let source = &received.envelope.source.provider;
-    let ttl_expiry = source == ledger::sweeper::SELF_PROVIDER
+fn keep(received: contract::Received<'_>, msg: &bus::read::ReadMessage) -> Recorded {
+    let ttl_expiry = received.event.provider.as_str() == ledger::sweeper::SELF_PROVIDER
         && matches!(received.event.kind, EventKind::ReservationExpired { .. });
-    Ok(Recorded {
-        provider: Provider::parse(source.as_str()).map_err(|_| ())?,
-        method: None,
+    Recorded {
         ttl_expiry,
         delivery: Delivery {
             event: received.event,
             operator_retry: bus::has_operator_retry(msg.headers.as_ref()),
         },
-    })
+    }
 }
 
-/// The whole events stream, in stream order, and how many messages (or events) were
-/// skipped as not decodable.
+/// The whole events stream, in stream order, and how many messages (or parts of grouped
+/// messages) were skipped as not decodable.
 async fn read_history(bus: &bus::Bus) -> anyhow::Result<(Vec<Recorded>, u64)> {
     let stream = ctx::events_stream(bus).await?;
     let filter = bus.namespace().events_wildcard();
@@ -255,12 +203,7 @@ async fn read_history(bus: &bus::Bus) -> anyhow::Result<(Vec<Recorded>, u64)> {
     while let Some(batch) = rx.recv().await {
         let batch = batch?;
         skipped += batch.unprocessable.len() as u64;
-        for kept in batch.events {
-            match kept {
-                Ok(r) => history.push(r),
-                Err(()) => skipped += 1,
-            }
-        }
+        history.extend(batch.events);
         bar.update(batch.done, total);
     }
     bar.finish();
@@ -484,20 +427,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ttl_specs_parse_by_provider_and_method() {
-        let week = Duration::from_secs(7 * 86_400);
-        let t = parse_ttls("3d, stripe=7d, adyen/card=28d", week).unwrap_or_else(|e| panic!("{e}"));
-        let p = |s: &str| Provider::parse(s).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t.ttl(&p("portone"), None), Duration::from_secs(3 * 86_400));
-        assert_eq!(t.ttl(&p("stripe"), None), week);
-        assert_eq!(
-            t.ttl(&p("adyen"), Some("card")),
-            Duration::from_secs(28 * 86_400)
-        );
-        assert_eq!(ttls_text(&t), "3d, stripe 7d, adyen/card 28d");
-        for bad in ["", "soon", "stripe=", "stripe=0s", "adyen/=1d"] {
-            assert!(parse_ttls(bad, week).is_err(), "{bad}");
-        }
+    fn ttls_print_as_they_are_written() {
+        let t = config::parse_reservation_ttls("3d,stripe=7d,adyen:klarna=28d")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ttls_text(&t), "3d,stripe=7d,adyen:klarna=28d");
     }
 
     #[test]

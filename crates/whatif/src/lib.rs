@@ -20,8 +20,9 @@
 //!
 //! **Expiry model.** The sweeper's `reservation.expired` events in the history (see
 //! [`Recorded::ttl_expiry`]) are dropped in both runs: they are what the *recorded* policy
-//! and TTL produced. Instead each run expires its own reservations at exactly
-//! `reserved_at + TTL` (the TTL of the authorizing event's provider and payment method),
+//! and TTL produced. Instead each run expires its own reservations at exactly their
+//! deadline (`Order::reserved_until`: the reservation's time plus the TTL of the authorizing
+//! event's provider and payment method, given to the matrix in its `Context`),
 //! fired before the first event whose time passes the deadline. Both runs follow the same
 //! rule, so their difference is the policy's, not the sweeper's. The baseline therefore
 //! equals the real ledger up to the sweeper's interval: live, a reservation is released at
@@ -48,7 +49,7 @@ mod run;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use domain::{Delivery, PolicySet, Provider, ReservationTtls, StockKey, Timestamp};
+use domain::{Delivery, PolicySet, ReservationTtls, StockKey, Timestamp};
 use serde::Serialize;
 
 pub use diff::{DifferingEvent, DifferingOrder, OrderOutcome};
@@ -68,12 +69,9 @@ pub const DIFFERING_ORDERS_LISTED_MAX: usize = 1_000;
 /// event itself.
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    /// The event as the ledger was given it (an operator retry included).
+    /// The event as the ledger was given it (an operator retry included); its provider
+    /// decides the policy and the reservation TTL that apply to it.
     pub delivery: Delivery,
-    /// Who sent it (the envelope's source provider): the TTL of a reservation it makes.
-    pub provider: Provider,
-    /// The payment method, where the provider's event names it: a more specific TTL.
-    pub method: Option<String>,
     /// True for a `reservation.expired` the expiry sweeper emitted after the TTL: dropped,
     /// both runs make their own (see the module documentation).
     pub ttl_expiry: bool,
@@ -87,7 +85,8 @@ pub struct Scenario {
     /// True: recorded `policy.changed` events change the policy as they did (the
     /// baseline). False: `policy` holds for the whole history (a proposal).
     pub follow_recorded_changes: bool,
-    /// The reservation TTLs the simulated expiries follow.
+    /// The reservation TTLs: the matrix dates each reservation with them
+    /// (`Order::reserved_until`), and the simulated expiries fire at that deadline.
     pub ttls: ReservationTtls,
 }
 

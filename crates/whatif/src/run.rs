@@ -68,6 +68,8 @@ pub(crate) struct OrderTrack {
 
 pub(crate) struct Run<'h> {
     history: &'h [Recorded],
+    /// The provider of the sweeper's events (`stockledger`).
+    sweeper: Provider,
     plan: &'h Plan,
     scenario: &'h Scenario,
     setup: &'h Setup,
@@ -119,6 +121,7 @@ impl<'h> Run<'h> {
         };
         Run {
             history,
+            sweeper: sweeper_provider(),
             plan,
             scenario,
             setup,
@@ -224,6 +227,7 @@ impl<'h> Run<'h> {
         let ctx = Context {
             now,
             unknown_order_hold: self.setup.hold,
+            reservation_ttls: &self.scenario.ttls,
         };
         let decision = self.state.step(&r.delivery, &ctx);
         self.keep_forced_policy();
@@ -353,16 +357,17 @@ impl<'h> Run<'h> {
         }));
     }
 
-    /// A reservation just made by history event `idx` expires after its TTL.
+    /// A reservation just made by history event `idx` expires at its deadline, which the
+    /// matrix set from the scenario's TTLs.
     fn schedule_expiry(&mut self, idx: usize, res: &Resolution, r: &Recorded) {
-        let event_id = r.delivery.event.id;
         let Some(order) = &res.order else { return };
-        if order.state != OrderState::Reserved || order.reserved_by != Some(event_id) {
+        if order.state != OrderState::Reserved || order.reserved_by != Some(r.delivery.event.id) {
             return;
         }
-        let Some(at) = order.reserved_at else { return };
-        let ttl = self.scenario.ttls.ttl(&r.provider, r.method.as_deref());
-        self.push_timer(at.plus(ttl), Due::Expiry(idx));
+        let Some(at) = order.reserved_until.or(order.reserved_at) else {
+            return;
+        };
+        self.push_timer(at, Due::Expiry(idx));
     }
 
     /// The sweeper's `reservation.expired` for the reservation of history event `idx`, at
@@ -386,6 +391,7 @@ impl<'h> Run<'h> {
                     id: EventId::from_dedupe_key(&format!(
                         "stockledger:reservation-expired:{reservation}"
                     )),
+                    provider: self.sweeper.clone(),
                     recorded_at: now,
                     kind: EventKind::ReservationExpired {
                         order_ref,
@@ -397,6 +403,7 @@ impl<'h> Run<'h> {
             let ctx = Context {
                 now,
                 unknown_order_hold: self.setup.hold,
+                reservation_ttls: &self.scenario.ttls,
             };
             if let Decision::Record(res) = self.state.step(&delivery, &ctx) {
                 self.account(None, &res, now);
@@ -439,6 +446,14 @@ impl<'h> Run<'h> {
             dropped: self.dropped,
             held_at_end,
         }
+    }
+}
+
+/// The provider name of the events stockledger emits itself (the sweeper's expiries).
+fn sweeper_provider() -> Provider {
+    match Provider::parse("stockledger") {
+        Ok(p) => p,
+        Err(e) => unreachable!("a constant, valid provider name: {e}"),
     }
 }
 

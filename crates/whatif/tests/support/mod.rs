@@ -63,6 +63,7 @@ impl Builder {
         self.seq += 1;
         let event = Event {
             id: EventId::from_dedupe_key(identity),
+            provider: Provider::parse(provider).unwrap(),
             recorded_at: Timestamp(t),
             kind,
         };
@@ -74,8 +75,6 @@ impl Builder {
                     event,
                     operator_retry: false,
                 },
-                provider: Provider::parse(provider).unwrap(),
-                method: None,
                 ttl_expiry,
             },
         ));
@@ -146,7 +145,7 @@ pub fn history(n: usize, skus: u64, days: i64, seed: u64) -> Vec<Recorded> {
     while b.out.len() < n {
         k += 1;
         let t = T0 + MINUTE + k * span / orders + rng.below(1000) as i64;
-        order(&mut b, &mut rng, seed, k, t);
+        order(&mut b, &mut rng, seed, skus, k, t);
         if rng.below(100) == 0 && !b.out.is_empty() {
             let i = rng.below(b.out.len() as u64) as usize;
             let mut again = b.out[i].2.clone();
@@ -166,7 +165,7 @@ fn restock(n: usize, skus: u64, days: i64) -> u64 {
     (units / skus.max(1) / days.max(1) as u64).max(1)
 }
 
-fn order(b: &mut Builder, rng: &mut Rng, seed: u64, k: i64, t: i64) {
+fn order(b: &mut Builder, rng: &mut Rng, seed: u64, skus: u64, k: i64, t: i64) {
     let o = format!("gen-{seed}-{k}");
     let flash = (FLASH_START..FLASH_START + HOUR).contains(&t) && rng.below(2) == 0;
     let mut lines = Vec::new();
@@ -176,7 +175,6 @@ fn order(b: &mut Builder, rng: &mut Rng, seed: u64, k: i64, t: i64) {
             quantity: Quantity::new(1).unwrap(),
         });
     } else {
-        let skus = 1000;
         lines.push(Line {
             key: key(&sku_name(rng.below(skus))),
             quantity: Quantity::new(1 + rng.below(3)).unwrap(),
