@@ -41,7 +41,10 @@ fn main() {
     let generated = start.elapsed();
     let ttls = ReservationTtls::uniform(Duration::from_millis(support::RECORDED_TTL_MS as u64));
     let baseline = Scenario::recorded(PolicySet::default(), ttls.clone());
-    let proposal = Scenario::forced(PolicySet::uniform(StockPolicy::DeductOnCapture), ttls);
+    let proposal = Scenario::forced(
+        PolicySet::uniform(StockPolicy::DeductOnCapture),
+        ttls.clone(),
+    );
     let opts = Options::default();
 
     if argv.iter().any(|a| a == "--domain-only") {
@@ -56,6 +59,7 @@ fn main() {
             let ctx = domain::Context {
                 now: clock,
                 unknown_order_hold: Duration::from_secs(600),
+                reservation_ttls: &ttls,
             };
             let _ = state.step(&r.delivery, &ctx);
         }
