@@ -92,10 +92,10 @@ pub async fn run(args: WhatifArgs, json: bool) -> anyhow::Result<Exit> {
         return Err(exit::usage(format!("--top must be from 1 to {TOP_MAX}")));
     }
     let cfg = ctx::config()?;
-    // The policy the ledger put in force at the start of the stream; the recorded
-    // `policy.changed` events (the ledger publishes the configured one when it starts) take
-    // over from there.
-    let recorded_policy = cfg.ledger.stock_policy.clone();
+    // The policy in force as the ledger had it: the default at the start of the stream, then
+    // every recorded `policy.changed` (the ledger publishes the configured one when it starts,
+    // so `STOCKLEDGER_STOCK_POLICY` is in the history, not read here).
+    let recorded_policy = PolicySet::default();
     let baseline_ttls = cfg.ledger.reservation_ttls.clone();
     let proposal_ttls = match &args.reservation_ttl {
         Some(spec) => config::parse_reservation_ttls(spec)
