@@ -79,6 +79,7 @@ pub fn stripe_event(event: &StripeEvent) -> Result<Option<EventKind>, Error> {
         StripeAction::Authorized => EventKind::PaymentAuthorized {
             payment,
             mode: AuthorizationMode::Notification,
+            method: None,
         },
         StripeAction::Captured => EventKind::PaymentCaptured { payment },
         StripeAction::Voided => EventKind::PaymentVoided { payment },
@@ -162,6 +163,7 @@ pub fn adyen_event(item: &AdyenItem) -> Result<Option<EventKind>, Error> {
         AdyenAction::Authorized => EventKind::PaymentAuthorized {
             payment,
             mode: AuthorizationMode::Notification,
+            method: None,
         },
         AdyenAction::Captured => EventKind::PaymentCaptured { payment },
         AdyenAction::Voided => EventKind::PaymentVoided { payment },
