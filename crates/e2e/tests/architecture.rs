@@ -146,7 +146,14 @@ fn the_domain_and_the_wire_formats_do_no_io() {
         "hyper",
         "futures",
     ];
-    for pure in ["domain", "contract", "providers", "config", "reconcile"] {
+    for pure in [
+        "domain",
+        "contract",
+        "providers",
+        "config",
+        "reconcile",
+        "whatif",
+    ] {
         let deps = &all[pure];
         for crate_name in io {
             assert!(

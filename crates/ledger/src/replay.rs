@@ -61,7 +61,7 @@ pub struct ReplaySummary {
 }
 
 /// A message of the range that is not an event: recorded as an exception (unless a dry run).
-struct Unprocessable {
+pub struct Unprocessable {
     id: String,
     reason: ExceptionReason,
     detail: String,
@@ -71,17 +71,31 @@ struct Unprocessable {
     published_ms: i64,
 }
 
-/// What the reading task hands over: the next batch of events, the messages among them
-/// that are not events, and how many messages of the range were read so far.
-struct ReadBatch {
-    events: Vec<Incoming>,
-    unprocessable: Vec<Unprocessable>,
-    read: u64,
-    done: u64,
+/// What the reading task hands over: the next batch of events (each as the reader's
+/// `keep` made it), the messages among them that are not events, and how many messages of
+/// the range were read so far.
+pub struct ReadBatch<T> {
+    pub events: Vec<T>,
+    pub unprocessable: Vec<Unprocessable>,
+    /// Events (and undecodable parts) in this batch.
+    pub read: u64,
+    /// Messages of the range read so far.
+    pub done: u64,
+}
+
+/// What a replay keeps of each decoded event: what the store applies.
+fn incoming(received: contract::Received<'_>, msg: &bus::read::ReadMessage) -> Incoming {
+    Incoming {
+        event: received.event,
+        // Exactly what was received: a decoded message is UTF-8 JSON.
+        envelope: received.text.to_owned(),
+        operator_retry: bus::has_operator_retry(msg.headers.as_ref()),
+        stream_seq: Some(msg.stream_seq),
+    }
 }
 
 /// Batches read ahead of the one being applied.
-const READ_AHEAD_BATCHES: usize = 2;
+pub const READ_AHEAD_BATCHES: usize = 2;
 
 /// Replays `opts` and calls `progress(done, total)` after every batch. Reading and
 /// decoding the stream run in their own task, ahead of the database by
@@ -102,7 +116,7 @@ pub async fn replay(
         None
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
-    let reading = tokio::spawn(read_batches(reader, stream, opts.to_seq, tx));
+    let reading = tokio::spawn(read_batches(reader, stream, opts.to_seq, tx, incoming));
     // The stream's clock, and the events held for an order not registered yet.
     let mut clock = Timestamp(0);
     let mut held: Vec<Incoming> = Vec::new();
@@ -152,13 +166,17 @@ pub async fn replay(
     Ok(summary)
 }
 
-/// Reads the range, splits and decodes every message, and sends batches of at most
-/// [`REPLAY_BATCH_MAX`] events (the last one possibly empty, to report progress).
-async fn read_batches(
+/// Reads the range, splits every message into its events (`bus::split`), decodes each
+/// (`contract::decode_received`), and sends batches of at most [`REPLAY_BATCH_MAX`] events,
+/// each as `keep` makes it from the decoded event and its message (the last batch possibly
+/// empty, to report progress). The one reader of the events stream for replays, rebuilds
+/// and `stockctl whatif`.
+pub async fn read_batches<T>(
     mut reader: bus::read::Reader,
     stream: String,
     to_seq: Option<u64>,
-    tx: tokio::sync::mpsc::Sender<Result<ReadBatch, LedgerError>>,
+    tx: tokio::sync::mpsc::Sender<Result<ReadBatch<T>, LedgerError>>,
+    keep: fn(contract::Received<'_>, &bus::read::ReadMessage) -> T,
 ) {
     let fresh = |done| ReadBatch {
         events: Vec::with_capacity(REPLAY_BATCH_MAX),
@@ -184,13 +202,7 @@ async fn read_batches(
         for (n, part) in parts.iter().enumerate() {
             batch.read += 1;
             match contract::decode_received(part) {
-                Ok(received) => batch.events.push(Incoming {
-                    event: received.event,
-                    // Exactly what was received: a decoded message is UTF-8 JSON.
-                    envelope: received.text.to_owned(),
-                    operator_retry: bus::has_operator_retry(msg.headers.as_ref()),
-                    stream_seq: Some(msg.stream_seq),
-                }),
+                Ok(received) => batch.events.push(keep(received, &msg)),
                 Err(e) => batch.unprocessable.push(Unprocessable {
                     id: match grouped {
                         true => format!("{stream}:{}:{n}", msg.stream_seq),
