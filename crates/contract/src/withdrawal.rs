@@ -70,6 +70,7 @@ mod tests {
                 amount: Some(Money::parse("30", "USD").unwrap()),
             },
             mode: AuthorizationMode::Confirmation,
+            method: None,
         };
         let source = Source {
             provider: "portone".into(),

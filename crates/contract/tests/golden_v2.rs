@@ -165,6 +165,74 @@ fn a_confirmations_answer_by_is_not_content_and_only_a_confirmation_has_one() {
 }
 
 #[test]
+fn a_payment_method_is_content_and_the_decoder_is_as_strict_as_the_schema() {
+    let with = common::golden_v2_bytes("payment.authorized.payment-method");
+    let (envelope, event) = decode_event(&with).unwrap();
+    let domain::EventKind::PaymentAuthorized { method, .. } = &event.kind else {
+        panic!("{event:?}");
+    };
+    assert_eq!(method.as_ref().map(|m| m.as_str()), Some("klarna_account"));
+    // Content: without it the event, and its digest, differ.
+    let mut v = json(&with);
+    v["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("payment_method");
+    let (plain, plain_event) = decode_event(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_ne!(plain_event, event);
+    assert_ne!(plain.content_digest(), envelope.content_digest());
+    // Without it, the payload is v1's, byte for byte.
+    assert_eq!(
+        json(&plain.to_json().unwrap())["payload"],
+        v["payload"],
+        "v1's payload"
+    );
+    assert!(matches!(
+        plain.payload,
+        contract::v2::Payload::V1(contract::v1::Payload::PaymentAuthorized(_))
+    ));
+    // A notification never gets an answer deadline, even with a method.
+    let still = envelope
+        .clone()
+        .with_answer_by(contract::wire_time::parse("2026-11-20T10:00:07Z").unwrap());
+    assert_eq!(still, envelope);
+    // What the schema refuses, the decoder refuses.
+    let schema = common::envelope_validator_v2();
+    for bad in [
+        Value::Null,
+        Value::from(""),
+        Value::from("klarna account"),
+        Value::from("klärna"),
+        Value::from("k".repeat(65)),
+        Value::from(7),
+    ] {
+        v["payload"]["payment_method"] = bad.clone();
+        assert!(!schema.is_valid(&v), "{bad}");
+        let err = decode_event(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("payload.payment_method"),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "card",
+        "card_present",
+        "klarna_paynow",
+        "mc",
+        "directEbanking",
+        "k".repeat(64).as_str(),
+    ] {
+        v["payload"]["payment_method"] = Value::from(good);
+        assert!(schema.is_valid(&v), "{good}");
+        let (_, e) = decode_event(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(
+            matches!(&e.kind, domain::EventKind::PaymentAuthorized { method: Some(m), .. } if m.as_str() == good),
+            "{good}"
+        );
+    }
+}
+
+#[test]
 fn the_encoder_writes_version_2_with_the_default_merchant_and_no_cause() {
     let (kind, bytes) = &common::goldens_v2()[0];
     let decoded = decode(bytes).unwrap();

@@ -9,7 +9,7 @@ use contract::{DEFAULT_MERCHANT, Envelope, Source, decode_event, v1};
 use domain::{
     AuthorizationMode, ChargebackOutcome, Currency, DisputeId, EventId, EventKind, FlagReason,
     InspectionOutcome, Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment,
-    PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
+    PaymentMethod, PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
 };
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -74,6 +74,10 @@ fn payment() -> impl Strategy<Value = Payment> {
     (lookup(), prop::option::of(money())).prop_map(|(order, amount)| Payment { order, amount })
 }
 
+fn method() -> impl Strategy<Value = PaymentMethod> {
+    "[A-Za-z0-9_.-]{1,64}".prop_map(|m| PaymentMethod::parse(m).unwrap())
+}
+
 fn order_ref() -> impl Strategy<Value = OrderRef> {
     text().prop_map(|s| OrderRef::parse(s).unwrap())
 }
@@ -114,13 +118,16 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 payment_ref: PaymentRef::parse(r).unwrap(),
             }
         }),
-        (payment(), any::<bool>()).prop_map(|(payment, c)| EventKind::PaymentAuthorized {
-            payment,
-            mode: if c {
-                AuthorizationMode::Confirmation
-            } else {
-                AuthorizationMode::Notification
-            },
+        (payment(), any::<bool>(), prop::option::of(method())).prop_map(|(payment, c, method)| {
+            EventKind::PaymentAuthorized {
+                payment,
+                mode: if c {
+                    AuthorizationMode::Confirmation
+                } else {
+                    AuthorizationMode::Notification
+                },
+                method,
+            }
         }),
         payment().prop_map(|payment| EventKind::PaymentCaptured { payment }),
         payment().prop_map(|payment| EventKind::PaymentVoided { payment }),
@@ -282,12 +289,17 @@ fn round_trip(
     assert_eq!(decoded.occurred_at, occurred);
 
     // The previous release's encoding of the same delivery: the same event, upcast. What
-    // v2 added (an operator action, a correction's actor) v1 cannot say.
+    // v2 added (an operator action, a correction's actor, an authorization's payment method)
+    // v1 cannot say.
     let v2_only = matches!(
         kind,
         EventKind::ExceptionAction { .. }
             | EventKind::PolicyChanged { .. }
             | EventKind::StockCorrected { actor: Some(_), .. }
+            | EventKind::PaymentAuthorized {
+                method: Some(_),
+                ..
+            }
     );
     if v2_only {
         return;

@@ -8,8 +8,8 @@ use crate::order::{Lines, OrderSpec};
 use crate::policy::PolicySet;
 use crate::stock::StockKey;
 use crate::types::{
-    DisputeId, EventId, ExceptionId, Money, OrderRef, PaymentRef, Provider, Quantity, ReturnRef,
-    Timestamp,
+    DisputeId, EventId, ExceptionId, Money, OrderRef, PaymentMethod, PaymentRef, Provider,
+    Quantity, ReturnRef, Timestamp,
 };
 
 /// How a payment event names its order.
@@ -139,6 +139,10 @@ pub enum EventKind {
     PaymentAuthorized {
         payment: Payment,
         mode: AuthorizationMode,
+        /// The payment method, when the provider's message names it: it chooses the
+        /// reservation's TTL (`docs/providers.md`, "How long a reservation holds").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<PaymentMethod>,
     },
     /// `reserved → sold`, or `available → sold`.
     PaymentCaptured { payment: Payment },

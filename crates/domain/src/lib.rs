@@ -40,6 +40,7 @@ pub use policy::{InvalidPolicy, PolicySet, ReservationTtls, StockPolicy};
 pub use state::{QueueEntry, State};
 pub use stock::{Balance, Bucket, Movement, StockKey};
 pub use types::{
-    Currency, DisputeId, EventId, ExceptionId, InvalidValue, Location, Money, OrderRef, PaymentRef,
-    Provider, Quantity, ReturnRef, Sku, Timestamp, check_line, check_text,
+    Currency, DisputeId, EventId, ExceptionId, InvalidValue, Location, Money, OrderRef,
+    PaymentMethod, PaymentRef, Provider, Quantity, ReturnRef, Sku, Timestamp, check_line,
+    check_text,
 };

@@ -23,7 +23,8 @@ use crate::policy::{PolicySet, ReservationTtls, StockPolicy};
 use crate::state::State;
 use crate::stock::{Balance, Bucket, Movement, StockKey};
 use crate::types::{
-    DisputeId, EventId, ExceptionId, OrderRef, PaymentRef, Provider, Quantity, ReturnRef, Timestamp,
+    DisputeId, EventId, ExceptionId, OrderRef, PaymentMethod, PaymentRef, Provider, Quantity,
+    ReturnRef, Timestamp,
 };
 
 /// What the matrix needs to know besides the state: the time and the limits. Passed in,
@@ -96,7 +97,13 @@ fn date_reservation(resolution: &mut Resolution, event: &Event, ctx: &Context) {
         && order.state == OrderState::Reserved
         && order.reserved_by == Some(event.id)
     {
-        let ttl = ctx.reservation_ttls.ttl(&event.provider, None);
+        let method = match &event.kind {
+            EventKind::PaymentAuthorized { method, .. } => method.as_ref(),
+            _ => None,
+        };
+        let ttl = ctx
+            .reservation_ttls
+            .ttl(&event.provider, method.map(PaymentMethod::as_str));
         order.reserved_until = order.reserved_at.map(|at| at.plus(ttl));
     }
 }

@@ -24,6 +24,10 @@ pub const NOTE_LEN_MAX: usize = 1_000;
 /// The longest `evidence` an operator attaches to an action or a correction, in bytes.
 pub const EVIDENCE_LEN_MAX: usize = 4_000;
 
+/// The longest payment method name accepted (`klarna_account`, `card_present`), in bytes:
+/// providers' method names are short words; anything longer is not one.
+pub const PAYMENT_METHOD_LEN_MAX: usize = 64;
+
 /// The longest amount text accepted, in bytes: far more than the 28 decimal places and
 /// 29 significant digits an exact decimal holds, so only nonsense is refused by length.
 pub const AMOUNT_TEXT_LEN_MAX: usize = 64;
@@ -37,6 +41,10 @@ pub enum InvalidValue {
     TooLong { what: &'static str, max: usize },
     #[error("{what} must not contain control characters")]
     ControlCharacter { what: &'static str },
+    #[error(
+        "payment method must be 1 to {PAYMENT_METHOD_LEN_MAX} ASCII letters, digits, '_', '-' or '.', got {got:?}"
+    )]
+    PaymentMethod { got: String },
     #[error("quantity must be between 1 and {QUANTITY_MAX}, got {got}")]
     Quantity { got: i128 },
     #[error("currency must be three ASCII letters, got {got:?}")]
@@ -184,6 +192,46 @@ impl Provider {
     pub fn named(name: &'static str) -> Provider {
         debug_assert!(check_identifier("provider", name).is_ok(), "{name}");
         Provider(name.to_owned())
+    }
+}
+
+/// The payment method a provider names in an authorization (`card`, `card_present`,
+/// `klarna`, `klarna_account`, `visa`, `mc`), as the provider spells it: 1 to
+/// [`PAYMENT_METHOD_LEN_MAX`] ASCII letters, digits, `_`, `-` or `.`. It chooses the
+/// reservation's TTL ([`crate::ReservationTtls::ttl`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PaymentMethod(String);
+
+impl PaymentMethod {
+    /// Validates and wraps a method name.
+    pub fn parse(s: impl Into<String>) -> Result<Self, InvalidValue> {
+        let s = s.into();
+        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if s.is_empty() || s.len() > PAYMENT_METHOD_LEN_MAX || !s.chars().all(word) {
+            return Err(InvalidValue::PaymentMethod { got: s });
+        }
+        Ok(PaymentMethod(s))
+    }
+    /// The method as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for PaymentMethod {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        Self::parse(s)
+    }
+}
+impl From<PaymentMethod> for String {
+    fn from(v: PaymentMethod) -> String {
+        v.0
+    }
+}
+impl fmt::Display for PaymentMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -128,6 +128,7 @@ fn every_exception(n: &Names) -> Vec<(String, Resolution, String)> {
     keep(n.world(1).when(EventKind::PaymentAuthorized {
         payment: n.pay("20.00"),
         mode: AuthorizationMode::Notification,
+        method: None,
     }));
     // amount_mismatch.
     keep(n.world(5).when(EventKind::PaymentCaptured {

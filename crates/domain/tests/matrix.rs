@@ -127,6 +127,7 @@ fn authorized(order: &'static str, mode: AuthorizationMode) -> EventKind {
     EventKind::PaymentAuthorized {
         payment: pay(order, Some("20.00")),
         mode,
+        method: None,
     }
 }
 fn notify(order: &'static str) -> EventKind {
@@ -266,6 +267,7 @@ fn authorized_with_other_amount_on_confirmation_is_declined() {
     let when = EventKind::PaymentAuthorized {
         payment: pay("o1", Some("19.99")),
         mode: AuthorizationMode::Confirmation,
+        method: None,
     };
     check(
         stocked(5),
@@ -286,6 +288,7 @@ fn authorized_with_other_currency_on_notification_is_amount_mismatch() {
     let when = EventKind::PaymentAuthorized {
         payment,
         mode: AuthorizationMode::Notification,
+        method: None,
     };
     // Under the deferring policies the amount is checked at capture (M-CAP-4).
     let deferred = Then(

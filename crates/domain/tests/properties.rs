@@ -100,6 +100,7 @@ fn to_event(op: &Op, idx: usize, history: &[Event], state: &State) -> Option<Eve
             } else {
                 AuthorizationMode::Notification
             },
+            method: None,
         },
         Op::Capture(o) => EventKind::PaymentCaptured {
             payment: payment(*o),

@@ -1,12 +1,15 @@
-//! A reservation's deadline: its time plus the TTL of the provider that made it
-//! (`docs/providers.md`, "How long a reservation holds"); released or sold, it has none.
+//! A reservation's deadline: its time plus the TTL of the provider (and the payment method
+//! its event names) that made it (`docs/providers.md`, "How long a reservation holds");
+//! released or sold, it has none.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::time::Duration;
 
-use domain::{AuthorizationMode, EventKind, OrderState, Provider, ReservationTtls, Timestamp};
+use domain::{
+    AuthorizationMode, EventKind, OrderState, PaymentMethod, Provider, ReservationTtls, Timestamp,
+};
 use support::{World, order_ref, pay};
 
 fn deadline(w: &World, order: &str) -> Option<Timestamp> {
@@ -21,6 +24,7 @@ fn a_reservation_lasts_its_providers_window() {
     let auth = w.event(EventKind::PaymentAuthorized {
         payment: pay("o-1", None),
         mode: AuthorizationMode::Notification,
+        method: None,
     });
     w.deliver(&auth, false);
     assert_eq!(w.order_state("o-1"), OrderState::Reserved);
@@ -33,6 +37,7 @@ fn a_reservation_lasts_its_providers_window() {
     let mut confirm = w.event(EventKind::PaymentAuthorized {
         payment: pay("o-2", None),
         mode: AuthorizationMode::Confirmation,
+        method: None,
     });
     confirm.provider = Provider::parse("portone").unwrap();
     w.deliver(&confirm, false);
@@ -47,4 +52,36 @@ fn a_reservation_lasts_its_providers_window() {
     });
     assert_eq!(w.order_state("o-1"), OrderState::Sold);
     assert_eq!(deadline(&w, "o-1"), None);
+}
+
+#[test]
+fn the_payment_method_the_provider_names_chooses_the_window() {
+    const DAY: u64 = 86_400;
+    let mut w = World::new();
+    w.receive("tee", 10);
+    let cases = [
+        ("o-1", "stripe", Some("klarna"), 28),
+        ("o-2", "adyen", Some("klarna_account"), 28),
+        ("o-3", "adyen", Some("klarna"), 28),
+        ("o-4", "stripe", Some("card"), 7),
+        ("o-5", "adyen", Some("visa"), 7),
+        ("o-6", "stripe", Some("card_present"), 2),
+        ("o-7", "adyen", None, 7),
+    ];
+    for (order, provider, method, days) in cases {
+        w.register(order, &[("tee", 1)], "10.00");
+        let mut auth = w.event(EventKind::PaymentAuthorized {
+            payment: pay(order, None),
+            mode: AuthorizationMode::Notification,
+            method: method.map(|m| PaymentMethod::parse(m).unwrap()),
+        });
+        auth.provider = Provider::parse(provider).unwrap();
+        w.deliver(&auth, false);
+        assert_eq!(w.order_state(order), OrderState::Reserved, "{order}");
+        assert_eq!(
+            deadline(&w, order),
+            Some(auth.recorded_at.plus(Duration::from_secs(days * DAY))),
+            "{provider} {method:?}"
+        );
+    }
 }

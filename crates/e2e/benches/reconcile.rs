@@ -169,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
                             EventKind::PaymentAuthorized {
                                 payment: payment(&r),
                                 mode: AuthorizationMode::Notification,
+                                method: None,
                             },
                         ),
                         _ => (

@@ -152,6 +152,7 @@ pub fn with_mix(n: usize, skus: u64, seed: u64, mix: Mix) -> Vec<(String, Event)
                 EventKind::PaymentAuthorized {
                     payment: payment(&o),
                     mode,
+                    method: None,
                 },
             ));
         }

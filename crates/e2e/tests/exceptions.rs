@@ -348,6 +348,7 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
             EventKind::PaymentAuthorized {
                 payment: payment("b-void", None),
                 mode: AuthorizationMode::Notification,
+                method: None,
             },
         ),
         capture("b-void", None),
@@ -381,6 +382,7 @@ async fn each_business_exception_is_one_row_despite_three_deliveries(backend: Ba
                 EventKind::PaymentAuthorized {
                     payment: payment("b-short", None),
                     mode: AuthorizationMode::Notification,
+                    method: None,
                 },
             ),
         ),

@@ -111,6 +111,7 @@ async fn authorize(h: &Harness, provider: &str, order: &str, at: i64) -> EventId
         EventKind::PaymentAuthorized {
             payment: payment(order),
             mode: AuthorizationMode::Notification,
+            method: None,
         },
     )
     .await

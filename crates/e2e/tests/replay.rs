@@ -76,6 +76,7 @@ async fn replay_rebuilds_and_is_idempotent(backend: Backend) {
         let kind = EventKind::PaymentAuthorized {
             payment: payment(&o),
             mode: AuthorizationMode::Notification,
+            method: None,
         };
         events.push(late(&format!("late-auth:{o}"), kind));
     }

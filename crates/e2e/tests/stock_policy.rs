@@ -76,6 +76,7 @@ fn authorized(order: &str) -> (String, Event) {
         EventKind::PaymentAuthorized {
             payment: payment(order),
             mode: AuthorizationMode::Notification,
+            method: None,
         },
     )
 }

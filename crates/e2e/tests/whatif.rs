@@ -101,6 +101,7 @@ fn authorize(order: &str, t: i64) -> (String, Event) {
     let kind = EventKind::PaymentAuthorized {
         payment: payment(order),
         mode: AuthorizationMode::Notification,
+        method: None,
     };
     event(&format!("wi:{order}:auth"), t, kind)
 }

@@ -77,6 +77,10 @@ pub struct AdyenItem {
     pub event_date: Option<String>,
     /// `reason`, when present (refusal reason on `success=false`).
     pub reason: Option<String>,
+    /// `paymentMethod` (`visa`, `mc`, `klarna`, `klarna_account`), when present as a
+    /// string: it chooses an authorization's reservation TTL. Not signed; any other JSON
+    /// type is read as absent rather than refusing the notification.
+    pub payment_method: Option<String>,
 }
 
 /// Outcome of a closed chargeback.
@@ -170,6 +174,7 @@ fn parse_item(item: &Obj<'_>) -> Result<AdyenItem, Error> {
         additional_data,
         event_date: item.opt_str("eventDate")?,
         reason: item.opt_str("reason")?,
+        payment_method: item.opt_str("paymentMethod").ok().flatten(),
     })
 }
 
@@ -448,6 +453,32 @@ mod tests {
     }
 
     #[test]
+    fn the_payment_method_is_read_as_sent_and_never_refuses_an_item() {
+        let item = parse_one(&batch(&[CANCEL_OR_REFUND.to_owned()]));
+        assert_eq!(item.payment_method.as_deref(), Some("visa"));
+        let klarna = CANCEL_OR_REFUND
+            .replace(
+                r#""eventCode":"CANCEL_OR_REFUND""#,
+                r#""eventCode":"AUTHORISATION""#,
+            )
+            .replace(
+                r#""paymentMethod":"visa""#,
+                r#""paymentMethod":"klarna_account""#,
+            );
+        let item = parse_one(&batch(&[klarna]));
+        assert_eq!(classify(&item), AdyenAction::Authorized);
+        assert_eq!(item.payment_method.as_deref(), Some("klarna_account"));
+        // Not signed: read as absent when it is not a string, as when it is missing.
+        let odd = parse_one(&batch(&[CANCEL_OR_REFUND.replace(r#""visa""#, "7")]));
+        assert_eq!(odd.payment_method, None);
+        assert_eq!(verify_item(&odd, &[key(KEY_A)]), Ok(()));
+        let missing = parse_one(&batch(&[
+            CANCEL_OR_REFUND.replace(r#""paymentMethod":"visa","#, "")
+        ]));
+        assert_eq!(missing.payment_method, None);
+    }
+
+    #[test]
     fn batch_fails_if_any_item_fails() {
         let good = item_json(
             "M8NB66SBZSGLNK82",
@@ -486,6 +517,7 @@ mod tests {
             additional_data: BTreeMap::new(),
             event_date: None,
             reason: None,
+            payment_method: None,
         }
     }
 

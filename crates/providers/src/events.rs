@@ -10,7 +10,7 @@
 
 use domain::{
     AuthorizationMode, ChargebackOutcome, DisputeId, EventKind, FlagReason, InvalidValue, Money,
-    OrderLookup, OrderRef, Payment, PaymentRef, Provider, Timestamp,
+    OrderLookup, OrderRef, Payment, PaymentMethod, PaymentRef, Provider, Timestamp,
 };
 use rust_decimal::Decimal;
 
@@ -32,6 +32,13 @@ pub const IPINT: &str = "ipint";
 pub fn provider_money(amount: Option<&MinorAmount>) -> Option<Money> {
     let a = amount?;
     Money::parse(&a.value.to_string(), &a.currency).ok()
+}
+
+/// The payment method a provider names, when it is one the contract can carry
+/// ([`PaymentMethod`]); otherwise `None`, and the reservation gets the provider's TTL
+/// (`docs/providers.md`, "How long a reservation holds").
+pub fn payment_method(named: Option<&str>) -> Option<PaymentMethod> {
+    PaymentMethod::parse(named?).ok()
 }
 
 // ---- Stripe -----------------------------------------------------------------------------
@@ -79,6 +86,7 @@ pub fn stripe_event(event: &StripeEvent) -> Result<Option<EventKind>, Error> {
         StripeAction::Authorized => EventKind::PaymentAuthorized {
             payment,
             mode: AuthorizationMode::Notification,
+            method: payment_method(event.payment_method.as_deref()),
         },
         StripeAction::Captured => EventKind::PaymentCaptured { payment },
         StripeAction::Voided => EventKind::PaymentVoided { payment },
@@ -162,6 +170,7 @@ pub fn adyen_event(item: &AdyenItem) -> Result<Option<EventKind>, Error> {
         AdyenAction::Authorized => EventKind::PaymentAuthorized {
             payment,
             mode: AuthorizationMode::Notification,
+            method: payment_method(item.payment_method.as_deref()),
         },
         AdyenAction::Captured => EventKind::PaymentCaptured { payment },
         AdyenAction::Voided => EventKind::PaymentVoided { payment },
@@ -323,4 +332,51 @@ pub fn ipint_unverifiable(invoice_id: &str, detail: String) -> Option<(EventKind
         detail,
     };
     Some((kind, format!("ipint:{invoice_id}:unverifiable")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn method_of(kind: Option<EventKind>) -> Option<String> {
+        match kind {
+            Some(EventKind::PaymentAuthorized { method, .. }) => method.map(String::from),
+            other => panic!("not an authorization: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stripe_authorization_carries_the_payment_intents_one_method() {
+        let auth = |types: &str| {
+            let body = format!(
+                r#"{{"id":"evt_1","object":"event","type":"payment_intent.amount_capturable_updated","data":{{"object":{{"id":"pi_1","object":"payment_intent","amount":1999,"currency":"usd","metadata":{{"order_ref":"ord-9"}},"payment_method_types":{types}}}}}}}"#
+            );
+            method_of(stripe_event(&stripe::parse_event(body.as_bytes()).unwrap()).unwrap())
+        };
+        assert_eq!(auth(r#"["klarna"]"#).as_deref(), Some("klarna"));
+        assert_eq!(auth(r#"["card"]"#).as_deref(), Some("card"));
+        assert_eq!(auth(r#"["card","klarna"]"#), None);
+        // Not a method name the contract carries: the provider's TTL applies.
+        assert_eq!(auth(r#"["klarna pay"]"#), None);
+    }
+
+    #[test]
+    fn an_adyen_authorization_carries_its_payment_method() {
+        let auth = |method: &str| {
+            let body = format!(
+                r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"amount":{{"currency":"EUR","value":1000}},"eventCode":"AUTHORISATION","merchantAccountCode":"M","merchantReference":"ord-9","paymentMethod":{method},"pspReference":"P1","success":"true"}}}}]}}"#
+            );
+            let batch = adyen::parse_batch(body.as_bytes()).unwrap();
+            method_of(adyen_event(&batch.items[0]).unwrap())
+        };
+        assert_eq!(
+            auth(r#""klarna_account""#).as_deref(),
+            Some("klarna_account")
+        );
+        assert_eq!(auth(r#""mc""#).as_deref(), Some("mc"));
+        assert_eq!(auth("null"), None);
+        assert_eq!(auth(&format!(r#""{}""#, "k".repeat(65))), None);
+    }
 }

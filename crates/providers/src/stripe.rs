@@ -82,6 +82,12 @@ pub struct StripeEvent {
     pub thin: bool,
     /// A thin event's `related_object` (`id`, `type`).
     pub related_object: Option<(String, String)>,
+    /// The payment method type of a PaymentIntent (`card`, `klarna`, `card_present`):
+    /// `payment_method.type` when `payment_method` is expanded, else the one entry of
+    /// `payment_method_types` when it has exactly one; `None` when the event does not say
+    /// which (several allowed types, or none). It chooses an authorization's reservation
+    /// TTL; a shape other than documented is read as `None`, never a refusal.
+    pub payment_method: Option<String>,
 }
 
 /// The Stripe API request that completes a partial event: a path under the API URL.
@@ -262,6 +268,7 @@ pub fn parse_event(raw: &[u8]) -> Result<StripeEvent, Error> {
         has_object: false,
         thin: event.opt_str("object")?.as_deref() == Some("v2.core.event"),
         related_object: None,
+        payment_method: None,
     };
     if let Some(related) = event.opt_obj("related_object")? {
         out.related_object = match (related.opt_str("id")?, related.opt_str("type")?) {
@@ -380,6 +387,9 @@ fn read_object(object: &Obj<'_>, out: &mut StripeEvent) -> Result<(), Error> {
         out.amount = amount("amount")?;
         out.amount_refunded = amount("amount_refunded")?;
     }
+    if out.object_type.as_deref() == Some("payment_intent") {
+        out.payment_method = payment_method_type(object);
+    }
     if out.object_type.as_deref() == Some("dispute") {
         out.dispute_status = object.opt_str("status")?;
         if let Some(evidence) = object.opt_obj("evidence_details")? {
@@ -387,6 +397,24 @@ fn read_object(object: &Obj<'_>, out: &mut StripeEvent) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A PaymentIntent's payment method type ([`StripeEvent::payment_method`]). Stripe sends
+/// `payment_method` as an id unless it is expanded; `payment_method_types` lists the
+/// types the intent allowed, which is the one used only when it lists one.
+fn payment_method_type(intent: &Obj<'_>) -> Option<String> {
+    let expanded = intent
+        .opt_obj("payment_method")
+        .ok()
+        .flatten()
+        .and_then(|pm| pm.opt_str("type").ok().flatten());
+    expanded.or_else(|| {
+        let types: Vec<String> = serde_json::from_str(intent.raw("payment_method_types")?).ok()?;
+        match <[String; 1]>::try_from(types) {
+            Ok([only]) => Some(only),
+            Err(_) => None,
+        }
+    })
 }
 
 /// The object's `payment_intent` field: an id string, or an expanded object with an `id`.
@@ -572,6 +600,50 @@ mod tests {
         assert_eq!(e.amount.as_ref().map(|a| a.currency.as_str()), Some("USD"));
         assert_eq!(e.dedupe_key(), "stripe:evt_1");
         assert_eq!(classify(&e), StripeAction::Authorized);
+    }
+
+    #[test]
+    fn a_payment_intent_names_its_payment_method_only_when_it_says_which() {
+        let method =
+            |object: &str| event("payment_intent.amount_capturable_updated", object).payment_method;
+        let pi = |extra: &str| {
+            format!(
+                r#"{{"id":"pi_1","object":"payment_intent","amount":1999,"currency":"usd"{extra}}}"#
+            )
+        };
+        assert_eq!(
+            method(&pi(
+                r#","payment_method":"pm_1","payment_method_types":["klarna"]"#
+            ))
+            .as_deref(),
+            Some("klarna")
+        );
+        assert_eq!(
+            method(&pi(r#","payment_method_types":["card_present"]"#)).as_deref(),
+            Some("card_present")
+        );
+        // Expanded, the payment method says its type, whatever the intent allowed.
+        assert_eq!(
+            method(&pi(
+                r#","payment_method":{"id":"pm_1","object":"payment_method","type":"klarna"},"payment_method_types":["card","klarna"]"#
+            ))
+            .as_deref(),
+            Some("klarna")
+        );
+        // Several allowed types, none, or an unexpected shape: not said.
+        assert_eq!(
+            method(&pi(r#","payment_method_types":["card","klarna"]"#)),
+            None
+        );
+        assert_eq!(method(&pi(r#","payment_method_types":[]"#)), None);
+        assert_eq!(method(&pi(r#","payment_method_types":"card""#)), None);
+        assert_eq!(method(&pi("")), None);
+        // Only a PaymentIntent is read.
+        let charge = event(
+            "charge.captured",
+            r#"{"id":"ch_1","object":"charge","payment_intent":"pi_1","payment_method_types":["klarna"]}"#,
+        );
+        assert_eq!(charge.payment_method, None);
     }
 
     #[test]

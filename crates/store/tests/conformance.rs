@@ -123,6 +123,7 @@ fn history_on(seed: u64, len: usize, skus: [&str; 4]) -> Vec<Event> {
                 } else {
                     AuthorizationMode::Notification
                 },
+                method: None,
             },
             4 | 5 => EventKind::PaymentCaptured { payment: pay(&o) },
             6 => EventKind::PaymentVoided { payment: pay(&o) },
@@ -512,6 +513,7 @@ async fn reservations_due_lists_old_reservations(backend: Backend) {
             EventKind::PaymentAuthorized {
                 payment: pay("r1"),
                 mode: AuthorizationMode::Notification,
+                method: None,
             },
         ),
     ];

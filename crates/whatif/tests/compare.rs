@@ -132,6 +132,7 @@ fn auth(order: &str, mode: AuthorizationMode) -> Recorded {
     let kind = EventKind::PaymentAuthorized {
         payment: payment(order),
         mode,
+        method: None,
     };
     recorded(&format!("auth:{order}"), "stripe", kind)
 }

@@ -97,7 +97,7 @@ impl Payload {
                 provider: provider.to_string(),
                 payment_ref: payment_ref.to_string(),
             }),
-            EventKind::PaymentAuthorized { payment, mode } => {
+            EventKind::PaymentAuthorized { payment, mode, .. } => {
                 let PaymentEvent { order, amount } = payment_to_wire(payment);
                 let mode = match mode {
                     domain::AuthorizationMode::Confirmation => AuthorizationMode::Confirmation,
@@ -420,6 +420,7 @@ impl Payload {
                     AuthorizationMode::Confirmation => domain::AuthorizationMode::Confirmation,
                     AuthorizationMode::Notification => domain::AuthorizationMode::Notification,
                 },
+                method: None,
             },
             Payload::PaymentCaptured(p) => EventKind::PaymentCaptured {
                 payment: payment(&p.order, &p.amount)?,

@@ -169,11 +169,17 @@ impl Envelope {
             {
                 Payload::PaymentAuthorized(payload::PaymentAuthorized {
                     authorization,
-                    answer_by,
+                    answer_by: Some(answer_by),
+                    payment_method: None,
                 })
             }
-            Payload::PaymentAuthorized(p) => {
-                Payload::PaymentAuthorized(payload::PaymentAuthorized { answer_by, ..p })
+            Payload::PaymentAuthorized(p)
+                if p.authorization.mode == v1::AuthorizationMode::Confirmation =>
+            {
+                Payload::PaymentAuthorized(payload::PaymentAuthorized {
+                    answer_by: Some(answer_by),
+                    ..p
+                })
             }
             other => other,
         };

@@ -10,10 +10,13 @@
 //!   (`docs/decisions.md` §29). Not content (the domain event does not carry it, so a
 //!   repeated confirmation is the same event); without it the payload is v1's, byte for
 //!   byte;
+//! - `payment.authorized` with an optional `payment_method`, as the provider names it: it
+//!   chooses the reservation's TTL (`docs/decisions.md` §47). Content (the domain event
+//!   carries it); without it (and without `answer_by`) the payload is v1's, byte for byte;
 //! - `policy.changed`: the stock policy in force from this event on, with who changed it
 //!   and why (`docs/trigger-matrix.md`, "Stock policy").
 
-use domain::{EventKind, ExceptionId, OperatorAction, PolicySet, Timestamp};
+use domain::{EventKind, ExceptionId, OperatorAction, PaymentMethod, PolicySet, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
@@ -60,17 +63,45 @@ pub struct StockCorrected {
     pub actor: String,
 }
 
-/// `payment.authorized` of a synchronous confirmation, with the instant its answer is
-/// due: v1's fields, then `answer_by`.
+/// `payment.authorized` with what v2 added to it: v1's fields, then `answer_by` (a
+/// synchronous confirmation's), then `payment_method`; at least one of the two is present
+/// (without both, the payload is v1's, [`Payload::V1`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentAuthorized {
     /// v1's fields, unchanged.
     #[serde(flatten)]
     pub authorization: v1::PaymentAuthorized,
     /// After this instant the ingress no longer answers `200`: a reservation decided later
-    /// was answered "no" and is released (`docs/decisions.md` §29).
-    #[serde(serialize_with = "wire_time::serialize")]
-    pub answer_by: Timestamp,
+    /// was answered "no" and is released (`docs/decisions.md` §29). Not content.
+    #[serde(
+        serialize_with = "wire_time::serialize_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub answer_by: Option<Timestamp>,
+    /// The payment method the provider names (`klarna`, `card_present`): it chooses the
+    /// reservation's TTL (`docs/decisions.md` §47). Content: part of the domain event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
+}
+
+impl PaymentAuthorized {
+    /// The payload that says `authorization` with `answer_by` and `payment_method`: v1's
+    /// when it has neither, so an authorization without them keeps its one encoding.
+    pub fn payload(
+        authorization: v1::PaymentAuthorized,
+        answer_by: Option<Timestamp>,
+        payment_method: Option<String>,
+    ) -> Payload {
+        if answer_by.is_none() && payment_method.is_none() {
+            Payload::V1(v1::Payload::PaymentAuthorized(authorization))
+        } else {
+            Payload::PaymentAuthorized(PaymentAuthorized {
+                authorization,
+                answer_by,
+                payment_method,
+            })
+        }
+    }
 }
 
 /// `exception.action`.
@@ -142,7 +173,7 @@ impl Payload {
     /// The instant the answer to this authorization is due, when it says one.
     pub fn answer_by(&self) -> Option<Timestamp> {
         match self {
-            Payload::PaymentAuthorized(p) => Some(p.answer_by),
+            Payload::PaymentAuthorized(p) => p.answer_by,
             _ => None,
         }
     }
@@ -190,6 +221,15 @@ impl Payload {
                 },
                 actor: actor.clone(),
             }),
+            EventKind::PaymentAuthorized {
+                method: Some(method),
+                ..
+            } => match v1::Payload::from_domain(kind) {
+                Ok(v1::Payload::PaymentAuthorized(authorization)) => {
+                    PaymentAuthorized::payload(authorization, None, Some(method.to_string()))
+                }
+                _ => unreachable_kind(kind),
+            },
             // Every other kind is a v1 kind, which v1 always says.
             other => match v1::Payload::from_domain(other) {
                 Ok(p) => Payload::V1(p),
@@ -204,13 +244,33 @@ impl Payload {
         match self {
             Payload::V1(p) => p.to_domain(),
             Payload::PaymentAuthorized(p) => {
-                if p.authorization.mode != v1::AuthorizationMode::Confirmation {
+                if p.answer_by.is_some()
+                    && p.authorization.mode != v1::AuthorizationMode::Confirmation
+                {
                     return Err(ContractError::new(
                         "payload.answer_by",
                         "only a confirmation (mode confirmation) has an answer deadline",
                     ));
                 }
-                v1::Payload::PaymentAuthorized(p.authorization.clone()).to_domain()
+                let method = p
+                    .payment_method
+                    .as_deref()
+                    .map(|m| {
+                        PaymentMethod::parse(m).map_err(|e| {
+                            ContractError::new("payload.payment_method", e.to_string())
+                        })
+                    })
+                    .transpose()?;
+                match v1::Payload::PaymentAuthorized(p.authorization.clone()).to_domain()? {
+                    EventKind::PaymentAuthorized { payment, mode, .. } => {
+                        Ok(EventKind::PaymentAuthorized {
+                            payment,
+                            mode,
+                            method,
+                        })
+                    }
+                    other => Ok(other),
+                }
             }
             Payload::StockCorrected(p) => {
                 let kind = v1::Payload::StockCorrected(p.correction.clone()).to_domain()?;

@@ -1,7 +1,8 @@
 //! Reading a v2 envelope from the parsed JSON with serde: v1's envelope fields plus the two
 //! v2 added, then the payload of its kind (v1's payload structs for v1's kinds, this
 //! module's wire structs for what v2 added: `exception.action` whole, and the optional
-//! `actor` of `stock.corrected` and `answer_by` of `payment.authorized`), then the domain
+//! `actor` of `stock.corrected` and `answer_by` and `payment_method` of
+//! `payment.authorized`), then the domain
 //! rules. Objects are closed, as in v1.
 
 use domain::{Event, EventId, Timestamp};
@@ -60,7 +61,8 @@ struct CorrectedWire {
     actor: Option<String>,
 }
 
-/// `payment.authorized` as v2 reads it: v1's fields and an optional `answer_by`.
+/// `payment.authorized` as v2 reads it: v1's fields, an optional `answer_by` and an
+/// optional `payment_method`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuthorizedWire {
@@ -71,6 +73,8 @@ struct AuthorizedWire {
     mode: v1::AuthorizationMode,
     #[serde(default, deserialize_with = "wire_time::deserialize_present")]
     answer_by: Option<Timestamp>,
+    #[serde(default, deserialize_with = "crate::de::present")]
+    payment_method: Option<String>,
 }
 
 /// Reads and checks a v2 envelope whose `schema` and `version` the caller has already
@@ -123,13 +127,7 @@ fn payload(kind: &str, value: &Value) -> Result<Payload, ContractError> {
                 amount: w.amount,
                 mode: w.mode,
             };
-            match w.answer_by {
-                Some(answer_by) => Payload::PaymentAuthorized(PaymentAuthorized {
-                    authorization,
-                    answer_by,
-                }),
-                None => Payload::V1(v1::Payload::PaymentAuthorized(authorization)),
-            }
+            PaymentAuthorized::payload(authorization, w.answer_by, w.payment_method)
         }
         other if v1::KINDS.contains(&other) => Payload::V1(v1::read_payload(other, value)?),
         other => return Err(v1::unknown_kind(other)),

@@ -4,7 +4,7 @@
 use domain::{
     AuthorizationMode, ChargebackOutcome, DisputeId, EventId, EventKind, FlagReason,
     InspectionOutcome, Line, Lines, Location, Money, OrderLookup, OrderRef, OrderSpec, Payment,
-    PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
+    PaymentMethod, PaymentRef, Provider, Quantity, ReturnRef, Sku, StockKey, Timestamp,
 };
 
 /// 2026-11-20T10:00:00Z.
@@ -69,6 +69,12 @@ pub fn expected_kind(kind: &str) -> EventKind {
         "payment.authorized" => EventKind::PaymentAuthorized {
             payment: pay(by_ref(), money("100.50", "KRW")),
             mode: AuthorizationMode::Confirmation,
+            method: None,
+        },
+        "payment.authorized.payment-method" => EventKind::PaymentAuthorized {
+            payment: pay(by_ref(), money("100.5", "EUR")),
+            mode: AuthorizationMode::Notification,
+            method: Some(PaymentMethod::parse("klarna_account").unwrap()),
         },
         "payment.captured" => EventKind::PaymentCaptured {
             payment: pay(by_ref(), money("100.50", "USD")),

@@ -15,8 +15,9 @@ pub const KINDS: [&str; 16] = contract::v1::KINDS;
 
 /// The v2 golden examples: one per v2 kind, a correction naming its actor (the field
 /// v2 added to `stock.corrected`) and a confirmation with its `answer_by` (the field v2
-/// added to `payment.authorized`).
-pub const GOLDENS_V2: [&str; 20] = {
+/// added to `payment.authorized`) and an authorization naming its payment method (the
+/// other field v2 added to it).
+pub const GOLDENS_V2: [&str; 21] = {
     let k = contract::v2::KINDS;
     [
         k[0],
@@ -39,6 +40,7 @@ pub const GOLDENS_V2: [&str; 20] = {
         k[17],
         "stock.corrected.by-actor",
         "payment.authorized.answer-by",
+        "payment.authorized.payment-method",
     ]
 };
 
@@ -47,6 +49,7 @@ pub fn kind_of(golden: &str) -> &str {
     golden
         .strip_suffix(".by-actor")
         .or_else(|| golden.strip_suffix(".answer-by"))
+        .or_else(|| golden.strip_suffix(".payment-method"))
         .unwrap_or(golden)
 }
 

@@ -304,6 +304,7 @@ async fn confirm(
     let kind = EventKind::PaymentAuthorized {
         payment: payment.clone(),
         mode: AuthorizationMode::Confirmation,
+        method: None,
     };
     let timing = Timing::of(settings, started);
     let out = match Outgoing::new(&kind, PORTONE, request.dedupe_key(), Some(&raw)) {

@@ -209,6 +209,7 @@ fn order(b: &mut Builder, rng: &mut Rng, seed: u64, skus: u64, k: i64, t: i64) {
     let auth = EventKind::PaymentAuthorized {
         payment: payment(&o),
         mode,
+        method: None,
     };
     b.push(t + 1_000, &auth_id, provider, auth, false);
     let captured = |b: &mut Builder, at: i64| {
