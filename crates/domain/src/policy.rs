@@ -227,7 +227,7 @@ impl ReservationTtls {
         const DAY: u64 = 86_400;
         let days = |n: u64| Duration::from_secs(n * DAY);
         let mut ttls = ReservationTtls::uniform(days(7));
-        let entries: [(&str, Option<&str>, Duration); 7] = [
+        let entries: [(&'static str, Option<&str>, Duration); 8] = [
             ("stripe", None, days(7)),
             ("stripe", Some("card_present"), days(2)),
             ("stripe", Some("klarna"), days(28)),
@@ -235,11 +235,10 @@ impl ReservationTtls {
             ("adyen", Some("klarna"), days(28)),
             ("adyen", Some("klarna_account"), days(28)),
             ("adyen", Some("klarna_paynow"), days(28)),
+            ("portone", None, days(1)),
         ];
         for (provider, method, ttl) in entries {
-            let Ok(provider) = Provider::parse(provider) else {
-                continue; // Literal names above are valid identifiers.
-            };
+            let provider = Provider::named(provider);
             match method {
                 None => {
                     ttls.providers.insert(provider, ttl);
@@ -248,9 +247,6 @@ impl ReservationTtls {
                     ttls.methods.insert((provider, m.to_owned()), ttl);
                 }
             }
-        }
-        if let Ok(portone) = Provider::parse("portone") {
-            ttls.providers.insert(portone, days(1));
         }
         ttls
     }
